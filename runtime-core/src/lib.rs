@@ -1,0 +1,18 @@
+//! runtime-core: turns an OCI bundle into running processes.
+//!
+//! The data path reads top to bottom: [`container`] (the operations: create, start, kill,
+//! delete) -> [`process`] (the double fork and the init sequence) -> [`namespaces`],
+//! [`rootfs`], [`cgroups`], [`capabilities`], [`hooks`] -> [`syscall`] (the kernel).
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod channel;
+pub mod container;
+pub mod hooks;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod state;
+pub mod syscall;

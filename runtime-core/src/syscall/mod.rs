@@ -1,0 +1,263 @@
+//! The one layer that talks to the kernel directly.
+//!
+//! Every raw syscall and every `unsafe` block of the runtime lives here. The rest of the
+//! runtime goes through the [`Syscall`] trait, so that the order of operations in rootfs
+//! and namespace setup can be unit-tested with [`recording::RecordingSyscall`] without root.
+
+#[cfg(test)]
+pub mod recording;
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{Gid, Pid, Uid};
+
+/// A failed syscall: which one, on what, and the errno.
+#[derive(Debug, thiserror::Error)]
+#[error("{call}({target}): {errno}")]
+pub struct SyscallError {
+    /// Name of the syscall.
+    pub call: &'static str,
+    /// What it was applied to (a path, a flag set, an id).
+    pub target: String,
+    /// The kernel's answer.
+    pub errno: Errno,
+}
+
+/// Result of a syscall wrapper.
+pub type Result<T> = std::result::Result<T, SyscallError>;
+
+fn err(call: &'static str, target: impl std::fmt::Display) -> impl FnOnce(Errno) -> SyscallError {
+    move |errno| SyscallError {
+        call,
+        target: target.to_string(),
+        errno,
+    }
+}
+
+/// The syscalls used to build a container, as a trait so that their sequence can be checked.
+pub trait Syscall {
+    /// mount(2).
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<()>;
+    /// umount2(2).
+    fn umount2(&self, target: &Path, flags: MntFlags) -> Result<()>;
+    /// pivot_root(2).
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<()>;
+    /// chdir(2); only ever called in a forked container process.
+    fn chdir(&self, path: &Path) -> Result<()>;
+    /// unshare(2).
+    fn unshare(&self, flags: CloneFlags) -> Result<()>;
+    /// setns(2) into the namespace that `fd` refers to.
+    fn setns(&self, fd: BorrowedFd<'_>, kind: CloneFlags) -> Result<()>;
+    /// sethostname(2).
+    fn sethostname(&self, name: &str) -> Result<()>;
+    /// setdomainname(2).
+    fn setdomainname(&self, name: &str) -> Result<()>;
+    /// mknod(2).
+    fn mknod(&self, path: &Path, kind: SFlag, perm: Mode, dev: u64) -> Result<()>;
+    /// lchown(2).
+    fn chown(&self, path: &Path, uid: Option<Uid>, gid: Option<Gid>) -> Result<()>;
+    /// symlink(2).
+    fn symlink(&self, target: &Path, link: &Path) -> Result<()>;
+}
+
+/// The real kernel.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinuxSyscall;
+
+impl Syscall for LinuxSyscall {
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<()> {
+        nix::mount::mount(source, target, fstype, flags, data)
+            .map_err(err("mount", target.display()))
+    }
+
+    fn umount2(&self, target: &Path, flags: MntFlags) -> Result<()> {
+        nix::mount::umount2(target, flags).map_err(err("umount2", target.display()))
+    }
+
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<()> {
+        nix::unistd::pivot_root(new_root, put_old).map_err(err("pivot_root", new_root.display()))
+    }
+
+    fn chdir(&self, path: &Path) -> Result<()> {
+        nix::unistd::chdir(path).map_err(err("chdir", path.display()))
+    }
+
+    fn unshare(&self, flags: CloneFlags) -> Result<()> {
+        nix::sched::unshare(flags).map_err(err("unshare", format!("{flags:?}")))
+    }
+
+    fn setns(&self, fd: BorrowedFd<'_>, kind: CloneFlags) -> Result<()> {
+        nix::sched::setns(fd, kind).map_err(err("setns", format!("{kind:?}")))
+    }
+
+    fn sethostname(&self, name: &str) -> Result<()> {
+        nix::unistd::sethostname(name).map_err(err("sethostname", name))
+    }
+
+    fn setdomainname(&self, name: &str) -> Result<()> {
+        // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call;
+        // the kernel copies them and does not need a terminating NUL.
+        let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+        Errno::result(rc)
+            .map(drop)
+            .map_err(err("setdomainname", name))
+    }
+
+    fn mknod(&self, path: &Path, kind: SFlag, perm: Mode, dev: u64) -> Result<()> {
+        nix::sys::stat::mknod(path, kind, perm, dev).map_err(err("mknod", path.display()))
+    }
+
+    fn chown(&self, path: &Path, uid: Option<Uid>, gid: Option<Gid>) -> Result<()> {
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            uid,
+            gid,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(err("lchown", path.display()))
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> Result<()> {
+        nix::unistd::symlinkat(target, nix::fcntl::AT_FDCWD, link)
+            .map_err(err("symlink", link.display()))
+    }
+}
+
+/// Opens `path` inside the directory `root` as if `root` were `/`: `..` and symlinks,
+/// absolute ones included, can never leave it (openat2 with RESOLVE_IN_ROOT).
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    loop {
+        match nix::fcntl::openat2(root, path, how) {
+            // openat2 returns EAGAIN when a concurrent rename raced the lookup: retry.
+            Err(Errno::EAGAIN) => continue,
+            r => return r.map_err(err("openat2", path.display())),
+        }
+    }
+}
+
+/// The path through which the kernel reaches an open file descriptor, for calls such as
+/// mount(2) that take a path: using it operates on exactly the file that was opened.
+pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// What a fork returned in the calling process.
+#[derive(Debug)]
+pub enum Forked {
+    /// We are the parent; this is the child's pid.
+    Parent(Pid),
+    /// We are the child.
+    Child,
+}
+
+/// fork(2), refused unless the calling process has a single thread.
+///
+/// A child forked from a multi-threaded process inherits locks held by other threads
+/// (the allocator's among them) and may deadlock on its first allocation; the runtime
+/// allocates freely in its children, so it only forks from single-threaded processes.
+pub fn fork() -> Result<Forked> {
+    let threads = thread_count().map_err(err("fork", "count threads"))?;
+    if threads != 1 {
+        return Err(SyscallError {
+            call: "fork",
+            target: format!("process has {threads} threads, fork needs exactly one"),
+            errno: Errno::EDEADLK,
+        });
+    }
+    // SAFETY: the process has exactly one thread (checked above), so the child gets a
+    // consistent copy of the whole address space with no lock held by a vanished thread.
+    match unsafe { nix::unistd::fork() }.map_err(err("fork", "child"))? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+fn thread_count() -> std::result::Result<usize, Errno> {
+    let dir = std::fs::read_dir("/proc/self/task").map_err(|e| io_errno(&e))?;
+    Ok(dir.count())
+}
+
+/// The errno inside an io::Error, EIO when it has none.
+pub fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// Ends a forked child at once with `code`, without running atexit handlers or destructors
+/// that belong to the parent's copy of the process state.
+pub fn exit_child(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and takes no pointers.
+    unsafe { libc::_exit(code) }
+}
+
+/// Marks every file descriptor from `first` upwards close-on-exec, so that nothing the
+/// runtime or its caller had open reaches the container's program.
+pub fn cloexec_from(first: u32) -> Result<()> {
+    // SAFETY: close_range takes integers only; with CLOSE_RANGE_CLOEXEC it closes nothing
+    // now, so no descriptor that Rust code still owns is invalidated.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Errno::result(rc)
+        .map(drop)
+        .map_err(err("close_range", first))
+}
+
+/// Replaces the process image: execve(2). Returns only on failure.
+pub fn execve(path: &CString, args: &[CString], env: &[CString]) -> SyscallError {
+    match nix::unistd::execve(path, args, env) {
+        Err(errno) => SyscallError {
+            call: "execve",
+            target: path.to_string_lossy().into_owned(),
+            errno,
+        },
+        Ok(never) => match never {},
+    }
+}
+
+/// Sets the resource limit `resource` (a RLIMIT_* number) of the calling process.
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `lim` is a valid rlimit that lives across the call; the kernel only reads it.
+    let rc = unsafe { libc::setrlimit(resource as _, &lim) };
+    Errno::result(rc)
+        .map(drop)
+        .map_err(err("setrlimit", resource))
+}
+
+/// The file descriptor for an `AsFd` value, borrowed.
+pub fn borrow<F: AsFd>(f: &F) -> BorrowedFd<'_> {
+    f.as_fd()
+}
