@@ -1,1 +1,404 @@
-//! container
+//! The OCI operations on a container: create, start, state, kill, delete, list.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+
+use crate::cgroups::{self, CgroupError};
+use crate::hooks::{self, HookError};
+use crate::process::{self, ContainerSetup, ProcessError};
+use crate::spec::{self, SpecError};
+use crate::state::{self, Entry, State, StateError, Status, Store};
+use crate::syscall::{self, SyscallError};
+
+/// How long `start` waits for init to take the start signal.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `delete` waits for killed processes to disappear.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors of container operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// The bundle or its config.json is invalid.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Stored state could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Creating the processes failed.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// cgroup management failed.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// A hook failed.
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    /// A syscall failed.
+    #[error(transparent)]
+    Syscall(#[from] SyscallError),
+    /// The operation is not allowed in the container's current status.
+    #[error("container {id} is {status}: {what}")]
+    WrongStatus {
+        /// The container.
+        id: String,
+        /// Its status.
+        status: Status,
+        /// What was refused.
+        what: &'static str,
+    },
+    /// Something the request asks for is not supported.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A file the operation writes (pid file, fifo) failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The init process did not take the start signal.
+    #[error("container {id}: {why}")]
+    Start {
+        /// The container.
+        id: String,
+        /// What happened.
+        why: String,
+    },
+}
+
+/// What `create` needs besides the store.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Container id.
+    pub id: String,
+    /// Bundle directory.
+    pub bundle: PathBuf,
+    /// Where to write the init pid.
+    pub pid_file: Option<PathBuf>,
+    /// Socket to send a terminal's master to.
+    pub console_socket: Option<PathBuf>,
+    /// File descriptors after stdio to pass to the process.
+    pub preserve_fds: u32,
+}
+
+/// A container as `state` and `list` show it.
+#[derive(Debug, Clone)]
+pub struct Container {
+    /// Stored state.
+    pub state: State,
+    /// Live status.
+    pub status: Status,
+}
+
+/// Creates the container: processes built, init waiting for `start`.
+pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, ContainerError> {
+    state::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|source| ContainerError::Io {
+        path: opts.bundle.clone(),
+        source,
+    })?;
+    let spec = spec::load(&bundle)?;
+    let rootfs = spec::rootfs_path(&bundle, &spec)?;
+    let process = spec.process().as_ref();
+    if process.and_then(|p| p.terminal()).unwrap_or(false) || opts.console_socket.is_some() {
+        return Err(ContainerError::Unsupported(
+            "process.terminal: terminals and --console-socket are not supported yet".into(),
+        ));
+    }
+    let linux = spec.linux().as_ref();
+    let cgroup_path = cgroups::cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id);
+    let cgroup = cgroups::manager(&cgroup_path)?;
+
+    let entry = store.create(&opts.id)?;
+    let mut st = State {
+        oci_version: state::OCI_VERSION.to_string(),
+        id: opts.id.clone(),
+        status: Status::Creating,
+        pid: 0,
+        bundle: bundle.clone(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        init_start_time: 0,
+        cgroup_path,
+        created: state::now_secs(),
+        owner: nix::unistd::geteuid().as_raw(),
+        hooks: spec.hooks().clone(),
+    };
+    let result = (|| {
+        nix::unistd::mkfifo(&entry.fifo(), Mode::from_bits_truncate(0o622)).map_err(|e| {
+            ContainerError::Io {
+                path: entry.fifo(),
+                source: e.into(),
+            }
+        })?;
+        let setup = ContainerSetup {
+            spec: &spec,
+            rootfs,
+            exec_fifo: entry.fifo(),
+            cgroup: cgroup.as_ref(),
+            preserve_fds: opts.preserve_fds,
+            state: st.clone(),
+        };
+        let hooks = spec.hooks().clone().unwrap_or_default();
+        let mut runtime_hooks = |pid: Pid| {
+            let mut s = st.clone();
+            s.pid = pid.as_raw();
+            let json = oci_state_bytes(&s, Status::Creating);
+            for (phase, list) in [
+                ("prestart", hooks.prestart()),
+                ("createRuntime", hooks.create_runtime()),
+            ] {
+                hooks::run(list.as_deref().unwrap_or_default(), &json)
+                    .map_err(|e| format!("{phase} hook: {e}"))?;
+            }
+            Ok(())
+        };
+        let pid = process::spawn(&setup, &mut runtime_hooks)?;
+        st.pid = pid.as_raw();
+        st.init_start_time = state::proc_stat(st.pid)
+            .map(|s| s.start_time)
+            .ok_or_else(|| ContainerError::Start {
+                id: opts.id.clone(),
+                why: "init exited during create".into(),
+            })?;
+        st.status = Status::Created;
+        entry.save(&st)?;
+        if let Some(p) = &opts.pid_file {
+            write_pid_file(p, pid)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(Container {
+            state: st,
+            status: Status::Created,
+        }),
+        Err(e) => {
+            // Leave nothing behind: the processes are already killed by spawn.
+            if let Err(ce) = cgroup.remove() {
+                log::warn!("cleaning up after failed create: {ce}");
+            }
+            if let Err(se) = entry.remove() {
+                log::warn!("cleaning up after failed create: {se}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Writes the pid file atomically, as runc does, so readers never see it half-written.
+fn write_pid_file(path: &Path, pid: Pid) -> Result<(), ContainerError> {
+    let io = |source| ContainerError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    ));
+    std::fs::write(&tmp, pid.as_raw().to_string()).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn oci_state_bytes(st: &State, status: Status) -> Vec<u8> {
+    serde_json::to_vec(&st.oci_json(status)).unwrap_or_default()
+}
+
+/// Loads a container's state and its live status.
+fn load(entry: &Entry) -> Result<Container, ContainerError> {
+    let state = entry
+        .load()?
+        .ok_or_else(|| StateError::NotFound(entry.id().to_string()))?;
+    let status = live_status(entry, &state);
+    Ok(Container { state, status })
+}
+
+/// The status as the kernel sees it now: a dead init means stopped whatever was stored.
+fn live_status(entry: &Entry, st: &State) -> Status {
+    if !state::init_alive(st) {
+        Status::Stopped
+    } else if entry.fifo().exists() {
+        Status::Created
+    } else if st.status == Status::Paused {
+        Status::Paused
+    } else {
+        Status::Running
+    }
+}
+
+/// The container's state.
+pub fn state(store: &Store, id: &str) -> Result<Container, ContainerError> {
+    load(&store.open(id)?)
+}
+
+/// Every container in the store. Containers whose state cannot be read are skipped.
+pub fn list(store: &Store) -> Result<Vec<Container>, ContainerError> {
+    let mut out = vec![];
+    for id in store.ids()? {
+        match store.open(&id).map_err(ContainerError::from).and_then(|e| load(&e)) {
+            Ok(c) => out.push(c),
+            Err(e) => log::debug!("list: skipping {id}: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+/// Releases the init process of a created container to exec the user's program.
+pub fn start(store: &Store, id: &str) -> Result<(), ContainerError> {
+    let entry = store.open(id)?;
+    let mut c = load(&entry)?;
+    if c.status != Status::Created {
+        return Err(ContainerError::WrongStatus {
+            id: id.into(),
+            status: c.status,
+            what: "only a created container can be started",
+        });
+    }
+    release_init(&entry, &c.state)?;
+    c.state.status = Status::Running;
+    entry.save(&c.state)?;
+    if let Some(list) = c.state.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
+        // The spec says a poststart failure only warrants a warning: the program runs.
+        if let Err(e) = hooks::run(list, &oci_state_bytes(&c.state, Status::Running)) {
+            log::warn!("poststart hook: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Opens the exec fifo for reading, which unblocks init, and waits for its byte.
+fn release_init(entry: &Entry, st: &State) -> Result<(), ContainerError> {
+    let fifo_path = entry.fifo();
+    let err = |why: String| ContainerError::Start {
+        id: st.id.clone(),
+        why,
+    };
+    // Non-blocking: if init is gone, a blocking open would wait for a writer forever.
+    let fifo = nix::fcntl::open(
+        &fifo_path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| err(format!("opening {}: {e}", fifo_path.display())))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        let ready = match poll(&mut fds, PollTimeout::from(100u16)) {
+            Err(nix::errno::Errno::EINTR) => 0,
+            r => r.map_err(|e| err(format!("poll exec fifo: {e}")))?,
+        };
+        if ready > 0 {
+            let mut b = [0u8; 1];
+            match nix::unistd::read(&fifo, &mut b) {
+                Ok(1) => break,
+                Err(nix::errno::Errno::EAGAIN) => {}
+                // End of file without a byte: init closed the fifo without going on.
+                Ok(_) => return Err(err("init exited before start".into())),
+                Err(e) => return Err(err(format!("reading exec fifo: {e}"))),
+            }
+        }
+        if !state::init_alive(st) {
+            return Err(err("init exited before start".into()));
+        }
+        if Instant::now() > deadline {
+            return Err(err(format!("init did not take the start signal in {START_TIMEOUT:?}")));
+        }
+    }
+    std::fs::remove_file(&fifo_path).map_err(|source| ContainerError::Io {
+        path: fifo_path,
+        source,
+    })
+}
+
+/// Sends `signal` to the init process, or with `all` to every process of the container.
+pub fn kill(store: &Store, id: &str, signal: i32, all: bool) -> Result<(), ContainerError> {
+    let entry = store.open(id)?;
+    let c = load(&entry)?;
+    if c.status == Status::Stopped && !all {
+        return Err(ContainerError::WrongStatus {
+            id: id.into(),
+            status: c.status,
+            what: "cannot signal a stopped container",
+        });
+    }
+    if all {
+        for pid in cgroups::manager(&c.state.cgroup_path)?.pids()? {
+            // A process may exit between listing and signalling: that is fine.
+            match syscall::signals::kill(pid, signal) {
+                Err(e) if e.errno == nix::errno::Errno::ESRCH => {}
+                r => r?,
+            }
+        }
+        Ok(())
+    } else {
+        Ok(syscall::signals::kill(Pid::from_raw(c.state.pid), signal)?)
+    }
+}
+
+/// Deletes a stopped or created container (any container with `force`), running poststop
+/// hooks and removing its cgroup and state.
+pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError> {
+    let entry = store.open(id)?;
+    let Some(st) = entry.load()? else {
+        // A create that died before writing state: nothing runs, only the directory is left.
+        entry.remove()?;
+        return Ok(());
+    };
+    let status = live_status(&entry, &st);
+    match status {
+        Status::Stopped | Status::Created => {}
+        _ if force => {}
+        _ => {
+            return Err(ContainerError::WrongStatus {
+                id: id.into(),
+                status,
+                what: "cannot delete a container that is not stopped without --force",
+            })
+        }
+    }
+    let cgroup = cgroups::manager(&st.cgroup_path)?;
+    if status != Status::Stopped {
+        kill_all(&st, cgroup.as_ref())?;
+    }
+    cgroup.remove()?;
+    if let Some(list) = st.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
+        // A poststop failure is logged, and deletion goes on, as the spec says.
+        if let Err(e) = hooks::run(list, &oci_state_bytes(&st, Status::Stopped)) {
+            log::warn!("poststop hook: {e}");
+        }
+    }
+    entry.remove()?;
+    Ok(())
+}
+
+/// SIGKILLs init and every process in the cgroup, and waits until they are gone.
+fn kill_all(st: &State, cgroup: &dyn cgroups::CgroupManager) -> Result<(), ContainerError> {
+    let sigkill = nix::sys::signal::Signal::SIGKILL as i32;
+    let deadline = Instant::now() + KILL_TIMEOUT;
+    loop {
+        let mut pids = cgroup.pids().unwrap_or_default();
+        if state::init_alive(st) {
+            pids.push(Pid::from_raw(st.pid));
+        }
+        pids.retain(|p| state::proc_stat(p.as_raw()).is_some_and(|s| s.state != 'Z'));
+        if pids.is_empty() {
+            return Ok(());
+        }
+        for p in pids {
+            let _ = syscall::signals::kill(p, sigkill);
+        }
+        if Instant::now() > deadline {
+            return Err(ContainerError::Start {
+                id: st.id.clone(),
+                why: format!("processes still alive {KILL_TIMEOUT:?} after SIGKILL"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

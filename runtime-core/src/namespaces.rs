@@ -1,1 +1,201 @@
-//! namespaces
+//! Linux namespaces of a container: which to create, which to join, and in which process.
+//!
+//! The user and pid namespaces (and time, which like pid only applies to children) are
+//! entered by the intermediate process before it forks init; the rest by init itself.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
+
+use crate::syscall::{Syscall, SyscallError};
+
+/// Errors entering namespaces, naming the namespace and path.
+#[derive(Debug, thiserror::Error)]
+pub enum NamespaceError {
+    /// A namespace path could not be opened.
+    #[error("linux.namespaces: open {kind} namespace {path}: {errno}")]
+    Open {
+        /// The namespace type.
+        kind: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The error.
+        errno: nix::errno::Errno,
+    },
+    /// setns or unshare failed.
+    #[error("{kind} namespace: {source}")]
+    Enter {
+        /// The namespace type.
+        kind: &'static str,
+        /// The failed call.
+        source: SyscallError,
+    },
+}
+
+/// One namespace to join: its kind and an open file descriptor of it.
+#[derive(Debug)]
+pub struct Join {
+    /// The CLONE_NEW* flag of its type.
+    pub flag: CloneFlags,
+    /// The namespace, opened before any namespace changes (paths resolve on the host).
+    pub fd: OwnedFd,
+}
+
+/// The namespaces of a container, resolved from the spec.
+#[derive(Debug)]
+pub struct Namespaces {
+    /// Namespaces to create.
+    pub create: CloneFlags,
+    /// Namespaces to join, opened up front.
+    pub join: Vec<Join>,
+}
+
+/// The clone flag of a namespace type.
+pub fn flag(kind: LinuxNamespaceType) -> CloneFlags {
+    match kind {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+/// The name of a namespace flag, for messages.
+pub fn name(flag: CloneFlags) -> &'static str {
+    match flag {
+        f if f == CloneFlags::CLONE_NEWNS => "mount",
+        f if f == CloneFlags::CLONE_NEWCGROUP => "cgroup",
+        f if f == CloneFlags::CLONE_NEWUTS => "uts",
+        f if f == CloneFlags::CLONE_NEWIPC => "ipc",
+        f if f == CloneFlags::CLONE_NEWUSER => "user",
+        f if f == CloneFlags::CLONE_NEWPID => "pid",
+        f if f == CloneFlags::CLONE_NEWNET => "network",
+        _ => "time",
+    }
+}
+
+/// The namespaces the intermediate process enters: those that only take effect for children
+/// (pid, time), plus user, which must come first so that the rest are owned by it.
+pub fn intermediate_flags() -> CloneFlags {
+    CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | flag(LinuxNamespaceType::Time)
+}
+
+impl Namespaces {
+    /// Resolves the spec's namespaces, opening every `path` now, on the host.
+    pub fn from_spec(list: &[LinuxNamespace]) -> Result<Self, NamespaceError> {
+        let mut ns = Namespaces {
+            create: CloneFlags::empty(),
+            join: vec![],
+        };
+        for n in list {
+            let f = flag(n.typ());
+            match n.path() {
+                Some(path) => {
+                    let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                        .map_err(|errno| NamespaceError::Open {
+                            kind: name(f),
+                            path: path.clone(),
+                            errno,
+                        })?;
+                    ns.join.push(Join { flag: f, fd });
+                }
+                None => ns.create |= f,
+            }
+        }
+        Ok(ns)
+    }
+
+    /// Whether the container gets a namespace of its own of this kind (created or joined).
+    pub fn has(&self, f: CloneFlags) -> bool {
+        self.create.contains(f) || self.join.iter().any(|j| j.flag == f)
+    }
+
+    /// Whether the container creates a new namespace of this kind.
+    pub fn creates(&self, f: CloneFlags) -> bool {
+        self.create.contains(f)
+    }
+
+    /// Joins, then creates, the namespaces among `which`: joins first, because a joined
+    /// user namespace must own the namespaces created after it.
+    pub fn enter(&self, sys: &dyn Syscall, which: CloneFlags) -> Result<(), NamespaceError> {
+        // The user namespace is joined before the others so that we hold capabilities in
+        // the namespace that owns them.
+        let mut joins: Vec<&Join> = self.join.iter().filter(|j| which.contains(j.flag)).collect();
+        joins.sort_by_key(|j| j.flag != CloneFlags::CLONE_NEWUSER);
+        for j in joins {
+            sys.setns(j.fd.as_fd(), j.flag)
+                .map_err(|source| NamespaceError::Enter {
+                    kind: name(j.flag),
+                    source,
+                })?;
+        }
+        let create = self.create & which;
+        // A new user namespace is created alone: the caller must have its id maps written
+        // before creating anything it will own.
+        for f in [CloneFlags::CLONE_NEWUSER, create - CloneFlags::CLONE_NEWUSER] {
+            let f = f & create;
+            if !f.is_empty() {
+                sys.unshare(f).map_err(|source| NamespaceError::Enter {
+                    kind: name(f),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syscall::recording::{Call, RecordingSyscall};
+
+    fn spec_ns(json: &str) -> Vec<LinuxNamespace> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn creates_and_joins_by_path() {
+        let ns = Namespaces::from_spec(&spec_ns(
+            r#"[{"type":"pid"},{"type":"network","path":"/proc/self/ns/net"},{"type":"mount"}]"#,
+        ))
+        .unwrap();
+        assert_eq!(ns.create, CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS);
+        assert_eq!(ns.join.len(), 1);
+        assert!(ns.has(CloneFlags::CLONE_NEWNET));
+        assert!(!ns.creates(CloneFlags::CLONE_NEWNET));
+    }
+
+    #[test]
+    fn missing_path_names_the_namespace() {
+        let e = Namespaces::from_spec(&spec_ns(r#"[{"type":"network","path":"/nonexistent/ns"}]"#))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("network") && e.contains("/nonexistent/ns"), "{e}");
+    }
+
+    #[test]
+    fn joins_before_creating_and_splits_by_process() {
+        let ns = Namespaces::from_spec(&spec_ns(
+            r#"[{"type":"pid"},{"type":"user"},{"type":"uts"},{"type":"network","path":"/proc/self/ns/net"}]"#,
+        ))
+        .unwrap();
+        let sys = RecordingSyscall::default();
+        ns.enter(&sys, intermediate_flags()).unwrap();
+        ns.enter(&sys, !intermediate_flags()).unwrap();
+        let calls = sys.calls();
+        assert_eq!(calls[0], Call::Unshare(CloneFlags::CLONE_NEWUSER));
+        assert_eq!(calls[1], Call::Unshare(CloneFlags::CLONE_NEWPID));
+        assert!(matches!(calls[2], Call::Setns(_, f) if f == CloneFlags::CLONE_NEWNET));
+        assert_eq!(calls[3], Call::Unshare(CloneFlags::CLONE_NEWUTS));
+        assert_eq!(calls.len(), 4);
+    }
+}

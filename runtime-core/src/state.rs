@@ -1,1 +1,436 @@
-//! state
+//! Container state on disk: `<root>/<id>/state.json`, serialised by a lock per container.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+/// The OCI spec version this runtime implements, reported in state.
+pub const OCI_VERSION: &str = "1.2.0";
+/// Name of the state file in a container's directory.
+const STATE_FILE: &str = "state.json";
+/// Name of the fifo `start` opens to release the init process.
+pub const EXEC_FIFO: &str = "exec.fifo";
+/// Longest accepted container id.
+const MAX_ID_LEN: usize = 1024;
+
+/// Errors about stored state, naming the container or path.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The id would be unsafe or invalid as a directory name.
+    #[error("invalid container id {id:?}: {why}")]
+    InvalidId {
+        /// The id given.
+        id: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A container with that id exists.
+    #[error("container {0} already exists")]
+    AlreadyExists(String),
+    /// No container with that id.
+    #[error("container {0} does not exist")]
+    NotFound(String),
+    /// Filesystem error on a state path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// state.json could not be read or written as JSON.
+    #[error("{path}: {source}")]
+    Json {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: serde_json::Error,
+    },
+    /// Taking the container's lock failed.
+    #[error("locking {path}: {errno}")]
+    Lock {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        errno: nix::errno::Errno,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Checks that `id` is safe to use as a directory name, as runc does: letters, digits and
+/// `_ + - .`, not `.` or `..`, bounded length.
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    let bad = |why| {
+        Err(StateError::InvalidId {
+            id: id.to_string(),
+            why,
+        })
+    };
+    if id.is_empty() {
+        return bad("empty");
+    }
+    if id.len() > MAX_ID_LEN {
+        return bad("longer than 1024 bytes");
+    }
+    if id == "." || id == ".." {
+        return bad("'.' and '..' are not ids");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b))
+    {
+        return bad("only letters, digits and _ + - . are allowed");
+    }
+    Ok(())
+}
+
+/// The status of a container as the OCI spec names them (plus `paused`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Being created.
+    Creating,
+    /// Created, waiting for start.
+    Created,
+    /// The user's program runs.
+    Running,
+    /// Frozen.
+    Paused,
+    /// The init process has exited.
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        };
+        f.write_str(s)
+    }
+}
+
+/// What is stored for a container: the OCI state plus what later commands need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    /// OCI spec version.
+    pub oci_version: String,
+    /// Container id.
+    pub id: String,
+    /// Status when last written; commands derive the live status with [`Store::status`].
+    pub status: Status,
+    /// Init process pid as seen from the runtime's pid namespace.
+    pub pid: i32,
+    /// Absolute bundle path.
+    pub bundle: PathBuf,
+    /// The spec's annotations.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+    /// Start time of the init process (clock ticks since boot), to detect pid reuse.
+    pub init_start_time: u64,
+    /// The container's cgroup path.
+    pub cgroup_path: PathBuf,
+    /// Creation time, seconds since the epoch.
+    pub created: u64,
+    /// Owner uid of the runtime that created it.
+    pub owner: u32,
+    /// The spec's hooks, kept for start and delete, which must not depend on the bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+}
+
+impl State {
+    /// The OCI state document that hooks and `youki state` show.
+    pub fn oci_json(&self, status: Status) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "status": status,
+            "bundle": self.bundle,
+        });
+        if status != Status::Stopped && self.pid > 0 {
+            v["pid"] = self.pid.into();
+        }
+        if !self.annotations.is_empty() {
+            v["annotations"] = serde_json::json!(self.annotations);
+        }
+        v
+    }
+}
+
+/// Seconds since the epoch, for `created`.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A container's directory under the state root, with its lock held while this lives.
+#[derive(Debug)]
+pub struct Entry {
+    dir: PathBuf,
+    id: String,
+    _lock: Flock<File>,
+}
+
+/// The state root (`--root`).
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// The store at `root`; nothing is created until a container is.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates and locks the directory of a new container; fails if the id exists.
+    pub fn create(&self, id: &str) -> Result<Entry, StateError> {
+        validate_id(id)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(io(&self.root))?;
+        let dir = self.root.join(id);
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StateError::AlreadyExists(id.to_string()))
+            }
+            r => r.map_err(io(&dir))?,
+        }
+        Self::lock(dir, id)
+    }
+
+    /// Opens and locks an existing container's directory.
+    pub fn open(&self, id: &str) -> Result<Entry, StateError> {
+        validate_id(id)?;
+        let dir = self.root.join(id);
+        if !dir.is_dir() {
+            return Err(StateError::NotFound(id.to_string()));
+        }
+        Self::lock(dir, id)
+    }
+
+    fn lock(dir: PathBuf, id: &str) -> Result<Entry, StateError> {
+        let f = File::open(&dir).map_err(io(&dir))?;
+        let lock = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, errno)| {
+            StateError::Lock {
+                path: dir.clone(),
+                errno,
+            }
+        })?;
+        // The directory may have been removed by a delete that held the lock before us.
+        if !dir.is_dir() {
+            return Err(StateError::NotFound(id.to_string()));
+        }
+        Ok(Entry {
+            dir,
+            id: id.to_string(),
+            _lock: lock,
+        })
+    }
+
+    /// Ids of every container in the store, sorted.
+    pub fn ids(&self) -> Result<Vec<String>, StateError> {
+        let rd = match fs::read_dir(&self.root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            r => r.map_err(io(&self.root))?,
+        };
+        let mut ids: Vec<String> = rd
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|id| validate_id(id).is_ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+impl Entry {
+    /// The container's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The exec fifo's path.
+    pub fn fifo(&self) -> PathBuf {
+        self.dir.join(EXEC_FIFO)
+    }
+
+    /// Reads state.json; a container whose create has not finished has none yet.
+    pub fn load(&self) -> Result<Option<State>, StateError> {
+        let path = self.dir.join(STATE_FILE);
+        let bytes = match fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            r => r.map_err(io(&path))?,
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StateError::Json { path, source })
+    }
+
+    /// Writes state.json atomically (temp file + rename), so readers never see half of it.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let path = self.dir.join(STATE_FILE);
+        let tmp = self.dir.join(".state.json.tmp");
+        let bytes = serde_json::to_vec(state).map_err(|source| StateError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        f.write_all(&bytes).map_err(io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io(&path))
+    }
+
+    /// Removes the container's directory and everything in it.
+    pub fn remove(self) -> Result<(), StateError> {
+        match fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r.map_err(io(&self.dir)),
+        }
+    }
+
+}
+
+/// What /proc says about a pid: its start time, and whether it is a zombie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Start time in clock ticks since boot (field 22 of /proc/PID/stat).
+    pub start_time: u64,
+    /// State letter (field 3), `Z` for a zombie.
+    pub state: char,
+}
+
+/// Parses /proc/PID/stat; `None` if the process does not exist.
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Whether the container's init process still exists (same pid, same start time, not a
+/// zombie: an exited init whose parent has not reaped it has stopped).
+pub fn init_alive(state: &State) -> bool {
+    matches!(proc_stat(state.pid), Some(s) if s.start_time == state.init_start_time && s.state != 'Z')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_validated() {
+        for ok in ["a", "abc-123", "x_y.z+1", "A"] {
+            validate_id(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "ü", &"x".repeat(1025)] {
+            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn stat_parsing_survives_odd_names() {
+        let line = "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.start_time, 987654);
+        assert!(proc_stat(std::process::id() as i32).is_some());
+    }
+
+    #[test]
+    fn create_open_save_load_remove() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path().join("root"));
+        let e = store.create("c1").unwrap();
+        assert!(e.load().unwrap().is_none());
+        let st = State {
+            oci_version: OCI_VERSION.into(),
+            id: "c1".into(),
+            status: Status::Created,
+            pid: 1,
+            bundle: "/b".into(),
+            annotations: HashMap::new(),
+            init_start_time: 5,
+            cgroup_path: "/youki/c1".into(),
+            created: 1,
+            owner: 0,
+            hooks: None,
+        };
+        e.save(&st).unwrap();
+        assert_eq!(e.load().unwrap(), Some(st.clone()));
+        drop(e);
+        assert!(matches!(
+            store.create("c1"),
+            Err(StateError::AlreadyExists(_))
+        ));
+        assert_eq!(store.ids().unwrap(), vec!["c1".to_string()]);
+        store.open("c1").unwrap().remove().unwrap();
+        assert!(matches!(store.open("c1"), Err(StateError::NotFound(_))));
+        assert!(matches!(store.open("../x"), Err(StateError::InvalidId { .. })));
+    }
+
+    #[test]
+    fn oci_json_has_pid_only_while_alive() {
+        let st = State {
+            oci_version: OCI_VERSION.into(),
+            id: "c".into(),
+            status: Status::Running,
+            pid: 42,
+            bundle: "/b".into(),
+            annotations: HashMap::new(),
+            init_start_time: 0,
+            cgroup_path: "/x".into(),
+            created: 0,
+            owner: 0,
+            hooks: None,
+        };
+        assert_eq!(st.oci_json(Status::Running)["pid"], 42);
+        assert!(st.oci_json(Status::Stopped).get("pid").is_none());
+        assert_eq!(st.oci_json(Status::Running)["status"], "running");
+    }
+}

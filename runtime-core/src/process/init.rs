@@ -1,0 +1,358 @@
+//! The container's init process: from fresh child to the user's program.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::CloneFlags;
+use nix::sys::stat::{umask, Mode};
+use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+use oci_spec::runtime::{PosixRlimitType, Process, Spec};
+
+use super::{ContainerSetup, INIT_TIMEOUT};
+use crate::capabilities::CapabilitySets;
+use crate::channel::{Channel, Message};
+use crate::namespaces::Namespaces;
+use crate::state::Status;
+use crate::syscall::{self, LinuxSyscall, Syscall};
+use crate::{hooks, rootfs};
+
+/// PATH used to find the program when the process's env has none, as runc does.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Runs in the init process; never returns: it execs the program or exits.
+pub(super) fn run(
+    setup: &ContainerSetup<'_>,
+    ns: &Namespaces,
+    caps: &CapabilitySets,
+    to_main: Channel,
+) -> ! {
+    let e = build(setup, ns, caps, &to_main);
+    // Until Ready, main is listening and reports the error; after it, `start` finds the
+    // process gone. Either way the message also goes to stderr, which the caller owns.
+    let _ = to_main.send(&Message::Error(e.clone()));
+    drop(to_main);
+    syscall::exit_child(1)
+}
+
+/// Builds the container and execs; returns only an error description.
+fn build(
+    setup: &ContainerSetup<'_>,
+    ns: &Namespaces,
+    caps: &CapabilitySets,
+    to_main: &Channel,
+) -> String {
+    match try_build(setup, ns, caps, to_main) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn try_build(
+    setup: &ContainerSetup<'_>,
+    ns: &Namespaces,
+    caps: &CapabilitySets,
+    to_main: &Channel,
+) -> Result<std::convert::Infallible, String> {
+    let sys = LinuxSyscall;
+    let spec = setup.spec;
+    let process = spec.process().as_ref().ok_or("process: missing")?;
+
+    // Nothing of this process may be read through /proc/PID (its memory, its fds, the
+    // runtime binary via /proc/PID/exe) by the container until it runs the user's program;
+    // execve restores dumpability.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))?;
+    syscall::signals::reset().map_err(|e| e.to_string())?;
+
+    // Opened now, while the host path resolves; reopened for writing at the very end.
+    let fifo = open(
+        &setup.exec_fifo,
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("open {}: {e}", setup.exec_fifo.display()))?;
+    let host_pid = host_pid()?;
+
+    ns.enter(&sys, !(CloneFlags::CLONE_NEWUSER | crate::namespaces::intermediate_flags()))
+        .map_err(|e| e.to_string())?;
+    if ns.has(CloneFlags::CLONE_NEWUTS) {
+        if let Some(h) = spec.hostname() {
+            sys.sethostname(h).map_err(|e| e.to_string())?;
+        }
+        if let Some(d) = spec.domainname() {
+            sys.setdomainname(d).map_err(|e| e.to_string())?;
+        }
+    }
+
+    let in_mount_ns = ns.has(CloneFlags::CLONE_NEWNS);
+    if in_mount_ns {
+        rootfs::prepare(
+            &sys,
+            spec,
+            &setup.rootfs,
+            &setup.cgroup.mounts(),
+            ns.has(CloneFlags::CLONE_NEWUSER),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+
+    let hooks = spec.hooks().as_ref();
+    let has_runtime_hooks = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    if has_runtime_hooks {
+        to_main
+            .send(&Message::RunRuntimeHooks)
+            .map_err(|e| e.to_string())?;
+        to_main
+            .expect(&Message::RuntimeHooksDone, INIT_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+    }
+    let state_json = |status: Status| {
+        let mut st = setup.state.clone();
+        st.pid = host_pid;
+        serde_json::to_vec(&st.oci_json(status)).unwrap_or_default()
+    };
+    if let Some(list) = hooks.and_then(|h| h.create_container().as_ref()) {
+        hooks::run(list, &state_json(Status::Creating))
+            .map_err(|e| format!("createContainer hook: {e}"))?;
+    }
+
+    if in_mount_ns {
+        rootfs::pivot(&sys, &setup.rootfs).map_err(|e| e.to_string())?;
+    } else {
+        // Without a mount namespace of its own the container shares the host's mounts;
+        // it still must not see outside its rootfs.
+        nix::unistd::chroot(&setup.rootfs)
+            .map_err(|e| format!("chroot {}: {e}", setup.rootfs.display()))?;
+        sys.chdir(Path::new("/")).map_err(|e| e.to_string())?;
+    }
+    write_sysctls(spec)?;
+    if in_mount_ns {
+        rootfs::finish(&sys, spec).map_err(|e| e.to_string())?;
+    }
+
+    apply_rlimits(process)?;
+    if let Some(adj) = process.oom_score_adj() {
+        write_oom_score_adj(adj)?;
+    }
+    let exe = find_program(process)?;
+    let env = environment(process);
+    let cwd = process.cwd();
+    sys.chdir(cwd)
+        .map_err(|e| format!("process.cwd {}: {e}", cwd.display()))?;
+
+    caps.drop_bounding().map_err(|e| e.to_string())?;
+    change_user(process)?;
+    caps.apply().map_err(|e| e.to_string())?;
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| format!("process.noNewPrivileges: {e}"))?;
+    }
+    // Only stdio and the preserved descriptors reach the program.
+    syscall::cloexec_from(3 + setup.preserve_fds).map_err(|e| e.to_string())?;
+
+    to_main.send(&Message::Ready).map_err(|e| e.to_string())?;
+    wait_for_start(&fifo)?;
+
+    if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
+        hooks::run(list, &state_json(Status::Created))
+            .map_err(|e| format!("startContainer hook: {e}"))?;
+    }
+    let args = cstrings(process.args().as_deref().unwrap_or_default())?;
+    Err(syscall::execve(&exe, &args, &env).to_string())
+}
+
+/// This process's pid in the runtime's pid namespace: the first NSpid entry in the host's
+/// /proc (still mounted, since this runs before pivot_root).
+fn host_pid() -> Result<i32, String> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("reading /proc/self/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| "no NSpid in /proc/self/status".to_string())
+}
+
+/// Blocks until `start` opens the fifo for reading, then tells it we are going.
+fn wait_for_start(fifo: &OwnedFd) -> Result<(), String> {
+    // Reopen through /proc: the O_PATH descriptor refers to the fifo on the host even though
+    // its path is no longer reachable from the container's root. Opening for writing blocks
+    // until a reader (`start`) opens it.
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let mut f = File::options()
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("opening exec fifo {path}: {e}"))?;
+    f.write_all(b"0")
+        .map_err(|e| format!("writing exec fifo: {e}"))
+}
+
+fn write_sysctls(spec: &Spec) -> Result<(), String> {
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    for (key, value) in sysctl {
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value)
+            .map_err(|e| format!("linux.sysctl {key}={value}: writing {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn rlimit_number(t: PosixRlimitType) -> u32 {
+    use PosixRlimitType::*;
+    (match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as u32
+}
+
+fn apply_rlimits(process: &Process) -> Result<(), String> {
+    for r in process.rlimits().iter().flatten() {
+        syscall::setrlimit(rlimit_number(r.typ()), r.soft(), r.hard()).map_err(|e| {
+            let hint = if e.errno == nix::errno::Errno::EPERM {
+                " (raising a hard limit needs CAP_SYS_RESOURCE)"
+            } else {
+                ""
+            };
+            format!(
+                "process.rlimits {}: soft {} hard {}: {e}{hint}",
+                serde_json::to_string(&r.typ()).unwrap_or_default(),
+                r.soft(),
+                r.hard()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn write_oom_score_adj(adj: i32) -> Result<(), String> {
+    std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            " (lowering it below the current value needs CAP_SYS_RESOURCE)"
+        } else {
+            ""
+        };
+        format!("process.oomScoreAdj {adj}: {e}{hint}")
+    })
+}
+
+/// Switches to the process's user and groups, keeping capabilities across the switch so
+/// that the spec's sets can be applied afterwards.
+fn change_user(process: &Process) -> Result<(), String> {
+    let user = process.user();
+    let uid = Uid::from_raw(user.uid());
+    let gid = Gid::from_raw(user.gid());
+    if let Some(mask) = user.umask() {
+        umask(Mode::from_bits_truncate(mask));
+    }
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))?;
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    setgroups(&groups).map_err(|e| format!("process.user.additionalGids {groups:?}: {e}"))?;
+    setresgid(gid, gid, gid).map_err(|e| format!("process.user.gid {gid}: {e}"))?;
+    setresuid(uid, uid, uid).map_err(|e| format!("process.user.uid {uid}: {e}"))?;
+    nix::sys::prctl::set_keepcaps(false).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))
+}
+
+/// The program to exec: `args[0]` itself if it has a `/`, else found on the process's PATH
+/// inside the container. Checked here so that `create` fails, not `start`.
+fn find_program(process: &Process) -> Result<CString, String> {
+    let arg0 = process
+        .args()
+        .as_ref()
+        .and_then(|a| a.first())
+        .ok_or("process.args: empty")?;
+    let candidates: Vec<PathBuf> = if arg0.contains('/') {
+        vec![PathBuf::from(arg0)]
+    } else {
+        let path = env_value(process, "PATH").unwrap_or(DEFAULT_PATH);
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(arg0))
+            .collect()
+    };
+    let cwd = process.cwd();
+    for c in &candidates {
+        // A relative path with a `/` is relative to the process's cwd.
+        let full = if c.is_absolute() { c.clone() } else { cwd.join(c) };
+        if let Ok(meta) = std::fs::metadata(&full) {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return CString::new(full.as_os_str().as_bytes())
+                    .map_err(|_| format!("process.args[0] {arg0:?}: contains NUL"));
+            }
+        }
+    }
+    Err(format!(
+        "process.args[0]: executable {arg0:?} not found{}",
+        if arg0.contains('/') {
+            String::new()
+        } else {
+            " in $PATH".to_string()
+        }
+    ))
+}
+
+fn env_value<'a>(process: &'a Process, key: &str) -> Option<&'a str> {
+    process
+        .env()
+        .iter()
+        .flatten()
+        .filter_map(|e| e.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// The environment: the spec's, plus HOME from /etc/passwd when missing, as runc does.
+fn environment(process: &Process) -> Vec<CString> {
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if env_value(process, "HOME").is_none() {
+        let home = home_of(process.user().uid()).unwrap_or_else(|| "/".into());
+        env.push(format!("HOME={home}"));
+    }
+    env.into_iter()
+        .filter_map(|e| CString::new(e).ok())
+        .collect()
+}
+
+/// The home directory of `uid` in the container's /etc/passwd.
+fn home_of(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+    })
+}
+
+fn cstrings(v: &[String]) -> Result<Vec<CString>, String> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| format!("process.args: {s:?} contains NUL")))
+        .collect()
+}

@@ -1,0 +1,133 @@
+//! Each subcommand: parse flags, call runtime-core, print the result.
+
+use anyhow::{bail, Context, Result};
+use runtime_core::container::{self, Container, CreateOptions};
+use runtime_core::state::Store;
+
+use crate::cli::{Cli, Command, CreateArgs, ListFormat};
+use crate::logger::rfc3339;
+
+/// Runs the command; returns the process exit code.
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    if cli.systemd_cgroup {
+        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet");
+    }
+    let store = Store::new(&cli.root);
+    let Some(command) = cli.command else {
+        bail!("no command given; see --help");
+    };
+    match command {
+        Command::Create(args) => {
+            container::create(&store, &create_options(&args)?)?;
+        }
+        Command::Start { id } => container::start(&store, &id)?,
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => return crate::run::run(&store, &create_options(&create)?, detach, keep),
+        Command::State { id } => {
+            let c = container::state(&store, &id)?;
+            println!("{}", serde_json::to_string_pretty(&state_json(&c))?);
+        }
+        Command::Kill { id, signal, all } => {
+            let sig = runtime_core::signal::parse(&signal)?;
+            container::kill(&store, &id, sig, all)?;
+        }
+        Command::Delete { id, force } => container::delete(&store, &id, force)?,
+        Command::List { format, quiet } => list(&store, format, quiet)?,
+    }
+    Ok(0)
+}
+
+fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
+    if a.no_pivot {
+        bail!("--no-pivot is not supported yet");
+    }
+    // runc's --no-new-keyring only skips a session keyring we never create: accepted.
+    let _ = a.no_new_keyring;
+    Ok(CreateOptions {
+        id: a.id.clone(),
+        bundle: a.bundle.clone(),
+        pid_file: a
+            .pid_file
+            .as_ref()
+            .map(|p| std::path::absolute(p).context("--pid-file"))
+            .transpose()?,
+        console_socket: a.console_socket.clone(),
+        preserve_fds: a.preserve_fds,
+    })
+}
+
+/// The OCI state plus runc's extra fields (`rootfs`, `created`, `owner`).
+fn state_json(c: &Container) -> serde_json::Value {
+    let mut v = c.state.oci_json(c.status);
+    v["created"] = rfc3339(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.state.created),
+    )
+    .into();
+    v["owner"] = owner_name(c.state.owner).into();
+    v
+}
+
+fn owner_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+fn list(store: &Store, format: ListFormat, quiet: bool) -> Result<()> {
+    let containers = container::list(store)?;
+    if quiet {
+        for c in &containers {
+            println!("{}", c.state.id);
+        }
+        return Ok(());
+    }
+    match format {
+        ListFormat::Json => {
+            let all: Vec<_> = containers.iter().map(state_json).collect();
+            println!("{}", serde_json::to_string(&all)?);
+        }
+        ListFormat::Table => {
+            let mut rows = vec![[
+                "ID".to_string(),
+                "PID".into(),
+                "STATUS".into(),
+                "BUNDLE".into(),
+                "CREATED".into(),
+                "OWNER".into(),
+            ]];
+            for c in &containers {
+                let j = state_json(c);
+                let pid = if c.status == runtime_core::state::Status::Stopped {
+                    0
+                } else {
+                    c.state.pid
+                };
+                rows.push([
+                    c.state.id.clone(),
+                    pid.to_string(),
+                    c.status.to_string(),
+                    c.state.bundle.display().to_string(),
+                    j["created"].as_str().unwrap_or_default().to_string(),
+                    j["owner"].as_str().unwrap_or_default().to_string(),
+                ]);
+            }
+            let widths: Vec<usize> = (0..6)
+                .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+                .collect();
+            for r in rows {
+                let line: Vec<String> = r
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
+                println!("{}", line.join("   ").trim_end());
+            }
+        }
+    }
+    Ok(())
+}
