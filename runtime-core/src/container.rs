@@ -113,7 +113,8 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
         ));
     }
     let linux = spec.linux().as_ref();
-    let cgroup_path = cgroups::cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id);
+    let cgroup_path =
+        cgroups::cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id);
     let cgroup = cgroups::manager(&cgroup_path)?;
 
     let entry = store.create(&opts.id)?;
@@ -200,7 +201,9 @@ fn write_pid_file(path: &Path, pid: Pid) -> Result<(), ContainerError> {
     };
     let tmp = path.with_file_name(format!(
         ".{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     ));
     std::fs::write(&tmp, pid.as_raw().to_string()).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
@@ -241,7 +244,11 @@ pub fn state(store: &Store, id: &str) -> Result<Container, ContainerError> {
 pub fn list(store: &Store) -> Result<Vec<Container>, ContainerError> {
     let mut out = vec![];
     for id in store.ids()? {
-        match store.open(&id).map_err(ContainerError::from).and_then(|e| load(&e)) {
+        match store
+            .open(&id)
+            .map_err(ContainerError::from)
+            .and_then(|e| load(&e))
+        {
             Ok(c) => out.push(c),
             Err(e) => log::debug!("list: skipping {id}: {e}"),
         }
@@ -265,9 +272,7 @@ pub fn start(store: &Store, id: &str) -> Result<(), ContainerError> {
     entry.save(&c.state)?;
     if let Some(list) = c.state.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
         // The spec says a poststart failure only warrants a warning: the program runs.
-        if let Err(e) = hooks::run(list, &oci_state_bytes(&c.state, Status::Running)) {
-            log::warn!("poststart hook: {e}");
-        }
+        hooks::run_best_effort(list, &oci_state_bytes(&c.state, Status::Running));
     }
     Ok(())
 }
@@ -307,7 +312,9 @@ fn release_init(entry: &Entry, st: &State) -> Result<(), ContainerError> {
             return Err(err("init exited before start".into()));
         }
         if Instant::now() > deadline {
-            return Err(err(format!("init did not take the start signal in {START_TIMEOUT:?}")));
+            return Err(err(format!(
+                "init did not take the start signal in {START_TIMEOUT:?}"
+            )));
         }
     }
     std::fs::remove_file(&fifo_path).map_err(|source| ContainerError::Io {
@@ -369,9 +376,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError
     cgroup.remove()?;
     if let Some(list) = st.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
         // A poststop failure is logged, and deletion goes on, as the spec says.
-        if let Err(e) = hooks::run(list, &oci_state_bytes(&st, Status::Stopped)) {
-            log::warn!("poststop hook: {e}");
-        }
+        hooks::run_best_effort(list, &oci_state_bytes(&st, Status::Stopped));
     }
     entry.remove()?;
     Ok(())

@@ -78,8 +78,11 @@ fn try_build(
     .map_err(|e| format!("open {}: {e}", setup.exec_fifo.display()))?;
     let host_pid = host_pid()?;
 
-    ns.enter(&sys, !(CloneFlags::CLONE_NEWUSER | crate::namespaces::intermediate_flags()))
-        .map_err(|e| e.to_string())?;
+    ns.enter(
+        &sys,
+        !(CloneFlags::CLONE_NEWUSER | crate::namespaces::intermediate_flags()),
+    )
+    .map_err(|e| e.to_string())?;
     if ns.has(CloneFlags::CLONE_NEWUTS) {
         if let Some(h) = spec.hostname() {
             sys.sethostname(h).map_err(|e| e.to_string())?;
@@ -152,8 +155,7 @@ fn try_build(
     change_user(process)?;
     caps.apply().map_err(|e| e.to_string())?;
     if process.no_new_privileges().unwrap_or(false) {
-        nix::sys::prctl::set_no_new_privs()
-            .map_err(|e| format!("process.noNewPrivileges: {e}"))?;
+        nix::sys::prctl::set_no_new_privs().map_err(|e| format!("process.noNewPrivileges: {e}"))?;
     }
     // Only stdio and the preserved descriptors reach the program.
     syscall::cloexec_from(3 + setup.preserve_fds).map_err(|e| e.to_string())?;
@@ -202,15 +204,19 @@ fn write_sysctls(spec: &Spec) -> Result<(), String> {
     };
     for (key, value) in sysctl {
         let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, value)
-            .map_err(|e| format!("linux.sysctl {key}={value}: writing {}: {e}", path.display()))?;
+        std::fs::write(&path, value).map_err(|e| {
+            format!(
+                "linux.sysctl {key}={value}: writing {}: {e}",
+                path.display()
+            )
+        })?;
     }
     Ok(())
 }
 
 fn rlimit_number(t: PosixRlimitType) -> u32 {
     use PosixRlimitType::*;
-    (match t {
+    match t {
         RlimitCpu => libc::RLIMIT_CPU,
         RlimitFsize => libc::RLIMIT_FSIZE,
         RlimitData => libc::RLIMIT_DATA,
@@ -227,7 +233,7 @@ fn rlimit_number(t: PosixRlimitType) -> u32 {
         RlimitNice => libc::RLIMIT_NICE,
         RlimitRtprio => libc::RLIMIT_RTPRIO,
         RlimitRttime => libc::RLIMIT_RTTIME,
-    }) as u32
+    }
 }
 
 fn apply_rlimits(process: &Process) -> Result<(), String> {
@@ -302,7 +308,11 @@ fn find_program(process: &Process) -> Result<CString, String> {
     let cwd = process.cwd();
     for c in &candidates {
         // A relative path with a `/` is relative to the process's cwd.
-        let full = if c.is_absolute() { c.clone() } else { cwd.join(c) };
+        let full = if c.is_absolute() {
+            c.clone()
+        } else {
+            cwd.join(c)
+        };
         if let Ok(meta) = std::fs::metadata(&full) {
             if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
                 return CString::new(full.as_os_str().as_bytes())
@@ -353,6 +363,8 @@ fn home_of(uid: u32) -> Option<String> {
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>, String> {
     v.iter()
-        .map(|s| CString::new(s.as_bytes()).map_err(|_| format!("process.args: {s:?} contains NUL")))
+        .map(|s| {
+            CString::new(s.as_bytes()).map_err(|_| format!("process.args: {s:?} contains NUL"))
+        })
         .collect()
 }
