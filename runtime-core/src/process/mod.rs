@@ -98,7 +98,11 @@ pub fn spawn(
         .ok_or_else(|| ProcessError::Spec("process: missing".into()))?;
     let ns = Namespaces::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
     let caps = CapabilitySets::from_spec(process.capabilities().as_ref())?;
-    setup.cgroup.create(linux.resources().as_ref())?;
+    let resources = crate::cgroups::with_default_rules(
+        linux.resources().as_ref(),
+        linux.devices().as_deref().unwrap_or_default(),
+    );
+    setup.cgroup.create(resources.as_ref())?;
 
     let (to_inter, inter_end) = channel::pair("intermediate process", "runtime")?;
     let (to_init, init_end) = channel::pair("container init", "runtime")?;
@@ -168,11 +172,7 @@ pub fn spawn(
 }
 
 /// Writes a user namespace id map of the intermediate process (uid_map or gid_map).
-fn write_id_map(
-    pid: Pid,
-    file: &str,
-    maps: Option<&[LinuxIdMapping]>,
-) -> Result<(), ProcessError> {
+fn write_id_map(pid: Pid, file: &str, maps: Option<&[LinuxIdMapping]>) -> Result<(), ProcessError> {
     let path = PathBuf::from(format!("/proc/{pid}/{file}"));
     let text = id_map_text(maps.unwrap_or_default());
     std::fs::write(&path, text).map_err(|source| ProcessError::IdMap { path, source })
