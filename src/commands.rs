@@ -62,10 +62,8 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
 /// The OCI state plus runc's extra fields (`rootfs`, `created`, `owner`).
 fn state_json(c: &Container) -> serde_json::Value {
     let mut v = c.state.oci_json(c.status);
-    v["created"] = rfc3339(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.state.created),
-    )
-    .into();
+    v["created"] =
+        rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.state.created)).into();
     v["owner"] = owner_name(c.state.owner).into();
     v
 }

@@ -67,9 +67,7 @@ fn wait_forwarding(init: Pid, set: &SigSet) -> Result<i32> {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) if pid == init => return Ok(code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => {
-                    return Ok(128 + sig as i32)
-                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => return Ok(128 + sig as i32),
                 Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => break,
                 Ok(_) => continue,
                 Err(e) => return Err(e).context("waitpid"),

@@ -122,8 +122,14 @@ pub fn pair(
     )
     .map_err(ChannelError::Create)?;
     Ok((
-        Channel { fd: a, peer: a_peer },
-        Channel { fd: b, peer: b_peer },
+        Channel {
+            fd: a,
+            peer: a_peer,
+        },
+        Channel {
+            fd: b,
+            peer: b_peer,
+        },
     ))
 }
 
@@ -249,7 +255,9 @@ mod tests {
     fn closed_peer_is_an_error_not_a_hang() {
         let (a, b) = pair("init", "main").unwrap();
         drop(b);
-        let e = a.expect(&Message::Ready, Duration::from_secs(5)).unwrap_err();
+        let e = a
+            .expect(&Message::Ready, Duration::from_secs(5))
+            .unwrap_err();
         assert!(matches!(e, ChannelError::PeerGone { .. }), "{e}");
     }
 
@@ -264,7 +272,9 @@ mod tests {
     fn unexpected_message_is_named() {
         let (a, b) = pair("init", "main").unwrap();
         b.send(&Message::Proceed).unwrap();
-        let e = a.expect(&Message::Ready, Duration::from_secs(1)).unwrap_err();
+        let e = a
+            .expect(&Message::Ready, Duration::from_secs(1))
+            .unwrap_err();
         assert!(e.to_string().contains("Proceed"), "{e}");
     }
 }

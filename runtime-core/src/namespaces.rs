@@ -128,7 +128,11 @@ impl Namespaces {
     pub fn enter(&self, sys: &dyn Syscall, which: CloneFlags) -> Result<(), NamespaceError> {
         // The user namespace is joined before the others so that we hold capabilities in
         // the namespace that owns them.
-        let mut joins: Vec<&Join> = self.join.iter().filter(|j| which.contains(j.flag)).collect();
+        let mut joins: Vec<&Join> = self
+            .join
+            .iter()
+            .filter(|j| which.contains(j.flag))
+            .collect();
         joins.sort_by_key(|j| j.flag != CloneFlags::CLONE_NEWUSER);
         for j in joins {
             sys.setns(j.fd.as_fd(), j.flag)
@@ -140,7 +144,10 @@ impl Namespaces {
         let create = self.create & which;
         // A new user namespace is created alone: the caller must have its id maps written
         // before creating anything it will own.
-        for f in [CloneFlags::CLONE_NEWUSER, create - CloneFlags::CLONE_NEWUSER] {
+        for f in [
+            CloneFlags::CLONE_NEWUSER,
+            create - CloneFlags::CLONE_NEWUSER,
+        ] {
             let f = f & create;
             if !f.is_empty() {
                 sys.unshare(f).map_err(|source| NamespaceError::Enter {
@@ -168,7 +175,10 @@ mod tests {
             r#"[{"type":"pid"},{"type":"network","path":"/proc/self/ns/net"},{"type":"mount"}]"#,
         ))
         .unwrap();
-        assert_eq!(ns.create, CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS);
+        assert_eq!(
+            ns.create,
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS
+        );
         assert_eq!(ns.join.len(), 1);
         assert!(ns.has(CloneFlags::CLONE_NEWNET));
         assert!(!ns.creates(CloneFlags::CLONE_NEWNET));
@@ -179,7 +189,10 @@ mod tests {
         let e = Namespaces::from_spec(&spec_ns(r#"[{"type":"network","path":"/nonexistent/ns"}]"#))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("network") && e.contains("/nonexistent/ns"), "{e}");
+        assert!(
+            e.contains("network") && e.contains("/nonexistent/ns"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -237,12 +237,11 @@ impl Store {
 
     fn lock(dir: PathBuf, id: &str) -> Result<Entry, StateError> {
         let f = File::open(&dir).map_err(io(&dir))?;
-        let lock = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, errno)| {
-            StateError::Lock {
+        let lock =
+            Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, errno)| StateError::Lock {
                 path: dir.clone(),
                 errno,
-            }
-        })?;
+            })?;
         // The directory may have been removed by a delete that held the lock before us.
         if !dir.is_dir() {
             return Err(StateError::NotFound(id.to_string()));
@@ -325,7 +324,6 @@ impl Entry {
             r => r.map_err(io(&self.dir)),
         }
     }
-
 }
 
 /// What /proc says about a pid: its start time, and whether it is a zombie.
@@ -411,7 +409,10 @@ mod tests {
         assert_eq!(store.ids().unwrap(), vec!["c1".to_string()]);
         store.open("c1").unwrap().remove().unwrap();
         assert!(matches!(store.open("c1"), Err(StateError::NotFound(_))));
-        assert!(matches!(store.open("../x"), Err(StateError::InvalidId { .. })));
+        assert!(matches!(
+            store.open("../x"),
+            Err(StateError::InvalidId { .. })
+        ));
     }
 
     #[test]

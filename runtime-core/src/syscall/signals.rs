@@ -1,6 +1,8 @@
 //! Signal state that a container's process must not inherit from the runtime.
 
-use nix::sys::signal::{sigaction, sigprocmask, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{
+    sigaction, sigprocmask, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
+};
 
 use super::{Result, SyscallError};
 
