@@ -108,10 +108,13 @@ impl CapabilitySets {
 
     /// Sets permitted, inheritable, effective and ambient, after the user change.
     pub fn apply(&self) -> Result<(), CapabilityError> {
+        // capset(2) requires effective to stay within permitted at every step, and new
+        // inheritable caps to come from permitted: so narrow inheritable and effective
+        // while permitted is still full, and permitted last.
         for (name, set, value) in [
-            ("permitted", CapSet::Permitted, &self.permitted),
             ("inheritable", CapSet::Inheritable, &self.inheritable),
             ("effective", CapSet::Effective, &self.effective),
+            ("permitted", CapSet::Permitted, &self.permitted),
         ] {
             caps::set(None, set, value)
                 .map_err(|source| CapabilityError::Apply { set: name, source })?;

@@ -1,7 +1,28 @@
 //! The container's filesystem: mounts, devices, pivot_root, masked and read-only paths.
+//!
+//! Every mount destination is resolved inside the rootfs ([`resolve`]): a symlink in the
+//! image cannot redirect a mount onto the host. The mount is then made onto
+//! `/proc/self/fd/N` of the descriptor that resolution returned, so it lands on exactly the
+//! directory or file that was checked.
 
+mod devices;
+mod mountinfo;
+mod mounts;
+mod options;
+mod resolve;
+
+#[cfg(test)]
+mod kernel_tests;
+#[cfg(test)]
+mod tests;
+
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::stat::Mode;
 use oci_spec::runtime::Spec;
 
 use crate::cgroups::CgroupMount;
@@ -31,24 +52,248 @@ pub enum RootfsError {
     },
 }
 
+/// Wraps a failed syscall with what it was done for.
+fn syscall_err(context: impl Into<String>) -> impl FnOnce(SyscallError) -> RootfsError {
+    let context = context.into();
+    move |source| RootfsError::Syscall { context, source }
+}
+
 /// Before pivot_root, in the container's new mount namespace: propagation, the rootfs
 /// bind, every `mounts` entry in order, `/dev` contents and `linux.devices`.
 pub fn prepare(
-    _sys: &dyn Syscall,
-    _spec: &Spec,
-    _rootfs: &Path,
-    _cgroup_mounts: &[CgroupMount],
-    _in_user_ns: bool,
+    sys: &dyn Syscall,
+    spec: &Spec,
+    rootfs: &Path,
+    cgroup_mounts: &[CgroupMount],
+    in_user_ns: bool,
 ) -> Result<(), RootfsError> {
+    // Mount points are compared with mountinfo and bound onto themselves: no symlinks.
+    let rootfs = std::fs::canonicalize(rootfs).map_err(|e| RootfsError::Io {
+        path: rootfs.to_path_buf(),
+        source: e,
+    })?;
+    let linux = spec.linux().as_ref();
+
+    // Default rslave, as runc: host mounts still reach the container, but nothing the
+    // container mounts propagates back to the host.
+    let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some(p) => options::propagation(p).ok_or_else(|| {
+            RootfsError::Invalid(format!("linux.rootfsPropagation: unknown value {p:?}"))
+        })?,
+    };
+    sys.mount(None, Path::new("/"), None, propagation, None)
+        .map_err(syscall_err("set the propagation of /"))?;
+    make_parent_private(sys, &rootfs, propagation)?;
+
+    // A mount point of its own, so that pivot_root accepts it and mounts below it move
+    // with it.
+    sys.mount(
+        Some(&rootfs),
+        &rootfs,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )
+    .map_err(syscall_err(format!("bind the rootfs {}", rootfs.display())))?;
+    // Opened after the bind, so that lookups start on the new mount, not the one below.
+    let root = nix::fcntl::open(
+        &rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| RootfsError::Syscall {
+        context: "open the rootfs".into(),
+        source: SyscallError {
+            call: "open",
+            target: rootfs.display().to_string(),
+            errno,
+        },
+    })?;
+
+    let ctx = mounts::Ctx {
+        sys,
+        root: root.as_fd(),
+        cgroup_mounts,
+    };
+    let entries = spec.mounts().as_deref().unwrap_or_default();
+    for m in entries {
+        ctx.mount(m)?;
+    }
+
+    // As runc: /dev is populated unless it is bound from elsewhere (then it is complete).
+    let dev_is_bound = entries.iter().any(|m| {
+        resolve::absolute(m.destination()) == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || options::parse(m.options().as_deref().unwrap_or_default())
+                    .is_ok_and(|o| o.is_bind()))
+    });
+    if !dev_is_bound {
+        let spec_devices = linux
+            .and_then(|l| l.devices().as_deref())
+            .unwrap_or_default();
+        devices::setup_dev(sys, root.as_fd(), spec_devices, in_user_ns)?;
+    }
+    Ok(())
+}
+
+/// pivot_root(2) refuses a new root whose parent mount is shared, and a bind onto a shared
+/// mount would propagate to the host: like runc, make the mount holding the rootfs private
+/// when it is shared. Nothing can be shared after a recursive slave or private change.
+fn make_parent_private(
+    sys: &dyn Syscall,
+    rootfs: &Path,
+    propagation: MsFlags,
+) -> Result<(), RootfsError> {
+    let unshares_all = propagation.contains(MsFlags::MS_REC)
+        && propagation.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE | MsFlags::MS_UNBINDABLE);
+    if unshares_all {
+        return Ok(());
+    }
+    let text = sys
+        .mountinfo()
+        .map_err(syscall_err("read the mount table"))?;
+    let entries = mountinfo::parse(&text);
+    if let Some(parent) = mountinfo::mount_of(&entries, rootfs).filter(|e| e.shared) {
+        sys.mount(None, &parent.mount_point, None, MsFlags::MS_PRIVATE, None)
+            .map_err(syscall_err(format!(
+                "make {} (holding the rootfs) private",
+                parent.mount_point.display()
+            )))?;
+    }
     Ok(())
 }
 
 /// pivot_root into `rootfs` and detach the old root.
-pub fn pivot(_sys: &dyn Syscall, _rootfs: &Path) -> Result<(), RootfsError> {
-    Ok(())
+pub fn pivot(sys: &dyn Syscall, rootfs: &Path) -> Result<(), RootfsError> {
+    let open_dir = |p: &Path| {
+        nix::fcntl::open(
+            p,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| RootfsError::Syscall {
+            context: "pivot_root".into(),
+            source: SyscallError {
+                call: "open",
+                target: p.display().to_string(),
+                errno,
+            },
+        })
+    };
+    let old_root = open_dir(Path::new("/"))?;
+    let new_root = open_dir(rootfs)?;
+    let ctx = || format!("pivot_root into {}", rootfs.display());
+    // pivot_root(".", ".") stacks the old root on top of the new one, which spares a
+    // put_old directory inside the container's rootfs.
+    sys.fchdir(new_root.as_fd()).map_err(syscall_err(ctx()))?;
+    sys.pivot_root(Path::new("."), Path::new("."))
+        .map_err(syscall_err(ctx()))?;
+    // "." must name the old root's mount for the next two calls, not the new root below it.
+    sys.fchdir(old_root.as_fd()).map_err(syscall_err(ctx()))?;
+    // The old root still shares propagation with the host's mounts: without this, the
+    // unmount below would propagate and unmount the host's filesystems.
+    sys.mount(
+        None,
+        Path::new("."),
+        None,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None,
+    )
+    .map_err(syscall_err(ctx()))?;
+    sys.umount2(Path::new("."), MntFlags::MNT_DETACH)
+        .map_err(syscall_err(ctx()))?;
+    sys.chdir(Path::new("/")).map_err(syscall_err(ctx()))
 }
 
 /// After pivot_root (and after sysctls): `maskedPaths`, `readonlyPaths`, `root.readonly`.
-pub fn finish(_sys: &dyn Syscall, _spec: &Spec) -> Result<(), RootfsError> {
+pub fn finish(sys: &dyn Syscall, spec: &Spec) -> Result<(), RootfsError> {
+    finish_at(sys, spec, Path::new("/"))
+}
+
+/// [`finish`] with the container's root at `root` (`/` after pivot_root; a directory in
+/// tests). After pivot_root the host's filesystem is gone from this mount namespace, so
+/// plain paths, symlinks included, cannot lead out of the container.
+fn finish_at(sys: &dyn Syscall, spec: &Spec, root: &Path) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    let inside = |p: &str| root.join(PathBuf::from_iter(resolve::clean(Path::new(p))));
+    // The order of runc: read-only paths, masked paths, then the root.
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or_default()
+    {
+        readonly_path(sys, &inside(p))?;
+    }
+    let dev_null = root.join("dev/null");
+    for p in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or_default()
+    {
+        mask_path(sys, &inside(p), &dev_null)?;
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        mounts::remount_bind(sys, root, MsFlags::MS_RDONLY, MsFlags::empty())
+            .map_err(syscall_err("make the root read-only"))?;
+    }
     Ok(())
+}
+
+/// Whether `path` exists; a missing path (or a file where a directory was expected on the
+/// way) is skipped for masked and read-only paths, as the spec's defaults list paths that
+/// only some kernels have.
+fn lookup(path: &Path) -> Result<Option<std::fs::Metadata>, RootfsError> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => Ok(None),
+        Err(e) => Err(RootfsError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+fn missing(e: &SyscallError) -> bool {
+    e.errno == Errno::ENOENT
+}
+
+/// Bind `path` onto itself and remount it read-only (nosuid, nodev, noexec, like runc).
+fn readonly_path(sys: &dyn Syscall, path: &Path) -> Result<(), RootfsError> {
+    if lookup(path)?.is_none() {
+        return Ok(());
+    }
+    let what = || format!("read-only path {}", path.display());
+    match sys.mount(
+        Some(path),
+        path,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    ) {
+        Err(e) if missing(&e) => return Ok(()),
+        r => r.map_err(syscall_err(what()))?,
+    }
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mounts::remount_bind(sys, path, flags, MsFlags::empty()).map_err(syscall_err(what()))
+}
+
+/// Hide `path`: /dev/null bound over a file, an empty read-only tmpfs over a directory.
+fn mask_path(sys: &dyn Syscall, path: &Path, dev_null: &Path) -> Result<(), RootfsError> {
+    let Some(meta) = lookup(path)? else {
+        return Ok(());
+    };
+    let result = if meta.is_dir() {
+        sys.mount(
+            Some(Path::new("tmpfs")),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None,
+        )
+    } else {
+        sys.mount(Some(dev_null), path, None, MsFlags::MS_BIND, None)
+    };
+    match result {
+        Err(e) if missing(&e) => Ok(()),
+        r => r.map_err(syscall_err(format!("masked path {}", path.display()))),
+    }
 }

@@ -6,6 +6,7 @@
 
 #[cfg(test)]
 pub mod recording;
+pub mod signals;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -72,6 +73,45 @@ pub trait Syscall {
     fn chown(&self, path: &Path, uid: Option<Uid>, gid: Option<Gid>) -> Result<()>;
     /// symlink(2).
     fn symlink(&self, target: &Path, link: &Path) -> Result<()>;
+    /// fchdir(2) into the directory that `fd` refers to; only in a forked container process.
+    fn fchdir(&self, fd: BorrowedFd<'_>) -> Result<()>;
+    /// mknodat(2): creates `name` in the directory `dir` (never follows a symlink).
+    fn mknodat(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+        kind: SFlag,
+        perm: Mode,
+        dev: u64,
+    ) -> Result<()>;
+    /// fchownat(2) of `name` in `dir` with AT_SYMLINK_NOFOLLOW.
+    fn fchownat(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+        uid: Option<Uid>,
+        gid: Option<Gid>,
+    ) -> Result<()>;
+    /// symlinkat(2): creates `name` in `dir`, pointing to `target`.
+    fn symlinkat(&self, target: &Path, dir: BorrowedFd<'_>, name: &Path) -> Result<()>;
+    /// unlinkat(2) of the non-directory `name` in `dir`.
+    fn unlinkat(&self, dir: BorrowedFd<'_>, name: &Path) -> Result<()>;
+    /// umask(2); returns the previous mask.
+    fn umask(&self, mask: Mode) -> Mode;
+    /// mount_setattr(2) on the mount whose root `fd` refers to: sets the `MOUNT_ATTR_*` bits
+    /// in `set`, clears those in `clear`, on every mount below it too if `recursive`.
+    fn mount_setattr(
+        &self,
+        fd: BorrowedFd<'_>,
+        recursive: bool,
+        set: u64,
+        clear: u64,
+    ) -> Result<()>;
+    /// The per-mount flags (ro, nosuid, nodev, noexec, atime) of the mount holding `path`,
+    /// from statvfs(3).
+    fn mount_flags(&self, path: &Path) -> Result<MsFlags>;
+    /// The text of /proc/self/mountinfo.
+    fn mountinfo(&self) -> Result<String>;
 }
 
 /// The real kernel.
@@ -143,7 +183,140 @@ impl Syscall for LinuxSyscall {
         nix::unistd::symlinkat(target, nix::fcntl::AT_FDCWD, link)
             .map_err(err("symlink", link.display()))
     }
+
+    fn fchdir(&self, fd: BorrowedFd<'_>) -> Result<()> {
+        nix::unistd::fchdir(fd).map_err(err("fchdir", fd.as_raw_fd()))
+    }
+
+    fn mknodat(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+        kind: SFlag,
+        perm: Mode,
+        dev: u64,
+    ) -> Result<()> {
+        nix::sys::stat::mknodat(dir, name, kind, perm, dev).map_err(err("mknodat", name.display()))
+    }
+
+    fn fchownat(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+        uid: Option<Uid>,
+        gid: Option<Gid>,
+    ) -> Result<()> {
+        nix::unistd::fchownat(
+            dir,
+            name,
+            uid,
+            gid,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(err("fchownat", name.display()))
+    }
+
+    fn symlinkat(&self, target: &Path, dir: BorrowedFd<'_>, name: &Path) -> Result<()> {
+        nix::unistd::symlinkat(target, dir, name).map_err(err("symlinkat", name.display()))
+    }
+
+    fn unlinkat(&self, dir: BorrowedFd<'_>, name: &Path) -> Result<()> {
+        nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
+            .map_err(err("unlinkat", name.display()))
+    }
+
+    fn umask(&self, mask: Mode) -> Mode {
+        nix::sys::stat::umask(mask)
+    }
+
+    fn mount_setattr(
+        &self,
+        fd: BorrowedFd<'_>,
+        recursive: bool,
+        set: u64,
+        clear: u64,
+    ) -> Result<()> {
+        let attr = MountAttr {
+            attr_set: set,
+            attr_clr: clear,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let mut flags = libc::AT_EMPTY_PATH;
+        if recursive {
+            flags |= libc::AT_RECURSIVE;
+        }
+        // SAFETY: the path is a NUL-terminated empty string and `attr` a fully initialised
+        // struct mount_attr whose exact size is passed; both outlive the call, and the kernel
+        // only reads them. AT_EMPTY_PATH makes the call act on `fd` itself.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                flags as libc::c_uint,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        Errno::result(rc)
+            .map(drop)
+            .map_err(err("mount_setattr", fd.as_raw_fd()))
+    }
+
+    fn mount_flags(&self, path: &Path) -> Result<MsFlags> {
+        use nix::sys::statvfs::FsFlags;
+        let st = nix::sys::statvfs::statvfs(path).map_err(err("statvfs", path.display()))?;
+        let pairs = [
+            (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ];
+        Ok(pairs
+            .iter()
+            .filter(|(st_flag, _)| st.flags().contains(*st_flag))
+            .fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms))
+    }
+
+    fn mountinfo(&self) -> Result<String> {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| err("read", "/proc/self/mountinfo")(io_errno(&e)))
+    }
 }
+
+/// struct mount_attr of <linux/mount.h> (MOUNT_ATTR_SIZE_VER0), the argument of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) attribute: read-only.
+pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+/// mount_setattr(2) attribute: ignore suid and sgid bits.
+pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+/// mount_setattr(2) attribute: no access to device files.
+pub const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+/// mount_setattr(2) attribute: no program execution.
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x0000_0008;
+/// mount_setattr(2): the mask of the atime mode; must be cleared to set a mode.
+pub const MOUNT_ATTR__ATIME: u64 = 0x0000_0070;
+/// mount_setattr(2) atime mode: relatime (the value 0 inside the atime mask).
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0000_0000;
+/// mount_setattr(2) atime mode: noatime.
+pub const MOUNT_ATTR_NOATIME: u64 = 0x0000_0010;
+/// mount_setattr(2) atime mode: strictatime.
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x0000_0020;
+/// mount_setattr(2) attribute: no directory atime updates.
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x0000_0080;
+/// mount_setattr(2) attribute: do not follow symlinks.
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 
 /// Opens `path` inside the directory `root` as if `root` were `/`: `..` and symlinks,
 /// absolute ones included, can never leave it (openat2 with RESOLVE_IN_ROOT).

@@ -1,15 +1,19 @@
 //! A [`Syscall`] that records calls instead of making them, for unit tests without root.
+//!
+//! Paths of the form `/proc/self/fd/N`, and file descriptors, are recorded as the path
+//! they resolve to at the time of the call, so that tests can assert on real paths.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 
-use super::{Result, Syscall};
+use super::{Result, Syscall, SyscallError};
 
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +35,74 @@ pub enum Call {
     Mknod(PathBuf, SFlag, Mode, u64),
     Chown(PathBuf, Option<Uid>, Option<Gid>),
     Symlink(PathBuf, PathBuf),
+    /// fchdir, with the directory the descriptor refers to.
+    Fchdir(PathBuf),
+    /// mknodat, with the directory joined to the name.
+    Mknodat(PathBuf, SFlag, Mode, u64),
+    /// fchownat, with the directory joined to the name.
+    Fchownat(PathBuf, Option<Uid>, Option<Gid>),
+    /// symlinkat: the link's target, then the link (directory joined to the name).
+    Symlinkat(PathBuf, PathBuf),
+    /// unlinkat, with the directory joined to the name.
+    Unlinkat(PathBuf),
+    /// umask with the new mask.
+    Umask(Mode),
+    /// mount_setattr on the mount the descriptor refers to.
+    MountSetattr {
+        target: PathBuf,
+        recursive: bool,
+        set: u64,
+        clear: u64,
+    },
+    /// statvfs for the mount flags of a path.
+    MountFlags(PathBuf),
 }
 
-/// Records every call in order; every call succeeds.
-#[derive(Debug, Default)]
+impl Call {
+    fn name(&self) -> &'static str {
+        match self {
+            Call::Mount { .. } => "mount",
+            Call::Umount2(..) => "umount2",
+            Call::PivotRoot(..) => "pivot_root",
+            Call::Chdir(_) => "chdir",
+            Call::Unshare(_) => "unshare",
+            Call::Setns(..) => "setns",
+            Call::Sethostname(_) => "sethostname",
+            Call::Setdomainname(_) => "setdomainname",
+            Call::Mknod(..) => "mknod",
+            Call::Chown(..) => "lchown",
+            Call::Symlink(..) => "symlink",
+            Call::Fchdir(_) => "fchdir",
+            Call::Mknodat(..) => "mknodat",
+            Call::Fchownat(..) => "fchownat",
+            Call::Symlinkat(..) => "symlinkat",
+            Call::Unlinkat(_) => "unlinkat",
+            Call::Umask(_) => "umask",
+            Call::MountSetattr { .. } => "mount_setattr",
+            Call::MountFlags(_) => "statvfs",
+        }
+    }
+}
+
+type Matcher = Box<dyn Fn(&Call) -> bool>;
+
+/// Records every call in order; every call succeeds unless a failure was injected.
+#[derive(Default)]
 pub struct RecordingSyscall {
     calls: RefCell<Vec<Call>>,
+    failures: RefCell<Vec<(Matcher, Errno)>>,
+    mount_flags: Cell<Option<MsFlags>>,
+    mountinfo: RefCell<String>,
+    mask: Cell<Option<Mode>>,
+}
+
+impl std::fmt::Debug for RecordingSyscall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingSyscall")
+            .field("calls", &self.calls.borrow())
+            .field("failures", &self.failures.borrow().len())
+            .finish()
+    }
 }
 
 impl RecordingSyscall {
@@ -45,10 +111,63 @@ impl RecordingSyscall {
         self.calls.borrow().clone()
     }
 
-    fn push(&self, c: Call) -> Result<()> {
-        self.calls.borrow_mut().push(c);
-        Ok(())
+    /// Only the mount calls made so far, in order.
+    pub fn mounts(&self) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| matches!(c, Call::Mount { .. }))
+            .collect()
     }
+
+    /// Makes every later call that `when` matches fail with `errno` (it is still recorded).
+    pub fn fail_when(&self, when: impl Fn(&Call) -> bool + 'static, errno: Errno) {
+        self.failures.borrow_mut().push((Box::new(when), errno));
+    }
+
+    /// What [`Syscall::mount_flags`] answers (default: no flags).
+    pub fn set_mount_flags(&self, flags: MsFlags) {
+        self.mount_flags.set(Some(flags));
+    }
+
+    /// What [`Syscall::mountinfo`] answers (default: empty).
+    pub fn set_mountinfo(&self, text: &str) {
+        *self.mountinfo.borrow_mut() = text.to_string();
+    }
+
+    fn push(&self, c: Call) -> Result<()> {
+        let failed = self
+            .failures
+            .borrow()
+            .iter()
+            .find(|(when, _)| when(&c))
+            .map(|(_, errno)| *errno);
+        let name = c.name();
+        let target = format!("{c:?}");
+        self.calls.borrow_mut().push(c);
+        match failed {
+            Some(errno) => Err(SyscallError {
+                call: name,
+                target,
+                errno,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What `path` names: a `/proc/self/fd/N` path is replaced by the file it refers to.
+fn real(path: &Path) -> PathBuf {
+    if path.starts_with("/proc/self/fd") {
+        if let Ok(p) = std::fs::read_link(path) {
+            return p;
+        }
+    }
+    path.to_path_buf()
+}
+
+/// The path of the file that `fd` refers to.
+fn fd_real(fd: BorrowedFd<'_>) -> PathBuf {
+    real(&super::fd_path(fd))
 }
 
 impl Syscall for RecordingSyscall {
@@ -61,18 +180,21 @@ impl Syscall for RecordingSyscall {
         data: Option<&str>,
     ) -> Result<()> {
         self.push(Call::Mount {
-            source: source.map(Path::to_path_buf),
-            target: target.to_path_buf(),
+            source: source.map(real),
+            target: real(target),
             fstype: fstype.map(str::to_string),
             flags,
             data: data.map(str::to_string),
         })
     }
     fn umount2(&self, target: &Path, flags: MntFlags) -> Result<()> {
-        self.push(Call::Umount2(target.to_path_buf(), flags))
+        self.push(Call::Umount2(real(target), flags))
     }
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<()> {
-        self.push(Call::PivotRoot(new_root.to_path_buf(), put_old.to_path_buf()))
+        self.push(Call::PivotRoot(
+            new_root.to_path_buf(),
+            put_old.to_path_buf(),
+        ))
     }
     fn chdir(&self, path: &Path) -> Result<()> {
         self.push(Call::Chdir(path.to_path_buf()))
@@ -97,5 +219,64 @@ impl Syscall for RecordingSyscall {
     }
     fn symlink(&self, target: &Path, link: &Path) -> Result<()> {
         self.push(Call::Symlink(target.to_path_buf(), link.to_path_buf()))
+    }
+    fn fchdir(&self, fd: BorrowedFd<'_>) -> Result<()> {
+        self.push(Call::Fchdir(fd_real(fd)))
+    }
+    fn mknodat(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+        kind: SFlag,
+        perm: Mode,
+        dev: u64,
+    ) -> Result<()> {
+        self.push(Call::Mknodat(fd_real(dir).join(name), kind, perm, dev))
+    }
+    fn fchownat(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+        uid: Option<Uid>,
+        gid: Option<Gid>,
+    ) -> Result<()> {
+        self.push(Call::Fchownat(fd_real(dir).join(name), uid, gid))
+    }
+    fn symlinkat(&self, target: &Path, dir: BorrowedFd<'_>, name: &Path) -> Result<()> {
+        self.push(Call::Symlinkat(
+            target.to_path_buf(),
+            fd_real(dir).join(name),
+        ))
+    }
+    fn unlinkat(&self, dir: BorrowedFd<'_>, name: &Path) -> Result<()> {
+        self.push(Call::Unlinkat(fd_real(dir).join(name)))
+    }
+    fn umask(&self, mask: Mode) -> Mode {
+        // umask cannot fail, so an injected failure only shows in the record.
+        let _ = self.push(Call::Umask(mask));
+        let old = self.mask.get().unwrap_or(Mode::from_bits_truncate(0o022));
+        self.mask.set(Some(mask));
+        old
+    }
+    fn mount_setattr(
+        &self,
+        fd: BorrowedFd<'_>,
+        recursive: bool,
+        set: u64,
+        clear: u64,
+    ) -> Result<()> {
+        self.push(Call::MountSetattr {
+            target: fd_real(fd),
+            recursive,
+            set,
+            clear,
+        })
+    }
+    fn mount_flags(&self, path: &Path) -> Result<MsFlags> {
+        self.push(Call::MountFlags(real(path)))?;
+        Ok(self.mount_flags.get().unwrap_or(MsFlags::empty()))
+    }
+    fn mountinfo(&self) -> Result<String> {
+        Ok(self.mountinfo.borrow().clone())
     }
 }

@@ -1,0 +1,375 @@
+//! Mount options of the OCI spec (fstab style strings) to mount(2) flags and data.
+
+use nix::mount::MsFlags;
+
+use crate::syscall::{
+    MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_NOEXEC,
+    MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY, MOUNT_ATTR_RELATIME,
+    MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME,
+};
+
+/// MS_NOSYMFOLLOW (Linux 5.10); nix does not name it.
+const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+
+/// A mount entry's options, split by how they are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    /// Flags for the mount(2) call itself (MS_BIND and MS_REC included for bind/rbind).
+    pub flags: MsFlags,
+    /// Flags that an option explicitly turned off (`rw`, `suid`, ...); never added back
+    /// when retrying a remount with the flags the kernel has locked.
+    pub cleared: MsFlags,
+    /// Propagation changes, each applied by its own mount(2) call after the mount.
+    pub propagation: Vec<MsFlags>,
+    /// Recursive attributes (`rro`, `rnosuid`, ...) for mount_setattr(2) after the mount.
+    pub attr: Option<MountAttrChange>,
+    /// Filesystem-specific options, joined with commas as mount(2)'s data.
+    pub data: Vec<String>,
+    /// `tmpcopyup` was given.
+    pub tmpcopyup: bool,
+}
+
+/// Attributes that mount_setattr(2) sets and clears, recursively.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountAttrChange {
+    /// `MOUNT_ATTR_*` bits to set.
+    pub set: u64,
+    /// `MOUNT_ATTR_*` bits to clear.
+    pub clear: u64,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            flags: MsFlags::empty(),
+            cleared: MsFlags::empty(),
+            propagation: Vec::new(),
+            attr: None,
+            data: Vec::new(),
+            tmpcopyup: false,
+        }
+    }
+}
+
+impl MountOptions {
+    /// Whether the options ask for a bind mount.
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+
+    /// The data string for mount(2), if there is any.
+    pub fn data(&self) -> Option<String> {
+        (!self.data.is_empty()).then(|| self.data.join(","))
+    }
+
+    /// Flags a bind mount needs a second, MS_REMOUNT call for: the kernel ignores every
+    /// flag but MS_REC on the first MS_BIND call.
+    pub fn remount_flags(&self) -> Option<MsFlags> {
+        let extra = self.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        (!extra.is_empty()).then_some(extra)
+    }
+}
+
+/// What one plain flag option does.
+enum Flag {
+    Set(MsFlags),
+    Clear(MsFlags),
+}
+
+fn flag_option(opt: &str) -> Option<Flag> {
+    use Flag::{Clear, Set};
+    Some(match opt {
+        "defaults" => Set(MsFlags::empty()),
+        "ro" => Set(MsFlags::MS_RDONLY),
+        "rw" => Clear(MsFlags::MS_RDONLY),
+        "nosuid" => Set(MsFlags::MS_NOSUID),
+        "suid" => Clear(MsFlags::MS_NOSUID),
+        "nodev" => Set(MsFlags::MS_NODEV),
+        "dev" => Clear(MsFlags::MS_NODEV),
+        "noexec" => Set(MsFlags::MS_NOEXEC),
+        "exec" => Clear(MsFlags::MS_NOEXEC),
+        "sync" => Set(MsFlags::MS_SYNCHRONOUS),
+        "async" => Clear(MsFlags::MS_SYNCHRONOUS),
+        "dirsync" => Set(MsFlags::MS_DIRSYNC),
+        "remount" => Set(MsFlags::MS_REMOUNT),
+        "mand" => Set(MsFlags::MS_MANDLOCK),
+        "nomand" => Clear(MsFlags::MS_MANDLOCK),
+        "noatime" => Set(MsFlags::MS_NOATIME),
+        "atime" => Clear(MsFlags::MS_NOATIME),
+        "nodiratime" => Set(MsFlags::MS_NODIRATIME),
+        "diratime" => Clear(MsFlags::MS_NODIRATIME),
+        "relatime" => Set(MsFlags::MS_RELATIME),
+        "norelatime" => Clear(MsFlags::MS_RELATIME),
+        "strictatime" => Set(MsFlags::MS_STRICTATIME),
+        "nostrictatime" => Clear(MsFlags::MS_STRICTATIME),
+        "iversion" => Set(MsFlags::MS_I_VERSION),
+        "noiversion" => Clear(MsFlags::MS_I_VERSION),
+        "lazytime" => Set(MsFlags::MS_LAZYTIME),
+        "nolazytime" => Clear(MsFlags::MS_LAZYTIME),
+        "silent" => Set(MsFlags::MS_SILENT),
+        "loud" => Clear(MsFlags::MS_SILENT),
+        "nosymfollow" => Set(MS_NOSYMFOLLOW),
+        "symfollow" => Clear(MS_NOSYMFOLLOW),
+        "bind" => Set(MsFlags::MS_BIND),
+        "rbind" => Set(MsFlags::MS_BIND | MsFlags::MS_REC),
+        _ => return None,
+    })
+}
+
+/// The propagation flags a propagation option names (`rslave` = MS_SLAVE|MS_REC, ...).
+pub fn propagation(opt: &str) -> Option<MsFlags> {
+    let rec = MsFlags::MS_REC;
+    Some(match opt {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | rec,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | rec,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | rec,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | rec,
+        _ => return None,
+    })
+}
+
+/// The mount_setattr(2) change a recursive option (`rro`, `rnoexec`, ...) makes.
+fn recursive_attr(opt: &str) -> Option<MountAttrChange> {
+    let set = |bits| MountAttrChange {
+        set: bits,
+        clear: 0,
+    };
+    let clear = |bits| MountAttrChange {
+        set: 0,
+        clear: bits,
+    };
+    // An atime mode is replaced as a whole: the mask is cleared and the new mode set.
+    let atime = |mode| MountAttrChange {
+        set: mode,
+        clear: MOUNT_ATTR__ATIME,
+    };
+    Some(match opt {
+        "rro" => set(MOUNT_ATTR_RDONLY),
+        "rrw" => clear(MOUNT_ATTR_RDONLY),
+        "rnosuid" => set(MOUNT_ATTR_NOSUID),
+        "rsuid" => clear(MOUNT_ATTR_NOSUID),
+        "rnodev" => set(MOUNT_ATTR_NODEV),
+        "rdev" => clear(MOUNT_ATTR_NODEV),
+        "rnoexec" => set(MOUNT_ATTR_NOEXEC),
+        "rexec" => clear(MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => set(MOUNT_ATTR_NODIRATIME),
+        "rdiratime" => clear(MOUNT_ATTR_NODIRATIME),
+        "rnosymfollow" => set(MOUNT_ATTR_NOSYMFOLLOW),
+        "rsymfollow" => clear(MOUNT_ATTR_NOSYMFOLLOW),
+        "rnoatime" => atime(MOUNT_ATTR_NOATIME),
+        "rstrictatime" => atime(MOUNT_ATTR_STRICTATIME),
+        "rrelatime" => atime(MOUNT_ATTR_RELATIME),
+        // Undoing noatime or strictatime means the kernel default, relatime; undoing
+        // relatime means updating atime on every access, strictatime.
+        "ratime" | "rnostrictatime" => atime(MOUNT_ATTR_RELATIME),
+        "rnorelatime" => atime(MOUNT_ATTR_STRICTATIME),
+        _ => return None,
+    })
+}
+
+/// Parses a mount entry's options in order (a later option overrides an earlier one).
+/// Unknown options are filesystem-specific and go to the data string, as runc does.
+pub fn parse(options: &[String]) -> Result<MountOptions, String> {
+    let mut out = MountOptions::default();
+    for opt in options {
+        let opt = opt.as_str();
+        if let Some(flag) = flag_option(opt) {
+            match flag {
+                Flag::Set(f) => {
+                    out.flags |= f;
+                    out.cleared -= f;
+                }
+                Flag::Clear(f) => {
+                    out.flags -= f;
+                    out.cleared |= f;
+                }
+            }
+        } else if let Some(p) = propagation(opt) {
+            out.propagation.push(p);
+        } else if let Some(a) = recursive_attr(opt) {
+            let acc = out.attr.get_or_insert_with(MountAttrChange::default);
+            // The later option wins for the bits it names.
+            acc.set = (acc.set & !a.clear & !a.set) | a.set;
+            acc.clear = (acc.clear & !a.set & !a.clear) | a.clear;
+        } else if opt == "tmpcopyup" {
+            out.tmpcopyup = true;
+        } else if opt == "idmap" || opt == "ridmap" {
+            return Err(format!(
+                "mount option {opt:?} (id-mapped mounts) is not supported"
+            ));
+        } else if !opt.is_empty() {
+            out.data.push(opt.to_string());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(opts: &[&str]) -> MountOptions {
+        let v: Vec<String> = opts.iter().map(|s| s.to_string()).collect();
+        parse(&v).expect("options parse")
+    }
+
+    #[test]
+    fn flag_table() {
+        let cases: &[(&[&str], MsFlags)] = &[
+            (&[], MsFlags::empty()),
+            (&["defaults"], MsFlags::empty()),
+            (&["ro"], MsFlags::MS_RDONLY),
+            (&["rw"], MsFlags::empty()),
+            (&["ro", "rw"], MsFlags::empty()),
+            (&["rw", "ro"], MsFlags::MS_RDONLY),
+            (
+                &["nosuid", "nodev", "noexec"],
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            ),
+            (&["nosuid", "suid"], MsFlags::empty()),
+            (&["nodev", "dev"], MsFlags::empty()),
+            (&["noexec", "exec"], MsFlags::empty()),
+            (&["sync"], MsFlags::MS_SYNCHRONOUS),
+            (&["sync", "async"], MsFlags::empty()),
+            (&["dirsync"], MsFlags::MS_DIRSYNC),
+            (&["remount"], MsFlags::MS_REMOUNT),
+            (&["mand"], MsFlags::MS_MANDLOCK),
+            (&["mand", "nomand"], MsFlags::empty()),
+            (&["noatime"], MsFlags::MS_NOATIME),
+            (&["noatime", "atime"], MsFlags::empty()),
+            (&["nodiratime"], MsFlags::MS_NODIRATIME),
+            (&["nodiratime", "diratime"], MsFlags::empty()),
+            (&["relatime"], MsFlags::MS_RELATIME),
+            (&["relatime", "norelatime"], MsFlags::empty()),
+            (&["strictatime"], MsFlags::MS_STRICTATIME),
+            (&["strictatime", "nostrictatime"], MsFlags::empty()),
+            (&["iversion"], MsFlags::MS_I_VERSION),
+            (&["lazytime"], MsFlags::MS_LAZYTIME),
+            (&["silent"], MsFlags::MS_SILENT),
+            (&["silent", "loud"], MsFlags::empty()),
+            (&["nosymfollow"], MS_NOSYMFOLLOW),
+            (&["bind"], MsFlags::MS_BIND),
+            (&["rbind"], MsFlags::MS_BIND | MsFlags::MS_REC),
+            (
+                &["rbind", "ro", "nosuid"],
+                MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID,
+            ),
+        ];
+        for (opts, want) in cases {
+            assert_eq!(p(opts).flags, *want, "options {opts:?}");
+        }
+    }
+
+    #[test]
+    fn cleared_flags_are_remembered() {
+        let o = p(&["ro", "rw", "suid"]);
+        assert_eq!(o.cleared, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
+        let o = p(&["rw", "ro"]);
+        assert_eq!(o.cleared, MsFlags::empty());
+    }
+
+    #[test]
+    fn propagation_is_kept_apart_in_order() {
+        let o = p(&["rbind", "rprivate", "shared", "rslave", "unbindable"]);
+        assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC);
+        assert_eq!(
+            o.propagation,
+            vec![
+                MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+                MsFlags::MS_SHARED,
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                MsFlags::MS_UNBINDABLE,
+            ]
+        );
+        for (name, want) in [
+            ("private", MsFlags::MS_PRIVATE),
+            ("rshared", MsFlags::MS_SHARED | MsFlags::MS_REC),
+            ("slave", MsFlags::MS_SLAVE),
+            ("runbindable", MsFlags::MS_UNBINDABLE | MsFlags::MS_REC),
+        ] {
+            assert_eq!(propagation(name), Some(want), "{name}");
+        }
+        assert_eq!(propagation("bogus"), None);
+    }
+
+    #[test]
+    fn data_passes_through_in_order() {
+        let o = p(&[
+            "nosuid",
+            "mode=755",
+            "size=65536k",
+            "newinstance",
+            "ptmxmode=0666",
+        ]);
+        assert_eq!(o.flags, MsFlags::MS_NOSUID);
+        assert_eq!(
+            o.data().as_deref(),
+            Some("mode=755,size=65536k,newinstance,ptmxmode=0666")
+        );
+        assert_eq!(p(&["ro"]).data(), None);
+        assert_eq!(p(&[""]).data(), None);
+    }
+
+    #[test]
+    fn recursive_attributes() {
+        let o = p(&["rbind", "rro", "rnosuid", "rnoexec"]);
+        assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC);
+        assert_eq!(
+            o.attr,
+            Some(MountAttrChange {
+                set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                clear: 0
+            })
+        );
+        // A later option undoes an earlier one.
+        let o = p(&["rro", "rrw"]);
+        assert_eq!(
+            o.attr,
+            Some(MountAttrChange {
+                set: 0,
+                clear: MOUNT_ATTR_RDONLY
+            })
+        );
+        let o = p(&["rnoatime"]);
+        assert_eq!(
+            o.attr,
+            Some(MountAttrChange {
+                set: MOUNT_ATTR_NOATIME,
+                clear: MOUNT_ATTR__ATIME
+            })
+        );
+        let o = p(&["rnodev", "rdev", "rnosymfollow"]);
+        assert_eq!(
+            o.attr,
+            Some(MountAttrChange {
+                set: MOUNT_ATTR_NOSYMFOLLOW,
+                clear: MOUNT_ATTR_NODEV
+            })
+        );
+        assert_eq!(p(&["ro"]).attr, None);
+    }
+
+    #[test]
+    fn remount_needed_only_for_extra_flags() {
+        assert_eq!(p(&["rbind"]).remount_flags(), None);
+        assert_eq!(p(&["bind", "rw"]).remount_flags(), None);
+        assert_eq!(
+            p(&["rbind", "ro", "nodev"]).remount_flags(),
+            Some(MsFlags::MS_RDONLY | MsFlags::MS_NODEV)
+        );
+        assert!(p(&["bind"]).is_bind());
+        assert!(!p(&["ro"]).is_bind());
+    }
+
+    #[test]
+    fn special_options() {
+        assert!(p(&["tmpcopyup"]).tmpcopyup);
+        assert_eq!(p(&["tmpcopyup"]).data(), None);
+        assert!(parse(&["idmap".to_string()]).is_err());
+        assert!(parse(&["ridmap".to_string()]).is_err());
+    }
+}
