@@ -41,9 +41,6 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
 }
 
 fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
-    if a.no_pivot {
-        bail!("--no-pivot is not supported yet");
-    }
     // runc's --no-new-keyring only skips a session keyring we never create: accepted.
     let _ = a.no_new_keyring;
     Ok(CreateOptions {
@@ -56,6 +53,7 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
             .transpose()?,
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
+        no_pivot: a.no_pivot,
     })
 }
 

@@ -86,6 +86,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     /// File descriptors after stdio to pass to the process.
     pub preserve_fds: u32,
+    /// Enter the rootfs without pivot_root.
+    pub no_pivot: bool,
 }
 
 /// A container as `state` and `list` show it.
@@ -144,6 +146,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
             exec_fifo: entry.fifo(),
             cgroup: cgroup.as_ref(),
             preserve_fds: opts.preserve_fds,
+            no_pivot: opts.no_pivot,
             state: st.clone(),
         };
         let hooks = spec.hooks().clone().unwrap_or_default();

@@ -127,7 +127,9 @@ fn try_build(
             .map_err(|e| format!("createContainer hook: {e}"))?;
     }
 
-    if in_mount_ns {
+    if in_mount_ns && setup.no_pivot {
+        rootfs::move_root(&sys, &setup.rootfs).map_err(|e| e.to_string())?;
+    } else if in_mount_ns {
         rootfs::pivot(&sys, &setup.rootfs).map_err(|e| e.to_string())?;
     } else {
         // Without a mount namespace of its own the container shares the host's mounts;

@@ -73,6 +73,8 @@ pub struct ContainerSetup<'a> {
     pub cgroup: &'a dyn CgroupManager,
     /// How many file descriptors after stdio to pass to the process.
     pub preserve_fds: u32,
+    /// Enter the rootfs with MS_MOVE and chroot instead of pivot_root.
+    pub no_pivot: bool,
     /// The container's state, for the hooks that init runs (its pid is filled in there).
     pub state: crate::state::State,
 }

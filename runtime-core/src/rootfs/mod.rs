@@ -164,6 +164,24 @@ fn make_parent_private(
     Ok(())
 }
 
+/// Without pivot_root (`--no-pivot`, for a rootfs on a ramfs, where pivot_root fails):
+/// move the rootfs mount onto `/` and chroot into it. Weaker than pivot_root, since the
+/// old root stays reachable to a process that can chroot again; runc makes the same trade.
+pub fn move_root(sys: &dyn Syscall, rootfs: &Path) -> Result<(), RootfsError> {
+    let ctx = || format!("moving {} to /", rootfs.display());
+    sys.chdir(rootfs).map_err(syscall_err(ctx()))?;
+    sys.mount(
+        Some(Path::new(".")),
+        Path::new("/"),
+        None,
+        MsFlags::MS_MOVE,
+        None,
+    )
+    .map_err(syscall_err(ctx()))?;
+    sys.chroot(Path::new(".")).map_err(syscall_err(ctx()))?;
+    sys.chdir(Path::new("/")).map_err(syscall_err(ctx()))
+}
+
 /// pivot_root into `rootfs` and detach the old root.
 pub fn pivot(sys: &dyn Syscall, rootfs: &Path) -> Result<(), RootfsError> {
     let open_dir = |p: &Path| {

@@ -846,6 +846,28 @@ fn pivot_sequence() {
 }
 
 #[test]
+fn move_root_sequence() {
+    let b = bundle();
+    let sys = RecordingSyscall::default();
+    move_root(&sys, &b.rootfs).expect("move_root");
+    assert_eq!(
+        sys.calls(),
+        vec![
+            Call::Chdir(b.rootfs.clone()),
+            mount(
+                Some(Path::new(".")),
+                Path::new("/"),
+                None,
+                MsFlags::MS_MOVE,
+                None
+            ),
+            Call::Chroot(PathBuf::from(".")),
+            Call::Chdir(PathBuf::from("/")),
+        ]
+    );
+}
+
+#[test]
 fn pivot_failure_names_the_rootfs() {
     let b = bundle();
     let sys = RecordingSyscall::default();

@@ -59,6 +59,8 @@ pub trait Syscall {
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<()>;
     /// chdir(2); only ever called in a forked container process.
     fn chdir(&self, path: &Path) -> Result<()>;
+    /// chroot(2); only ever called in a forked container process.
+    fn chroot(&self, path: &Path) -> Result<()>;
     /// unshare(2).
     fn unshare(&self, flags: CloneFlags) -> Result<()>;
     /// setns(2) into the namespace that `fd` refers to.
@@ -141,6 +143,10 @@ impl Syscall for LinuxSyscall {
 
     fn chdir(&self, path: &Path) -> Result<()> {
         nix::unistd::chdir(path).map_err(err("chdir", path.display()))
+    }
+
+    fn chroot(&self, path: &Path) -> Result<()> {
+        nix::unistd::chroot(path).map_err(err("chroot", path.display()))
     }
 
     fn unshare(&self, flags: CloneFlags) -> Result<()> {

@@ -28,6 +28,7 @@ pub enum Call {
     Umount2(PathBuf, MntFlags),
     PivotRoot(PathBuf, PathBuf),
     Chdir(PathBuf),
+    Chroot(PathBuf),
     Unshare(CloneFlags),
     Setns(i32, CloneFlags),
     Sethostname(String),
@@ -65,6 +66,7 @@ impl Call {
             Call::Umount2(..) => "umount2",
             Call::PivotRoot(..) => "pivot_root",
             Call::Chdir(_) => "chdir",
+            Call::Chroot(_) => "chroot",
             Call::Unshare(_) => "unshare",
             Call::Setns(..) => "setns",
             Call::Sethostname(_) => "sethostname",
@@ -198,6 +200,9 @@ impl Syscall for RecordingSyscall {
     }
     fn chdir(&self, path: &Path) -> Result<()> {
         self.push(Call::Chdir(path.to_path_buf()))
+    }
+    fn chroot(&self, path: &Path) -> Result<()> {
+        self.push(Call::Chroot(path.to_path_buf()))
     }
     fn unshare(&self, flags: CloneFlags) -> Result<()> {
         self.push(Call::Unshare(flags))
