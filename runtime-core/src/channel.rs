@@ -20,10 +20,12 @@ const MAX_MESSAGE: usize = 64 * 1024;
 pub enum Message {
     /// intermediate -> main: a new user namespace exists; write its id maps.
     UserNamespaceCreated,
-    /// main -> intermediate: maps written and cgroup joined; go on.
+    /// main -> intermediate: id maps written (if any); go on.
     Proceed,
     /// intermediate -> main: the init process's pid, as the main process sees it.
     InitPid(i32),
+    /// main -> init: the cgroup exists and init is in it.
+    CgroupJoined,
     /// init -> main: namespaces and mounts are ready; run prestart and createRuntime hooks.
     RunRuntimeHooks,
     /// main -> init: those hooks succeeded.

@@ -280,7 +280,8 @@ pub fn start(store: &Store, id: &str) -> Result<(), ContainerError> {
     Ok(())
 }
 
-/// Opens the exec fifo for reading, which unblocks init, and waits for its byte.
+/// Opens the exec fifo for reading, which unblocks init, and waits until init has run the
+/// startContainer hooks and exec'd the program (end-of-file: the fifo is close-on-exec).
 fn release_init(entry: &Entry, st: &State) -> Result<(), ContainerError> {
     let fifo_path = entry.fifo();
     let err = |why: String| ContainerError::Start {
@@ -294,7 +295,14 @@ fn release_init(entry: &Entry, st: &State) -> Result<(), ContainerError> {
         Mode::empty(),
     )
     .map_err(|e| err(format!("opening {}: {e}", fifo_path.display())))?;
+    // Once opened, the path has served its purpose: the status reads `running` from now on,
+    // and a second `start` finds no fifo.
+    std::fs::remove_file(&fifo_path).map_err(|source| ContainerError::Io {
+        path: fifo_path.clone(),
+        source,
+    })?;
     let deadline = Instant::now() + START_TIMEOUT;
+    let mut got: Vec<u8> = vec![];
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         let ready = match poll(&mut fds, PollTimeout::from(100u16)) {
@@ -302,28 +310,32 @@ fn release_init(entry: &Entry, st: &State) -> Result<(), ContainerError> {
             r => r.map_err(|e| err(format!("poll exec fifo: {e}")))?,
         };
         if ready > 0 {
-            let mut b = [0u8; 1];
-            match nix::unistd::read(&fifo, &mut b) {
-                Ok(1) => break,
+            let mut buf = [0u8; 4096];
+            match nix::unistd::read(&fifo, &mut buf) {
+                // Until init opens its end, a non-blocking read finds no writer and returns 0:
+                // only end-of-file after init wrote something is final.
+                Ok(0) if !got.is_empty() => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
                 Err(nix::errno::Errno::EAGAIN) => {}
-                // End of file without a byte: init closed the fifo without going on.
-                Ok(_) => return Err(err("init exited before start".into())),
                 Err(e) => return Err(err(format!("reading exec fifo: {e}"))),
             }
         }
-        if !state::init_alive(st) {
+        if got.is_empty() && !state::init_alive(st) {
             return Err(err("init exited before start".into()));
         }
         if Instant::now() > deadline {
             return Err(err(format!(
-                "init did not take the start signal in {START_TIMEOUT:?}"
+                "init did not start the program in {START_TIMEOUT:?}"
             )));
         }
     }
-    std::fs::remove_file(&fifo_path).map_err(|source| ContainerError::Io {
-        path: fifo_path,
-        source,
-    })
+    match got.split_first() {
+        Some((b, _)) if [*b] == process::START_OK => Ok(()),
+        Some((b, msg)) if [*b] == process::START_FAILED => {
+            Err(err(String::from_utf8_lossy(msg).into_owned()))
+        }
+        _ => Err(err("init exited before start".into())),
+    }
 }
 
 /// Sends `signal` to the init process, or with `all` to every process of the container.

@@ -396,11 +396,12 @@ impl V1Manager {
             }
         }
         if let Some(u) = &self.unified {
-            if create || hugetlb_unified {
-                // Only what is needed: enabling controllers in the unified root changes
-                // the host for everybody. On update the directories exist already.
-                let enable: &[&str] = if hugetlb_unified { &["hugetlb"] } else { &[] };
-                u.create_dirs(Some(enable))?;
+            // On a hybrid host the unified hierarchy only carries controllers that v1 lacks
+            // (here hugetlb): the container gets a directory there only when it has such
+            // limits, as runc's v1 driver never joins it. Enabling controllers in the unified
+            // root changes the host for everybody, so only what is needed.
+            if hugetlb_unified {
+                u.create_dirs(Some(&["hugetlb"]))?;
             }
         }
         if let Some(mem) = self.find("memory") {
@@ -419,13 +420,19 @@ impl V1Manager {
         Ok(())
     }
 
-    /// Every hierarchy directory of the container, v1 then unified.
+    /// Every hierarchy directory of the container, v1 then unified (if it has one there).
     fn all_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = self.hierarchies.iter().map(|h| self.dir(h)).collect();
-        if let Some(u) = &self.unified {
-            dirs.push(u.dir());
-        }
+        dirs.extend(self.unified_dir());
         dirs
+    }
+
+    /// The container's directory in the hybrid unified hierarchy, if it was given one.
+    fn unified_dir(&self) -> Option<PathBuf> {
+        self.unified
+            .as_ref()
+            .map(|u| u.dir())
+            .filter(|d| d.is_dir())
     }
 }
 
@@ -495,13 +502,31 @@ impl CgroupManager for V1Manager {
                 source: self.dir(h),
             })
             .collect();
-        if let Some(u) = &self.unified {
+        if let (Some(u), Some(dir)) = (&self.unified, self.unified_dir()) {
             out.push(CgroupMount {
                 name: super::basename(u.mount_point()),
-                source: u.dir(),
+                source: dir,
             });
         }
         out
+    }
+
+    fn can_join_self(&self) -> bool {
+        true
+    }
+
+    fn join_self(&self) -> Result<(), CgroupError> {
+        // "0" names the writer; moving only the calling thread through `tasks` lets the
+        // kernel skip the global threadgroup lock, whose RCU grace period makes a
+        // cgroup.procs write cost milliseconds. The caller has a single thread, so its
+        // whole process moves.
+        for h in &self.hierarchies {
+            files::write(&self.dir(h), "tasks", "0")?;
+        }
+        if let Some(dir) = self.unified_dir() {
+            files::write(&dir, "cgroup.procs", "0")?;
+        }
+        Ok(())
     }
 
     fn path(&self) -> &Path {

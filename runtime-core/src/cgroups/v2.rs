@@ -371,6 +371,17 @@ impl CgroupManager for V2Manager {
         files::write(&self.dir(), "cgroup.procs", &pid.to_string())
     }
 
+    fn can_join_self(&self) -> bool {
+        // A process moving itself through cgroup.procs takes the same global lock as its
+        // parent moving it, and a thread cannot leave its domain through cgroup.threads:
+        // the parent moves it, overlapped with the child's own work.
+        false
+    }
+
+    fn join_self(&self) -> Result<(), CgroupError> {
+        files::write(&self.dir(), "cgroup.procs", "0")
+    }
+
     fn pids(&self) -> Result<Vec<Pid>, CgroupError> {
         V2Manager::pids(self)
     }

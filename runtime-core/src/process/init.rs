@@ -78,11 +78,11 @@ fn try_build(
     .map_err(|e| format!("open {}: {e}", setup.exec_fifo.display()))?;
     let host_pid = host_pid()?;
 
-    ns.enter(
-        &sys,
-        !(CloneFlags::CLONE_NEWUSER | crate::namespaces::intermediate_flags()),
-    )
-    .map_err(|e| e.to_string())?;
+    // The cgroup namespace waits until we are in the container's cgroup: its root is the
+    // cgroup of the process that creates it.
+    let cgroup_ns = CloneFlags::CLONE_NEWCGROUP;
+    let early = !(CloneFlags::CLONE_NEWUSER | crate::namespaces::intermediate_flags() | cgroup_ns);
+    ns.enter(&sys, early).map_err(|e| e.to_string())?;
     if ns.has(CloneFlags::CLONE_NEWUTS) {
         if let Some(h) = spec.hostname() {
             sys.sethostname(h).map_err(|e| e.to_string())?;
@@ -103,6 +103,18 @@ fn try_build(
         )
         .map_err(|e| e.to_string())?;
     }
+
+    // Nothing above depends on our cgroup; the hooks and the user's program below do.
+    if super::init_joins_cgroup(setup, ns) {
+        setup.cgroup.join_self().map_err(|e| e.to_string())?;
+    } else {
+        // main moves us while we build namespaces and mounts above: the move costs the
+        // kernel an RCU grace period (milliseconds), which this overlaps.
+        to_main
+            .expect(&Message::CgroupJoined, INIT_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+    }
+    ns.enter(&sys, cgroup_ns).map_err(|e| e.to_string())?;
 
     let hooks = spec.hooks().as_ref();
     let has_runtime_hooks = hooks.is_some_and(|h| {
@@ -162,16 +174,33 @@ fn try_build(
     // Only stdio and the preserved descriptors reach the program.
     syscall::cloexec_from(3 + setup.preserve_fds).map_err(|e| e.to_string())?;
 
-    to_main.send(&Message::Ready).map_err(|e| e.to_string())?;
-    wait_for_start(&fifo)?;
-
-    if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
-        hooks::run(list, &state_json(Status::Created))
-            .map_err(|e| format!("startContainer hook: {e}"))?;
-    }
     let args = cstrings(process.args().as_deref().unwrap_or_default())?;
+    to_main.send(&Message::Ready).map_err(|e| e.to_string())?;
+
+    let mut start = wait_for_start(&fifo)?;
+    // From here on `start` is listening on the fifo, not main on the channel: report there.
+    let hooks_done = match hooks.and_then(|h| h.start_container().as_ref()) {
+        Some(list) => hooks::run(list, &state_json(Status::Created))
+            .map_err(|e| format!("startContainer hook: {e}")),
+        None => Ok(()),
+    };
+    let status = match &hooks_done {
+        Ok(()) => START_OK.to_vec(),
+        Err(e) => [START_FAILED, e.as_bytes()].concat(),
+    };
+    start
+        .write_all(&status)
+        .map_err(|e| format!("writing exec fifo: {e}"))?;
+    hooks_done?;
+    // The fifo is close-on-exec: `start` sees end-of-file exactly when the program runs.
     Err(syscall::execve(&exe, &args, &env).to_string())
 }
+
+/// First byte init writes to the exec fifo: the program is about to run.
+pub const START_OK: &[u8] = b"0";
+/// First byte init writes to the exec fifo when a startContainer hook failed; the reason
+/// follows.
+pub const START_FAILED: &[u8] = b"1";
 
 /// This process's pid in the runtime's pid namespace: the first NSpid entry in the host's
 /// /proc (still mounted, since this runs before pivot_root).
@@ -186,18 +215,16 @@ fn host_pid() -> Result<i32, String> {
         .ok_or_else(|| "no NSpid in /proc/self/status".to_string())
 }
 
-/// Blocks until `start` opens the fifo for reading, then tells it we are going.
-fn wait_for_start(fifo: &OwnedFd) -> Result<(), String> {
+/// Blocks until `start` opens the fifo for reading; returns the fifo open for writing.
+fn wait_for_start(fifo: &OwnedFd) -> Result<File, String> {
     // Reopen through /proc: the O_PATH descriptor refers to the fifo on the host even though
     // its path is no longer reachable from the container's root. Opening for writing blocks
-    // until a reader (`start`) opens it.
+    // until a reader (`start`) opens it. std opens with O_CLOEXEC.
     let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let mut f = File::options()
+    File::options()
         .write(true)
         .open(&path)
-        .map_err(|e| format!("opening exec fifo {path}: {e}"))?;
-    f.write_all(b"0")
-        .map_err(|e| format!("writing exec fifo: {e}"))
+        .map_err(|e| format!("opening exec fifo {path}: {e}"))
 }
 
 fn write_sysctls(spec: &Spec) -> Result<(), String> {

@@ -41,8 +41,7 @@ fn fork_init(
             .send(&Message::UserNamespaceCreated)
             .map_err(|e| e.to_string())?;
     }
-    // main answers once the id maps are written and we are in the container's cgroup,
-    // so that init and everything it forks are accounted there from the start.
+    // main answers once the id maps are written: until then the namespace has no root.
     to_main
         .expect(&Message::Proceed, INTERMEDIATE_TIMEOUT)
         .map_err(|e| e.to_string())?;

@@ -8,6 +8,8 @@
 mod init;
 mod intermediate;
 
+pub use init::{START_FAILED, START_OK};
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,7 +71,7 @@ pub struct ContainerSetup<'a> {
     pub rootfs: PathBuf,
     /// The fifo init blocks on until `start`.
     pub exec_fifo: PathBuf,
-    /// The container's cgroup (created by main, joined by the intermediate process).
+    /// The container's cgroup (created by main, which moves init into it).
     pub cgroup: &'a dyn CgroupManager,
     /// How many file descriptors after stdio to pass to the process.
     pub preserve_fds: u32,
@@ -104,6 +106,8 @@ pub fn spawn(
         linux.resources().as_ref(),
         linux.devices().as_deref().unwrap_or_default(),
     );
+
+    // Created before the fork: init bind-mounts its directories into the container.
     setup.cgroup.create(resources.as_ref())?;
 
     let (to_inter, inter_end) = channel::pair("intermediate process", "runtime")?;
@@ -122,7 +126,6 @@ pub fn spawn(
 
     let mut init_pid = None;
     let result = (|| {
-        setup.cgroup.add_task(inter)?;
         if ns.creates(nix::sched::CloneFlags::CLONE_NEWUSER) {
             to_inter.expect(&Message::UserNamespaceCreated, INTERMEDIATE_TIMEOUT)?;
             write_id_map(inter, "uid_map", linux.uid_mappings().as_deref())?;
@@ -141,6 +144,12 @@ pub fn spawn(
             }
         };
         init_pid = Some(pid);
+        if !init_joins_cgroup(setup, &ns) {
+            // init builds its namespaces and mounts meanwhile, and waits for CgroupJoined
+            // before anything that needs the cgroup (its namespace, hooks, the program).
+            setup.cgroup.add_task(pid)?;
+            to_init.send(&Message::CgroupJoined)?;
+        }
         match to_init.recv("Ready", INIT_TIMEOUT)? {
             Message::RunRuntimeHooks => {
                 if let Err(e) = runtime_hooks(pid) {
@@ -171,6 +180,12 @@ pub fn spawn(
     // The intermediate exits as soon as it has reported init's pid; reap it in all cases.
     let _ = waitpid(inter, None);
     result
+}
+
+/// Whether init moves itself into the cgroup (cheap on v1) rather than being moved by main.
+/// In a user namespace it lacks the host privileges to write to cgroupfs.
+fn init_joins_cgroup(setup: &ContainerSetup<'_>, ns: &Namespaces) -> bool {
+    setup.cgroup.can_join_self() && !ns.has(nix::sched::CloneFlags::CLONE_NEWUSER)
 }
 
 /// Writes a user namespace id map of the intermediate process (uid_map or gid_map).
