@@ -1,0 +1,45 @@
+# youki-shim: build, demo, test, bench. Run as root (containers need
+# namespaces, mounts and cgroups).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: all build release setup demo test fmt-check clippy test-only bench check-root
+
+all: build
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+# Debian packages (busybox-static, runc, ...): scripts/debian-packages.txt
+setup:
+	scripts/setup.sh
+
+# Runs a busybox container with youki (release build).
+demo: check-root setup release
+	scripts/demo.sh
+
+# Everything CI runs: formatting, lints, unit and integration tests.
+test: check-root setup fmt-check clippy test-only
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-only: check-root
+	$(CARGO) test --workspace --no-fail-fast
+
+# youki vs runc, create+start+wait+delete of /bin/true; BENCH_RUNS=N (default 50).
+bench: check-root setup release
+	scripts/bench.sh
+
+check-root:
+	@if [ "$$(id -u)" -ne 0 ]; then \
+		echo "make: the tests, demo and bench run containers: run as root" >&2; exit 1; \
+	fi

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages listed in scripts/debian-packages.txt (needs
+# root). Does nothing when they are all installed already, unless --force.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' scripts/debian-packages.txt | grep -v '^$')
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${1:-}" != "--force" ] && [ "${#missing[@]}" -eq 0 ]; then
+    echo "setup: all Debian packages present (${packages[*]})"
+else
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: installing ${missing[*]:-${packages[*]}} needs root: run as root (or with sudo)" >&2
+        exit 1
+    fi
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}"
+fi
+
+# The Rust toolchain comes with the machine (rustup); it cannot be fetched here.
+for tool in cargo rustfmt cargo-clippy; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "setup: $tool not found on PATH (expected from the machine's rustup toolchain; try PATH=\$HOME/.cargo/bin:\$PATH)" >&2
+        exit 1
+    fi
+done

@@ -1,0 +1,136 @@
+//! Resource limits through cgroups: visible on the host under cgroupsPath and
+//! in the container, and enforced.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use common::*;
+
+const MIB: i64 = 1024 * 1024;
+
+fn read_trim(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn memory_pids_cpu_limits_are_visible() {
+    let env = TestEnv::new("cglimits");
+    let mut b = env.bundle();
+    b.resource("memory", json!({ "limit": 64 * MIB }));
+    b.resource("pids", json!({ "limit": 10 }));
+    b.resource("cpu", json!({ "shares": 512 }));
+    b.sh(
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
+          cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; \
+          sleep 100",
+    );
+    let id = env.id();
+    env.create(&id, &b);
+    let pid = env.pid(&id);
+    let cg = &b.cgroups_path;
+
+    // On the host, under linux.cgroupsPath.
+    let mem = host_cgroup_file(cg, "memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(read_trim(&mem), (64 * MIB).to_string(), "{}", mem.display());
+    let pids = host_cgroup_file(cg, "pids", "pids.max", "pids.max");
+    assert_eq!(read_trim(&pids), "10", "{}", pids.display());
+    let cpu = host_cgroup_file(cg, "cpu", "cpu.shares", "cpu.weight");
+    if is_cgroup_v2_only() {
+        // shares 512 -> weight 1 + ((512 - 2) * 9999) / 262142 = 20
+        assert_eq!(read_trim(&cpu), "20", "{}", cpu.display());
+    } else {
+        assert_eq!(read_trim(&cpu), "512", "{}", cpu.display());
+    }
+    // The init process is in that cgroup.
+    let procs = host_cgroup_file(cg, "pids", "cgroup.procs", "cgroup.procs");
+    let members = read_trim(&procs);
+    assert!(
+        members.lines().any(|l| l.trim() == pid.to_string()),
+        "init {pid} not in {}: {members:?}",
+        procs.display()
+    );
+
+    // In the container.
+    env.start(&id);
+    assert!(
+        poll(Duration::from_secs(10), || env
+            .container_stdout(&id)
+            .lines()
+            .count()
+            >= 2),
+        "container printed: {:?}",
+        env.container_stdout(&id)
+    );
+    assert_eq!(env.container_stdout(&id), format!("{}\n10\n", 64 * MIB));
+
+    assert_ok(&env.delete_force(&id), "delete --force");
+    // The guard checks that the cgroup directories are gone.
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb() {
+    let env = TestEnv::new("forkbomb");
+    let mut b = env.bundle();
+    b.resource("pids", json!({ "limit": 10 }));
+    // busybox sh exits when a fork fails: run the bomb in a subshell, then
+    // read pids.current with builtins only (no fork left to spare).
+    b.sh("(for i in $(seq 50); do sleep 2 & done); echo bomb=$?; \
+          read c < /sys/fs/cgroup/pids/pids.current || read c < /sys/fs/cgroup/pids.current; \
+          echo current=$c; wait");
+    let o = env.run_container(&env.id(), &b);
+    let out = stdout_of(&o);
+    let current: i64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("current="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pids.current: {}", describe(&o)));
+    assert!(
+        current <= 10,
+        "pids.current {current} above the limit: {}",
+        describe(&o)
+    );
+    assert!(
+        current >= 5,
+        "pids.current {current}: the bomb did not fork: {}",
+        describe(&o)
+    );
+    assert!(
+        !out.contains("bomb=0"),
+        "the fork bomb did not fail: {}",
+        describe(&o)
+    );
+    assert!(
+        stderr_of(&o).contains("can't fork"),
+        "some forks must fail: {}",
+        describe(&o)
+    );
+}
+
+#[test]
+fn memory_limit_is_enforced() {
+    let env = TestEnv::new("oom");
+    let mut b = env.bundle();
+    let mut mem = json!({ "limit": 32 * MIB });
+    let host_has_swap = std::fs::read_to_string("/proc/swaps")
+        .map(|s| s.lines().count() > 1)
+        .unwrap_or(false);
+    if host_has_swap {
+        mem["swap"] = json!(32 * MIB); // memory+swap = memory: no swap
+    }
+    b.resource("memory", mem);
+    // Holds ~100 MB in a shell variable.
+    b.sh("x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived ${#x}");
+    let o = env.run_container(&env.id(), &b);
+    assert!(
+        !stdout_of(&o).contains("survived"),
+        "allocation above the memory limit succeeded: {}",
+        describe(&o)
+    );
+    assert!(!o.status.success(), "{}", describe(&o));
+}

@@ -1,0 +1,311 @@
+//! What the container's process sees: hostname, /proc, /dev, masked and
+//! read-only paths, user and groups, capabilities, rlimits, cwd and env.
+
+mod common;
+
+use serde_json::json;
+
+use common::*;
+
+/// Runs the bundle in the foreground, asserts exit 0, returns stdout.
+#[track_caller]
+fn run_ok(env: &TestEnv, b: &Bundle) -> String {
+    let o = env.run_container(&env.id(), b);
+    assert_ok(&o, "run");
+    stdout_of(&o)
+}
+
+/// The value of a `Key:\tvalue` line of /proc/self/status output.
+fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in:\n{status}"))
+}
+
+#[test]
+fn hostname_is_set() {
+    let env = TestEnv::new("hostname");
+    let mut b = env.bundle();
+    b.config["hostname"] = json!("it-host");
+    b.args(&["hostname"]);
+    assert_eq!(run_ok(&env, &b), "it-host\n");
+}
+
+#[test]
+fn proc_is_the_container_pid_namespace() {
+    let env = TestEnv::new("procfs");
+    let mut b = env.bundle();
+    b.sh(
+        "echo $$; test -r /proc/1/status && echo readable; grep -c . /proc/1/cmdline; \
+          awk '$5 == \"/proc\" {print $9}' /proc/self/mountinfo | head -n1",
+    );
+    let out = run_ok(&env, &b);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"1"),
+        "the process must be pid 1: {out}"
+    );
+    assert_eq!(lines.get(1), Some(&"readable"), "{out}");
+    assert_eq!(
+        lines.get(3),
+        Some(&"proc"),
+        "/proc must be a proc mount: {out}"
+    );
+}
+
+#[test]
+fn dev_has_the_default_devices_and_no_host_devices() {
+    let env = TestEnv::new("devfs");
+    let mut b = env.bundle();
+    b.sh("for d in null zero full random urandom tty; do \
+            test -c /dev/$d || echo \"missing char device /dev/$d\"; done; \
+          test -e /dev/fd || echo 'missing /dev/fd'; \
+          test -d /dev/pts || echo 'missing /dev/pts'; \
+          test -d /dev/shm || echo 'missing /dev/shm'; \
+          test -d /dev/mqueue || echo 'missing /dev/mqueue'; \
+          echo x > /dev/null || echo 'cannot write /dev/null'; \
+          test \"$(head -c 5 /dev/zero | wc -c)\" = 5 || echo 'cannot read /dev/zero'; \
+          test \"$(head -c 5 /dev/urandom | wc -c)\" = 5 || echo 'cannot read /dev/urandom'; \
+          (echo x > /dev/full) 2>/dev/null && echo '/dev/full accepted a write'; \
+          echo LIST; ls -1 /dev");
+    let out = run_ok(&env, &b);
+    let (problems, listing) = out.split_once("LIST\n").unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        problems, "",
+        "problems in /dev:\n{problems}\n/dev:\n{listing}"
+    );
+
+    // No device node of the host that the container was not given.
+    let allowed = [
+        "null", "zero", "full", "random", "urandom", "tty", "console", "ptmx", "pts", "shm",
+        "mqueue", "fd", "stdin", "stdout", "stderr", "core",
+    ];
+    let in_container: Vec<&str> = listing.lines().collect();
+    let host_devices: Vec<String> = std::fs::read_dir("/dev")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !allowed.contains(&n.as_str()))
+        .collect();
+    let leaked: Vec<&String> = host_devices
+        .iter()
+        .filter(|n| in_container.contains(&n.as_str()))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "host devices visible in the container: {leaked:?}"
+    );
+    if std::path::Path::new("/dev/vda").exists() {
+        assert!(
+            !in_container.contains(&"vda"),
+            "/dev/vda visible in the container"
+        );
+    }
+}
+
+#[test]
+fn masked_and_readonly_paths() {
+    let env = TestEnv::new("masked");
+    let mut b = env.bundle();
+    b.config["hostname"] = json!("it-ro");
+    b.sh("echo kcore=$(cat /proc/kcore 2>/dev/null | wc -c); \
+          echo firmware=$(ls -A /sys/firmware 2>/dev/null | wc -l); \
+          echo keys=$(cat /proc/keys 2>/dev/null | wc -c); \
+          for p in MASKED; do \
+            awk -v p=$p '$5 == p {found=1} END {if (!found) print \"not masked: \" p}' /proc/self/mountinfo; \
+          done; \
+          awk '$5 == \"/proc/sys\" {print \"procsys=\" $6}' /proc/self/mountinfo | head -n1; \
+          echo changed > /proc/sys/kernel/hostname; \
+          echo hostname=$(hostname)");
+    // Masked paths that exist on this kernel (some have no /proc/kcore) must
+    // be mount points in the container (runc binds /dev/null or a read-only
+    // tmpfs over them).
+    let masked: Vec<String> = b.config["linux"]["maskedPaths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .filter(|p| std::path::Path::new(p).exists())
+        .map(str::to_string)
+        .collect();
+    assert!(!masked.is_empty());
+    let script = b.config["process"]["args"][2]
+        .as_str()
+        .unwrap()
+        .replace("MASKED", &masked.join(" "));
+    b.sh(&script);
+    let o = env.run_container(&env.id(), &b);
+    let out = stdout_of(&o);
+    assert!(
+        out.contains("kcore=0\n"),
+        "/proc/kcore must be masked (empty): {}",
+        describe(&o)
+    );
+    assert!(
+        out.contains("firmware=0\n"),
+        "/sys/firmware must be masked (empty): {}",
+        describe(&o)
+    );
+    assert!(
+        out.contains("keys=0\n"),
+        "/proc/keys must be masked (empty): {}",
+        describe(&o)
+    );
+    assert!(
+        !out.contains("not masked"),
+        "masked paths must be mounted over: {}",
+        describe(&o)
+    );
+    let procsys = out
+        .lines()
+        .find_map(|l| l.strip_prefix("procsys="))
+        .unwrap_or_else(|| panic!("/proc/sys is not a mount point: {}", describe(&o)));
+    assert!(
+        procsys.split(',').any(|x| x == "ro"),
+        "/proc/sys must be mounted read-only, options: {procsys}"
+    );
+    assert!(
+        stderr_of(&o).contains("Read-only file system"),
+        "a write to /proc/sys must fail with EROFS: {}",
+        describe(&o)
+    );
+    assert!(out.contains("hostname=it-ro\n"), "{}", describe(&o));
+}
+
+#[test]
+fn root_is_read_only_when_asked() {
+    let env = TestEnv::new("rootro");
+    let mut b = env.bundle();
+    b.sh("touch /newfile 2>/dev/null && echo writable || echo ro");
+    assert_eq!(run_ok(&env, &b), "ro\n");
+    let mut b = env.bundle();
+    b.config["root"]["readonly"] = json!(false);
+    b.sh("touch /newfile 2>/dev/null && echo writable || echo ro");
+    assert_eq!(run_ok(&env, &b), "writable\n");
+    assert!(
+        b.rootfs().join("newfile").exists(),
+        "the write must land in the bundle's rootfs"
+    );
+}
+
+#[test]
+fn user_uid_gid_and_additional_gids() {
+    let env = TestEnv::new("user");
+    let mut b = env.bundle();
+    b.process()["user"] = json!({ "uid": 1000, "gid": 1000, "additionalGids": [1001] });
+    b.sh("id -u; id -g; id -G; id; echo HOME=$HOME");
+    let out = run_ok(&env, &b);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"1000"), "uid: {out}");
+    assert_eq!(lines.get(1), Some(&"1000"), "gid: {out}");
+    let groups: Vec<&str> = lines.get(2).unwrap_or(&"").split_whitespace().collect();
+    assert!(
+        groups.contains(&"1001"),
+        "additional gid 1001 missing: {out}"
+    );
+    assert!(
+        lines.get(3).is_some_and(|l| l.contains("uid=1000(user)")),
+        "{out}"
+    );
+    // Like runc: HOME missing from the env is taken from /etc/passwd.
+    assert!(
+        out.contains("HOME=/home/user\n"),
+        "HOME from /etc/passwd: {out}"
+    );
+}
+
+#[test]
+fn root_user_gets_home_from_passwd() {
+    let env = TestEnv::new("roothome");
+    let mut b = env.bundle();
+    b.sh("id -u; echo HOME=$HOME");
+    assert_eq!(run_ok(&env, &b), "0\nHOME=/root\n");
+}
+
+#[test]
+fn default_capabilities() {
+    let env = TestEnv::new("capsdef");
+    let mut b = env.bundle();
+    b.args(&["cat", "/proc/self/status"]);
+    let st = run_ok(&env, &b);
+    assert_eq!(status_field(&st, "CapEff"), DEFAULT_CAPS_MASK, "{st}");
+    assert_eq!(status_field(&st, "CapPrm"), DEFAULT_CAPS_MASK, "{st}");
+    assert_eq!(status_field(&st, "CapBnd"), DEFAULT_CAPS_MASK, "{st}");
+    assert_eq!(status_field(&st, "NoNewPrivs"), "1", "{st}");
+}
+
+#[test]
+fn runc_spec_capabilities() {
+    let env = TestEnv::new("capsrunc");
+    let mut b = env.bundle();
+    let caps = json!(RUNC_SPEC_CAPS);
+    b.process()["capabilities"] = json!({
+        "bounding": caps, "effective": caps, "permitted": caps,
+    });
+    b.args(&["cat", "/proc/self/status"]);
+    let st = run_ok(&env, &b);
+    assert_eq!(status_field(&st, "CapEff"), RUNC_SPEC_CAPS_MASK, "{st}");
+    assert_eq!(status_field(&st, "CapBnd"), RUNC_SPEC_CAPS_MASK, "{st}");
+}
+
+#[test]
+fn empty_capabilities() {
+    let env = TestEnv::new("capsnone");
+    let mut b = env.bundle();
+    b.process()["capabilities"] = json!({
+        "bounding": [], "effective": [], "permitted": [], "inheritable": [], "ambient": [],
+    });
+    b.args(&["cat", "/proc/self/status"]);
+    let st = run_ok(&env, &b);
+    for f in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(status_field(&st, f), "0000000000000000", "{f}: {st}");
+    }
+}
+
+#[test]
+fn rlimits() {
+    let env = TestEnv::new("rlimits");
+    let mut b = env.bundle();
+    b.sh("ulimit -n; ulimit -Hn");
+    assert_eq!(run_ok(&env, &b), "1024\n1024\n", "default RLIMIT_NOFILE");
+
+    let mut b = env.bundle();
+    b.process()["rlimits"] = json!([
+        { "type": "RLIMIT_NOFILE", "soft": 2048, "hard": 4096 },
+        { "type": "RLIMIT_NPROC", "soft": 500, "hard": 600 },
+    ]);
+    b.sh("ulimit -n; ulimit -Hn; ulimit -u; ulimit -Hu");
+    assert_eq!(run_ok(&env, &b), "2048\n4096\n500\n600\n");
+}
+
+#[test]
+fn cwd_and_env() {
+    let env = TestEnv::new("cwdenv");
+    let mut b = env.bundle();
+    b.process()["cwd"] = json!("/tmp");
+    b.add_env("FOO=bar").add_env("WITH_SPACE=a b  c");
+    b.sh("pwd; echo \"$FOO\"; echo \"$WITH_SPACE\"; echo \"$PATH\"");
+    assert_eq!(
+        run_ok(&env, &b),
+        "/tmp\nbar\na b  c\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    );
+}
+
+#[test]
+fn args_are_passed_verbatim() {
+    let env = TestEnv::new("args");
+    let mut b = env.bundle();
+    b.args(&[
+        "sh",
+        "-c",
+        "for a in \"$@\"; do echo \"[$a]\"; done",
+        "sh",
+        "one",
+        "two words",
+        "",
+    ]);
+    assert_eq!(run_ok(&env, &b), "[one]\n[two words]\n[]\n");
+}
