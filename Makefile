@@ -33,7 +33,7 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 test-only: check-root
-	$(CARGO) test --workspace --no-fail-fast
+	scripts/test.sh
 
 # youki vs runc, create+start+wait+delete of /bin/true; BENCH_RUNS=N (default 50).
 bench: check-root setup release
