@@ -134,3 +134,39 @@ fn memory_limit_is_enforced() {
     );
     assert!(!o.status.success(), "{}", describe(&o));
 }
+
+#[test]
+fn absent_cgroups_path_is_under_youki_named_by_id() {
+    // Not a systemd-style "slice:prefix:name" path: a plain /youki/<id> cgroup, removed on
+    // delete.
+    let env = TestEnv::new("nocgpath");
+    let mut b = env.bundle();
+    b.linux()
+        .as_object_mut()
+        .expect("linux")
+        .remove("cgroupsPath");
+    b.sh("sleep 100");
+    let id = env.id();
+    env.create(&id, &b);
+    let pid = env.pid(&id);
+    let cg = format!("/youki/{id}");
+    let procs = host_cgroup_file(&cg, "pids", "cgroup.procs", "cgroup.procs");
+    assert!(
+        read_trim(&procs)
+            .lines()
+            .any(|l| l.trim() == pid.to_string()),
+        "init {pid} not in {}",
+        procs.display()
+    );
+    assert_ok(&env.delete_force(&id), "delete --force");
+    assert!(
+        !procs.parent().expect("dir").exists(),
+        "{} left",
+        procs.display()
+    );
+    // The shared /youki parent stays while other containers may use it, as runc leaves
+    // its parents; this test is the only one without cgroupsPath, so tidy it if empty.
+    for h in cgroup_hierarchies() {
+        let _ = std::fs::remove_dir(h.mount_point.join("youki"));
+    }
+}

@@ -309,3 +309,18 @@ fn args_are_passed_verbatim() {
     ]);
     assert_eq!(run_ok(&env, &b), "[one]\n[two words]\n[]\n");
 }
+
+#[test]
+fn absolute_program_runs_without_any_env() {
+    // `ctr run --rootfs` passes no env at all: an absolute args[0] must not need PATH.
+    let env = TestEnv::new("noenv");
+    let mut b = env.bundle();
+    b.process().as_object_mut().expect("process").remove("env");
+    b.args(&["/bin/sh", "-c", "echo ran; /bin/env | /bin/sort"]);
+    // HOME comes from /etc/passwd (root's home), as runc sets it; nothing else is added.
+    // (busybox sh exports a PATH of its own when it has none.)
+    assert_eq!(
+        run_ok(&env, &b),
+        "ran\nHOME=/root\nPATH=/sbin:/usr/sbin:/bin:/usr/bin\nPWD=/\nSHLVL=1\n"
+    );
+}
