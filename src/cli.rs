@@ -120,6 +120,53 @@ pub enum Command {
         #[arg(short = 'f', long)]
         force: bool,
     },
+    /// Run a new process in a running container.
+    Exec(ExecArgs),
+    /// Freeze every process of the container.
+    Pause {
+        /// Container id.
+        id: String,
+    },
+    /// Thaw a paused container.
+    Resume {
+        /// Container id.
+        id: String,
+    },
+    /// List the processes of the container.
+    Ps {
+        /// Container id.
+        id: String,
+        /// Output format.
+        #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Arguments passed to ps(1) for the table format.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Print resource usage, or stream events (OOM) of the container.
+    Events {
+        /// Container id.
+        id: String,
+        /// Print the statistics once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Interval between statistics while streaming.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
+    /// Change the resource limits of a running container.
+    Update(UpdateArgs),
+    /// Print the features this runtime supports, as OCI features.json.
+    Features,
+    /// Write a default config.json.
+    Spec {
+        /// Directory to write config.json into.
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+        /// A spec for a container run by an unprivileged user.
+        #[arg(long)]
+        rootless: bool,
+    },
     /// List containers.
     List {
         /// Output format.
@@ -129,4 +176,102 @@ pub enum Command {
         #[arg(short = 'q', long)]
         quiet: bool,
     },
+}
+
+/// Flags of `exec`, as runc has them.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// Container id.
+    pub id: String,
+    /// The command and its arguments (unless --process is given).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// OCI process JSON file.
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Environment variable KEY=VALUE (repeatable).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// User as uid[:gid].
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Additional group id (repeatable).
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Capability to add (repeatable).
+    #[arg(short = 'c', long = "cap")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs.
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Allocate a terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Unix socket to send the terminal master to.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Do not wait for the process.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the process pid to.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Number of extra file descriptors to pass after stdio.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// SELinux label of the process (not supported on this host).
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// AppArmor profile of the process (not supported on this host).
+    #[arg(long)]
+    pub apparmor: Option<String>,
+}
+
+/// Flags of `update`, as runc has them.
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// Container id.
+    pub id: String,
+    /// OCI LinuxResources JSON file, `-` for stdin.
+    #[arg(short = 'r', long)]
+    pub resources: Option<PathBuf>,
+    /// Memory limit in bytes (suffixes k, m, g allowed).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory reservation in bytes.
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit in bytes, -1 for unlimited.
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    /// CPU CFS quota in microseconds.
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds.
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// CPU realtime period in microseconds.
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime in microseconds.
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPUs allowed (e.g. 0-1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes allowed.
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of processes.
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// Block I/O weight.
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
 }

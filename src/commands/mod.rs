@@ -1,5 +1,9 @@
 //! Each subcommand: parse flags, call runtime-core, print the result.
 
+mod exec;
+mod info;
+mod resources;
+
 use anyhow::{bail, Context, Result};
 use runtime_core::container::{self, Container, CreateOptions};
 use runtime_core::state::Store;
@@ -36,6 +40,22 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Delete { id, force } => container::delete(&store, &id, force)?,
         Command::List { format, quiet } => list(&store, format, quiet)?,
+        Command::Exec(args) => return exec::exec(&store, &args),
+        Command::Pause { id } => resources::pause(&store, &id)?,
+        Command::Resume { id } => resources::resume(&store, &id)?,
+        Command::Ps {
+            id,
+            format,
+            ps_args,
+        } => resources::ps(&store, &id, format, &ps_args)?,
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => resources::events(&store, &id, stats, &interval)?,
+        Command::Update(args) => resources::update(&store, &args)?,
+        Command::Features => info::features()?,
+        Command::Spec { bundle, rootless } => info::spec(&bundle, rootless)?,
     }
     Ok(0)
 }
