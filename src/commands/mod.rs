@@ -74,6 +74,7 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
+        stdio: None,
     })
 }
 

@@ -74,7 +74,7 @@ pub enum ContainerError {
 }
 
 /// What `create` needs besides the store.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct CreateOptions {
     /// Container id.
     pub id: String,
@@ -88,6 +88,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// Enter the rootfs without pivot_root.
     pub no_pivot: bool,
+    /// The process's stdio, if not the caller's.
+    pub stdio: Option<process::Stdio>,
 }
 
 /// A container as `state` and `list` show it.
@@ -147,6 +149,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
             cgroup: cgroup.as_ref(),
             preserve_fds: opts.preserve_fds,
             no_pivot: opts.no_pivot,
+            stdio: opts.stdio.as_ref(),
             state: st.clone(),
         };
         let hooks = spec.hooks().clone().unwrap_or_default();

@@ -68,6 +68,9 @@ fn try_build(
     // execve restores dumpability.
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))?;
     syscall::signals::reset().map_err(|e| e.to_string())?;
+    if let Some(stdio) = setup.stdio {
+        set_stdio(stdio)?;
+    }
 
     // Opened now, while the host path resolves; reopened for writing at the very end.
     let fifo = open(
@@ -201,6 +204,22 @@ pub const START_OK: &[u8] = b"0";
 /// First byte init writes to the exec fifo when a startContainer hook failed; the reason
 /// follows.
 pub const START_FAILED: &[u8] = b"1";
+
+/// Makes the given descriptors this process's stdin, stdout and stderr (dup2 leaves the
+/// copies without close-on-exec, so the program inherits them).
+fn set_stdio(stdio: &super::Stdio) -> Result<(), String> {
+    let err = |which: &str, e: nix::errno::Errno| format!("setting {which}: dup2: {e}");
+    if let Some(fd) = &stdio.stdin {
+        nix::unistd::dup2_stdin(fd).map_err(|e| err("stdin", e))?;
+    }
+    if let Some(fd) = &stdio.stdout {
+        nix::unistd::dup2_stdout(fd).map_err(|e| err("stdout", e))?;
+    }
+    if let Some(fd) = &stdio.stderr {
+        nix::unistd::dup2_stderr(fd).map_err(|e| err("stderr", e))?;
+    }
+    Ok(())
+}
 
 /// This process's pid in the runtime's pid namespace: the first NSpid entry in the host's
 /// /proc (still mounted, since this runs before pivot_root).

@@ -63,6 +63,18 @@ pub enum ProcessError {
     Spec(String),
 }
 
+/// File descriptors to give the container's process as stdin, stdout and stderr instead of
+/// the caller's own (a shim passes pipes it copies to containerd's fifos).
+#[derive(Debug, Default)]
+pub struct Stdio {
+    /// Becomes fd 0; `None` keeps the inherited one.
+    pub stdin: Option<std::os::fd::OwnedFd>,
+    /// Becomes fd 1; `None` keeps the inherited one.
+    pub stdout: Option<std::os::fd::OwnedFd>,
+    /// Becomes fd 2; `None` keeps the inherited one.
+    pub stderr: Option<std::os::fd::OwnedFd>,
+}
+
 /// Everything the children need to build the container.
 pub struct ContainerSetup<'a> {
     /// The validated spec.
@@ -77,6 +89,8 @@ pub struct ContainerSetup<'a> {
     pub preserve_fds: u32,
     /// Enter the rootfs with MS_MOVE and chroot instead of pivot_root.
     pub no_pivot: bool,
+    /// The process's stdio, if not the caller's.
+    pub stdio: Option<&'a Stdio>,
     /// The container's state, for the hooks that init runs (its pid is filled in there).
     pub state: crate::state::State,
 }
