@@ -254,7 +254,7 @@ pub struct UpdateArgs {
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
     /// CPU shares (relative weight).
-    #[arg(long = "cpu-shares")]
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
     pub cpu_shares: Option<u64>,
     /// CPU realtime period in microseconds.
     #[arg(long = "cpu-rt-period")]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod foreground;
 mod logger;
 mod run;
 

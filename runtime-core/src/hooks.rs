@@ -399,6 +399,21 @@ fn kill_and_reap(child: &mut Child) {
     }
 }
 
+/// The hook kinds this runtime runs, in lifecycle order and config.json's spelling:
+/// prestart and createRuntime after the namespaces are set up, createContainer and
+/// startContainer in the container, poststart after start, poststop on delete.
+/// This is what `features` reports as `hooks`.
+pub fn supported_kinds() -> Vec<&'static str> {
+    vec![
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

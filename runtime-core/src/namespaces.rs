@@ -68,6 +68,21 @@ pub fn flag(kind: LinuxNamespaceType) -> CloneFlags {
     }
 }
 
+/// Every namespace type this runtime can create or join (each has a flag in [`flag`]).
+/// This is what `features` reports as `linux.namespaces`.
+pub fn supported_types() -> Vec<LinuxNamespaceType> {
+    vec![
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Time,
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Uts,
+    ]
+}
+
 /// The name of a namespace flag, for messages.
 pub fn name(flag: CloneFlags) -> &'static str {
     match flag {
@@ -108,6 +123,47 @@ impl Namespaces {
                     ns.join.push(Join { flag: f, fd });
                 }
                 None => ns.create |= f,
+            }
+        }
+        Ok(ns)
+    }
+
+    /// The namespaces of a running process that differ from ours, to join them all, opened
+    /// now (an exec into a container joins those of its init).
+    pub fn of_process(pid: nix::unistd::Pid) -> Result<Self, NamespaceError> {
+        use std::os::unix::fs::MetadataExt;
+        let mut ns = Namespaces {
+            create: CloneFlags::empty(),
+            join: vec![],
+        };
+        for (file, f) in [
+            ("user", CloneFlags::CLONE_NEWUSER),
+            ("pid", CloneFlags::CLONE_NEWPID),
+            ("time", flag(LinuxNamespaceType::Time)),
+            ("mnt", CloneFlags::CLONE_NEWNS),
+            ("ipc", CloneFlags::CLONE_NEWIPC),
+            ("uts", CloneFlags::CLONE_NEWUTS),
+            ("net", CloneFlags::CLONE_NEWNET),
+            ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ] {
+            let theirs = PathBuf::from(format!("/proc/{pid}/ns/{file}"));
+            let open_err = |errno| NamespaceError::Open {
+                kind: name(f),
+                path: theirs.clone(),
+                errno,
+            };
+            let ours = std::fs::metadata(format!("/proc/self/ns/{file}"));
+            let same = match (std::fs::metadata(&theirs), ours) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                // A kernel without this namespace type: nothing to join.
+                (Err(e), Err(_)) if e.kind() == std::io::ErrorKind::NotFound => true,
+                (Err(e), _) => return Err(open_err(crate::syscall::io_errno(&e))),
+                (Ok(_), Err(_)) => false,
+            };
+            if !same {
+                let fd = open(&theirs, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                    .map_err(open_err)?;
+                ns.join.push(Join { flag: f, fd });
             }
         }
         Ok(ns)
@@ -182,6 +238,15 @@ mod tests {
         assert_eq!(ns.join.len(), 1);
         assert!(ns.has(CloneFlags::CLONE_NEWNET));
         assert!(!ns.creates(CloneFlags::CLONE_NEWNET));
+    }
+
+    #[test]
+    fn own_process_has_nothing_to_join() {
+        let me = nix::unistd::getpid();
+        let ns = Namespaces::of_process(me).unwrap();
+        assert!(ns.join.is_empty() && ns.create.is_empty());
+        let e = Namespaces::of_process(nix::unistd::Pid::from_raw(i32::MAX)).unwrap_err();
+        assert!(e.to_string().contains("/proc/"), "{e}");
     }
 
     #[test]

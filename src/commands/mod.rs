@@ -29,7 +29,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             create,
             detach,
             keep,
-        } => return crate::run::run(&store, &create_options(&create)?, detach, keep),
+        } => return crate::run::run(&store, create_options(&create)?, detach, keep),
         Command::State { id } => {
             let c = container::state(&store, &id)?;
             println!("{}", serde_json::to_string_pretty(&state_json(&c))?);
@@ -71,7 +71,11 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
             .as_ref()
             .map(|p| std::path::absolute(p).context("--pid-file"))
             .transpose()?,
-        console_socket: a.console_socket.clone(),
+        console: a
+            .console_socket
+            .as_deref()
+            .map(runtime_core::tty::connect)
+            .transpose()?,
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
         stdio: None,

@@ -15,11 +15,14 @@
 //! which is easier to get right, and to test, by hand.
 //!
 //! Layout: [`mountinfo`] finds the hierarchies, [`v1`] and [`v2`] turn `linux.resources`
-//! into file writes and manage the directories, [`files`] does the I/O.
+//! into file writes and manage the directories, [`files`] does the I/O, [`stats`] reads
+//! resource usage and [`oom`] watches for OOM kills.
 
 mod devices;
 mod files;
 mod mountinfo;
+mod oom;
+pub mod stats;
 mod v1;
 mod v2;
 
@@ -33,6 +36,8 @@ use oci_spec::runtime::LinuxResources;
 pub use devices::with_default_rules;
 use files::FileWrite;
 use mountinfo::{CgroupFsMount, FsKind};
+pub use oom::OomWatcher;
+pub use stats::Stats;
 
 /// How long freeze and thaw wait for the kernel to report the new state.
 pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -211,6 +216,10 @@ pub trait CgroupManager {
     fn thaw(&self) -> Result<(), CgroupError>;
     /// The current freezer state.
     fn freezer_state(&self) -> Result<FreezerState, CgroupError>;
+    /// Resource usage; files this host lacks leave their fields at zero.
+    fn stats(&self) -> Result<Stats, CgroupError>;
+    /// Starts watching the cgroup for OOM kills.
+    fn oom_watcher(&self) -> Result<OomWatcher, CgroupError>;
 }
 
 /// The cgroup path of a container: `cgroupsPath` if absolute, else under `/youki`.

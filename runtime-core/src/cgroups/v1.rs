@@ -11,7 +11,9 @@ use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 use super::files::{self, FileWrite, IfAbsent};
 use super::v2::V2Manager;
-use super::{CgroupError, CgroupManager, CgroupMount, FreezerState, FREEZE_TIMEOUT};
+use super::{
+    stats, CgroupError, CgroupManager, CgroupMount, FreezerState, OomWatcher, Stats, FREEZE_TIMEOUT,
+};
 
 /// One v1 hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -580,6 +582,31 @@ impl CgroupManager for V1Manager {
                 waited: FREEZE_TIMEOUT,
             })
         }
+    }
+
+    fn stats(&self) -> Result<Stats, CgroupError> {
+        let dirs = self.all_dirs();
+        if !dirs.iter().any(|d| d.is_dir()) {
+            return Err(CgroupError::Other {
+                path: self.path.clone(),
+                msg: "the cgroup does not exist".into(),
+            });
+        }
+        stats::v1(
+            |controller| self.find(controller).map(|h| self.dir(h)),
+            self.unified_dir(),
+        )
+    }
+
+    fn oom_watcher(&self) -> Result<OomWatcher, CgroupError> {
+        let h = self
+            .find("memory")
+            .ok_or_else(|| CgroupError::ControllerMissing {
+                path: self.path.clone(),
+                controller: "memory".into(),
+                what: "OOM notifications".into(),
+            })?;
+        OomWatcher::v1(&self.dir(h))
     }
 
     fn freezer_state(&self) -> Result<FreezerState, CgroupError> {

@@ -8,7 +8,9 @@ use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
 use super::files::{self, FileWrite, IfAbsent};
-use super::{CgroupError, CgroupManager, CgroupMount, FreezerState, FREEZE_TIMEOUT};
+use super::{
+    stats, CgroupError, CgroupManager, CgroupMount, FreezerState, OomWatcher, Stats, FREEZE_TIMEOUT,
+};
 
 /// A container's cgroup on a pure v2 host (also used for the `unified` hierarchy of a hybrid one).
 #[derive(Debug)]
@@ -417,6 +419,21 @@ impl CgroupManager for V2Manager {
             (true, false) => FreezerState::Freezing,
             (false, false) => FreezerState::Thawed,
         })
+    }
+
+    fn stats(&self) -> Result<Stats, CgroupError> {
+        let dir = self.dir();
+        if !dir.is_dir() {
+            return Err(CgroupError::Other {
+                path: self.path.clone(),
+                msg: "the cgroup does not exist".into(),
+            });
+        }
+        stats::v2(&dir)
+    }
+
+    fn oom_watcher(&self) -> Result<OomWatcher, CgroupError> {
+        OomWatcher::v2(&self.dir())
     }
 }
 

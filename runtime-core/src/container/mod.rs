@@ -1,6 +1,11 @@
 //! The OCI operations on a container: create, start, state, kill, delete, list.
 
-use std::os::fd::AsFd;
+mod exec;
+pub mod resources;
+
+pub use exec::{exec, ExecOptions};
+
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -82,8 +87,8 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     /// Where to write the init pid.
     pub pid_file: Option<PathBuf>,
-    /// Socket to send a terminal's master to.
-    pub console_socket: Option<PathBuf>,
+    /// Connected console socket to send a terminal's master to (see [`crate::tty::connect`]).
+    pub console: Option<OwnedFd>,
     /// File descriptors after stdio to pass to the process.
     pub preserve_fds: u32,
     /// Enter the rootfs without pivot_root.
@@ -110,12 +115,12 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
     })?;
     let spec = spec::load(&bundle)?;
     let rootfs = spec::rootfs_path(&bundle, &spec)?;
-    let process = spec.process().as_ref();
-    if process.and_then(|p| p.terminal()).unwrap_or(false) || opts.console_socket.is_some() {
-        return Err(ContainerError::Unsupported(
-            "process.terminal: terminals and --console-socket are not supported yet".into(),
-        ));
-    }
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    check_console(terminal, opts.console.is_some())?;
     let linux = spec.linux().as_ref();
     let cgroup_path =
         cgroups::cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id);
@@ -150,6 +155,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
             preserve_fds: opts.preserve_fds,
             no_pivot: opts.no_pivot,
             stdio: opts.stdio.as_ref(),
+            console: opts.console.as_ref(),
             state: st.clone(),
         };
         let hooks = spec.hooks().clone().unwrap_or_default();
@@ -199,6 +205,20 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
     }
 }
 
+/// A terminal needs a console socket to send its master to, and a console socket is only
+/// for a terminal: runc refuses both mismatches.
+fn check_console(terminal: bool, console: bool) -> Result<(), ContainerError> {
+    match (terminal, console) {
+        (true, false) => Err(ContainerError::Unsupported(
+            "process.terminal is true: a --console-socket is needed to receive the terminal".into(),
+        )),
+        (false, true) => Err(ContainerError::Unsupported(
+            "--console-socket given but process.terminal is false".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Writes the pid file atomically, as runc does, so readers never see it half-written.
 fn write_pid_file(path: &Path, pid: Pid) -> Result<(), ContainerError> {
     let io = |source| ContainerError::Io {
@@ -234,10 +254,22 @@ fn live_status(entry: &Entry, st: &State) -> Status {
         Status::Stopped
     } else if entry.fifo().exists() {
         Status::Created
-    } else if st.status == Status::Paused {
+    } else if is_frozen(st) {
         Status::Paused
     } else {
         Status::Running
+    }
+}
+
+/// Whether the container's cgroup is frozen (or freezing): the kernel's word, whoever froze
+/// it; the stored status only when the freezer cannot be read.
+fn is_frozen(st: &State) -> bool {
+    match cgroups::manager(&st.cgroup_path).and_then(|m| m.freezer_state()) {
+        Ok(s) => s != cgroups::FreezerState::Thawed,
+        Err(e) => {
+            log::debug!("container {}: freezer state: {e}", st.id);
+            st.status == Status::Paused
+        }
     }
 }
 
@@ -353,16 +385,32 @@ pub fn kill(store: &Store, id: &str, signal: i32, all: bool) -> Result<(), Conta
         });
     }
     if all {
-        for pid in cgroups::manager(&c.state.cgroup_path)?.pids()? {
+        let cgroup = cgroups::manager(&c.state.cgroup_path)?;
+        for pid in cgroup.pids()? {
             // A process may exit between listing and signalling: that is fine.
             match syscall::signals::kill(pid, signal) {
                 Err(e) if e.errno == nix::errno::Errno::ESRCH => {}
                 r => r?,
             }
         }
+        thaw_for_sigkill(&c, signal, cgroup.as_ref());
         Ok(())
     } else {
-        Ok(syscall::signals::kill(Pid::from_raw(c.state.pid), signal)?)
+        syscall::signals::kill(Pid::from_raw(c.state.pid), signal)?;
+        if c.status == Status::Paused {
+            thaw_for_sigkill(&c, signal, cgroups::manager(&c.state.cgroup_path)?.as_ref());
+        }
+        Ok(())
+    }
+}
+
+/// As runc does: after SIGKILL to a paused container, thaw it, since on cgroup v1 a frozen
+/// process cannot die. Other signals leave it paused; they are handled on resume.
+fn thaw_for_sigkill(c: &Container, signal: i32, cgroup: &dyn cgroups::CgroupManager) {
+    if c.status == Status::Paused && signal == nix::sys::signal::Signal::SIGKILL as i32 {
+        if let Err(e) = cgroup.thaw() {
+            log::warn!("container {}: thawing after SIGKILL: {e}", c.state.id);
+        }
     }
 }
 
@@ -415,6 +463,16 @@ fn kill_all(st: &State, cgroup: &dyn cgroups::CgroupManager) -> Result<(), Conta
         }
         for p in pids {
             let _ = syscall::signals::kill(p, sigkill);
+        }
+        // On cgroup v1 a frozen process cannot die: thaw a paused container once the
+        // SIGKILLs are pending, so that none of its processes runs user code again.
+        if matches!(
+            cgroup.freezer_state(),
+            Ok(cgroups::FreezerState::Frozen | cgroups::FreezerState::Freezing)
+        ) {
+            if let Err(e) = cgroup.thaw() {
+                log::warn!("container {}: thawing to kill: {e}", st.id);
+            }
         }
         if Instant::now() > deadline {
             return Err(ContainerError::Start {

@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -108,7 +108,7 @@ fn try_build(
     }
 
     // Nothing above depends on our cgroup; the hooks and the user's program below do.
-    if super::init_joins_cgroup(setup, ns) {
+    if super::joins_cgroup_itself(setup.cgroup, ns) {
         setup.cgroup.join_self().map_err(|e| e.to_string())?;
     } else {
         // main moves us while we build namespaces and mounts above: the move costs the
@@ -154,30 +154,17 @@ fn try_build(
         sys.chdir(Path::new("/")).map_err(|e| e.to_string())?;
     }
     write_sysctls(spec)?;
+    if let Some(console) = setup.console {
+        // Inside the container, so that the pty comes from its own devpts; /dev/console
+        // is bound before the root may turn read-only.
+        let slave = open_terminal(console, in_mount_ns.then_some(&sys as &dyn Syscall))?;
+        crate::tty::make_controlling(&slave).map_err(|e| e.to_string())?;
+    }
     if in_mount_ns {
         rootfs::finish(&sys, spec).map_err(|e| e.to_string())?;
     }
 
-    apply_rlimits(process)?;
-    if let Some(adj) = process.oom_score_adj() {
-        write_oom_score_adj(adj)?;
-    }
-    let exe = find_program(process)?;
-    let env = environment(process);
-    let cwd = process.cwd();
-    sys.chdir(cwd)
-        .map_err(|e| format!("process.cwd {}: {e}", cwd.display()))?;
-
-    caps.drop_bounding().map_err(|e| e.to_string())?;
-    change_user(process)?;
-    caps.apply().map_err(|e| e.to_string())?;
-    if process.no_new_privileges().unwrap_or(false) {
-        nix::sys::prctl::set_no_new_privs().map_err(|e| format!("process.noNewPrivileges: {e}"))?;
-    }
-    // Only stdio and the preserved descriptors reach the program.
-    syscall::cloexec_from(3 + setup.preserve_fds).map_err(|e| e.to_string())?;
-
-    let args = cstrings(process.args().as_deref().unwrap_or_default())?;
+    let program = Program::prepare(process, caps, setup.preserve_fds)?;
     to_main.send(&Message::Ready).map_err(|e| e.to_string())?;
 
     let mut start = wait_for_start(&fifo)?;
@@ -196,7 +183,7 @@ fn try_build(
         .map_err(|e| format!("writing exec fifo: {e}"))?;
     hooks_done?;
     // The fifo is close-on-exec: `start` sees end-of-file exactly when the program runs.
-    Err(syscall::execve(&exe, &args, &env).to_string())
+    Err(program.exec())
 }
 
 /// First byte init writes to the exec fifo: the program is about to run.
@@ -205,9 +192,80 @@ pub const START_OK: &[u8] = b"0";
 /// follows.
 pub const START_FAILED: &[u8] = b"1";
 
+/// The program a container process execs, resolved with every limit and credential applied:
+/// the last steps of init and of an exec'd process alike.
+pub(super) struct Program {
+    exe: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+}
+
+impl Program {
+    /// Applies rlimits, oomScoreAdj, cwd, user, capabilities and noNewPrivileges, and
+    /// finds the program; errors here fail `create` (or `exec`) rather than `start`.
+    pub(super) fn prepare(
+        process: &Process,
+        caps: &CapabilitySets,
+        preserve_fds: u32,
+    ) -> Result<Self, String> {
+        let sys = LinuxSyscall;
+        apply_rlimits(process)?;
+        if let Some(adj) = process.oom_score_adj() {
+            write_oom_score_adj(adj)?;
+        }
+        let exe = find_program(process)?;
+        let env = environment(process);
+        let cwd = process.cwd();
+        sys.chdir(cwd)
+            .map_err(|e| format!("process.cwd {}: {e}", cwd.display()))?;
+        caps.drop_bounding().map_err(|e| e.to_string())?;
+        change_user(process)?;
+        caps.apply().map_err(|e| e.to_string())?;
+        if process.no_new_privileges().unwrap_or(false) {
+            nix::sys::prctl::set_no_new_privs()
+                .map_err(|e| format!("process.noNewPrivileges: {e}"))?;
+        }
+        // Only stdio and the preserved descriptors reach the program.
+        syscall::cloexec_from(3 + preserve_fds).map_err(|e| e.to_string())?;
+        let args = cstrings(process.args().as_deref().unwrap_or_default())?;
+        Ok(Self { exe, args, env })
+    }
+
+    /// execve; returns only the reason it failed.
+    pub(super) fn exec(&self) -> String {
+        syscall::execve(&self.exe, &self.args, &self.env).to_string()
+    }
+}
+
+/// Creates the process's terminal inside the container and sends its master over the
+/// console socket; with `mount` (the container has its own mount namespace), binds the
+/// slave onto /dev/console as runc does. Returns the slave.
+pub(super) fn open_terminal(
+    console: &OwnedFd,
+    mount: Option<&dyn Syscall>,
+) -> Result<OwnedFd, String> {
+    let pty = crate::tty::open_pty().map_err(|e| e.to_string())?;
+    if let Some(sys) = mount {
+        let console_path = Path::new("/dev/console");
+        if !console_path.exists() {
+            File::create(console_path).map_err(|e| format!("creating /dev/console: {e}"))?;
+        }
+        sys.mount(
+            Some(&pty.slave_path),
+            console_path,
+            None,
+            nix::mount::MsFlags::MS_BIND,
+            None,
+        )
+        .map_err(|e| format!("binding {} to /dev/console: {e}", pty.slave_path.display()))?;
+    }
+    crate::tty::send_master(console.as_fd(), pty.master.as_fd()).map_err(|e| e.to_string())?;
+    Ok(pty.slave)
+}
+
 /// Makes the given descriptors this process's stdin, stdout and stderr (dup2 leaves the
 /// copies without close-on-exec, so the program inherits them).
-fn set_stdio(stdio: &super::Stdio) -> Result<(), String> {
+pub(super) fn set_stdio(stdio: &super::Stdio) -> Result<(), String> {
     let err = |which: &str, e: nix::errno::Errno| format!("setting {which}: dup2: {e}");
     if let Some(fd) = &stdio.stdin {
         nix::unistd::dup2_stdin(fd).map_err(|e| err("stdin", e))?;

@@ -1,23 +1,23 @@
-//! The intermediate process: enters the user, pid and time namespaces, forks init, exits.
+//! The intermediate process: enters the user, pid and time namespaces, forks the container's
+//! process (init, or an exec'd process), reports its pid, exits.
 
 use nix::sched::CloneFlags;
 use nix::unistd::{setresgid, setresuid, Gid, Uid};
 
-use super::{init, ContainerSetup, INTERMEDIATE_TIMEOUT};
-use crate::capabilities::CapabilitySets;
+use super::INTERMEDIATE_TIMEOUT;
 use crate::channel::{Channel, Message};
 use crate::namespaces::{flag, Namespaces};
 use crate::syscall::{self, Forked, LinuxSyscall};
 
-/// Runs in the intermediate process; returns its exit code.
+/// Runs in the intermediate process; returns its exit code. `child` runs in the forked
+/// process with its channel to main and never returns there (it execs or exits).
 pub(super) fn run(
-    setup: &ContainerSetup<'_>,
     ns: &Namespaces,
-    caps: &CapabilitySets,
     to_main: Channel,
-    init_end: Channel,
+    child_end: Channel,
+    child: &dyn Fn(Channel) -> i32,
 ) -> i32 {
-    match fork_init(setup, ns, caps, &to_main, init_end) {
+    match fork_child(ns, &to_main, child_end, child) {
         Ok(()) => 0,
         Err(e) => {
             let _ = to_main.send(&Message::Error(e));
@@ -26,12 +26,11 @@ pub(super) fn run(
     }
 }
 
-fn fork_init(
-    setup: &ContainerSetup<'_>,
+fn fork_child(
     ns: &Namespaces,
-    caps: &CapabilitySets,
     to_main: &Channel,
-    init_end: Channel,
+    child_end: Channel,
+    child: &dyn Fn(Channel) -> i32,
 ) -> Result<(), String> {
     let sys = LinuxSyscall;
     let user = CloneFlags::CLONE_NEWUSER;
@@ -46,7 +45,7 @@ fn fork_init(
         .expect(&Message::Proceed, INTERMEDIATE_TIMEOUT)
         .map_err(|e| e.to_string())?;
     if ns.has(user) {
-        // Become the namespace's root, so that init holds its capabilities with uid 0.
+        // Become the namespace's root, so that the child holds its capabilities with uid 0.
         setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
             .map_err(|e| format!("setresgid(0) in the user namespace: {e}"))?;
         setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
@@ -55,7 +54,7 @@ fn fork_init(
     let pid_time = CloneFlags::CLONE_NEWPID | flag(oci_spec::runtime::LinuxNamespaceType::Time);
     ns.enter(&sys, pid_time).map_err(|e| e.to_string())?;
     match syscall::fork().map_err(|e| e.to_string())? {
-        Forked::Child => init::run(setup, ns, caps, init_end),
+        Forked::Child => syscall::exit_child(child(child_end)),
         Forked::Parent(pid) => to_main
             .send(&Message::InitPid(pid.as_raw()))
             .map_err(|e| e.to_string()),

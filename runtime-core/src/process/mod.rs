@@ -5,6 +5,7 @@
 //! security, reports ready, waits for `start` and execs the user's program. Two forks are
 //! needed because a pid namespace, created or joined, only applies to children.
 
+mod exec;
 mod init;
 mod intermediate;
 
@@ -16,11 +17,11 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxIdMapping, Spec};
+use oci_spec::runtime::{LinuxIdMapping, Process, Spec};
 
 use crate::capabilities::{CapabilityError, CapabilitySets};
 use crate::cgroups::{CgroupError, CgroupManager};
-use crate::channel::{self, ChannelError, Message};
+use crate::channel::{self, Channel, ChannelError, Message};
 use crate::namespaces::{NamespaceError, Namespaces};
 use crate::syscall::{self, Forked, SyscallError};
 
@@ -91,6 +92,8 @@ pub struct ContainerSetup<'a> {
     pub no_pivot: bool,
     /// The process's stdio, if not the caller's.
     pub stdio: Option<&'a Stdio>,
+    /// A connected console socket: the process gets a terminal, its master goes there.
+    pub console: Option<&'a std::os::fd::OwnedFd>,
     /// The container's state, for the hooks that init runs (its pid is filled in there).
     pub state: crate::state::State,
 }
@@ -120,93 +123,167 @@ pub fn spawn(
         linux.resources().as_ref(),
         linux.devices().as_deref().unwrap_or_default(),
     );
-
     // Created before the fork: init bind-mounts its directories into the container.
     setup.cgroup.create(resources.as_ref())?;
 
+    let maps = IdMaps {
+        uid: linux.uid_mappings().as_deref().unwrap_or_default(),
+        gid: linux.gid_mappings().as_deref().unwrap_or_default(),
+    };
+    let init = |ch| -> i32 { init::run(setup, &ns, &caps, ch) };
+    let mut children = double_fork(&ns, &maps, setup.cgroup, "container init", &init)?;
+    let pid = children.child;
+    match children.to_child.recv("Ready", INIT_TIMEOUT)? {
+        Message::RunRuntimeHooks => {
+            if let Err(e) = runtime_hooks(pid) {
+                let _ = children.to_child.send(&Message::Error(e.clone()));
+                return Err(ProcessError::Hook(e));
+            }
+            children.to_child.send(&Message::RuntimeHooksDone)?;
+            children.to_child.expect(&Message::Ready, INIT_TIMEOUT)?;
+        }
+        Message::Ready => {}
+        got => return Err(unexpected("container init", got, "Ready")),
+    }
+    children.disarm();
+    Ok(pid)
+}
+
+/// What an exec'd process needs.
+pub struct ExecSetup<'a> {
+    /// The process to run.
+    pub process: &'a Process,
+    /// The container's init, whose namespaces the process joins.
+    pub init_pid: Pid,
+    /// The container's cgroup, which the process joins.
+    pub cgroup: &'a dyn CgroupManager,
+    /// How many file descriptors after stdio to pass to the process.
+    pub preserve_fds: u32,
+    /// The process's stdio, if not the caller's.
+    pub stdio: Option<&'a Stdio>,
+    /// A connected console socket: the process gets a terminal, its master goes there.
+    pub console: Option<&'a std::os::fd::OwnedFd>,
+}
+
+/// Starts a new process in the namespaces and cgroup of a running container; returns its
+/// pid once it has exec'd the program.
+pub fn spawn_exec(setup: &ExecSetup<'_>) -> Result<Pid, ProcessError> {
+    let ns = Namespaces::of_process(setup.init_pid)?;
+    let caps = CapabilitySets::from_spec(setup.process.capabilities().as_ref())?;
+    let maps = IdMaps { uid: &[], gid: &[] };
+    let child = |ch| -> i32 { exec::run(setup, &ns, &caps, ch) };
+    let mut children = double_fork(&ns, &maps, setup.cgroup, "exec process", &child)?;
+    children.to_child.expect(&Message::Ready, INIT_TIMEOUT)?;
+    // Ready comes right before execve, whose success closes the channel (close-on-exec):
+    // end-of-file means the program runs, an Error that execve failed.
+    match children.to_child.recv("exec", INIT_TIMEOUT) {
+        Err(ChannelError::PeerGone { .. }) => {}
+        Err(e) => return Err(e.into()),
+        Ok(got) => return Err(unexpected("exec process", got, "execve")),
+    }
+    children.disarm();
+    Ok(children.child)
+}
+
+/// A container's user namespace id maps, written by main when it creates one.
+struct IdMaps<'a> {
+    uid: &'a [LinuxIdMapping],
+    gid: &'a [LinuxIdMapping],
+}
+
+/// The processes of a double fork in progress: killed (and the intermediate reaped) when
+/// dropped before [`Children::disarm`], so that a failure leaves no process behind.
+struct Children {
+    child: Pid,
+    to_child: Channel,
+    armed: bool,
+}
+
+impl Children {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = kill(self.child, Signal::SIGKILL);
+        }
+    }
+}
+
+fn unexpected(peer: &'static str, got: Message, waiting_for: &str) -> ProcessError {
+    ChannelError::Unexpected {
+        peer,
+        got,
+        waiting_for: waiting_for.into(),
+    }
+    .into()
+}
+
+/// The main side of the double fork, up to the child's pid: forks the intermediate process,
+/// writes id maps, and moves the child into the cgroup unless it does so itself.
+fn double_fork(
+    ns: &Namespaces,
+    maps: &IdMaps<'_>,
+    cgroup: &dyn CgroupManager,
+    child_name: &'static str,
+    child: &dyn Fn(Channel) -> i32,
+) -> Result<Children, ProcessError> {
     let (to_inter, inter_end) = channel::pair("intermediate process", "runtime")?;
-    let (to_init, init_end) = channel::pair("container init", "runtime")?;
+    let (to_child, child_end) = channel::pair(child_name, "runtime")?;
     let inter = match syscall::fork()? {
         Forked::Child => {
             drop(to_inter);
-            drop(to_init);
-            let code = intermediate::run(setup, &ns, &caps, inter_end, init_end);
-            syscall::exit_child(code)
+            drop(to_child);
+            syscall::exit_child(intermediate::run(ns, inter_end, child_end, child))
         }
         Forked::Parent(pid) => pid,
     };
     drop(inter_end);
-    drop(init_end);
-
-    let mut init_pid = None;
+    drop(child_end);
     let result = (|| {
         if ns.creates(nix::sched::CloneFlags::CLONE_NEWUSER) {
             to_inter.expect(&Message::UserNamespaceCreated, INTERMEDIATE_TIMEOUT)?;
-            write_id_map(inter, "uid_map", linux.uid_mappings().as_deref())?;
-            write_id_map(inter, "gid_map", linux.gid_mappings().as_deref())?;
+            write_id_map(inter, "uid_map", maps.uid)?;
+            write_id_map(inter, "gid_map", maps.gid)?;
         }
         to_inter.send(&Message::Proceed)?;
-        let pid = match to_inter.recv("init pid", INTERMEDIATE_TIMEOUT)? {
-            Message::InitPid(p) => Pid::from_raw(p),
-            got => {
-                return Err(ChannelError::Unexpected {
-                    peer: "intermediate process",
-                    got,
-                    waiting_for: "InitPid".into(),
-                }
-                .into())
-            }
-        };
-        init_pid = Some(pid);
-        if !init_joins_cgroup(setup, &ns) {
-            // init builds its namespaces and mounts meanwhile, and waits for CgroupJoined
-            // before anything that needs the cgroup (its namespace, hooks, the program).
-            setup.cgroup.add_task(pid)?;
-            to_init.send(&Message::CgroupJoined)?;
+        match to_inter.recv("child pid", INTERMEDIATE_TIMEOUT)? {
+            Message::InitPid(p) => Ok(Pid::from_raw(p)),
+            got => Err(unexpected("intermediate process", got, "InitPid")),
         }
-        match to_init.recv("Ready", INIT_TIMEOUT)? {
-            Message::RunRuntimeHooks => {
-                if let Err(e) = runtime_hooks(pid) {
-                    let _ = to_init.send(&Message::Error(e.clone()));
-                    return Err(ProcessError::Hook(e));
-                }
-                to_init.send(&Message::RuntimeHooksDone)?;
-                to_init.expect(&Message::Ready, INIT_TIMEOUT)?;
-            }
-            Message::Ready => {}
-            got => {
-                return Err(ChannelError::Unexpected {
-                    peer: "container init",
-                    got,
-                    waiting_for: "Ready".into(),
-                }
-                .into())
-            }
-        }
-        Ok(pid)
     })();
-
     if result.is_err() {
-        for pid in [Some(inter), init_pid].into_iter().flatten() {
-            let _ = kill(pid, Signal::SIGKILL);
-        }
+        let _ = kill(inter, Signal::SIGKILL);
     }
-    // The intermediate exits as soon as it has reported init's pid; reap it in all cases.
+    // The intermediate exits as soon as it has reported the child's pid; reap it always.
     let _ = waitpid(inter, None);
-    result
+    let children = Children {
+        child: result?,
+        to_child,
+        armed: true,
+    };
+    if !joins_cgroup_itself(cgroup, ns) {
+        // The child builds its namespaces (and init its mounts) meanwhile, and waits for
+        // CgroupJoined before anything that needs the cgroup.
+        cgroup.add_task(children.child)?;
+        children.to_child.send(&Message::CgroupJoined)?;
+    }
+    Ok(children)
 }
 
-/// Whether init moves itself into the cgroup (cheap on v1) rather than being moved by main.
-/// In a user namespace it lacks the host privileges to write to cgroupfs.
-fn init_joins_cgroup(setup: &ContainerSetup<'_>, ns: &Namespaces) -> bool {
-    setup.cgroup.can_join_self() && !ns.has(nix::sched::CloneFlags::CLONE_NEWUSER)
+/// Whether the container's process moves itself into the cgroup (cheap on v1) rather than
+/// being moved by main. In a user namespace it lacks the host privileges for cgroupfs.
+fn joins_cgroup_itself(cgroup: &dyn CgroupManager, ns: &Namespaces) -> bool {
+    cgroup.can_join_self() && !ns.has(nix::sched::CloneFlags::CLONE_NEWUSER)
 }
 
 /// Writes a user namespace id map of the intermediate process (uid_map or gid_map).
-fn write_id_map(pid: Pid, file: &str, maps: Option<&[LinuxIdMapping]>) -> Result<(), ProcessError> {
+fn write_id_map(pid: Pid, file: &str, maps: &[LinuxIdMapping]) -> Result<(), ProcessError> {
     let path = PathBuf::from(format!("/proc/{pid}/{file}"));
-    let text = id_map_text(maps.unwrap_or_default());
-    std::fs::write(&path, text).map_err(|source| ProcessError::IdMap { path, source })
+    std::fs::write(&path, id_map_text(maps)).map_err(|source| ProcessError::IdMap { path, source })
 }
 
 /// The text of an id map file: one `container host size` line per mapping.

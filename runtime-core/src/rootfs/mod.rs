@@ -11,6 +11,8 @@ mod mounts;
 mod options;
 mod resolve;
 
+pub use options::supported_options;
+
 #[cfg(test)]
 mod kernel_tests;
 #[cfg(test)]

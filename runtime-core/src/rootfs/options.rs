@@ -171,6 +171,24 @@ fn recursive_attr(opt: &str) -> Option<MountAttrChange> {
     })
 }
 
+/// Every option name [`parse`] recognizes itself: flags, propagation, recursive attributes
+/// and `tmpcopyup`. Anything else is filesystem data (or, for `idmap`/`ridmap`, refused).
+/// This is what `features` reports as `mountOptions`.
+pub fn supported_options() -> Vec<&'static str> {
+    // Flags, then propagation, then recursive attributes, as the parser's tables have them.
+    const NAMES: &str = "defaults ro rw nosuid suid nodev dev noexec exec sync async dirsync \
+        remount mand nomand noatime atime nodiratime diratime relatime norelatime strictatime \
+        nostrictatime iversion noiversion lazytime nolazytime silent loud nosymfollow symfollow \
+        bind rbind \
+        private rprivate shared rshared slave rslave unbindable runbindable \
+        rro rrw rnosuid rsuid rnodev rdev rnoexec rexec rnodiratime rdiratime rnosymfollow \
+        rsymfollow rnoatime rstrictatime rrelatime ratime rnostrictatime rnorelatime \
+        tmpcopyup";
+    let mut all: Vec<&'static str> = NAMES.split_whitespace().collect();
+    all.sort_unstable();
+    all
+}
+
 /// Parses a mount entry's options in order (a later option overrides an earlier one).
 /// Unknown options are filesystem-specific and go to the data string, as runc does.
 pub fn parse(options: &[String]) -> Result<MountOptions, String> {
@@ -363,6 +381,47 @@ mod tests {
         );
         assert!(p(&["bind"]).is_bind());
         assert!(!p(&["ro"]).is_bind());
+    }
+
+    /// Does the parser handle `opt` itself (rather than passing it to the filesystem as
+    /// data, or refusing it)?
+    fn recognized(opt: &str) -> bool {
+        parse(&[opt.to_string()]).is_ok_and(|o| o.data().is_none())
+    }
+
+    #[test]
+    fn supported_options_are_exactly_what_parse_recognizes() {
+        let listed = supported_options();
+        let set: std::collections::BTreeSet<&str> = listed.iter().copied().collect();
+        assert_eq!(listed.len(), set.len(), "duplicates in {listed:?}");
+        for opt in &listed {
+            assert!(recognized(opt), "{opt:?} is listed but parse passes it on");
+        }
+        // Names other runtimes and the spec know, filesystem data, and every prefix
+        // variant of those: whatever parse recognizes must be listed, and only that.
+        let known = "acl noacl idmap ridmap mode=755 size=65536k newinstance ptmxmode=0666 \
+            gid=5 uid=0 context=x lowerdir=/a upperdir=/b workdir=/c userxattr nr_inodes=1";
+        let mut candidates = std::collections::BTreeSet::new();
+        for base in known.split_whitespace().chain(listed.iter().copied()) {
+            let stem = base.strip_prefix('r').unwrap_or(base);
+            let stem = stem.strip_prefix("no").unwrap_or(stem);
+            for v in [
+                base.to_string(),
+                stem.to_string(),
+                format!("no{stem}"),
+                format!("r{stem}"),
+                format!("rno{stem}"),
+            ] {
+                candidates.insert(v);
+            }
+        }
+        for c in &candidates {
+            assert_eq!(
+                recognized(c),
+                set.contains(c.as_str()),
+                "option {c:?}: parse and supported_options disagree"
+            );
+        }
     }
 
     #[test]

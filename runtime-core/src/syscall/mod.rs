@@ -7,6 +7,7 @@
 #[cfg(test)]
 pub mod recording;
 pub mod signals;
+pub mod terminal;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

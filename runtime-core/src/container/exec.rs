@@ -1,0 +1,57 @@
+//! `exec`: a new process in a running container.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use nix::unistd::Pid;
+use oci_spec::runtime::Process;
+
+use super::{check_console, load, write_pid_file, ContainerError};
+use crate::cgroups;
+use crate::process::{self, ExecSetup, Stdio};
+use crate::state::{Status, Store};
+
+/// What `exec` needs besides the store and the container id.
+#[derive(Debug, Default)]
+pub struct ExecOptions {
+    /// The process to run: its own args, env, cwd and user, not the container's.
+    pub process: Process,
+    /// Where to write the process's pid.
+    pub pid_file: Option<PathBuf>,
+    /// Connected console socket, for a process with a terminal.
+    pub console: Option<OwnedFd>,
+    /// File descriptors after stdio to pass to the process.
+    pub preserve_fds: u32,
+    /// The process's stdio, if not the caller's.
+    pub stdio: Option<Stdio>,
+}
+
+/// Starts `opts.process` in the container; returns its pid once it runs the program.
+pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<Pid, ContainerError> {
+    let entry = store.open(id)?;
+    let c = load(&entry)?;
+    if !matches!(c.status, Status::Created | Status::Running) {
+        return Err(ContainerError::WrongStatus {
+            id: id.into(),
+            status: c.status,
+            what: "can only exec in a created or running container",
+        });
+    }
+    check_console(
+        opts.process.terminal().unwrap_or(false),
+        opts.console.is_some(),
+    )?;
+    let cgroup = cgroups::manager(&c.state.cgroup_path)?;
+    let pid = process::spawn_exec(&ExecSetup {
+        process: &opts.process,
+        init_pid: Pid::from_raw(c.state.pid),
+        cgroup: cgroup.as_ref(),
+        preserve_fds: opts.preserve_fds,
+        stdio: opts.stdio.as_ref(),
+        console: opts.console.as_ref(),
+    })?;
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, pid)?;
+    }
+    Ok(pid)
+}

@@ -1,0 +1,59 @@
+//! A new process in a running container: joins its namespaces and cgroup, then execs.
+
+use nix::sched::CloneFlags;
+
+use super::init::{open_terminal, set_stdio, Program};
+use super::{ExecSetup, INIT_TIMEOUT};
+use crate::capabilities::CapabilitySets;
+use crate::channel::{Channel, Message};
+use crate::namespaces::{intermediate_flags, Namespaces};
+use crate::syscall::{self, LinuxSyscall};
+
+/// Runs in the forked process; returns only with an exit code after failing.
+pub(super) fn run(
+    setup: &ExecSetup<'_>,
+    ns: &Namespaces,
+    caps: &CapabilitySets,
+    to_main: Channel,
+) -> i32 {
+    let e = match try_exec(setup, ns, caps, &to_main) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = to_main.send(&Message::Error(e));
+    1
+}
+
+fn try_exec(
+    setup: &ExecSetup<'_>,
+    ns: &Namespaces,
+    caps: &CapabilitySets,
+    to_main: &Channel,
+) -> Result<std::convert::Infallible, String> {
+    let sys = LinuxSyscall;
+    // As for init: nothing of this process is readable through /proc by the container
+    // until it runs the program.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))?;
+    syscall::signals::reset().map_err(|e| e.to_string())?;
+    if let Some(stdio) = setup.stdio {
+        set_stdio(stdio)?;
+    }
+    // The cgroup first: once in the container's mount namespace, the host's cgroupfs
+    // paths no longer resolve.
+    if super::joins_cgroup_itself(setup.cgroup, ns) {
+        setup.cgroup.join_self().map_err(|e| e.to_string())?;
+    } else {
+        to_main
+            .expect(&Message::CgroupJoined, INIT_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+    }
+    ns.enter(&sys, !(CloneFlags::CLONE_NEWUSER | intermediate_flags()))
+        .map_err(|e| e.to_string())?;
+    if let Some(console) = setup.console {
+        let slave = open_terminal(console, None)?;
+        crate::tty::make_controlling(&slave).map_err(|e| e.to_string())?;
+    }
+    let program = Program::prepare(setup.process, caps, setup.preserve_fds)?;
+    to_main.send(&Message::Ready).map_err(|e| e.to_string())?;
+    Err(program.exec())
+}

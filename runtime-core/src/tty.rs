@@ -1,0 +1,173 @@
+//! Terminals of container processes: a pty created inside the container, its master sent
+//! to the caller over a console socket (as runc does), its slave the process's stdio.
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+
+use crate::syscall::{terminal, SyscallError};
+
+/// Name sent with the pty master, as runc sends it; receivers only use the descriptor.
+const MASTER_NAME: &str = "/dev/ptmx";
+
+/// Errors setting up a terminal, naming the step.
+#[derive(Debug, thiserror::Error)]
+pub enum TtyError {
+    /// Connecting to the console socket failed.
+    #[error("--console-socket {path}: {source}")]
+    Connect {
+        /// The socket path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A pty call failed.
+    #[error("{step}: {errno}")]
+    Pty {
+        /// What was being done.
+        step: &'static str,
+        /// The error.
+        errno: nix::errno::Errno,
+    },
+    /// A terminal ioctl failed.
+    #[error(transparent)]
+    Ioctl(#[from] SyscallError),
+    /// The console socket carried no descriptor.
+    #[error("console socket: no file descriptor received")]
+    NoDescriptor,
+}
+
+fn pty_err(step: &'static str) -> impl FnOnce(nix::errno::Errno) -> TtyError {
+    move |errno| TtyError::Pty { step, errno }
+}
+
+/// A new pseudo-terminal pair.
+#[derive(Debug)]
+pub struct Pty {
+    /// The master side, for the caller.
+    pub master: OwnedFd,
+    /// The slave side, for the process.
+    pub slave: OwnedFd,
+    /// The slave's path (`/dev/pts/N`) in the mount namespace it was made in.
+    pub slave_path: PathBuf,
+}
+
+/// Connects to a console socket; done on the host, before the process enters the container.
+pub fn connect(path: &Path) -> Result<OwnedFd, TtyError> {
+    UnixStream::connect(path)
+        .map(OwnedFd::from)
+        .map_err(|source| TtyError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Opens a pty through `/dev/ptmx` of the current root: inside the container, the container's
+/// own devpts instance.
+pub fn open_pty() -> Result<Pty, TtyError> {
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(pty_err("open /dev/ptmx"))?;
+    nix::pty::grantpt(&master).map_err(pty_err("grantpt"))?;
+    nix::pty::unlockpt(&master).map_err(pty_err("unlockpt"))?;
+    let slave_path = PathBuf::from(nix::pty::ptsname_r(&master).map_err(pty_err("ptsname"))?);
+    let slave = nix::fcntl::open(
+        &slave_path,
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(pty_err("open pty slave"))?;
+    let master = OwnedFd::from(master);
+    Ok(Pty {
+        master,
+        slave,
+        slave_path,
+    })
+}
+
+/// Sends the pty master over the console socket with SCM_RIGHTS.
+pub fn send_master(socket: BorrowedFd<'_>, master: BorrowedFd<'_>) -> Result<(), TtyError> {
+    let fds = [master.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [IoSlice::new(MASTER_NAME.as_bytes())];
+    sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+        .map(drop)
+        .map_err(pty_err("sending the pty master"))
+}
+
+/// Receives a pty master sent by [`send_master`].
+pub fn receive_master(socket: BorrowedFd<'_>) -> Result<OwnedFd, TtyError> {
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(pty_err("receiving the pty master"))?;
+    for c in msg.cmsgs().map_err(pty_err("reading control messages"))? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor in our table for us;
+                // nothing else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(TtyError::NoDescriptor)
+}
+
+/// Makes `slave` the calling process's controlling terminal and stdin, stdout and stderr,
+/// in a new session.
+pub fn make_controlling(slave: &OwnedFd) -> Result<(), TtyError> {
+    nix::unistd::setsid().map_err(pty_err("setsid"))?;
+    terminal::set_controlling(slave.as_fd())?;
+    nix::unistd::dup2_stdin(slave).map_err(pty_err("dup2 stdin"))?;
+    nix::unistd::dup2_stdout(slave).map_err(pty_err("dup2 stdout"))?;
+    nix::unistd::dup2_stderr(slave).map_err(pty_err("dup2 stderr"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_travels_over_a_socket_and_works() {
+        let pty = open_pty().unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        send_master(a.as_fd(), pty.master.as_fd()).unwrap();
+        let master = receive_master(b.as_fd()).unwrap();
+        // Writing to the received master reaches the slave.
+        nix::unistd::write(&master, b"ping\n").unwrap();
+        let mut buf = [0u8; 16];
+        let n = nix::unistd::read(&pty.slave, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping\n");
+        assert!(pty.slave_path.starts_with("/dev/pts/"));
+    }
+
+    #[test]
+    fn window_size_round_trips() {
+        let pty = open_pty().unwrap();
+        let ws = terminal::Winsize {
+            ws_row: 33,
+            ws_col: 101,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        terminal::set_window_size(pty.master.as_fd(), &ws).unwrap();
+        let got = terminal::window_size(pty.slave.as_fd()).unwrap();
+        assert_eq!((got.ws_row, got.ws_col), (33, 101));
+    }
+
+    #[test]
+    fn connect_names_the_socket() {
+        let e = connect(Path::new("/nonexistent/console.sock")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/console.sock"), "{e}");
+    }
+}
