@@ -1,0 +1,430 @@
+//! End to end with containerd and its own runc shim (containerd-shim-runc-v2), told by
+//! `ctr --runc-binary` to use the runtime under test instead of runc: the shim then calls
+//! it with `--root R --log F --log-format json` for create, start, exec, kill, pause,
+//! resume, delete, as it calls runc.
+//!
+//! Each test starts a private containerd (root, state, sockets in its temp dir, no CRI,
+//! no debug or metrics listener), uses a containerd namespace named after the test (so
+//! the containers' cgroups are `/<marker>/<id>`), and stops the daemon by its pid at the
+//! end, also when the test failed.
+
+mod common;
+mod e2e_support;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{assert_ok, build_rootfs, describe, poll, stderr_of, stdout_of};
+use e2e_support::*;
+
+struct Containerd {
+    ctr: PathBuf,
+    runtime: PathBuf,
+    daemon: Option<Child>,
+    address: PathBuf,
+    log: PathBuf,
+    /// The containerd namespace: the marker.
+    ns: String,
+    /// `--runc-root`: the runtime's `--root`.
+    runc_root: PathBuf,
+    fifo_dir: PathBuf,
+    /// A busybox rootfs for `--rootfs`.
+    rootfs: PathBuf,
+    /// Last: dropped after the daemon is stopped, it checks for leaks.
+    w: World,
+}
+
+impl Containerd {
+    fn start(kind: &str) -> Containerd {
+        let w = World::new(kind);
+        let containerd = client("containerd", "containerd");
+        let ctr = client("ctr", "containerd");
+        client("containerd-shim-runc-v2", "containerd");
+        let runtime = runtime();
+        let address = w.path("c.sock");
+        let config = w.path("containerd.toml");
+        fs::write(
+            &config,
+            format!(
+                r#"version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "{address}"
+
+[ttrpc]
+  address = "{address}.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+"#,
+                root = w.path("root").display(),
+                state = w.path("state").display(),
+                address = address.display(),
+            ),
+        )
+        .unwrap();
+        let log = w.path("containerd.log");
+        let daemon = Command::new(&containerd)
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", containerd.display()));
+        let ns = w.marker.clone();
+        // containerd creates /<namespace> in every hierarchy and never removes it.
+        w.allow_cgroup(&ns);
+        let runc_root = w.path("runc-root");
+        let fifo_dir = w.path("fifo");
+        fs::create_dir_all(&fifo_dir).unwrap();
+        let rootfs = w.path("busybox/rootfs");
+        build_rootfs(&rootfs);
+        let c = Containerd {
+            ctr,
+            runtime,
+            daemon: Some(daemon),
+            address,
+            log,
+            ns,
+            runc_root,
+            fifo_dir,
+            rootfs,
+            w,
+        };
+        let ready = poll(Duration::from_secs(10), || {
+            c.address.exists() && c.ctr_quiet(&["version"]).status.success()
+        });
+        assert!(ready, "containerd did not come up\n{}", c.log_tail());
+        c
+    }
+
+    fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(30);
+        format!(
+            "--- containerd log (tail) ---\n{}",
+            lines[from..].join("\n")
+        )
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.ctr);
+        c.arg("--address").arg(&self.address).args(["-n", &self.ns]);
+        c
+    }
+
+    fn ctr_quiet(&self, args: &[&str]) -> Output {
+        self.w.run(self.cmd().args(args))
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        self.ctr_quiet(args)
+    }
+
+    /// The flags of `ctr run` that pick the runc shim and the runtime under test.
+    fn runtime_flags(&self) -> Vec<String> {
+        vec![
+            "--runtime".into(),
+            "io.containerd.runc.v2".into(),
+            "--runc-binary".into(),
+            self.runtime.display().to_string(),
+            "--runc-root".into(),
+            self.runc_root.display().to_string(),
+            "--fifo-dir".into(),
+            self.fifo_dir.display().to_string(),
+        ]
+    }
+
+    /// `ctr run FLAGS... --rootfs ROOTFS ID ARGS...`.
+    fn run_cmd(&self, flags: &[&str], id: &str, args: &[&str]) -> Command {
+        self.w.must_vanish(self.runc_root.join(&self.ns).join(id));
+        let mut c = self.cmd();
+        c.arg("run")
+            .args(self.runtime_flags())
+            .args(["--env", CONTAINER_PATH])
+            .args(flags)
+            .arg("--rootfs")
+            .arg(&self.rootfs)
+            .arg(id)
+            .args(args);
+        c
+    }
+
+    fn run(&self, flags: &[&str], id: &str, args: &[&str]) -> Output {
+        self.w.run(&mut self.run_cmd(flags, id, args))
+    }
+
+    /// The task's STATUS column in `ctr task ls`.
+    fn task_status(&self, id: &str) -> String {
+        let o = self.ctr(&["task", "ls"]);
+        assert_ok(&o, "ctr task ls");
+        stdout_of(&o)
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn no_containers_left(&self) {
+        let o = self.ctr(&["containers", "ls", "-q"]);
+        assert_ok(&o, "ctr containers ls");
+        assert_eq!(stdout_of(&o).trim(), "", "containers left");
+    }
+
+    /// Kills and deletes every task and container of the namespace (for a failed test).
+    fn remove_all(&self) {
+        let o = self.ctr(&["containers", "ls", "-q"]);
+        for id in stdout_of(&o).split_whitespace() {
+            let _ = self.ctr(&["task", "resume", id]);
+            let _ = self.ctr(&["task", "kill", "-a", "-s", "SIGKILL", id]);
+            let _ = poll(Duration::from_secs(5), || {
+                matches!(self.task_status(id).as_str(), "STOPPED" | "")
+            });
+            let _ = self.ctr(&["task", "delete", "-f", id]);
+            let _ = self.ctr(&["containers", "rm", id]);
+        }
+        let o = self.ctr(&["images", "ls", "-q"]);
+        for name in stdout_of(&o).split_whitespace() {
+            let _ = self.ctr(&["images", "rm", "--sync", name]);
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+        self.remove_all();
+        if let Some(mut d) = self.daemon.take() {
+            // SAFETY: kill(2) of the daemon this test started, by its pid.
+            unsafe {
+                libc::kill(d.id() as i32, libc::SIGTERM);
+            }
+            if wait_child(&mut d, Duration::from_secs(10)).is_none() {
+                eprintln!("containerd did not stop on SIGTERM within 10 s: killed");
+            }
+        }
+    }
+}
+
+#[track_caller]
+fn assert_code(o: &Output, code: i32, what: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{what}: expected exit code {code}\n{}",
+        describe(o)
+    );
+}
+
+#[test]
+fn ctr_run_rm_output_exit_code_and_terminal() {
+    let c = Containerd::start("ctr-run");
+    let id = c.w.name("run");
+    let o = c.run(
+        &["--rm"],
+        &id,
+        &["sh", "-c", "echo out; echo err >&2; exit 3"],
+    );
+    assert_code(&o, 3, "ctr run --rm (exit 3)");
+    assert_eq!(stdout_of(&o), "out\n", "{}", describe(&o));
+    assert!(stderr_of(&o).contains("err"), "{}", describe(&o));
+    c.no_containers_left();
+
+    // A failed create: the shim reads the runtime's error from its --log (JSON lines).
+    let id = c.w.name("enoent");
+    let o = c.run(&["--rm"], &id, &["/no/such/program"]);
+    assert!(!o.status.success(), "{}", describe(&o));
+    let err = stderr_of(&o);
+    assert!(
+        err.contains("/no/such/program") && !err.contains("unable to retrieve OCI runtime error"),
+        "the runtime's own message (from its JSON log) expected\n{}",
+        describe(&o)
+    );
+    let _ = c.ctr(&["containers", "rm", &id]);
+    c.no_containers_left();
+
+    // process.terminal: the shim passes --console-socket to create.
+    let id = c.w.name("tty");
+    let (status, term) =
+        c.w.run_on_pty(&mut c.run_cmd(&["--rm", "-t"], &id, &["sh", "-c", "tty; sleep 0.3"]));
+    assert!(status.success(), "ctr run --rm -t tty: {status:?}\n{term}");
+    assert!(is_pts(&term), "ctr run -t tty printed {term:?}");
+    c.no_containers_left();
+}
+
+#[test]
+fn ctr_detached_exec_pause_resume_kill_delete() {
+    let c = Containerd::start("ctr-detached");
+    let id = c.w.name("d");
+    let o = c.run(
+        &["-d"],
+        &id,
+        &["sh", "-c", "trap 'exit 7' TERM; sleep 1000 & wait"],
+    );
+    assert_ok(&o, "ctr run -d");
+    assert_eq!(c.task_status(&id), "RUNNING");
+    // The shim gave the runtime --root <runc-root>/<namespace>.
+    let state = c.runc_root.join(&c.ns).join(&id);
+    assert!(state.is_dir(), "no runtime state at {}", state.display());
+
+    let o = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "--fifo-dir",
+        c.fifo_dir.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "echo exec-out; exit 4",
+    ]);
+    assert_code(&o, 4, "ctr task exec (exit 4)");
+    assert_eq!(stdout_of(&o), "exec-out\n", "{}", describe(&o));
+
+    // The exec's own user and cwd.
+    let o = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e2",
+        "--user",
+        "1000",
+        "--cwd",
+        "/tmp",
+        "--fifo-dir",
+        c.fifo_dir.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "echo $(id -u) $(pwd)",
+    ]);
+    assert_ok(&o, "ctr task exec --user --cwd");
+    assert_eq!(stdout_of(&o).trim(), "1000 /tmp", "{}", describe(&o));
+
+    // A terminal for the exec: the shim passes --tty --console-socket to exec.
+    let mut cmd = c.cmd();
+    cmd.args(["task", "exec", "-t", "--exec-id", "e3", "--fifo-dir"])
+        .arg(&c.fifo_dir)
+        // It outlives ctr's resize after start (a resize of an exited process fails).
+        .args([id.as_str(), "sh", "-c", "tty; sleep 0.3"]);
+    let (status, term) = c.w.run_on_pty(&mut cmd);
+    assert!(status.success(), "ctr task exec -t tty: {status:?}\n{term}");
+    assert!(is_pts(&term), "ctr task exec -t tty printed {term:?}");
+
+    let o = c.ctr(&["task", "pause", &id]);
+    assert_ok(&o, "ctr task pause");
+    assert_eq!(c.task_status(&id), "PAUSED");
+    let o = c.ctr(&["task", "resume", &id]);
+    assert_ok(&o, "ctr task resume");
+    assert_eq!(c.task_status(&id), "RUNNING");
+
+    // SIGTERM (ctr's default) reaches init, whose trap exits 7.
+    let o = c.ctr(&["task", "kill", &id]);
+    assert_ok(&o, "ctr task kill");
+    assert!(
+        poll(Duration::from_secs(10), || c.task_status(&id) == "STOPPED"),
+        "task not STOPPED 10 s after SIGTERM: {}",
+        c.task_status(&id)
+    );
+    let o = c.ctr(&["task", "delete", &id]);
+    assert_ok(&o, "ctr task delete");
+    assert!(
+        stderr_of(&o).contains("exit code 7"),
+        "exit status 7 expected\n{}",
+        describe(&o)
+    );
+    let o = c.ctr(&["containers", "rm", &id]);
+    assert_ok(&o, "ctr containers rm");
+    c.no_containers_left();
+}
+
+#[test]
+fn ctr_image_import_and_run() {
+    let c = Containerd::start("ctr-image");
+    let name = "localhost/youki-e2e-busybox:latest";
+    let tar = build_image(&c.w, name);
+    let o = c.ctr(&["image", "import", tar.to_str().unwrap()]);
+    assert_ok(&o, "ctr image import");
+    let o = c.ctr(&["image", "ls", "-q"]);
+    assert_ok(&o, "ctr image ls");
+    assert!(stdout_of(&o).lines().any(|l| l == name), "{}", describe(&o));
+
+    // From the image: a snapshot mounted by the shim, PATH and cwd from its config.
+    let id = c.w.name("img");
+    c.w.must_vanish(c.runc_root.join(&c.ns).join(&id));
+    let mut cmd = c.cmd();
+    cmd.arg("run").args(c.runtime_flags()).args([
+        "--rm",
+        name,
+        &id,
+        "sh",
+        "-c",
+        "echo $PATH; head -n1 /etc/passwd",
+    ]);
+    let o = c.w.run(&mut cmd);
+    assert_ok(&o, "ctr run --rm IMAGE");
+    assert_eq!(
+        stdout_of(&o),
+        format!(
+            "{}\nroot:x:0:0:root:/root:/bin/sh\n",
+            CONTAINER_PATH.trim_start_matches("PATH=")
+        ),
+        "{}",
+        describe(&o)
+    );
+    c.no_containers_left();
+    let o = c.ctr(&["image", "rm", "--sync", name]);
+    assert_ok(&o, "ctr image rm");
+}
+
+/// The leak check itself: it must see (and remove) a process running from the test's
+/// directory, a cgroup named after the test and leftover runtime state.
+#[test]
+fn leak_check_sees_what_a_test_leaves_behind() {
+    let w = World::new("leak");
+    let mut sleeper = Command::new("sleep")
+        .arg("100")
+        .current_dir(&w.work)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn sleep");
+    let h = &common::cgroup_hierarchies()[0];
+    let cg = h.mount_point.join(&w.marker).join("leftover");
+    fs::create_dir_all(&cg).expect("mkdir a cgroup");
+    w.allow_cgroup(&w.marker);
+    let state = w.path("state-of-a-container");
+    fs::create_dir_all(&state).unwrap();
+    w.must_vanish(state);
+
+    let leaks = w.leaks();
+    let shown = leaks.join("\n");
+    assert!(
+        shown.contains(&format!("process {}", sleeper.id())),
+        "{shown}"
+    );
+    assert!(shown.contains("leftover"), "{shown}");
+    assert!(!shown.contains(&format!("{}\n", h.mount_point.join(&w.marker).display())));
+    assert!(shown.contains("runtime state"), "{shown}");
+
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(w)));
+    let msg = dropped.expect_err("dropping a leaky World must fail the test");
+    let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("left behind"), "{msg}");
+    let status = wait_child(&mut sleeper, Duration::from_secs(5)).expect("sleep killed");
+    assert!(!status.success());
+    assert!(!cg.exists(), "{} not removed", cg.display());
+}
