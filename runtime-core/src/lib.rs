@@ -10,6 +10,7 @@ pub mod channel;
 pub mod container;
 pub mod features;
 pub mod hooks;
+pub mod mountinfo;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

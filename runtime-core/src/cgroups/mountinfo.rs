@@ -3,8 +3,6 @@
 //! The layout is discovered, never assumed: hosts differ (`cpu,cpuacct` joined or separate,
 //! hybrid with `/sys/fs/cgroup/unified`, pure v2), and so do containers running us.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 /// Which cgroup filesystem a mount is.
@@ -47,71 +45,39 @@ fn is_controller_option(opt: &str) -> bool {
         && !opt.is_empty()
 }
 
-/// Undoes the octal escapes (`\040` for a space, ...) the kernel puts in mountinfo paths.
-fn unescape(field: &str) -> PathBuf {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() {
-            let oct = &bytes[i + 1..i + 4];
-            if oct.iter().all(|b| (b'0'..=b'7').contains(b)) {
-                let v = oct
-                    .iter()
-                    .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
-                if let Ok(byte) = u8::try_from(v) {
-                    out.push(byte);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    PathBuf::from(OsString::from_vec(out))
-}
-
-/// Parses one mountinfo line; `None` for anything that is not a cgroup mount.
-fn parse_line(line: &str) -> Option<CgroupFsMount> {
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    // 0 id, 1 parent, 2 major:minor, 3 root, 4 mount point, 5 options, optional fields...,
-    // "-", fstype, source, super options.
-    let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
-    let fstype = *fields.get(sep + 1)?;
-    let kind = match fstype {
+/// The cgroup filesystem of a mountinfo entry, if it is one.
+fn cgroup_mount(m: crate::mountinfo::Mount) -> Option<CgroupFsMount> {
+    let kind = match m.fstype.as_str() {
         "cgroup" => FsKind::V1,
         "cgroup2" => FsKind::V2,
         _ => return None,
     };
     let controllers = match kind {
-        FsKind::V1 => fields
-            .get(sep + 3)
-            .map(|opts| {
-                opts.split(',')
-                    .filter(|o| is_controller_option(o))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        FsKind::V1 => m
+            .super_options
+            .split(',')
+            .filter(|o| is_controller_option(o))
+            .map(str::to_string)
+            .collect(),
         FsKind::V2 => Vec::new(),
     };
     Some(CgroupFsMount {
         kind,
-        dev: fields.get(2)?.to_string(),
-        root: unescape(fields.get(3)?),
-        mount_point: unescape(fields.get(4)?),
+        dev: m.dev,
+        root: m.root,
+        mount_point: m.mount_point,
         controllers,
     })
 }
 
-/// Every cgroup hierarchy in a mountinfo text, once each.
-///
 /// A hierarchy mounted twice (bind mounts) is listed once: the mount of its root if there is
 /// one, else the first, so that paths resolve from the top of the hierarchy.
 pub(crate) fn parse(text: &str) -> Vec<CgroupFsMount> {
     let mut out: Vec<CgroupFsMount> = Vec::new();
-    for m in text.lines().filter_map(parse_line) {
+    for m in crate::mountinfo::parse(text)
+        .into_iter()
+        .filter_map(cgroup_mount)
+    {
         match out.iter_mut().find(|o| o.dev == m.dev) {
             Some(existing) => {
                 if existing.root != Path::new("/") && m.root == Path::new("/") {

@@ -6,7 +6,6 @@
 //! directory or file that was checked.
 
 mod devices;
-mod mountinfo;
 mod mounts;
 mod options;
 mod resolve;
@@ -155,8 +154,8 @@ fn make_parent_private(
     let text = sys
         .mountinfo()
         .map_err(syscall_err("read the mount table"))?;
-    let entries = mountinfo::parse(&text);
-    if let Some(parent) = mountinfo::mount_of(&entries, rootfs).filter(|e| e.shared) {
+    let entries = crate::mountinfo::parse(&text);
+    if let Some(parent) = crate::mountinfo::mount_of(&entries, rootfs).filter(|e| e.is_shared()) {
         sys.mount(None, &parent.mount_point, None, MsFlags::MS_PRIVATE, None)
             .map_err(syscall_err(format!(
                 "make {} (holding the rootfs) private",
