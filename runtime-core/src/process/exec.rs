@@ -16,10 +16,7 @@ pub(super) fn run(
     caps: &CapabilitySets,
     to_main: Channel,
 ) -> i32 {
-    let e = match try_exec(setup, ns, caps, &to_main) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    };
+    let Err(e) = try_exec(setup, ns, caps, &to_main);
     let _ = to_main.send(&Message::Error(e));
     1
 }

@@ -32,25 +32,12 @@ pub(super) fn run(
     caps: &CapabilitySets,
     to_main: Channel,
 ) -> ! {
-    let e = build(setup, ns, caps, &to_main);
-    // Until Ready, main is listening and reports the error; after it, `start` finds the
-    // process gone. Either way the message also goes to stderr, which the caller owns.
-    let _ = to_main.send(&Message::Error(e.clone()));
-    drop(to_main);
+    let Err(e) = try_build(setup, ns, caps, &to_main);
+    // Until Ready, main is listening and reports the error. After it main is gone, and a
+    // failure shows as init exiting before `start` takes it (startContainer hook failures
+    // are reported through the fifo instead).
+    let _ = to_main.send(&Message::Error(e));
     syscall::exit_child(1)
-}
-
-/// Builds the container and execs; returns only an error description.
-fn build(
-    setup: &ContainerSetup<'_>,
-    ns: &Namespaces,
-    caps: &CapabilitySets,
-    to_main: &Channel,
-) -> String {
-    match try_build(setup, ns, caps, to_main) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    }
 }
 
 fn try_build(

@@ -2,8 +2,10 @@
 //!
 //! main (the caller) forks the intermediate process, which enters the user, pid and time
 //! namespaces and forks init, which enters the rest, builds the rootfs, applies limits and
-//! security, reports ready, waits for `start` and execs the user's program. Two forks are
-//! needed because a pid namespace, created or joined, only applies to children.
+//! security, reports ready, waits for `start` and execs the user's program. An exec'd
+//! process takes the same path, joining the namespaces of the container's init instead of
+//! creating any, and execs at once. Two forks are needed because a pid namespace, created
+//! or joined, only applies to children.
 
 mod exec;
 mod init;
