@@ -1,0 +1,287 @@
+//! Events to containerd (TaskCreate, TaskStart, TaskExit, TaskDelete), published in the
+//! order they were queued by one thread, so that a slow containerd never blocks an RPC or
+//! the reaper, and a TaskExit can never overtake the TaskStart queued before it.
+//!
+//! Events are encoded when queued, with their type name given explicitly: the generated
+//! encoders need no protobuf reflection, whose descriptor tables (built on first use by
+//! the crate's own publisher) would cost the shim a few hundred kB of heap for good.
+
+use std::os::fd::RawFd;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Mutex;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, SystemTime};
+
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::{Message, MessageField};
+use containerd_shim_protos::shim::event::Envelope;
+use containerd_shim_protos::shim::events::ForwardRequest;
+use containerd_shim_protos::ttrpc::context::Context;
+use containerd_shim_protos::ttrpc::Client;
+use containerd_shim_protos::EventsClient;
+
+/// Attempts per event before it is given up (and logged).
+const ATTEMPTS: u32 = 5;
+/// Pause between attempts.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Bound on one forward call to containerd.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An event message and the name containerd knows its type by.
+pub trait Event: Message {
+    /// The protobuf full name, which containerd's typeurl uses as the Any's type URL.
+    const TYPE_NAME: &'static str;
+}
+
+impl Event for TaskCreate {
+    const TYPE_NAME: &'static str = "containerd.events.TaskCreate";
+}
+impl Event for TaskStart {
+    const TYPE_NAME: &'static str = "containerd.events.TaskStart";
+}
+impl Event for TaskExit {
+    const TYPE_NAME: &'static str = "containerd.events.TaskExit";
+}
+impl Event for TaskDelete {
+    const TYPE_NAME: &'static str = "containerd.events.TaskDelete";
+}
+
+/// One encoded event, ready to go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// `/tasks/exit`, ...
+    pub topic: &'static str,
+    /// When it happened.
+    pub at: SystemTime,
+    /// The event as an Any.
+    pub event: Any,
+}
+
+/// Something that delivers an event to containerd.
+pub trait Publish: Send + 'static {
+    /// Delivers one event.
+    fn publish(&self, namespace: &str, item: &Item) -> Result<(), String>;
+}
+
+/// Forwards events to containerd's ttrpc events service (`TTRPC_ADDRESS`).
+pub struct Publisher {
+    client: EventsClient,
+}
+
+impl Publisher {
+    /// Connects to containerd's ttrpc address.
+    pub fn connect(address: &str) -> Result<Publisher, String> {
+        let fd: RawFd = containerd_shim::util::connect(address)
+            .map_err(|e| format!("connecting to {address}: {e}"))?;
+        let client = Client::new(fd).map_err(|e| format!("ttrpc client for {address}: {e}"))?;
+        Ok(Publisher {
+            client: EventsClient::new(client),
+        })
+    }
+}
+
+impl Publish for Publisher {
+    fn publish(&self, namespace: &str, item: &Item) -> Result<(), String> {
+        let req = ForwardRequest {
+            envelope: MessageField::some(Envelope {
+                timestamp: MessageField::some(Timestamp::from(item.at)),
+                namespace: namespace.to_string(),
+                topic: item.topic.to_string(),
+                event: MessageField::some(item.event.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let ctx = Context {
+            timeout_nano: FORWARD_TIMEOUT.as_nanos() as i64,
+            ..Default::default()
+        };
+        self.client
+            .forward(ctx, &req)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Encodes an event for the queue.
+pub fn encode<E: Event>(topic: &'static str, event: &E) -> Result<Item, String> {
+    let value = event
+        .write_to_bytes()
+        .map_err(|e| format!("encoding {}: {e}", E::TYPE_NAME))?;
+    Ok(Item {
+        topic,
+        at: SystemTime::now(),
+        event: Any {
+            type_url: E::TYPE_NAME.to_string(),
+            value,
+            ..Default::default()
+        },
+    })
+}
+
+/// The queue and its publishing thread.
+pub struct Events {
+    tx: Mutex<Option<Sender<Item>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Events {
+    /// Starts the publishing thread for `namespace`.
+    pub fn start(publisher: impl Publish, namespace: String) -> Events {
+        let (tx, rx) = mpsc::channel::<Item>();
+        let thread = thread::Builder::new()
+            .name("events".into())
+            .stack_size(128 * 1024)
+            .spawn(move || run(publisher, &namespace, rx))
+            .map_err(|e| log::error!("starting the events thread: {e}"))
+            .ok();
+        Events {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(thread),
+        }
+    }
+
+    /// Queues an event.
+    pub fn send<E: Event>(&self, topic: &'static str, event: &E) {
+        let item = match encode(topic, event) {
+            Ok(i) => i,
+            Err(e) => {
+                log::error!("event {topic} lost: {e}");
+                return;
+            }
+        };
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        match tx.as_ref() {
+            Some(tx) if tx.send(item).is_ok() => {}
+            _ => log::warn!("event {topic} dropped: the shim is shutting down"),
+        }
+    }
+
+    /// Stops taking events and waits (at most `timeout`) until the queued ones are out.
+    pub fn flush(&self, timeout: Duration) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(handle) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        let (done_tx, done_rx) = mpsc::channel();
+        let joiner = thread::Builder::new().stack_size(64 * 1024).spawn(move || {
+            let _ = handle.join();
+            let _ = done_tx.send(());
+        });
+        if joiner.is_ok() && done_rx.recv_timeout(timeout).is_err() {
+            log::warn!("events still queued after {timeout:?}: giving up on them");
+        }
+    }
+}
+
+fn run(publisher: impl Publish, namespace: &str, rx: Receiver<Item>) {
+    for item in rx {
+        let mut attempt = 1;
+        loop {
+            match publisher.publish(namespace, &item) {
+                Ok(()) => break,
+                Err(e) if attempt < ATTEMPTS => {
+                    log::debug!("publishing {} (attempt {attempt}): {e}", item.topic);
+                    attempt += 1;
+                    thread::sleep(RETRY_PAUSE);
+                }
+                Err(e) => {
+                    log::error!("publishing {}: {e}; event lost", item.topic);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// topic, namespace, type, pid.
+    type Seen = (String, String, String, u32);
+
+    #[derive(Clone, Default)]
+    struct Recorder {
+        got: Arc<Mutex<Vec<Seen>>>,
+        fail_first: Arc<Mutex<u32>>,
+    }
+
+    impl Publish for Recorder {
+        fn publish(&self, ns: &str, item: &Item) -> Result<(), String> {
+            let mut f = self.fail_first.lock().unwrap();
+            if *f > 0 {
+                *f -= 1;
+                return Err("containerd busy".into());
+            }
+            let pid = match item.event.type_url.as_str() {
+                "containerd.events.TaskExit" => {
+                    TaskExit::parse_from_bytes(&item.event.value).unwrap().pid
+                }
+                _ => TaskStart::parse_from_bytes(&item.event.value).unwrap().pid,
+            };
+            self.got.lock().unwrap().push((
+                item.topic.to_string(),
+                ns.to_string(),
+                item.event.type_url.clone(),
+                pid,
+            ));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn events_go_out_in_order_and_flush_waits_for_them() {
+        let rec = Recorder::default();
+        *rec.fail_first.lock().unwrap() = 2;
+        let events = Events::start(rec.clone(), "ns1".into());
+        for pid in 1..=3 {
+            let start = TaskStart {
+                pid,
+                ..Default::default()
+            };
+            events.send("/tasks/start", &start);
+            let exit = TaskExit {
+                pid,
+                ..Default::default()
+            };
+            events.send("/tasks/exit", &exit);
+        }
+        events.flush(Duration::from_secs(10));
+        let got = rec.got.lock().unwrap().clone();
+        let want: Vec<Seen> = (1..=3)
+            .flat_map(|p| {
+                [
+                    (
+                        "/tasks/start".to_string(),
+                        "ns1".to_string(),
+                        "containerd.events.TaskStart".to_string(),
+                        p,
+                    ),
+                    (
+                        "/tasks/exit".to_string(),
+                        "ns1".to_string(),
+                        "containerd.events.TaskExit".to_string(),
+                        p,
+                    ),
+                ]
+            })
+            .collect();
+        assert_eq!(got, want);
+        // After flush nothing more is taken.
+        events.send("/tasks/start", &TaskStart::default());
+        assert_eq!(rec.got.lock().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn type_names_are_the_protobuf_full_names() {
+        use containerd_shim_protos::protobuf::MessageFull;
+        assert_eq!(TaskCreate::TYPE_NAME, TaskCreate::descriptor().full_name());
+        assert_eq!(TaskStart::TYPE_NAME, TaskStart::descriptor().full_name());
+        assert_eq!(TaskExit::TYPE_NAME, TaskExit::descriptor().full_name());
+        assert_eq!(TaskDelete::TYPE_NAME, TaskDelete::descriptor().full_name());
+    }
+}
