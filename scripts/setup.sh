@@ -31,3 +31,8 @@ for tool in cargo rustfmt cargo-clippy; do
         exit 1
     fi
 done
+
+# containerd 2.x for the shim's end-to-end tests, next to bookworm's 1.6 (which the package
+# above installs): unpacked from Debian sid into a private directory, nothing installed.
+scripts/fetch-containerd.sh sid /var/cache/youki-shim/containerd-sid >/dev/null
+echo "setup: containerd $(/var/cache/youki-shim/containerd-sid/usr/bin/containerd --version | awk '{print $3}') in /var/cache/youki-shim/containerd-sid"
