@@ -90,9 +90,12 @@ fn features_has_the_required_fields_and_no_nulls() {
         l["cgroup"],
         json!({"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true})
     );
-    for off in ["seccomp", "apparmor", "selinux", "intelRdt"] {
+    for off in ["selinux", "intelRdt"] {
         assert_eq!(l[off], json!({"enabled": false}), "linux.{off}");
     }
+    // seccomp's lists are checked in tests/seccomp.rs.
+    assert_eq!(l["seccomp"]["enabled"], true, "linux.seccomp");
+    assert_eq!(l["apparmor"], json!({"enabled": true}), "linux.apparmor");
     assert_eq!(l["mountExtensions"], json!({"idmap": {"enabled": false}}));
     assert!(f["annotations"].is_object(), "{f}");
 }

@@ -4,7 +4,8 @@
 //! Every list is generated from the code that implements it, so that it cannot drift:
 //! mount options from the rootfs option parser's table, namespaces from [`crate::namespaces`],
 //! capabilities from the `caps` crate (the names [`crate::capabilities`] accepts), hooks from
-//! [`crate::hooks`]. The structure describes what is compiled in, not what this host offers.
+//! [`crate::hooks`], seccomp actions, operators, architectures and flags from
+//! [`crate::seccomp`]'s translation tables. The structure describes what is compiled in, not what this host offers.
 //!
 //! Fields the spec version we claim (`ociVersionMax`) does not define are never emitted, and
 //! `None` ("unknown") fields are left out rather than printed as `null`.
@@ -37,10 +38,19 @@ pub fn features() -> Features {
     // rdma.max is written on cgroup v2 (crate::cgroups).
     cgroup.set_rdma(Some(true));
 
+    // The seccomp lists are the tables crate::seccomp translates with, less what the linked
+    // libseccomp lacks (architectures, flags).
     let mut seccomp = Seccomp::default();
-    seccomp.set_enabled(Some(false));
+    seccomp.set_enabled(Some(true));
+    seccomp.set_actions(Some(crate::seccomp::supported_actions()));
+    seccomp.set_operators(Some(crate::seccomp::supported_operators()));
+    seccomp.set_archs(Some(crate::seccomp::supported_archs()));
+    seccomp.set_known_flags(Some(crate::seccomp::known_flags()));
+    seccomp.set_supported_flags(Some(crate::seccomp::supported_flags()));
+    // process.apparmorProfile is applied (crate::seccomp::lsm) where the host has AppArmor;
+    // SELinux labels are refused.
     let mut apparmor = Apparmor::default();
-    apparmor.set_enabled(Some(false));
+    apparmor.set_enabled(Some(true));
     let mut selinux = Selinux::default();
     selinux.set_enabled(Some(false));
     let mut intel_rdt = IntelRdt::default();
@@ -185,11 +195,14 @@ mod tests {
         assert_eq!(cg["v2"], true);
         assert_eq!(cg["systemd"], false);
         assert_eq!(cg["systemdUser"], false);
-        assert_eq!(v["linux"]["seccomp"], serde_json::json!({"enabled": false}));
-        assert_eq!(
-            v["linux"]["apparmor"],
-            serde_json::json!({"enabled": false})
-        );
+        let sc = &v["linux"]["seccomp"];
+        assert_eq!(sc["enabled"], true);
+        assert_eq!(sc["actions"].as_array().map(Vec::len), Some(9), "{sc}");
+        assert_eq!(sc["operators"].as_array().map(Vec::len), Some(7), "{sc}");
+        assert!(strings(&sc["archs"]).contains(&"SCMP_ARCH_X86_64".to_string()));
+        assert!(strings(&sc["knownFlags"]).contains(&"SECCOMP_FILTER_FLAG_LOG".to_string()));
+        assert!(strings(&sc["supportedFlags"]).contains(&"SECCOMP_FILTER_FLAG_LOG".to_string()));
+        assert_eq!(v["linux"]["apparmor"], serde_json::json!({"enabled": true}));
         assert_eq!(v["linux"]["selinux"], serde_json::json!({"enabled": false}));
         assert_eq!(
             v["linux"]["intelRdt"],

@@ -232,6 +232,7 @@ const CAPABILITY_SETS: &[&str] = &[
 /// unknown capabilities, which the spec says to warn about and skip rather than fail on.
 /// Returns whether capabilities were removed from `raw`.
 fn check_raw(raw: &mut Value, warnings: &mut Vec<String>) -> Result<bool, (String, String)> {
+    crate::seccomp::check_raw(raw)?;
     if let Some(rlimits) = raw.pointer("/process/rlimits").and_then(Value::as_array) {
         for (i, rlimit) in rlimits.iter().enumerate() {
             if let Some(typ) = rlimit.get("type").and_then(Value::as_str) {
@@ -345,6 +346,7 @@ pub fn validate_with_warnings(spec: &Spec) -> Result<Vec<String>, SpecError> {
     check_mounts(spec, &mut warnings)?;
     check_hooks(spec)?;
     check_linux(spec, &mut warnings)?;
+    crate::seccomp::validate(spec, &mut warnings).map_err(|(f, r)| invalid(f, r))?;
     Ok(warnings)
 }
 

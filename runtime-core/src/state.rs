@@ -153,6 +153,10 @@ pub struct State {
     /// The spec's hooks, kept for start and delete, which must not depend on the bundle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The spec's seccomp profile, which exec'd processes get too (whatever the bundle says
+    /// by then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 impl State {
@@ -212,11 +216,11 @@ impl Store {
         validate_id(id)?;
         fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(0o711)
             .create(&self.root)
             .map_err(io(&self.root))?;
         let dir = self.root.join(id);
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+        match fs::DirBuilder::new().mode(0o711).create(&dir) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(StateError::AlreadyExists(id.to_string()))
             }
@@ -398,6 +402,7 @@ mod tests {
             created: 1,
             owner: 0,
             hooks: None,
+            seccomp: None,
         };
         e.save(&st).unwrap();
         assert_eq!(e.load().unwrap(), Some(st.clone()));
@@ -429,6 +434,7 @@ mod tests {
             created: 0,
             owner: 0,
             hooks: None,
+            seccomp: None,
         };
         assert_eq!(st.oci_json(Status::Running)["pid"], 42);
         assert!(st.oci_json(Status::Stopped).get("pid").is_none());

@@ -9,6 +9,7 @@ use oci_spec::runtime::Process;
 use super::{check_console, load, write_pid_file, ContainerError};
 use crate::cgroups;
 use crate::process::{self, ExecSetup, Stdio};
+use crate::seccomp::ContainerSeccomp;
 use crate::state::{Status, Store};
 
 /// What `exec` needs besides the store and the container id.
@@ -42,6 +43,11 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<Pid, Containe
         opts.console.is_some(),
     )?;
     let cgroup = cgroups::manager(&c.state.cgroup_path)?;
+    // The container's seccomp filter applies to every process in it.
+    let seccomp = c.state.seccomp.clone().map(|config| ContainerSeccomp {
+        config,
+        state: c.state.oci_json(c.status),
+    });
     let pid = process::spawn_exec(&ExecSetup {
         process: &opts.process,
         init_pid: Pid::from_raw(c.state.pid),
@@ -49,6 +55,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<Pid, Containe
         preserve_fds: opts.preserve_fds,
         stdio: opts.stdio.as_ref(),
         console: opts.console.as_ref(),
+        seccomp: seccomp.as_ref(),
     })?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;

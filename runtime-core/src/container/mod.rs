@@ -139,6 +139,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
         created: state::now_secs(),
         owner: nix::unistd::geteuid().as_raw(),
         hooks: spec.hooks().clone(),
+        seccomp: linux.and_then(|l| l.seccomp().clone()),
     };
     let result = (|| {
         nix::unistd::mkfifo(&entry.fifo(), Mode::from_bits_truncate(0o622)).map_err(|e| {
@@ -147,6 +148,26 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
                 source: e.into(),
             }
         })?;
+        // In a user namespace init is the namespace's root, a host uid that must open it.
+        let host_id = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+            maps.and_then(|m| m.iter().find(|m| m.container_id() == 0))
+                .map(|m| m.host_id())
+        };
+        let (uid, gid) = (
+            host_id(linux.and_then(|l| l.uid_mappings().as_ref())),
+            host_id(linux.and_then(|l| l.gid_mappings().as_ref())),
+        );
+        if uid.is_some() || gid.is_some() {
+            nix::unistd::chown(
+                &entry.fifo(),
+                uid.map(nix::unistd::Uid::from_raw),
+                gid.map(nix::unistd::Gid::from_raw),
+            )
+            .map_err(|e| ContainerError::Io {
+                path: entry.fifo(),
+                source: e.into(),
+            })?;
+        }
         let setup = ContainerSetup {
             spec: &spec,
             rootfs,

@@ -35,6 +35,11 @@ fn try_exec(
     if let Some(stdio) = setup.stdio {
         set_stdio(stdio)?;
     }
+    // Compiled, and its notify listener connected, while host paths still resolve.
+    let seccomp = match setup.seccomp {
+        Some(s) => crate::seccomp::Prepared::new(Some(&s.config), s.state.clone())?,
+        None => None,
+    };
     // The cgroup first: once in the container's mount namespace, the host's cgroupfs
     // paths no longer resolve.
     if super::joins_cgroup_itself(setup.cgroup, ns) {
@@ -50,7 +55,7 @@ fn try_exec(
         let slave = open_terminal(console, None)?;
         crate::tty::make_controlling(&slave).map_err(|e| e.to_string())?;
     }
-    let program = Program::prepare(setup.process, caps, setup.preserve_fds)?;
+    let program = Program::prepare(setup.process, caps, setup.preserve_fds, seccomp)?;
     to_main.send(&Message::Ready).map_err(|e| e.to_string())?;
     Err(program.exec())
 }

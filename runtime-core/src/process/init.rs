@@ -67,6 +67,13 @@ fn try_build(
     )
     .map_err(|e| format!("open {}: {e}", setup.exec_fifo.display()))?;
     let host_pid = host_pid()?;
+    // Compiled, and its notify listener connected, while host paths still resolve.
+    let mut listener_state = setup.state.clone();
+    listener_state.pid = host_pid;
+    let seccomp = crate::seccomp::Prepared::new(
+        spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+        listener_state.oci_json(Status::Creating),
+    )?;
 
     // The cgroup namespace waits until we are in the container's cgroup: its root is the
     // cgroup of the process that creates it.
@@ -151,7 +158,7 @@ fn try_build(
         rootfs::finish(&sys, spec).map_err(|e| e.to_string())?;
     }
 
-    let program = Program::prepare(process, caps, setup.preserve_fds)?;
+    let program = Program::prepare(process, caps, setup.preserve_fds, seccomp)?;
     to_main.send(&Message::Ready).map_err(|e| e.to_string())?;
 
     let mut start = wait_for_start(&fifo)?;
@@ -188,12 +195,14 @@ pub(super) struct Program {
 }
 
 impl Program {
-    /// Applies rlimits, oomScoreAdj, cwd, user, capabilities and noNewPrivileges, and
-    /// finds the program; errors here fail `create` (or `exec`) rather than `start`.
+    /// Applies rlimits, oomScoreAdj, cwd, user, capabilities, AppArmor, noNewPrivileges and
+    /// the seccomp filter, and finds the program; errors here fail `create` (or `exec`)
+    /// rather than `start`.
     pub(super) fn prepare(
         process: &Process,
         caps: &CapabilitySets,
         preserve_fds: u32,
+        mut seccomp: Option<crate::seccomp::Prepared>,
     ) -> Result<Self, String> {
         let sys = LinuxSyscall;
         apply_rlimits(process)?;
@@ -205,16 +214,32 @@ impl Program {
         let cwd = process.cwd();
         sys.chdir(cwd)
             .map_err(|e| format!("process.cwd {}: {e}", cwd.display()))?;
+        // CVE-2024-21626: through a descriptor this process still holds (/proc/self/fd/N)
+        // the cwd can lie outside the container's root, where getcwd(2) has no path for it.
+        std::env::current_dir().map_err(|e| {
+            format!(
+                "process.cwd {}: not inside the container ({e})",
+                cwd.display()
+            )
+        })?;
+        crate::seccomp::lsm::apply(process)?;
+        let nnp = process.no_new_privileges().unwrap_or(false);
+        if !nnp {
+            // Without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: before the drop.
+            seccomp.take().map(|s| s.install()).transpose()?;
+        }
         caps.drop_bounding().map_err(|e| e.to_string())?;
         change_user(process)?;
         caps.apply().map_err(|e| e.to_string())?;
-        if process.no_new_privileges().unwrap_or(false) {
+        if nnp {
             nix::sys::prctl::set_no_new_privs()
                 .map_err(|e| format!("process.noNewPrivileges: {e}"))?;
         }
         // Only stdio and the preserved descriptors reach the program.
         syscall::cloexec_from(3 + preserve_fds).map_err(|e| e.to_string())?;
         let args = cstrings(process.args().as_deref().unwrap_or_default())?;
+        // As late as possible, so that the fewest of the runtime's own syscalls run under it.
+        seccomp.map(|s| s.install()).transpose()?;
         Ok(Self { exe, args, env })
     }
 

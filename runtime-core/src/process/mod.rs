@@ -165,6 +165,8 @@ pub struct ExecSetup<'a> {
     pub stdio: Option<&'a Stdio>,
     /// A connected console socket: the process gets a terminal, its master goes there.
     pub console: Option<&'a std::os::fd::OwnedFd>,
+    /// The container's seccomp filter, installed in the process too.
+    pub seccomp: Option<&'a crate::seccomp::ContainerSeccomp>,
 }
 
 /// Starts a new process in the namespaces and cgroup of a running container; returns its
