@@ -13,10 +13,15 @@ mod common;
 mod e2e_support;
 
 use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use runtime_core::syscall::terminal::{set_window_size, Winsize};
 
 use common::{assert_ok, build_rootfs, describe, pid_alive, poll, stderr_of, stdout_of};
 use e2e_support::*;
@@ -241,6 +246,49 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         assert_eq!(socket, self.socket_path(id));
         self.w.must_vanish(socket.clone());
         socket
+    }
+
+    /// `ctr task exec --fifo-dir DIR ARGS...`.
+    fn exec_cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.cmd();
+        c.args(["task", "exec", "--fifo-dir"])
+            .arg(&self.fifo_dir)
+            .args(args);
+        c
+    }
+
+    /// `ctr task exec ARGS...` with stdin from a file holding `input`.
+    fn exec_with_stdin(&self, input: &str, args: &[&str]) -> Output {
+        let n = self.w.next();
+        let path = |what: &str| self.w.path(&format!("io/stdin-{n}.{what}"));
+        fs::write(path("in"), input).unwrap();
+        let mut child = self
+            .exec_cmd(args)
+            .stdin(fs::File::open(path("in")).unwrap())
+            .stdout(fs::File::create(path("out")).unwrap())
+            .stderr(fs::File::create(path("err")).unwrap())
+            .spawn()
+            .expect("spawn ctr task exec");
+        let status = wait_child(&mut child, CLIENT_TIMEOUT)
+            .unwrap_or_else(|| panic!("ctr task exec {args:?} did not finish"));
+        Output {
+            status,
+            stdout: fs::read(path("out")).unwrap_or_default(),
+            stderr: fs::read(path("err")).unwrap_or_default(),
+        }
+    }
+
+    /// The (pid, INFO column) lines of `ctr task ps ID`.
+    fn task_ps(&self, id: &str) -> Vec<(i32, String)> {
+        let o = self.ctr_ok(&["task", "ps", id]);
+        stdout_of(&o)
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let (pid, info) = l.trim().split_once(char::is_whitespace)?;
+                Some((pid.parse().ok()?, info.trim().to_string()))
+            })
+            .collect()
     }
 
     fn shims(&self) -> Vec<i32> {
@@ -543,4 +591,393 @@ fn shim_delete_command_cleans_up_after_a_killed_shim() {
         "the dead shim's socket {} is left",
         socket.display()
     );
+}
+
+/// `ctr run -d` of a busybox shell loop that counts in /count (visible on the host in the
+/// rootfs directory), every 50 ms.
+fn run_counter(c: &Containerd, id: &str) {
+    let o = c.run(
+        &["-d", c.rootfs_flags()[0], c.rootfs_flags()[1]],
+        id,
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.05; done",
+        ],
+    );
+    assert_ok(&o, "ctr run -d (counter)");
+    assert_eq!(c.task_status(id), "RUNNING");
+}
+
+fn read_count(c: &Containerd) -> u64 {
+    // The loop rewrites the file: an empty read is a write in progress.
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = fs::read_to_string(c.rootfs.join("count")).unwrap_or_default();
+        if let Ok(n) = last.trim().parse() {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("no count in the container's /count: {last:?}");
+}
+
+/// Kills and deletes a task and its container, checking that nothing is left.
+#[track_caller]
+fn kill_and_remove(c: &Containerd, id: &str) {
+    c.ctr_ok(&["task", "kill", "-s", "KILL", id]);
+    let stopped = poll(Duration::from_secs(10), || c.task_status(id) == "STOPPED");
+    assert!(
+        stopped,
+        "not STOPPED after SIGKILL: {:?}",
+        c.task_status(id)
+    );
+    c.ctr_ok(&["task", "delete", id]);
+    c.ctr_ok(&["container", "rm", id]);
+    c.no_containers_left();
+}
+
+#[test]
+fn shim_exec_output_exit_code_ps_and_stdin() {
+    let c = Containerd::start("shim-exec");
+    let id = c.w.name("x");
+    let o = c.run(
+        &["-d", c.rootfs_flags()[0], c.rootfs_flags()[1]],
+        &id,
+        &["sleep", "1000"],
+    );
+    assert_ok(&o, "ctr run -d");
+
+    // Output and exit code of an exec.
+    let o =
+        c.w.run(&mut c.exec_cmd(&["--exec-id", "e1", &id, "sh", "-c", "echo hi; exit 4"]));
+    assert_code(&o, 4, "ctr task exec (exit 4)");
+    assert_eq!(stdout_of(&o), "hi\n", "{}\n{}", describe(&o), c.log_tail());
+
+    // The exec's own process spec: user, cwd, and HOME from the user's passwd entry.
+    let o = c.w.run(&mut c.exec_cmd(&[
+        "--exec-id",
+        "e2",
+        "--user",
+        "1000:1000",
+        "--cwd",
+        "/tmp",
+        &id,
+        "sh",
+        "-c",
+        "id -u; id -g; pwd; echo $HOME; echo err >&2",
+    ]));
+    assert_code(&o, 0, "ctr task exec --user --cwd");
+    assert_eq!(
+        stdout_of(&o),
+        "1000\n1000\n/tmp\n/home/user\n",
+        "{}",
+        describe(&o)
+    );
+    assert_eq!(stderr_of(&o), "err\n", "{}", describe(&o));
+
+    // stdin reaches the exec, and its end too.
+    let o = c.exec_with_stdin(
+        "line one\nline two\n",
+        &["--exec-id", "e3", &id, "sh", "-c", "cat; echo end"],
+    );
+    assert_code(&o, 0, "ctr task exec with stdin");
+    assert_eq!(
+        stdout_of(&o),
+        "line one\nline two\nend\n",
+        "{}",
+        describe(&o)
+    );
+
+    // A detached exec is listed by ctr task ps with its exec id.
+    let o =
+        c.w.run(&mut c.exec_cmd(&["-d", "--exec-id", "bg", &id, "sleep", "1000"]));
+    assert_ok(&o, "ctr task exec -d");
+    let ps = c.task_ps(&id);
+    let exec_pid = ps
+        .iter()
+        .find(|(_, info)| info.contains("bg"))
+        .map(|(pid, _)| *pid)
+        .unwrap_or_else(|| panic!("no exec bg in ctr task ps: {ps:?}"));
+    assert!(pid_alive(exec_pid), "{ps:?}");
+    let cmdline = fs::read(format!("/proc/{exec_pid}/cmdline")).unwrap_or_default();
+    assert_eq!(cmdline, b"sleep\x001000\x00", "{ps:?}");
+    // The init process has no exec id.
+    assert!(
+        ps.iter().any(|(p, info)| *p != exec_pid && info == "-"),
+        "{ps:?}"
+    );
+    // The exec is killed and deleted on its own; the task keeps running.
+    c.ctr_ok(&["task", "kill", "--exec-id", "bg", "-s", "KILL", &id]);
+    let gone = poll(Duration::from_secs(10), || !pid_alive(exec_pid));
+    assert!(gone, "exec {exec_pid} survived SIGKILL");
+    // ctr exits with the deleted process's exit status.
+    let deleted = poll(Duration::from_secs(10), || {
+        c.ctr(&["task", "delete", "--exec-id", "bg", &id])
+            .status
+            .code()
+            == Some(137)
+    });
+    assert!(deleted, "ctr task delete --exec-id bg\n{}", c.log_tail());
+    assert!(!c.task_ps(&id).iter().any(|(p, _)| *p == exec_pid));
+    assert_eq!(c.task_status(&id), "RUNNING");
+    // An exec id that does not exist is not found.
+    let o = c.ctr(&["task", "kill", "--exec-id", "nope", &id]);
+    assert!(!o.status.success(), "{}", describe(&o));
+
+    // With a terminal: the exec's stdio is a pty, its exit code comes through.
+    let (status, text) = c.w.run_on_pty(&mut c.exec_cmd(&[
+        "-t",
+        "--exec-id",
+        "t1",
+        &id,
+        "sh",
+        "-c",
+        "tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; exit 5",
+    ]));
+    assert_eq!(status.code(), Some(5), "ctr task exec -t: {text:?}");
+    assert!(text.contains("/dev/pts/"), "{text:?}");
+    assert!(text.contains("both-ttys"), "{text:?}");
+
+    kill_and_remove(&c, &id);
+}
+
+fn size(rows: u16, cols: u16) -> Winsize {
+    Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+/// ctr with a pty of ours as its controlling terminal and stdio, as from a shell.
+struct PtySession {
+    master: OwnedFd,
+    child: Child,
+    seen: String,
+}
+
+impl PtySession {
+    fn spawn(cmd: Command, rows: u16, cols: u16) -> PtySession {
+        let pty = runtime_core::tty::open_pty().unwrap();
+        set_window_size(pty.master.as_fd(), &size(rows, cols)).unwrap();
+        let slave = || Stdio::from(pty.slave.try_clone().unwrap());
+        let prog = cmd.get_program().to_owned();
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+        // setsid --ctty: a new session whose controlling terminal is stdin, the pty.
+        let child = Command::new("setsid")
+            .arg("--ctty")
+            .arg(prog)
+            .args(args)
+            .stdin(slave())
+            .stdout(slave())
+            .stderr(slave())
+            .spawn()
+            .unwrap();
+        PtySession {
+            master: pty.master,
+            child,
+            seen: String::new(),
+        }
+    }
+
+    fn read_more(&mut self, timeout: Duration) {
+        let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(timeout.as_millis().min(1000) as i32).unwrap();
+        if nix::poll::poll(&mut fds, ms).unwrap_or(0) > 0 {
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = nix::unistd::read(&self.master, &mut buf) {
+                self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    }
+
+    /// Waits for `want` in what the terminal showed after byte `from`.
+    fn expect_after(&mut self, from: usize, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.seen[from..].contains(want) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no {want:?} in terminal output: {:?}",
+                self.seen
+            );
+            self.read_more(left);
+        }
+    }
+
+    fn type_line(&self, line: &str) {
+        let mut f = fs::File::from(self.master.try_clone().unwrap());
+        f.write_all(line.as_bytes()).unwrap();
+    }
+
+    fn exit_code(mut self) -> Option<i32> {
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("ctr did not exit; terminal: {:?}", self.seen);
+            }
+            self.read_more(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn shim_run_tty_relays_input_output_and_window_size() {
+    let c = Containerd::start("shim-tty");
+    let id = c.w.name("t");
+    let mut cmd = c.cmd();
+    cmd.arg("run")
+        .args(["--rm", "-t", "--runtime", RUNTIME])
+        .arg("--fifo-dir")
+        .arg(&c.fifo_dir)
+        .args(["--env", CONTAINER_PATH])
+        .args(c.rootfs_flags())
+        .arg(&id)
+        .arg("sh");
+    c.w.must_vanish(c.bundle(&id));
+    let mut s = PtySession::spawn(cmd, 33, 101);
+    // ctr sets the container's terminal to its own size (ResizePty) after Start: ask until
+    // the answer is the size.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let from = s.seen.len();
+        s.type_line("stty size; echo size-$((40+2))\n");
+        s.expect_after(from, "size-42");
+        if s.seen[from..].contains("33 101") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "size never set: {:?}", s.seen);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let from = s.seen.len();
+    s.type_line("tty; echo typed-$((6*7))\n");
+    s.expect_after(from, "typed-42");
+    assert!(s.seen[from..].contains("/dev/pts/"), "{:?}", s.seen);
+    // A program reading the terminal: ^D (raw through ctr) is its end of input.
+    let from = s.seen.len();
+    s.type_line("echo cat-$((1+1)); cat; echo cat-done\n");
+    // Typed once the shell runs the line (else its line editor may read it).
+    s.expect_after(from, "cat-2");
+    std::thread::sleep(Duration::from_millis(200));
+    s.type_line("through cat\n");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.seen[from..].matches("through cat").count() < 2 {
+        assert!(Instant::now() < deadline, "cat did not echo: {:?}", s.seen);
+        s.read_more(Duration::from_millis(200));
+    }
+    s.type_line("\x04");
+    s.expect_after(from, "cat-done");
+    s.type_line("exit 7\n");
+    assert_eq!(s.exit_code(), Some(7));
+    c.no_containers_left();
+}
+
+#[test]
+fn shim_pause_resume_and_metrics() {
+    let c = Containerd::start("shim-pause");
+    let id = c.w.name("p");
+    run_counter(&c, &id);
+    let started = poll(Duration::from_secs(10), || {
+        c.rootfs.join("count").exists() && read_count(&c) > 2
+    });
+    assert!(started, "the counter does not count");
+
+    c.ctr_ok(&["task", "pause", &id]);
+    assert_eq!(c.task_status(&id), "PAUSED");
+    let frozen = read_count(&c);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(read_count(&c), frozen, "the counter went on while paused");
+    // No exec into a frozen container (it would block there).
+    let o = c.w.run(&mut c.exec_cmd(&["--exec-id", "e1", &id, "true"]));
+    assert!(
+        !o.status.success(),
+        "exec in a paused task\n{}",
+        describe(&o)
+    );
+
+    c.ctr_ok(&["task", "resume", &id]);
+    assert_eq!(c.task_status(&id), "RUNNING");
+    let goes_on = poll(Duration::from_secs(10), || read_count(&c) > frozen + 2);
+    assert!(goes_on, "the counter did not go on after resume");
+
+    // Metrics: containerd decodes the shim's Metrics and prints them (v1 names on cgroup
+    // v1 hosts, v2 names on v2 hosts).
+    let o = c.ctr_ok(&["task", "metrics", &id]);
+    let text = stdout_of(&o);
+    let value = |names: &[&str]| -> Option<u64> {
+        text.lines().find_map(|l| {
+            let mut f = l.split_whitespace();
+            let (k, v) = (f.next()?, f.next()?);
+            names.contains(&k).then(|| v.parse().ok()).flatten()
+        })
+    };
+    let memory = value(&["memory.usage_in_bytes", "memory.usage"]);
+    assert!(memory.is_some_and(|m| m > 0), "memory usage\n{text}");
+    let cpu = value(&["cpuacct.usage", "cpu.usage_usec"]);
+    assert!(cpu.is_some_and(|v| v > 0), "cpu usage\n{text}");
+    let pids = value(&["pids.current"]);
+    assert!(pids.is_some_and(|v| v >= 1), "pids\n{text}");
+
+    // Paused, SIGKILL still ends it.
+    c.ctr_ok(&["task", "pause", &id]);
+    kill_and_remove(&c, &id);
+}
+
+#[test]
+fn shim_memory_limit_oom_event_and_exit_137() {
+    let c = Containerd::start("shim-oom");
+    let events_out = c.w.path("events.txt");
+    let mut events = c
+        .cmd()
+        .arg("events")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&events_out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ctr events");
+    // ctr events subscribes asynchronously: wait until it sees an event of ours.
+    let probe = c.w.name("probe");
+    let subscribed = poll(Duration::from_secs(10), || {
+        let _ = c.ctr(&["namespaces", "label", &c.ns, &format!("probe={probe}")]);
+        fs::read_to_string(&events_out).is_ok_and(|t| t.contains(&probe))
+    });
+    let id = c.w.name("oom");
+    // tail keeps the last lines of an endless one: its memory grows past the limit.
+    let o = c.run(
+        &[
+            "--rm",
+            "--memory-limit",
+            "20971520",
+            c.rootfs_flags()[0],
+            c.rootfs_flags()[1],
+        ],
+        &id,
+        &["tail", "/dev/zero"],
+    );
+    let oom_seen = poll(Duration::from_secs(10), || {
+        fs::read_to_string(&events_out).is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.contains("/tasks/oom") && l.contains(&id))
+        })
+    });
+    let _ = events.kill();
+    let _ = events.wait();
+    let text = fs::read_to_string(&events_out).unwrap_or_default();
+    assert!(subscribed, "ctr events saw nothing\n{text}");
+    assert_code(&o, 137, "ctr run --memory-limit (tail /dev/zero)");
+    assert!(oom_seen, "no /tasks/oom for {id}\n{text}\n{}", c.log_tail());
+    // The OOM event comes before the exit.
+    let pos = |topic: &str| {
+        text.lines()
+            .position(|l| l.contains(topic) && l.contains(&id))
+    };
+    assert!(pos("/tasks/oom") < pos("/tasks/exit"), "{text}");
+    c.no_containers_left();
 }

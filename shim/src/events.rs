@@ -1,4 +1,5 @@
-//! Events to containerd (TaskCreate, TaskStart, TaskExit, TaskDelete), published in the
+//! Events to containerd (TaskCreate, TaskStart, TaskExit, TaskDelete, TaskExecAdded,
+//! TaskExecStarted, TaskPaused, TaskResumed, TaskOOM), published in the
 //! order they were queued by one thread, so that a slow containerd never blocks an RPC or
 //! the reaper, and a TaskExit can never overtake the TaskStart queued before it.
 //!
@@ -12,7 +13,10 @@ use std::sync::Mutex;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime};
 
-use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
+use containerd_shim_protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskPaused,
+    TaskResumed, TaskStart,
+};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::{Message, MessageField};
@@ -46,6 +50,21 @@ impl Event for TaskExit {
 }
 impl Event for TaskDelete {
     const TYPE_NAME: &'static str = "containerd.events.TaskDelete";
+}
+impl Event for TaskExecAdded {
+    const TYPE_NAME: &'static str = "containerd.events.TaskExecAdded";
+}
+impl Event for TaskExecStarted {
+    const TYPE_NAME: &'static str = "containerd.events.TaskExecStarted";
+}
+impl Event for TaskPaused {
+    const TYPE_NAME: &'static str = "containerd.events.TaskPaused";
+}
+impl Event for TaskResumed {
+    const TYPE_NAME: &'static str = "containerd.events.TaskResumed";
+}
+impl Event for TaskOOM {
+    const TYPE_NAME: &'static str = "containerd.events.TaskOOM";
 }
 
 /// One encoded event, ready to go.
@@ -283,5 +302,19 @@ mod tests {
         assert_eq!(TaskStart::TYPE_NAME, TaskStart::descriptor().full_name());
         assert_eq!(TaskExit::TYPE_NAME, TaskExit::descriptor().full_name());
         assert_eq!(TaskDelete::TYPE_NAME, TaskDelete::descriptor().full_name());
+        assert_eq!(
+            TaskExecAdded::TYPE_NAME,
+            TaskExecAdded::descriptor().full_name()
+        );
+        assert_eq!(
+            TaskExecStarted::TYPE_NAME,
+            TaskExecStarted::descriptor().full_name()
+        );
+        assert_eq!(TaskPaused::TYPE_NAME, TaskPaused::descriptor().full_name());
+        assert_eq!(
+            TaskResumed::TYPE_NAME,
+            TaskResumed::descriptor().full_name()
+        );
+        assert_eq!(TaskOOM::TYPE_NAME, TaskOOM::descriptor().full_name());
     }
 }

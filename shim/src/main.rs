@@ -2,14 +2,20 @@
 //! speak it, and 2.x accepts) that runs containers in-process with runtime-core: no
 //! runtime binary is executed per operation.
 
+mod console;
 mod error;
 mod events;
 mod io;
+mod metrics;
 mod mounts;
+mod oom;
 mod options;
+mod procio;
 mod reaper;
 mod service;
 mod shim;
+mod stdin;
+mod typeurl;
 mod zygote;
 
 use containerd_shim::Config;

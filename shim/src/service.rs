@@ -1,20 +1,23 @@
 //! The Task service (containerd's task API v2) over runtime-core.
 //!
-//! Every task is one container (exec processes come later). The server keeps the tasks
-//! in memory; runtime-core keeps each container's state in `<bundle>/.youki`, so that the
-//! `delete` command can clean up after a shim that died.
+//! Every task is one container with its init process and its exec processes. The server
+//! keeps the tasks in memory; runtime-core keeps each container's state in
+//! `<bundle>/.youki`, so that the `delete` command can clean up after a shim that died.
+//! Operations that fork (create, exec, start, delete) run in the zygote; the others (kill,
+//! pause, resume, update, stats, pids) read or write the kernel's files from the server.
 //!
-//! Exits: the reaper calls [`Shared::on_exit`]. An exit of a known init starts a short-lived
-//! thread that waits for the container's output to drain, then records the exit, wakes the
-//! Wait calls and queues TaskExit, exactly once, never before the TaskStart of a Start that
-//! is in progress. An exit of an unknown pid while a create is in flight is kept, so that an
-//! init that dies before the zygote's reply reaches the server is still reported.
+//! Exits: the reaper calls [`Shared::on_exit`]. An exit of a known process starts a
+//! short-lived thread that waits for the process's output to drain, then records the exit,
+//! wakes the Wait calls and queues TaskExit, exactly once, never before the TaskStart (or
+//! TaskExecStarted) of a Start that is in progress. An exit of an unknown pid while a
+//! create or an exec start is in flight is kept, so that a process that dies before the
+//! zygote's reply reaches the server is still reported.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,39 +27,53 @@ use containerd_shim_protos::api::{
     DeleteResponse, Empty, KillRequest, PidsRequest, PidsResponse, ShutdownRequest, StartRequest,
     StartResponse, StateRequest, StateResponse, WaitRequest, WaitResponse,
 };
-use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
+use containerd_shim_protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
+    TaskResumed, TaskStart,
+};
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
+use containerd_shim_protos::shim::oci::ProcessDetails;
 use containerd_shim_protos::shim::shim::{
     CheckpointTaskRequest, CloseIORequest, ExecProcessRequest, PauseRequest, ResizePtyRequest,
     ResumeRequest, StatsRequest, StatsResponse, UpdateTaskRequest,
 };
 use containerd_shim_protos::topics::{
-    TASK_CREATE_EVENT_TOPIC, TASK_DELETE_EVENT_TOPIC, TASK_EXIT_EVENT_TOPIC, TASK_START_EVENT_TOPIC,
+    TASK_CREATE_EVENT_TOPIC, TASK_DELETE_EVENT_TOPIC, TASK_EXEC_ADDED_EVENT_TOPIC,
+    TASK_EXEC_STARTED_EVENT_TOPIC, TASK_EXIT_EVENT_TOPIC, TASK_OOM_EVENT_TOPIC,
+    TASK_PAUSED_EVENT_TOPIC, TASK_RESUMED_EVENT_TOPIC, TASK_START_EVENT_TOPIC,
 };
 use containerd_shim_protos::ttrpc::{self, TtrpcContext};
 use containerd_shim_protos::types::task::{ProcessInfo, Status};
+use oci_spec::runtime::{LinuxResources, Process};
+use runtime_core::container::resources;
 use runtime_core::state::Store;
 
 use crate::error::{Kind, Result, ShimError};
 use crate::events::Events;
-use crate::io::{self, Drain, StdioPaths};
+use crate::io::{Drain, StdioPaths};
+use crate::metrics;
 use crate::mounts::{self, Mount};
+use crate::oom::Oom;
 use crate::options;
+use crate::procio::{self, ProcIo};
+use crate::typeurl;
 use crate::zygote::{self, Reply, Request, Zygote};
 
 /// runtime-core's state root, inside the bundle.
 pub const STATE_DIR: &str = ".youki";
-/// How long an exit waits for the container's output to drain before it is reported.
+/// How long an exit waits for the process's output to drain before it is reported.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long Delete of a created task waits for the killed init's exit.
 const DELETE_EXIT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Exits of unknown pids kept while a create is in flight, at most.
+/// Exits of unknown pids kept while a create or exec is in flight, at most.
 const MAX_UNCLAIMED: usize = 4096;
 /// How long shutdown waits for queued events to reach containerd.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Exit status reported for a task whose exit was never seen (SIGKILL).
 const KILLED: u32 = 128 + 9;
+/// The protobuf name of the Pids info of an exec process (containerd's runc options).
+const PROCESS_DETAILS: &str = "containerd.runc.v1.ProcessDetails";
 
 /// runtime-core's state root for a bundle.
 pub fn state_root(bundle: &Path) -> PathBuf {
@@ -75,31 +92,160 @@ struct Exit {
     at: SystemTime,
 }
 
-struct Container {
-    bundle: PathBuf,
+/// A process of a task: its init, or an exec.
+struct Proc {
+    /// 0 until an exec is started.
     pid: i32,
     phase: Phase,
-    /// A Start is in progress: its TaskStart must go out before any TaskExit.
+    /// A Start is in progress: its TaskStart (TaskExecStarted) must go out before any
+    /// TaskExit.
     starting: bool,
-    /// A Delete is in progress.
-    deleting: bool,
-    /// The reaper has seen init exit (the exit may still wait for the output to drain).
+    /// The reaper has seen the process exit (the exit may still wait for the output).
     reaped: bool,
     /// The recorded exit: TaskExit has been queued.
     exit: Option<Exit>,
     stdio: StdioPaths,
+    terminal: bool,
     drain: Arc<Drain>,
+    /// The shim's side of the I/O; none for an exec not started.
+    io: Option<ProcIo>,
+    /// CloseIO came before the process existed.
+    stdin_closed: bool,
+}
+
+impl Proc {
+    fn new(pid: i32, stdio: StdioPaths, terminal: bool) -> Proc {
+        Proc {
+            pid,
+            phase: Phase::Created,
+            starting: false,
+            reaped: false,
+            exit: None,
+            stdio,
+            terminal,
+            drain: Arc::default(),
+            io: None,
+            stdin_closed: false,
+        }
+    }
+
+    fn with_io(mut self, io: ProcIo) -> Proc {
+        self.drain = io.drain.clone();
+        self.io = Some(io);
+        self
+    }
+
+    /// Exited (the exit may not be recorded yet).
+    fn gone(&self) -> bool {
+        self.reaped || self.exit.is_some()
+    }
+}
+
+struct ExecProc {
+    proc_: Proc,
+    spec: Process,
+}
+
+struct Container {
+    bundle: PathBuf,
+    /// A Delete is in progress.
+    deleting: bool,
     rootfs_mounted: bool,
+    /// Frozen by Pause.
+    paused: bool,
+    io_owner: Option<(u32, u32)>,
+    init: Proc,
+    execs: HashMap<String, ExecProc>,
+    oom: Option<Oom>,
+}
+
+impl Container {
+    fn new(bundle: PathBuf, init: Proc, rootfs_mounted: bool) -> Container {
+        Container {
+            bundle,
+            deleting: false,
+            rootfs_mounted,
+            paused: false,
+            io_owner: None,
+            init,
+            execs: HashMap::new(),
+            oom: None,
+        }
+    }
+
+    fn proc_(&self, id: &str, exec_id: &str) -> Result<&Proc> {
+        if exec_id.is_empty() {
+            return Ok(&self.init);
+        }
+        self.execs
+            .get(exec_id)
+            .map(|e| &e.proc_)
+            .ok_or_else(|| exec_not_found(id, exec_id))
+    }
+
+    fn proc_mut(&mut self, id: &str, exec_id: &str) -> Result<&mut Proc> {
+        if exec_id.is_empty() {
+            return Ok(&mut self.init);
+        }
+        self.execs
+            .get_mut(exec_id)
+            .map(|e| &mut e.proc_)
+            .ok_or_else(|| exec_not_found(id, exec_id))
+    }
+}
+
+fn task_not_found(id: &str) -> ShimError {
+    ShimError::not_found(format!("task {id} not found"))
+}
+
+fn exec_not_found(id: &str, exec_id: &str) -> ShimError {
+    ShimError::not_found(format!("exec {exec_id} not found in task {id}"))
+}
+
+/// `id`, or `id/exec_id`, for messages.
+fn name(id: &str, exec_id: &str) -> String {
+    if exec_id.is_empty() {
+        format!("task {id}")
+    } else {
+        format!("exec {exec_id} of task {id}")
+    }
 }
 
 #[derive(Default)]
 struct Table {
     containers: HashMap<String, Container>,
-    by_pid: HashMap<i32, String>,
+    /// pid -> (task id, exec id; empty for init).
+    by_pid: HashMap<i32, (String, String)>,
     /// Ids whose Create is in flight.
     creating: HashSet<String>,
-    /// Exits of pids not (yet) known, kept while a Create is in flight.
+    /// Creates and exec starts in flight: exits of unknown pids are kept meanwhile.
+    spawning: usize,
+    /// Exits of pids not (yet) known, kept while something is spawning.
     unclaimed: HashMap<i32, Exit>,
+}
+
+impl Table {
+    fn container(&self, id: &str) -> Result<&Container> {
+        self.containers.get(id).ok_or_else(|| task_not_found(id))
+    }
+
+    fn container_mut(&mut self, id: &str) -> Result<&mut Container> {
+        self.containers
+            .get_mut(id)
+            .ok_or_else(|| task_not_found(id))
+    }
+
+    fn begin_spawn(&mut self) {
+        self.spawning += 1;
+        if self.spawning == 1 {
+            // Nothing that exited before this spawn began can be its process.
+            self.unclaimed.clear();
+        }
+    }
+
+    fn end_spawn(&mut self) {
+        self.spawning = self.spawning.saturating_sub(1);
+    }
 }
 
 /// State shared by the RPC threads, the reaper and the exit threads.
@@ -111,6 +257,8 @@ pub struct Shared {
     exit: Arc<ExitSignal>,
     /// The server is stopping: the zygote's exit is expected.
     stopping: AtomicBool,
+    /// The host is pure cgroup v2 (v2 metrics), once known.
+    unified: OnceLock<bool>,
 }
 
 /// The ttrpc Task service.
@@ -133,16 +281,6 @@ fn expect_done(reply: Reply) -> Result<()> {
     }
 }
 
-fn no_exec(exec_id: &str) -> Result<()> {
-    if exec_id.is_empty() {
-        Ok(())
-    } else {
-        Err(ShimError::not_found(format!(
-            "exec process {exec_id}: exec processes are not supported yet"
-        )))
-    }
-}
-
 impl Shared {
     /// Builds the shared state; `zygote` is the zygote or why there is none.
     pub fn new(
@@ -157,6 +295,7 @@ impl Shared {
             events,
             exit,
             stopping: AtomicBool::new(false),
+            unified: OnceLock::new(),
         })
     }
 
@@ -174,13 +313,17 @@ impl Shared {
     pub fn on_exit(self: &Arc<Self>, pid: i32, status: u32) {
         let at = SystemTime::now();
         let mut t = self.lock();
-        if let Some(id) = t.by_pid.get(&pid).cloned() {
-            if let Some(c) = t.containers.get_mut(&id) {
-                if c.pid == pid && !c.reaped {
-                    c.reaped = true;
-                    let drain = c.drain.clone();
+        if let Some((id, exec_id)) = t.by_pid.get(&pid).cloned() {
+            let found = t
+                .containers
+                .get_mut(&id)
+                .and_then(|c| c.proc_mut(&id, &exec_id).ok());
+            if let Some(p) = found {
+                if p.pid == pid && !p.reaped {
+                    p.reaped = true;
+                    let drain = p.drain.clone();
                     drop(t);
-                    self.report_exit(id, pid, Exit { status, at }, drain);
+                    self.report_exit(id, exec_id, pid, Exit { status, at }, drain);
                 }
             }
             return;
@@ -194,7 +337,7 @@ impl Shared {
             }
             return;
         }
-        if !t.creating.is_empty() && t.unclaimed.len() < MAX_UNCLAIMED {
+        if t.spawning > 0 && t.unclaimed.len() < MAX_UNCLAIMED {
             t.unclaimed.insert(pid, Exit { status, at });
         } else {
             log::debug!("reaped {pid} (no task), status {status}");
@@ -203,9 +346,16 @@ impl Shared {
 
     /// Records the exit once the output has drained, on a thread of its own so that the
     /// reaper goes on reaping.
-    fn report_exit(self: &Arc<Self>, id: String, pid: i32, exit: Exit, drain: Arc<Drain>) {
+    fn report_exit(
+        self: &Arc<Self>,
+        id: String,
+        exec_id: String,
+        pid: i32,
+        exit: Exit,
+        drain: Arc<Drain>,
+    ) {
         let me = self.clone();
-        let run = move || me.finish_exit(&id, pid, exit, &drain);
+        let run = move || me.finish_exit(&id, &exec_id, pid, exit, &drain);
         let spawned = thread::Builder::new()
             .name("exit".into())
             .stack_size(64 * 1024)
@@ -215,30 +365,49 @@ impl Shared {
         }
     }
 
-    fn finish_exit(&self, id: &str, pid: i32, exit: Exit, drain: &Drain) {
+    fn finish_exit(&self, id: &str, exec_id: &str, pid: i32, exit: Exit, drain: &Drain) {
         if !drain.wait(DRAIN_TIMEOUT) {
-            log::warn!("task {id}: output still open {DRAIN_TIMEOUT:?} after its exit");
+            log::warn!(
+                "{}: output still open {DRAIN_TIMEOUT:?} after its exit",
+                name(id, exec_id)
+            );
+        }
+        if exec_id.is_empty() {
+            // An OOM kill of init is counted just after the kernel's notification: look
+            // once more, so that TaskOOM comes before TaskExit, and before Delete removes
+            // the cgroup.
+            let oom = self.lock().containers.get(id).and_then(|c| c.oom.clone());
+            if let Some(oom) = oom {
+                oom.final_check();
+                oom.stop();
+            }
         }
         let mut t = self.lock();
-        while t
-            .containers
-            .get(id)
-            .is_some_and(|c| c.pid == pid && c.starting)
-        {
+        let is_starting = |t: &Table| {
+            t.containers
+                .get(id)
+                .and_then(|c| c.proc_(id, exec_id).ok())
+                .is_some_and(|p| p.pid == pid && p.starting)
+        };
+        while is_starting(&t) {
             t = self.changed.wait(t).unwrap_or_else(|p| p.into_inner());
         }
-        let Some(c) = t.containers.get_mut(id) else {
+        let Some(p) = t
+            .containers
+            .get_mut(id)
+            .and_then(|c| c.proc_mut(id, exec_id).ok())
+        else {
             return;
         };
-        if c.pid != pid || c.exit.is_some() {
+        if p.pid != pid || p.exit.is_some() {
             return;
         }
-        c.exit = Some(exit);
+        p.exit = Some(exit);
         self.events.send(
             TASK_EXIT_EVENT_TOPIC,
             &TaskExit {
                 container_id: id.to_string(),
-                id: id.to_string(),
+                id: if exec_id.is_empty() { id } else { exec_id }.to_string(),
                 pid: pid as u32,
                 exit_status: exit.status,
                 exited_at: timestamp(exit.at),
@@ -248,18 +417,13 @@ impl Shared {
         self.changed.notify_all();
     }
 
-    /// Waits until the task's exit is recorded, at most `timeout`.
-    fn wait_exit(&self, id: &str, timeout: Option<Duration>) -> Result<Exit> {
+    /// Waits until the process's exit is recorded, at most `timeout`.
+    fn wait_exit(&self, id: &str, exec_id: &str, timeout: Option<Duration>) -> Result<Exit> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut t = self.lock();
         loop {
-            match t.containers.get(id) {
-                None => return Err(ShimError::not_found(format!("task {id} not found"))),
-                Some(c) => {
-                    if let Some(e) = c.exit {
-                        return Ok(e);
-                    }
-                }
+            if let Some(e) = t.container(id)?.proc_(id, exec_id)?.exit {
+                return Ok(e);
             }
             t = match deadline {
                 None => self.changed.wait(t).unwrap_or_else(|p| p.into_inner()),
@@ -268,7 +432,7 @@ impl Shared {
                     if left.is_zero() {
                         return Err(ShimError::new(
                             Kind::DeadlineExceeded,
-                            format!("task {id}: no exit within {timeout:?}"),
+                            format!("{}: no exit within {timeout:?}", name(id, exec_id)),
                         ));
                     }
                     self.changed
@@ -289,14 +453,9 @@ impl Shared {
         }
     }
 
-    fn create(&self, req: &CreateTaskRequest) -> Result<CreateTaskResponse> {
+    fn create(self: &Arc<Self>, req: &CreateTaskRequest) -> Result<CreateTaskResponse> {
         let id = req.id.as_str();
         runtime_core::state::validate_id(id)?;
-        if req.terminal {
-            return Err(ShimError::unimplemented(
-                "terminal: terminals are not supported by this shim yet",
-            ));
-        }
         if !req.checkpoint.is_empty() {
             return Err(ShimError::unimplemented(
                 "checkpoint/restore is not supported",
@@ -319,18 +478,15 @@ impl Shared {
                 ));
             }
             t.creating.insert(id.to_string());
-            if t.creating.len() == 1 {
-                // Nothing that exited before this create began can be its init.
-                t.unclaimed.clear();
-            }
+            t.begin_spawn();
         }
-        let zygote = match self.zygote() {
-            Ok(z) => z,
-            Err(e) => {
-                self.lock().creating.remove(id);
-                return Err(e);
-            }
+        let fail = |e: ShimError| {
+            let mut t = self.lock();
+            t.creating.remove(id);
+            t.end_spawn();
+            e
         };
+        let zygote = self.zygote().map_err(fail)?;
         let stdio = StdioPaths {
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -347,33 +503,27 @@ impl Shared {
             })
             .collect();
         let result = mounts::mount_rootfs(&mounts, &rootfs).and_then(|mounted| {
-            let r = spawn_container(zygote, id, &bundle, &stdio, &opts);
+            let r = spawn_container(zygote, id, &bundle, &stdio, req.terminal, &opts);
             if r.is_err() && mounted {
                 mounts::unmount_rootfs(&rootfs);
             }
-            r.map(|(pid, drain)| (pid, drain, mounted))
+            r.map(|(pid, io)| (pid, io, mounted))
         });
 
-        let (pid, drain, rootfs_mounted) = match result {
+        let (pid, io, rootfs_mounted) = match result {
             Ok(r) => r,
             Err(e) => {
-                self.lock().creating.remove(id);
                 let _ = std::fs::remove_dir(state_root(&bundle));
-                return Err(e);
+                return Err(fail(e));
             }
         };
-        let container = Container {
-            bundle: bundle.clone(),
-            pid,
-            phase: Phase::Created,
-            starting: false,
-            deleting: false,
-            reaped: false,
-            exit: None,
-            stdio: stdio.clone(),
-            drain,
+        let mut container = Container::new(
+            bundle.clone(),
+            Proc::new(pid, stdio.clone(), req.terminal).with_io(io),
             rootfs_mounted,
-        };
+        );
+        container.io_owner = opts.io_owner;
+        container.oom = self.watch_oom(id, &bundle);
         let event = TaskCreate {
             container_id: id.to_string(),
             bundle: req.bundle.clone(),
@@ -382,7 +532,7 @@ impl Shared {
                 stdin: stdio.stdin,
                 stdout: stdio.stdout,
                 stderr: stdio.stderr,
-                terminal: false,
+                terminal: req.terminal,
                 ..Default::default()
             }),
             checkpoint: String::new(),
@@ -396,48 +546,68 @@ impl Shared {
         })
     }
 
+    /// Starts the OOM watch of a created container (none if it cannot be watched).
+    fn watch_oom(self: &Arc<Self>, id: &str, bundle: &Path) -> Option<Oom> {
+        let st = runtime_core::container::state(&Store::new(state_root(bundle)), id)
+            .map_err(|e| log::warn!("task {id}: no OOM events: {e}"))
+            .ok()?;
+        let weak = Arc::downgrade(self);
+        let cid = id.to_string();
+        Oom::start(id, st.state.cgroup_path, move || {
+            if let Some(s) = weak.upgrade() {
+                s.events.send(
+                    TASK_OOM_EVENT_TOPIC,
+                    &TaskOOM {
+                        container_id: cid.clone(),
+                        ..Default::default()
+                    },
+                );
+            }
+        })
+    }
+
     /// Makes a created container known: from here on its exits are its own. Claims an exit
     /// the reaper saw before (init died before the zygote's reply arrived).
     fn register(&self, id: &str, container: Container, event: TaskCreate) {
-        let pid = container.pid;
-        let drain = container.drain.clone();
+        let pid = container.init.pid;
+        let drain = container.init.drain.clone();
         let mut t = self.lock();
         t.creating.remove(id);
+        t.end_spawn();
         t.containers.insert(id.to_string(), container);
-        t.by_pid.insert(pid, id.to_string());
+        t.by_pid.insert(pid, (id.to_string(), String::new()));
         // Queued before any TaskExit of this init can be.
         self.events.send(TASK_CREATE_EVENT_TOPIC, &event);
         let early = t.unclaimed.remove(&pid);
         if let Some(c) = early.and_then(|_| t.containers.get_mut(id)) {
-            c.reaped = true;
+            c.init.reaped = true;
         }
         drop(t);
         if let Some(exit) = early {
             log::warn!("task {id}: init {pid} exited before create returned");
-            self.finish_exit(id, pid, exit, &drain);
+            self.finish_exit(id, "", pid, exit, &drain);
         }
     }
 
-    fn start(&self, req: &StartRequest) -> Result<StartResponse> {
-        no_exec(&req.exec_id)?;
+    fn start(self: &Arc<Self>, req: &StartRequest) -> Result<StartResponse> {
+        if !req.exec_id.is_empty() {
+            return self.start_exec(&req.id, &req.exec_id);
+        }
         let id = req.id.as_str();
         let zygote = self.zygote()?;
         let (pid, bundle) = {
             let mut t = self.lock();
-            let c = t
-                .containers
-                .get_mut(id)
-                .ok_or_else(|| ShimError::not_found(format!("task {id} not found")))?;
-            if c.reaped || c.exit.is_some() {
+            let c = t.container_mut(id)?;
+            if c.init.gone() {
                 return Err(ShimError::precondition(format!("task {id} has exited")));
             }
-            if c.phase != Phase::Created || c.starting || c.deleting {
+            if c.init.phase != Phase::Created || c.init.starting || c.deleting {
                 return Err(ShimError::precondition(format!(
                     "task {id} is not in the created state"
                 )));
             }
-            c.starting = true;
-            (c.pid, c.bundle.clone())
+            c.init.starting = true;
+            (c.init.pid, c.bundle.clone())
         };
         let r = zygote
             .call(
@@ -451,9 +621,9 @@ impl Shared {
             .and_then(expect_done);
         let mut t = self.lock();
         if let Some(c) = t.containers.get_mut(id) {
-            c.starting = false;
+            c.init.starting = false;
             if r.is_ok() {
-                c.phase = Phase::Running;
+                c.init.phase = Phase::Running;
                 self.events.send(
                     TASK_START_EVENT_TOPIC,
                     &TaskStart {
@@ -472,28 +642,188 @@ impl Shared {
         })
     }
 
+    fn exec(&self, req: &ExecProcessRequest) -> Result<Empty> {
+        let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
+        if exec_id.is_empty() {
+            return Err(ShimError::invalid(format!("exec in task {id}: no exec id")));
+        }
+        let mut spec: Process = typeurl::spec_json(req.spec.as_ref(), "Process")
+            .map_err(|e| e.context(format!("exec {exec_id}")))?;
+        spec.set_terminal(Some(req.terminal));
+        let mut t = self.lock();
+        let c = t.container_mut(id)?;
+        if c.deleting || c.init.gone() {
+            return Err(ShimError::precondition(format!("task {id} has exited")));
+        }
+        if c.execs.contains_key(exec_id) {
+            return Err(ShimError::new(
+                Kind::AlreadyExists,
+                format!("exec {exec_id} already exists in task {id}"),
+            ));
+        }
+        let stdio = StdioPaths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+        };
+        c.execs.insert(
+            exec_id.to_string(),
+            ExecProc {
+                proc_: Proc::new(0, stdio, req.terminal),
+                spec,
+            },
+        );
+        self.events.send(
+            TASK_EXEC_ADDED_EVENT_TOPIC,
+            &TaskExecAdded {
+                container_id: id.to_string(),
+                exec_id: exec_id.to_string(),
+                ..Default::default()
+            },
+        );
+        Ok(Empty::new())
+    }
+
+    fn start_exec(self: &Arc<Self>, id: &str, exec_id: &str) -> Result<StartResponse> {
+        let zygote = self.zygote()?;
+        let (bundle, spec, stdio, terminal, stdin_closed, owner) = {
+            let mut t = self.lock();
+            let c = t.container_mut(id)?;
+            if c.deleting || c.init.gone() {
+                return Err(ShimError::precondition(format!("task {id} has exited")));
+            }
+            // A process cannot join a frozen cgroup: it would block there.
+            if c.paused {
+                return Err(ShimError::precondition(format!("task {id} is paused")));
+            }
+            let (bundle, owner) = (c.bundle.clone(), c.io_owner);
+            let e = c
+                .execs
+                .get_mut(exec_id)
+                .ok_or_else(|| exec_not_found(id, exec_id))?;
+            let p = &mut e.proc_;
+            if p.phase != Phase::Created || p.starting || p.gone() {
+                return Err(ShimError::precondition(format!(
+                    "exec {exec_id} of task {id} was started already"
+                )));
+            }
+            p.starting = true;
+            let got = (
+                bundle,
+                e.spec.clone(),
+                p.stdio.clone(),
+                p.terminal,
+                p.stdin_closed,
+                owner,
+            );
+            t.begin_spawn();
+            got
+        };
+        let r = spawn_exec(
+            zygote,
+            id,
+            &bundle,
+            &spec,
+            &stdio,
+            terminal,
+            stdin_closed,
+            owner,
+        );
+        let (pid, io) = match r {
+            Ok(x) => x,
+            Err(e) => {
+                let mut t = self.lock();
+                t.end_spawn();
+                if let Some(p) = t
+                    .containers
+                    .get_mut(id)
+                    .and_then(|c| c.proc_mut(id, exec_id).ok())
+                {
+                    p.starting = false;
+                }
+                self.changed.notify_all();
+                return Err(e.context(format!("start exec {exec_id} of task {id}")));
+            }
+        };
+        self.exec_started(id, exec_id, pid, io)?;
+        Ok(StartResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    /// Makes a started exec's pid known, queues TaskExecStarted, and claims an exit the
+    /// reaper saw before (the process died before the zygote's reply arrived).
+    fn exec_started(self: &Arc<Self>, id: &str, exec_id: &str, pid: i32, io: ProcIo) -> Result<()> {
+        let mut t = self.lock();
+        t.end_spawn();
+        let early = t.unclaimed.remove(&pid);
+        let proc_ = t
+            .containers
+            .get_mut(id)
+            .and_then(|c| c.proc_mut(id, exec_id).ok());
+        let Some(p) = proc_ else {
+            // Deleted meanwhile (a forced delete of the task): the process goes with it.
+            drop(t);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            return Err(exec_not_found(id, exec_id));
+        };
+        p.pid = pid;
+        p.phase = Phase::Running;
+        p.starting = false;
+        p.drain = io.drain.clone();
+        p.io = Some(io);
+        p.reaped = early.is_some();
+        let drain = p.drain.clone();
+        t.by_pid.insert(pid, (id.to_string(), exec_id.to_string()));
+        // Queued before any TaskExit of this process can be.
+        self.events.send(
+            TASK_EXEC_STARTED_EVENT_TOPIC,
+            &TaskExecStarted {
+                container_id: id.to_string(),
+                exec_id: exec_id.to_string(),
+                pid: pid as u32,
+                ..Default::default()
+            },
+        );
+        self.changed.notify_all();
+        drop(t);
+        if let Some(exit) = early {
+            log::warn!("exec {exec_id} of task {id}: {pid} exited before exec returned");
+            self.report_exit(id.to_string(), exec_id.to_string(), pid, exit, drain);
+        }
+        Ok(())
+    }
+
     fn delete(&self, req: &DeleteRequest) -> Result<DeleteResponse> {
-        no_exec(&req.exec_id)?;
+        if !req.exec_id.is_empty() {
+            return self.delete_exec(&req.id, &req.exec_id);
+        }
         let id = req.id.as_str();
         let zygote = self.zygote()?;
         let (bundle, pid, force, mounted) = {
             let mut t = self.lock();
-            let c = t
-                .containers
-                .get_mut(id)
-                .ok_or_else(|| ShimError::not_found(format!("task {id} not found")))?;
+            let c = t.container_mut(id)?;
             if c.deleting {
                 return Err(ShimError::precondition(format!(
                     "task {id} is being deleted"
                 )));
             }
-            if !c.reaped && (c.phase == Phase::Running || c.starting) {
+            if !c.init.reaped && (c.init.phase == Phase::Running || c.init.starting) {
                 return Err(ShimError::precondition(format!(
                     "task {id} is running: kill it before deleting it"
                 )));
             }
             c.deleting = true;
-            (c.bundle.clone(), c.pid, !c.reaped, c.rootfs_mounted)
+            (
+                c.bundle.clone(),
+                c.init.pid,
+                !c.init.reaped,
+                c.rootfs_mounted,
+            )
         };
         let r = zygote
             .call(
@@ -518,7 +848,7 @@ impl Shared {
             }
         }
         // A created task's init was killed by the delete: its exit comes through the reaper.
-        let exit = match self.wait_exit(id, Some(DELETE_EXIT_TIMEOUT)) {
+        let exit = match self.wait_exit(id, "", Some(DELETE_EXIT_TIMEOUT)) {
             Ok(e) => e,
             Err(e) => {
                 log::warn!("task {id}: {e}");
@@ -533,9 +863,16 @@ impl Shared {
         }
         let _ = std::fs::remove_dir(state_root(&bundle));
         let mut t = self.lock();
-        t.containers.remove(id);
-        if t.by_pid.get(&pid).is_some_and(|i| i == id) {
-            t.by_pid.remove(&pid);
+        if let Some(c) = t.containers.remove(id) {
+            if let Some(oom) = &c.oom {
+                oom.stop();
+            }
+            let pids = std::iter::once(c.init.pid).chain(c.execs.values().map(|e| e.proc_.pid));
+            for p in pids.filter(|p| *p != 0) {
+                if t.by_pid.get(&p).is_some_and(|(i, _)| i == id) {
+                    t.by_pid.remove(&p);
+                }
+            }
         }
         self.events.send(
             TASK_DELETE_EVENT_TOPIC,
@@ -557,39 +894,85 @@ impl Shared {
         })
     }
 
-    fn kill(&self, req: &KillRequest) -> Result<Empty> {
-        no_exec(&req.exec_id)?;
-        let id = req.id.as_str();
-        let finished = || ShimError::not_found(format!("task {id}: process already finished"));
-        let bundle = {
+    /// Deletes an exec that exited or never started (containerd publishes no TaskDelete
+    /// for execs).
+    fn delete_exec(&self, id: &str, exec_id: &str) -> Result<DeleteResponse> {
+        let (pid, reaped) = {
             let t = self.lock();
-            let c = t
-                .containers
-                .get(id)
-                .ok_or_else(|| ShimError::not_found(format!("task {id} not found")))?;
-            if c.reaped || c.exit.is_some() {
-                return if req.all {
+            let p = t.container(id)?.proc_(id, exec_id)?;
+            if p.starting || (p.phase == Phase::Running && !p.gone()) {
+                return Err(ShimError::precondition(format!(
+                    "exec {exec_id} of task {id} is running: kill it before deleting it"
+                )));
+            }
+            (p.pid, p.reaped)
+        };
+        // Reaped, its output still draining: the exit comes within the drain timeout.
+        let exit = if reaped {
+            Some(self.wait_exit(id, exec_id, Some(DRAIN_TIMEOUT * 2))?)
+        } else {
+            None
+        };
+        let mut t = self.lock();
+        let c = t.container_mut(id)?;
+        c.execs
+            .remove(exec_id)
+            .ok_or_else(|| exec_not_found(id, exec_id))?;
+        if pid != 0 && t.by_pid.get(&pid).is_some_and(|(_, e)| e == exec_id) {
+            t.by_pid.remove(&pid);
+        }
+        self.changed.notify_all();
+        Ok(DeleteResponse {
+            pid: pid as u32,
+            exit_status: exit.map(|e| e.status).unwrap_or(0),
+            exited_at: exit.map(|e| timestamp(e.at)).unwrap_or_default(),
+            ..Default::default()
+        })
+    }
+
+    fn kill(&self, req: &KillRequest) -> Result<Empty> {
+        let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
+        let finished =
+            || ShimError::not_found(format!("{}: process already finished", name(id, exec_id)));
+        let signal = i32::try_from(req.signal)
+            .ok()
+            .filter(|s| (0..=64).contains(s))
+            .ok_or_else(|| ShimError::invalid(format!("invalid signal {}", req.signal)));
+        let (bundle, pid) = {
+            let t = self.lock();
+            let c = t.container(id)?;
+            let p = c.proc_(id, exec_id)?;
+            if p.gone() {
+                return if req.all && exec_id.is_empty() {
                     Ok(Empty::new())
                 } else {
                     Err(finished())
                 };
             }
-            c.bundle.clone()
+            if p.pid == 0 {
+                return Err(ShimError::precondition(format!(
+                    "{} has not been started",
+                    name(id, exec_id)
+                )));
+            }
+            (c.bundle.clone(), p.pid)
         };
-        let signal = i32::try_from(req.signal)
-            .ok()
-            .filter(|s| (0..=64).contains(s))
-            .ok_or_else(|| ShimError::invalid(format!("invalid signal {}", req.signal)))?;
+        let signal = signal?;
+        if !exec_id.is_empty() {
+            // An exec is our own child (not reaped yet): signal it directly.
+            let pid = nix::unistd::Pid::from_raw(pid);
+            return match runtime_core::syscall::signals::kill(pid, signal) {
+                Ok(()) => Ok(Empty::new()),
+                Err(e) if e.errno == nix::errno::Errno::ESRCH => Err(finished()),
+                Err(e) => Err(ShimError::other(format!("kill {}: {e}", name(id, exec_id)))),
+            };
+        }
         // kill(2) does not fork: it runs here, in the server.
         let store = Store::new(state_root(&bundle));
         match runtime_core::container::kill(&store, id, signal, req.all) {
             Ok(()) => Ok(Empty::new()),
             Err(e) => {
-                let gone = self
-                    .lock()
-                    .containers
-                    .get(id)
-                    .is_none_or(|c| c.reaped || c.exit.is_some());
+                let gone = self.lock().containers.get(id).is_none_or(|c| c.init.gone());
                 let e = ShimError::from(e);
                 if gone || e.kind == Kind::FailedPrecondition {
                     Err(finished())
@@ -601,47 +984,48 @@ impl Shared {
     }
 
     fn state(&self, req: &StateRequest) -> Result<StateResponse> {
-        no_exec(&req.exec_id)?;
-        let id = req.id.as_str();
+        let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
         let t = self.lock();
-        let c = t
-            .containers
-            .get(id)
-            .ok_or_else(|| ShimError::not_found(format!("task {id} not found")))?;
-        let status = match (c.exit, c.phase) {
-            (Some(_), _) => Status::STOPPED,
-            (None, Phase::Running) => Status::RUNNING,
-            (None, Phase::Created) => Status::CREATED,
+        let c = t.container(id)?;
+        let p = c.proc_(id, exec_id)?;
+        let status = match (p.exit, p.phase, p.pid) {
+            (Some(_), _, _) => Status::STOPPED,
+            (None, Phase::Created, _) | (None, _, 0) => Status::CREATED,
+            (None, Phase::Running, _) if c.paused => Status::PAUSED,
+            (None, Phase::Running, _) => Status::RUNNING,
         };
         Ok(StateResponse {
-            id: id.to_string(),
+            id: if exec_id.is_empty() { id } else { exec_id }.to_string(),
             bundle: c.bundle.to_string_lossy().into_owned(),
-            pid: c.pid as u32,
+            pid: p.pid as u32,
             status: status.into(),
-            stdin: c.stdio.stdin.clone(),
-            stdout: c.stdio.stdout.clone(),
-            stderr: c.stdio.stderr.clone(),
-            terminal: false,
-            exit_status: c.exit.map(|e| e.status).unwrap_or(0),
-            exited_at: c.exit.map(|e| timestamp(e.at)).unwrap_or_default(),
-            exec_id: String::new(),
+            stdin: p.stdio.stdin.clone(),
+            stdout: p.stdio.stdout.clone(),
+            stderr: p.stdio.stderr.clone(),
+            terminal: p.terminal,
+            exit_status: p.exit.map(|e| e.status).unwrap_or(0),
+            exited_at: p.exit.map(|e| timestamp(e.at)).unwrap_or_default(),
+            exec_id: exec_id.to_string(),
             ..Default::default()
         })
     }
 
     fn pids(&self, req: &PidsRequest) -> Result<PidsResponse> {
         let id = req.id.as_str();
-        let bundle = {
+        let (bundle, execs) = {
             let t = self.lock();
-            let c = t
-                .containers
-                .get(id)
-                .ok_or_else(|| ShimError::not_found(format!("task {id} not found")))?;
-            c.bundle.clone()
+            let c = t.container(id)?;
+            let execs: HashMap<i32, String> = c
+                .execs
+                .iter()
+                .filter(|(_, e)| e.proc_.pid != 0)
+                .map(|(x, e)| (e.proc_.pid, x.clone()))
+                .collect();
+            (c.bundle.clone(), execs)
         };
         let store = Store::new(state_root(&bundle));
-        let st = match runtime_core::container::state(&store, id) {
-            Ok(c) => c.state,
+        let pids = match resources::pids(&store, id) {
+            Ok(p) => p,
             Err(e) => {
                 let e = ShimError::from(e);
                 return match e.kind {
@@ -650,26 +1034,138 @@ impl Shared {
                 };
             }
         };
-        let pids = runtime_core::cgroups::manager(&st.cgroup_path)
-            .and_then(|m| m.pids())
-            .map_err(|e| ShimError::other(format!("pids {id}: {e}")))?;
+        let mut processes = Vec::with_capacity(pids.len());
+        for p in pids {
+            let pid = p.as_raw();
+            let info = match execs.get(&pid) {
+                Some(exec_id) => MessageField::some(typeurl::message(
+                    PROCESS_DETAILS,
+                    &ProcessDetails {
+                        exec_id: exec_id.clone(),
+                        ..Default::default()
+                    },
+                )?),
+                None => MessageField::none(),
+            };
+            processes.push(ProcessInfo {
+                pid: pid as u32,
+                info,
+                ..Default::default()
+            });
+        }
         Ok(PidsResponse {
-            processes: pids
-                .into_iter()
-                .map(|p| ProcessInfo {
-                    pid: p.as_raw() as u32,
-                    ..Default::default()
-                })
-                .collect(),
+            processes,
             ..Default::default()
         })
+    }
+
+    /// The bundle of a task whose init has not exited (what pause, resume, update and stats
+    /// act on).
+    fn live_bundle(&self, id: &str) -> Result<PathBuf> {
+        let t = self.lock();
+        let c = t.container(id)?;
+        if c.init.gone() || c.deleting {
+            return Err(ShimError::precondition(format!("task {id} has exited")));
+        }
+        Ok(c.bundle.clone())
+    }
+
+    fn pause(&self, req: &PauseRequest) -> Result<Empty> {
+        let id = req.id.as_str();
+        let bundle = self.live_bundle(id)?;
+        resources::pause(&Store::new(state_root(&bundle)), id)
+            .map_err(|e| ShimError::from(e).context(format!("pause {id}")))?;
+        if let Some(c) = self.lock().containers.get_mut(id) {
+            c.paused = true;
+        }
+        self.events.send(
+            TASK_PAUSED_EVENT_TOPIC,
+            &TaskPaused {
+                container_id: id.to_string(),
+                ..Default::default()
+            },
+        );
+        Ok(Empty::new())
+    }
+
+    fn resume(&self, req: &ResumeRequest) -> Result<Empty> {
+        let id = req.id.as_str();
+        let bundle = self.live_bundle(id)?;
+        resources::resume(&Store::new(state_root(&bundle)), id)
+            .map_err(|e| ShimError::from(e).context(format!("resume {id}")))?;
+        if let Some(c) = self.lock().containers.get_mut(id) {
+            c.paused = false;
+        }
+        self.events.send(
+            TASK_RESUMED_EVENT_TOPIC,
+            &TaskResumed {
+                container_id: id.to_string(),
+                ..Default::default()
+            },
+        );
+        Ok(Empty::new())
+    }
+
+    fn update(&self, req: &UpdateTaskRequest) -> Result<Empty> {
+        let id = req.id.as_str();
+        let resources: LinuxResources =
+            typeurl::spec_json(req.resources.as_ref(), "LinuxResources")
+                .map_err(|e| e.context(format!("update {id}")))?;
+        let bundle = self.live_bundle(id)?;
+        resources::update(&Store::new(state_root(&bundle)), id, &resources)
+            .map_err(|e| ShimError::from(e).context(format!("update {id}")))?;
+        Ok(Empty::new())
+    }
+
+    fn stats(&self, req: &StatsRequest) -> Result<StatsResponse> {
+        let id = req.id.as_str();
+        let bundle = self.live_bundle(id)?;
+        let stats = resources::stats(&Store::new(state_root(&bundle)), id)
+            .map_err(|e| ShimError::from(e).context(format!("stats {id}")))?;
+        let unified = *self.unified.get_or_init(metrics::unified_host);
+        Ok(StatsResponse {
+            stats: MessageField::some(metrics::to_any(&stats, unified)?),
+            ..Default::default()
+        })
+    }
+
+    fn resize_pty(&self, req: &ResizePtyRequest) -> Result<Empty> {
+        let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
+        let console = {
+            let t = self.lock();
+            let p = t.container(id)?.proc_(id, exec_id)?;
+            p.io.as_ref().and_then(|io| io.console.clone())
+        };
+        // A process without a terminal has no size to set, as with runc's shim.
+        if let Some(c) = console {
+            c.resize(req.width, req.height)?;
+        }
+        Ok(Empty::new())
+    }
+
+    fn close_io(&self, req: &CloseIORequest) -> Result<Empty> {
+        let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
+        if !req.stdin {
+            return Ok(Empty::new());
+        }
+        let mut t = self.lock();
+        let p = t.container_mut(id)?.proc_mut(id, exec_id)?;
+        p.stdin_closed = true;
+        if let Some(io) = &p.io {
+            io.close_stdin();
+        }
+        Ok(Empty::new())
     }
 
     fn connect(&self, req: &ConnectRequest) -> ConnectResponse {
         let t = self.lock();
         ConnectResponse {
             shim_pid: std::process::id(),
-            task_pid: t.containers.get(&req.id).map(|c| c.pid as u32).unwrap_or(0),
+            task_pid: t
+                .containers
+                .get(&req.id)
+                .map(|c| c.init.pid as u32)
+                .unwrap_or(0),
             version: env!("CARGO_PKG_VERSION").to_string(),
             ..Default::default()
         }
@@ -684,35 +1180,102 @@ impl Shared {
     }
 }
 
-/// Sets up stdio and has the zygote create the container; returns init's pid.
+fn borrowed(fds: &[std::os::fd::OwnedFd]) -> Vec<BorrowedFd<'_>> {
+    fds.iter().map(|f| f.as_fd()).collect()
+}
+
+/// Sets up the I/O and has the zygote create the container; returns init's pid.
 fn spawn_container(
     zygote: &Zygote,
     id: &str,
     bundle: &Path,
     stdio: &StdioPaths,
+    terminal: bool,
     opts: &options::TaskOptions,
-) -> Result<(i32, Arc<Drain>)> {
-    let (fds, drain) = io::setup(stdio, opts.io_owner)?;
+) -> Result<(i32, ProcIo)> {
+    let prepared = procio::prepare(id, stdio, terminal, false, opts.io_owner)?;
     let req = Request::Create {
         id: id.to_string(),
         bundle: bundle.to_path_buf(),
         state_root: state_root(bundle),
         no_pivot: opts.no_pivot,
+        terminal,
     };
-    let reply = zygote.call(
-        &req,
-        &[fds.stdin.as_fd(), fds.stdout.as_fd(), fds.stderr.as_fd()],
-        zygote::CREATE_TIMEOUT,
-    );
-    // The container holds its own copies now: the copy threads see end-of-file when it
-    // (and not the shim) closes them.
+    let reply = zygote.call(&req, &borrowed(&prepared.child), zygote::CREATE_TIMEOUT);
+    let pid = match reply? {
+        Reply::Created { pid } => pid,
+        Reply::Failed(e) => return Err(e.context(format!("create {id}"))),
+        other => {
+            return Err(ShimError::other(format!(
+                "zygote: unexpected reply {other:?}"
+            )))
+        }
+    };
+    // The container holds its own copies now: the copies see end-of-file when it (and
+    // not the shim) closes them.
+    match prepared.finish() {
+        Ok(io) => Ok((pid, io)),
+        Err(e) => {
+            // No way to reach its terminal: the container goes.
+            let del = Request::Delete {
+                id: id.to_string(),
+                state_root: state_root(bundle),
+                force: true,
+            };
+            if let Err(d) = zygote
+                .call(&del, &[], zygote::DELETE_TIMEOUT)
+                .and_then(expect_done)
+            {
+                log::warn!("create {id}: removing the container after {e}: {d}");
+            }
+            Err(e.context(format!("create {id}")))
+        }
+    }
+}
+
+/// Sets up the I/O and has the zygote start an exec; returns its pid.
+#[allow(clippy::too_many_arguments)]
+fn spawn_exec(
+    zygote: &Zygote,
+    id: &str,
+    bundle: &Path,
+    spec: &Process,
+    stdio: &StdioPaths,
+    terminal: bool,
+    stdin_closed: bool,
+    owner: Option<(u32, u32)>,
+) -> Result<(i32, ProcIo)> {
+    let prepared = procio::prepare(id, stdio, terminal, stdin_closed, owner)?;
+    let memfd = zygote::process_memfd(spec)?;
+    let mut fds = vec![memfd.as_fd()];
+    fds.extend(borrowed(&prepared.child));
+    let req = Request::Exec {
+        id: id.to_string(),
+        state_root: state_root(bundle),
+        terminal,
+    };
+    let reply = zygote.call(&req, &fds, zygote::EXEC_TIMEOUT);
     drop(fds);
-    match reply? {
-        Reply::Created { pid } => Ok((pid, drain)),
-        Reply::Failed(e) => Err(e.context(format!("create {id}"))),
-        other => Err(ShimError::other(format!(
-            "zygote: unexpected reply {other:?}"
-        ))),
+    let pid = match reply? {
+        Reply::Spawned { pid } => pid,
+        Reply::Failed(e) => return Err(e),
+        other => {
+            return Err(ShimError::other(format!(
+                "zygote: unexpected reply {other:?}"
+            )))
+        }
+    };
+    match prepared.finish() {
+        Ok(io) => Ok((pid, io)),
+        Err(e) => {
+            // It runs, but nothing can reach its terminal: it goes. Its exit is an unknown
+            // pid's for the reaper.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            Err(e)
+        }
     }
 }
 
@@ -767,10 +1330,6 @@ impl Service {
     }
 }
 
-fn unimplemented<T>(what: &str) -> ttrpc::Result<T> {
-    Err(ShimError::unimplemented(format!("{what} is not implemented yet")).into())
-}
-
 fn answer<T>(what: &str, id: &str, r: Result<T>) -> ttrpc::Result<T> {
     r.map_err(|e| {
         if !matches!(e.kind, Kind::NotFound | Kind::FailedPrecondition) {
@@ -811,8 +1370,9 @@ impl containerd_shim::Task for Service {
     }
 
     fn wait(&self, _ctx: &TtrpcContext, req: WaitRequest) -> ttrpc::Result<WaitResponse> {
-        let r = no_exec(&req.exec_id)
-            .and_then(|()| self.shared.wait_exit(&req.id, None))
+        let r = self
+            .shared
+            .wait_exit(&req.id, &req.exec_id, None)
             .map(|e| WaitResponse {
                 exit_status: e.status,
                 exited_at: timestamp(e.at),
@@ -830,36 +1390,36 @@ impl containerd_shim::Task for Service {
         Ok(Empty::new())
     }
 
-    fn pause(&self, _ctx: &TtrpcContext, _req: PauseRequest) -> ttrpc::Result<Empty> {
-        unimplemented("Pause")
+    fn pause(&self, _ctx: &TtrpcContext, req: PauseRequest) -> ttrpc::Result<Empty> {
+        answer("pause", &req.id, self.shared.pause(&req))
     }
 
-    fn resume(&self, _ctx: &TtrpcContext, _req: ResumeRequest) -> ttrpc::Result<Empty> {
-        unimplemented("Resume")
+    fn resume(&self, _ctx: &TtrpcContext, req: ResumeRequest) -> ttrpc::Result<Empty> {
+        answer("resume", &req.id, self.shared.resume(&req))
     }
 
     fn checkpoint(&self, _ctx: &TtrpcContext, _req: CheckpointTaskRequest) -> ttrpc::Result<Empty> {
-        unimplemented("Checkpoint")
+        Err(ShimError::unimplemented("checkpoint is not supported by this shim").into())
     }
 
-    fn exec(&self, _ctx: &TtrpcContext, _req: ExecProcessRequest) -> ttrpc::Result<Empty> {
-        unimplemented("Exec")
+    fn exec(&self, _ctx: &TtrpcContext, req: ExecProcessRequest) -> ttrpc::Result<Empty> {
+        answer("exec", &req.id, self.shared.exec(&req))
     }
 
-    fn resize_pty(&self, _ctx: &TtrpcContext, _req: ResizePtyRequest) -> ttrpc::Result<Empty> {
-        unimplemented("ResizePty")
+    fn resize_pty(&self, _ctx: &TtrpcContext, req: ResizePtyRequest) -> ttrpc::Result<Empty> {
+        answer("resize pty", &req.id, self.shared.resize_pty(&req))
     }
 
-    fn close_io(&self, _ctx: &TtrpcContext, _req: CloseIORequest) -> ttrpc::Result<Empty> {
-        unimplemented("CloseIO")
+    fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {
+        answer("close io", &req.id, self.shared.close_io(&req))
     }
 
-    fn update(&self, _ctx: &TtrpcContext, _req: UpdateTaskRequest) -> ttrpc::Result<Empty> {
-        unimplemented("Update")
+    fn update(&self, _ctx: &TtrpcContext, req: UpdateTaskRequest) -> ttrpc::Result<Empty> {
+        answer("update", &req.id, self.shared.update(&req))
     }
 
-    fn stats(&self, _ctx: &TtrpcContext, _req: StatsRequest) -> ttrpc::Result<StatsResponse> {
-        unimplemented("Stats")
+    fn stats(&self, _ctx: &TtrpcContext, req: StatsRequest) -> ttrpc::Result<StatsResponse> {
+        answer("stats", &req.id, self.shared.stats(&req))
     }
 }
 
@@ -867,6 +1427,7 @@ impl containerd_shim::Task for Service {
 mod tests {
     use super::*;
     use crate::events::{Item, Publish};
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
 
     /// Records the type of every event published, in order.
     #[derive(Clone, Default)]
@@ -906,30 +1467,29 @@ mod tests {
     }
 
     fn container(pid: i32, drain: Arc<Drain>) -> Container {
-        Container {
-            bundle: PathBuf::from("/nonexistent/bundle"),
-            pid,
-            phase: Phase::Created,
-            starting: false,
-            deleting: false,
-            reaped: false,
-            exit: None,
-            stdio: StdioPaths::default(),
-            drain,
-            rootfs_mounted: false,
-        }
+        let init = Proc::new(pid, StdioPaths::default(), false).with_io(ProcIo::none(drain));
+        Container::new(PathBuf::from("/nonexistent/bundle"), init, false)
     }
 
     fn register(s: &Shared, id: &str, pid: i32, drain: Arc<Drain>) {
-        s.lock().creating.insert(id.to_string());
+        {
+            let mut t = s.lock();
+            t.creating.insert(id.to_string());
+            t.begin_spawn();
+        }
         s.register(id, container(pid, drain), TaskCreate::default());
     }
 
-    fn exit_of(s: &Shared, id: &str) -> Option<u32> {
+    fn exit_of(s: &Shared, id: &str, exec_id: &str) -> Option<u32> {
         s.lock()
             .containers
             .get(id)
-            .and_then(|c| c.exit.map(|e| e.status))
+            .and_then(|c| c.proc_(id, exec_id).ok())
+            .and_then(|p| p.exit.map(|e| e.status))
+    }
+
+    fn wait10(s: &Shared, id: &str, exec_id: &str) -> Result<Exit> {
+        s.wait_exit(id, exec_id, Some(Duration::from_secs(10)))
     }
 
     #[test]
@@ -938,12 +1498,7 @@ mod tests {
         register(&s, "c1", 100, Arc::default());
         s.on_exit(100, 3);
         s.on_exit(100, 3);
-        assert_eq!(
-            s.wait_exit("c1", Some(Duration::from_secs(10)))
-                .unwrap()
-                .status,
-            3
-        );
+        assert_eq!(wait10(&s, "c1", "").unwrap().status, 3);
         thread::sleep(Duration::from_millis(50));
         assert_eq!(rec.wait_for(2), ["TaskCreate", "TaskExit"]);
     }
@@ -951,12 +1506,16 @@ mod tests {
     #[test]
     fn an_init_that_dies_before_create_returns_is_still_reported() {
         let (s, rec) = shared();
-        s.lock().creating.insert("c2".into());
+        {
+            let mut t = s.lock();
+            t.creating.insert("c2".into());
+            t.begin_spawn();
+        }
         // The reaper sees the pid before the zygote's reply made it known.
         s.on_exit(200, 137);
         assert!(s.lock().unclaimed.contains_key(&200));
         s.register("c2", container(200, Arc::default()), TaskCreate::default());
-        assert_eq!(exit_of(&s, "c2"), Some(137));
+        assert_eq!(exit_of(&s, "c2", ""), Some(137));
         assert!(s.lock().unclaimed.is_empty());
         assert_eq!(rec.wait_for(2), ["TaskCreate", "TaskExit"]);
         // Reaped already: a second exit for the pid is not another TaskExit.
@@ -976,11 +1535,11 @@ mod tests {
     fn an_exit_during_start_comes_after_task_start() {
         let (s, rec) = shared();
         register(&s, "c3", 300, Arc::default());
-        s.lock().containers.get_mut("c3").unwrap().starting = true;
+        s.lock().containers.get_mut("c3").unwrap().init.starting = true;
         s.on_exit(300, 0);
         thread::sleep(Duration::from_millis(100));
         assert_eq!(
-            exit_of(&s, "c3"),
+            exit_of(&s, "c3", ""),
             None,
             "exit recorded while Start is in progress"
         );
@@ -988,17 +1547,12 @@ mod tests {
         {
             let mut t = s.lock();
             let c = t.containers.get_mut("c3").unwrap();
-            c.starting = false;
-            c.phase = Phase::Running;
+            c.init.starting = false;
+            c.init.phase = Phase::Running;
             s.events.send(TASK_START_EVENT_TOPIC, &TaskStart::default());
             s.changed.notify_all();
         }
-        assert_eq!(
-            s.wait_exit("c3", Some(Duration::from_secs(10)))
-                .unwrap()
-                .status,
-            0
-        );
+        assert_eq!(wait10(&s, "c3", "").unwrap().status, 0);
         assert_eq!(rec.wait_for(3), ["TaskCreate", "TaskStart", "TaskExit"]);
     }
 
@@ -1007,12 +1561,14 @@ mod tests {
         let (s, _rec) = shared();
         register(&s, "c4", 400, Arc::default());
         let s2 = s.clone();
-        let waiter = thread::spawn(move || s2.wait_exit("c4", None));
+        let waiter = thread::spawn(move || s2.wait_exit("c4", "", None));
         thread::sleep(Duration::from_millis(50));
         assert!(!waiter.is_finished());
         s.on_exit(400, 9);
         assert_eq!(waiter.join().unwrap().unwrap().status, 9);
-        let e = s.wait_exit("nope", None).unwrap_err();
+        let e = s.wait_exit("nope", "", None).unwrap_err();
+        assert_eq!(e.kind, Kind::NotFound);
+        let e = s.wait_exit("c4", "nope", None).unwrap_err();
         assert_eq!(e.kind, Kind::NotFound);
     }
 
@@ -1025,17 +1581,12 @@ mod tests {
         s.on_exit(500, 0);
         thread::sleep(Duration::from_millis(100));
         assert_eq!(
-            exit_of(&s, "c5"),
+            exit_of(&s, "c5", ""),
             None,
             "exit recorded before the output drained"
         );
         drain.finish();
-        assert_eq!(
-            s.wait_exit("c5", Some(Duration::from_secs(10)))
-                .unwrap()
-                .status,
-            0
-        );
+        assert_eq!(wait10(&s, "c5", "").unwrap().status, 0);
         assert_eq!(rec.wait_for(2), ["TaskCreate", "TaskExit"]);
     }
 
@@ -1059,6 +1610,21 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.state(&exec_state).unwrap_err().kind, Kind::NotFound);
+        let pause = PauseRequest {
+            id: "x".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.pause(&pause).unwrap_err().kind, Kind::NotFound);
+        let stats = StatsRequest {
+            id: "x".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.stats(&stats).unwrap_err().kind, Kind::NotFound);
+        let resize = ResizePtyRequest {
+            id: "x".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.resize_pty(&resize).unwrap_err().kind, Kind::NotFound);
     }
 
     #[test]
@@ -1070,19 +1636,19 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.create(&bad_id).unwrap_err().kind, Kind::InvalidArgument);
-        let tty = CreateTaskRequest {
-            id: "x".into(),
-            bundle: "/b".into(),
-            terminal: true,
-            ..Default::default()
-        };
-        assert_eq!(s.create(&tty).unwrap_err().kind, Kind::Unimplemented);
         let relative = CreateTaskRequest {
             id: "x".into(),
             bundle: "b".into(),
             ..Default::default()
         };
         assert_eq!(s.create(&relative).unwrap_err().kind, Kind::InvalidArgument);
+        let checkpoint = CreateTaskRequest {
+            id: "x".into(),
+            bundle: "/b".into(),
+            checkpoint: "/cp".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.create(&checkpoint).unwrap_err().kind, Kind::Unimplemented);
         // Without a zygote the shim cannot create: Unavailable, not a hang.
         let ok = CreateTaskRequest {
             id: "x".into(),
@@ -1091,6 +1657,7 @@ mod tests {
         };
         assert_eq!(s.create(&ok).unwrap_err().kind, Kind::Unavailable);
         assert!(s.lock().creating.is_empty());
+        assert_eq!(s.lock().spawning, 0);
         register(&s, "dup", 600, Arc::default());
         let dup = CreateTaskRequest {
             id: "dup".into(),
@@ -1112,7 +1679,7 @@ mod tests {
         assert_eq!(st.status.enum_value(), Ok(Status::CREATED));
         assert_eq!(st.pid, 700);
         s.on_exit(700, 2);
-        s.wait_exit("c7", Some(Duration::from_secs(10))).unwrap();
+        wait10(&s, "c7", "").unwrap();
         let st = s.state(&req).unwrap();
         assert_eq!(st.status.enum_value(), Ok(Status::STOPPED));
         assert_eq!(st.exit_status, 2);
@@ -1126,5 +1693,216 @@ mod tests {
         assert_eq!(s.kill(&kill).unwrap_err().kind, Kind::NotFound);
         let kill_all = KillRequest { all: true, ..kill };
         assert!(s.kill(&kill_all).is_ok());
+        // Nothing to pause, resume, update or measure in a stopped task.
+        let pause = PauseRequest {
+            id: "c7".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.pause(&pause).unwrap_err().kind, Kind::FailedPrecondition);
+        let stats = StatsRequest {
+            id: "c7".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.stats(&stats).unwrap_err().kind, Kind::FailedPrecondition);
+        // And no exec in it.
+        let e = s.exec(&exec_req("c7", "e1")).unwrap_err();
+        assert_eq!(e.kind, Kind::FailedPrecondition);
+    }
+
+    fn exec_req(id: &str, exec_id: &str) -> ExecProcessRequest {
+        ExecProcessRequest {
+            id: id.into(),
+            exec_id: exec_id.into(),
+            spec: MessageField::some(Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+                value: br#"{"user":{"uid":0,"gid":0},"args":["sh"],"cwd":"/"}"#.to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn exec_status(s: &Shared, id: &str, exec_id: &str) -> Result<Status> {
+        let req = StateRequest {
+            id: id.into(),
+            exec_id: exec_id.into(),
+            ..Default::default()
+        };
+        s.state(&req).map(|st| st.status.enum_value().unwrap())
+    }
+
+    /// What start_exec does once the zygote answered.
+    fn start_exec_as_the_zygote_would(s: &Arc<Shared>, id: &str, exec_id: &str, pid: i32) {
+        {
+            let mut t = s.lock();
+            t.containers
+                .get_mut(id)
+                .unwrap()
+                .proc_mut(id, exec_id)
+                .unwrap()
+                .starting = true;
+            t.begin_spawn();
+        }
+        let io = ProcIo::none(Arc::default());
+        s.exec_started(id, exec_id, pid, io).unwrap();
+    }
+
+    #[test]
+    fn an_exec_has_its_own_life_and_events() {
+        let (s, rec) = shared();
+        register(&s, "c8", 800, Arc::default());
+        s.lock().containers.get_mut("c8").unwrap().init.phase = Phase::Running;
+        s.exec(&exec_req("c8", "e1")).unwrap();
+        assert_eq!(
+            s.exec(&exec_req("c8", "e1")).unwrap_err().kind,
+            Kind::AlreadyExists
+        );
+        let mut bad = exec_req("c8", "e2");
+        bad.spec = MessageField::none();
+        assert_eq!(s.exec(&bad).unwrap_err().kind, Kind::InvalidArgument);
+        assert_eq!(exec_status(&s, "c8", "e1").unwrap(), Status::CREATED);
+        let kill = KillRequest {
+            id: "c8".into(),
+            exec_id: "e1".into(),
+            signal: 9,
+            ..Default::default()
+        };
+        assert_eq!(s.kill(&kill).unwrap_err().kind, Kind::FailedPrecondition);
+        // Without a zygote, Start is Unavailable and the exec stays as it was.
+        let start = StartRequest {
+            id: "c8".into(),
+            exec_id: "e1".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.start(&start).unwrap_err().kind, Kind::Unavailable);
+        assert_eq!(exec_status(&s, "c8", "e1").unwrap(), Status::CREATED);
+
+        start_exec_as_the_zygote_would(&s, "c8", "e1", 801);
+        assert_eq!(exec_status(&s, "c8", "e1").unwrap(), Status::RUNNING);
+        let del = DeleteRequest {
+            id: "c8".into(),
+            exec_id: "e1".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.delete(&del).unwrap_err().kind, Kind::FailedPrecondition);
+        // The exec's exit is the exec's, not the task's.
+        s.on_exit(801, 4);
+        assert_eq!(wait10(&s, "c8", "e1").unwrap().status, 4);
+        assert_eq!(exec_status(&s, "c8", "e1").unwrap(), Status::STOPPED);
+        assert_eq!(exit_of(&s, "c8", ""), None);
+        assert_eq!(s.kill(&kill).unwrap_err().kind, Kind::NotFound);
+        let r = s.delete(&del).unwrap();
+        assert_eq!((r.pid, r.exit_status), (801, 4));
+        assert_eq!(
+            exec_status(&s, "c8", "e1").unwrap_err().kind,
+            Kind::NotFound
+        );
+        assert!(!s.lock().by_pid.contains_key(&801));
+        assert_eq!(
+            rec.wait_for(4),
+            ["TaskCreate", "TaskExecAdded", "TaskExecStarted", "TaskExit"]
+        );
+        // The task itself is untouched.
+        assert_eq!(exec_status(&s, "c8", "").unwrap(), Status::RUNNING);
+    }
+
+    #[test]
+    fn an_exec_that_dies_before_start_returns_is_reported_after_exec_started() {
+        let (s, rec) = shared();
+        register(&s, "c9", 900, Arc::default());
+        s.exec(&exec_req("c9", "e1")).unwrap();
+        {
+            let mut t = s.lock();
+            t.containers
+                .get_mut("c9")
+                .unwrap()
+                .execs
+                .get_mut("e1")
+                .unwrap()
+                .proc_
+                .starting = true;
+            t.begin_spawn();
+        }
+        s.on_exit(901, 1);
+        assert!(s.lock().unclaimed.contains_key(&901));
+        s.exec_started("c9", "e1", 901, ProcIo::none(Arc::default()))
+            .unwrap();
+        assert_eq!(wait10(&s, "c9", "e1").unwrap().status, 1);
+        assert_eq!(
+            rec.wait_for(4),
+            ["TaskCreate", "TaskExecAdded", "TaskExecStarted", "TaskExit"]
+        );
+        assert_eq!(s.lock().spawning, 0);
+    }
+
+    #[test]
+    fn close_io_before_an_exec_starts_is_remembered() {
+        let (s, _rec) = shared();
+        register(&s, "c10", 1000, Arc::default());
+        s.exec(&exec_req("c10", "e1")).unwrap();
+        let req = CloseIORequest {
+            id: "c10".into(),
+            exec_id: "e1".into(),
+            stdin: true,
+            ..Default::default()
+        };
+        s.close_io(&req).unwrap();
+        assert!(
+            s.lock().containers["c10"].execs["e1"].proc_.stdin_closed,
+            "CloseIO forgotten"
+        );
+        let other = CloseIORequest {
+            exec_id: "nope".into(),
+            ..req
+        };
+        assert_eq!(s.close_io(&other).unwrap_err().kind, Kind::NotFound);
+        // A never started exec can be deleted.
+        let del = DeleteRequest {
+            id: "c10".into(),
+            exec_id: "e1".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.delete(&del).unwrap().pid, 0);
+    }
+
+    #[test]
+    fn a_paused_task_reports_paused_and_takes_no_exec() {
+        let (s, _rec) = shared();
+        register(&s, "c11", 1100, Arc::default());
+        s.exec(&exec_req("c11", "e1")).unwrap();
+        {
+            let mut t = s.lock();
+            let c = t.containers.get_mut("c11").unwrap();
+            c.init.phase = Phase::Running;
+            c.paused = true;
+        }
+        assert_eq!(exec_status(&s, "c11", "").unwrap(), Status::PAUSED);
+        let start = StartRequest {
+            id: "c11".into(),
+            exec_id: "e1".into(),
+            ..Default::default()
+        };
+        // (Unavailable first without a zygote; the zygote check comes before the table's.)
+        assert!(matches!(
+            s.start(&start).unwrap_err().kind,
+            Kind::Unavailable | Kind::FailedPrecondition
+        ));
+    }
+
+    #[test]
+    fn update_takes_runtime_spec_resources_only() {
+        let (s, _rec) = shared();
+        register(&s, "c12", 1200, Arc::default());
+        let req = UpdateTaskRequest {
+            id: "c12".into(),
+            resources: MessageField::some(Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/WindowsResources"
+                    .into(),
+                value: b"{}".to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(s.update(&req).unwrap_err().kind, Kind::InvalidArgument);
     }
 }

@@ -1,6 +1,6 @@
 //! The zygote: a single-threaded child forked at server start-up, before any thread
-//! exists, that performs every runtime-core operation which forks (create, and start and
-//! delete, whose poststart/poststop hooks run through `std::process::Command`).
+//! exists, that performs every runtime-core operation which forks (create and exec, and
+//! start and delete, whose poststart/poststop hooks run through `std::process::Command`).
 //!
 //! runtime-core's fork refuses a multi-threaded caller, and the ttrpc server has many
 //! threads; a child forked from a thread may only run async-signal-safe code. The zygote
@@ -9,7 +9,8 @@
 //! server, whose reaper is the only one that waits there.
 //!
 //! The server and the zygote talk over a SOCK_SEQPACKET socketpair: one JSON message per
-//! packet, `{seq, body}`, with the container's stdio passed by SCM_RIGHTS. One request is
+//! packet, `{seq, body}`, with the process's stdio (or its console socket) and an exec's
+//! process spec (in a memfd: it can be larger than a packet) passed by SCM_RIGHTS. One request is
 //! in flight at a time; every wait for a reply is bounded, a reply whose `seq` is not the
 //! current one (the late answer to a request that timed out) is dropped, and a zygote that
 //! died is an error (Unavailable), never a hang.
@@ -40,6 +41,8 @@ pub const CREATE_TIMEOUT: Duration = Duration::from_secs(180);
 pub const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// Bound on delete: runtime-core waits 10 s for killed processes, then poststop hooks.
 pub const DELETE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Bound on exec: runtime-core's own waits (10 s intermediate, 120 s the process).
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(150);
 /// Error messages are cut to this length so that a reply always fits in one packet.
 const MAX_ERROR_MESSAGE: usize = 16 * 1024;
 
@@ -53,7 +56,8 @@ struct Envelope<T> {
 /// What the server asks the zygote to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    /// runtime_core::container::create; three descriptors (stdin, stdout, stderr) ride along.
+    /// runtime_core::container::create; three descriptors (stdin, stdout, stderr) ride
+    /// along, or with `terminal` one: the console socket.
     Create {
         /// Container id.
         id: String,
@@ -63,6 +67,18 @@ pub enum Request {
         state_root: PathBuf,
         /// Enter the rootfs without pivot_root.
         no_pivot: bool,
+        /// The process has a terminal: the descriptor is a console socket.
+        terminal: bool,
+    },
+    /// runtime_core::container::exec; descriptors: a memfd holding the process spec's
+    /// JSON, then the stdio or the console socket as for create.
+    Exec {
+        /// Container id.
+        id: String,
+        /// runtime-core state root.
+        state_root: PathBuf,
+        /// The process has a terminal.
+        terminal: bool,
     },
     /// runtime_core::container::start (poststart hooks included).
     Start {
@@ -86,6 +102,7 @@ impl Request {
     fn name(&self) -> &'static str {
         match self {
             Request::Create { .. } => "create",
+            Request::Exec { .. } => "exec",
             Request::Start { .. } => "start",
             Request::Delete { .. } => "delete",
         }
@@ -98,6 +115,11 @@ pub enum Reply {
     /// The container exists; its init waits for start.
     Created {
         /// Init's pid.
+        pid: i32,
+    },
+    /// The exec'd process runs.
+    Spawned {
+        /// Its pid.
         pid: i32,
     },
     /// Start or delete succeeded.
@@ -439,10 +461,48 @@ fn serve(chan: &Channel, mut handler: impl FnMut(Request, Vec<OwnedFd>) -> Reply
     }
 }
 
+/// The process's stdio, or its console socket with `terminal`.
+type ProcessIo = (Option<runtime_core::process::Stdio>, Option<OwnedFd>);
+
+fn process_io(what: &str, fds: Vec<OwnedFd>, terminal: bool) -> Result<ProcessIo> {
+    if terminal {
+        let [console]: [OwnedFd; 1] = fds.try_into().map_err(|v: Vec<OwnedFd>| {
+            ShimError::invalid(format!(
+                "{what}: 1 console descriptor expected, got {}",
+                v.len()
+            ))
+        })?;
+        return Ok((None, Some(console)));
+    }
+    let [stdin, stdout, stderr]: [OwnedFd; 3] = fds.try_into().map_err(|v: Vec<OwnedFd>| {
+        ShimError::invalid(format!(
+            "{what}: 3 stdio descriptors expected, got {}",
+            v.len()
+        ))
+    })?;
+    let stdio = runtime_core::process::Stdio {
+        stdin: Some(stdin),
+        stdout: Some(stdout),
+        stderr: Some(stderr),
+    };
+    Ok((Some(stdio), None))
+}
+
+/// Reads an exec's process spec from the memfd it came in.
+fn read_process(fd: OwnedFd) -> Result<oci_spec::runtime::Process> {
+    use std::io::{Read, Seek};
+    let mut f = std::fs::File::from(fd);
+    let mut text = String::new();
+    f.rewind()
+        .and_then(|_| f.read_to_string(&mut text))
+        .map_err(|e| ShimError::other(format!("exec: reading the process spec: {e}")))?;
+    serde_json::from_str(&text)
+        .map_err(|e| ShimError::invalid(format!("exec: the process spec: {e}")))
+}
+
 /// Performs one request in the zygote.
-fn handle(req: Request, fds: Vec<OwnedFd>) -> Reply {
-    use runtime_core::container::{self, CreateOptions};
-    use runtime_core::process::Stdio;
+fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
+    use runtime_core::container::{self, CreateOptions, ExecOptions};
     use runtime_core::state::Store;
 
     let result = match req {
@@ -451,31 +511,47 @@ fn handle(req: Request, fds: Vec<OwnedFd>) -> Reply {
             bundle,
             state_root,
             no_pivot,
+            terminal,
         } => {
-            let [stdin, stdout, stderr]: [OwnedFd; 3] = match fds.try_into() {
-                Ok(a) => a,
-                Err(v) => {
-                    return Reply::Failed(ShimError::invalid(format!(
-                        "create: 3 stdio descriptors expected, got {}",
-                        Vec::len(&v)
-                    )))
-                }
+            let (stdio, console) = match process_io("create", fds, terminal) {
+                Ok(io) => io,
+                Err(e) => return Reply::Failed(e),
             };
             let opts = CreateOptions {
                 id,
                 bundle,
                 no_pivot,
-                stdio: Some(Stdio {
-                    stdin: Some(stdin),
-                    stdout: Some(stdout),
-                    stderr: Some(stderr),
-                }),
+                stdio,
+                console,
                 ..Default::default()
             };
-            // The stdio descriptors are dropped with `opts` when this returns: only the
+            // The descriptors are dropped with `opts` when this returns: only the
             // container keeps them.
             container::create(&Store::new(state_root), &opts)
                 .map(|c| Reply::Created { pid: c.state.pid })
+        }
+        Request::Exec {
+            id,
+            state_root,
+            terminal,
+        } => {
+            if fds.is_empty() {
+                return Reply::Failed(ShimError::invalid("exec: no process spec"));
+            }
+            let spec = fds.remove(0);
+            let io = read_process(spec).and_then(|p| Ok((p, process_io("exec", fds, terminal)?)));
+            let (process, (stdio, console)) = match io {
+                Ok(x) => x,
+                Err(e) => return Reply::Failed(e),
+            };
+            let opts = ExecOptions {
+                process,
+                stdio,
+                console,
+                ..Default::default()
+            };
+            container::exec(&Store::new(state_root), &id, &opts)
+                .map(|pid| Reply::Spawned { pid: pid.as_raw() })
         }
         Request::Start { id, state_root } => {
             container::start(&Store::new(state_root), &id).map(|()| Reply::Done)
@@ -493,6 +569,20 @@ fn handle(req: Request, fds: Vec<OwnedFd>) -> Reply {
     reply
 }
 
+/// A memfd holding `process` as JSON, for [`Request::Exec`].
+pub fn process_memfd(process: &oci_spec::runtime::Process) -> Result<OwnedFd> {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    use std::io::Write;
+    let json = serde_json::to_vec(process)
+        .map_err(|e| ShimError::invalid(format!("exec: encoding the process spec: {e}")))?;
+    let fd = memfd_create(c"exec-process", MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| ShimError::other(format!("memfd_create: {e}")))?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(&json)
+        .map_err(|e| ShimError::other(format!("writing the process spec: {e}")))?;
+    Ok(f.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,7 +591,7 @@ mod tests {
     #[test]
     fn messages_and_descriptors_cross_the_channel() {
         let (a, b) = Channel::pair().unwrap();
-        let (r, w) = nix::unistd::pipe().unwrap();
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         a.send(b"hello", &[w.as_fd()]).unwrap();
         drop(w);
         let (bytes, mut fds) = b.recv(Some(Duration::from_secs(5))).unwrap().unwrap();
@@ -610,6 +700,7 @@ mod tests {
             bundle: "/b".into(),
             state_root: "/s".into(),
             no_pivot: false,
+            terminal: false,
         };
         let fds = [null.as_fd(), null.as_fd(), null.as_fd()];
         let r = client.call(&create, &fds, Duration::from_secs(5)).unwrap();

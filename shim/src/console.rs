@@ -1,0 +1,133 @@
+//! Terminals: the pty master that runtime-core sends over the console socket when a process
+//! has `terminal: true`, copied to containerd's stdout fifo (and stdin copied to it, see
+//! stdin.rs); ResizePty sets its window size.
+//!
+//! The output copy reads the master until every slave descriptor is closed (the read fails
+//! with EIO), so that the exit of a process with a terminal is reported only after its
+//! output went out, as for pipes. If containerd's reader goes away the copy keeps reading
+//! and drops the data, so the process never blocks on a full terminal.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use runtime_core::syscall::terminal::{set_window_size, Winsize};
+
+use crate::error::{Result, ShimError};
+
+/// How long to wait for the master once create or exec has returned (it was sent before).
+const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
+const BUF_SIZE: usize = 32 * 1024;
+const STACK: usize = 64 * 1024;
+
+/// A process's terminal, on the shim's side.
+#[derive(Debug, Clone)]
+pub struct Console {
+    master: Arc<File>,
+}
+
+impl Console {
+    /// Takes the master that the process sent over `socket` and starts copying its output
+    /// to `out` (none: the output is read and dropped).
+    pub fn receive(socket: &UnixStream, out: Option<File>) -> Result<Console> {
+        socket
+            .set_read_timeout(Some(RECEIVE_TIMEOUT))
+            .map_err(|e| ShimError::other(format!("console socket: {e}")))?;
+        let master = runtime_core::tty::receive_master(socket.as_fd())
+            .map_err(|e| ShimError::other(format!("receiving the terminal: {e}")))?;
+        let master = Arc::new(File::from(master));
+        let reader = master.clone();
+        thread::Builder::new()
+            .name("io-console".into())
+            .stack_size(STACK)
+            .spawn(move || copy_out(&reader, out))
+            .map_err(|e| ShimError::other(format!("starting the console copy thread: {e}")))?;
+        Ok(Console { master })
+    }
+
+    /// The master, for the stdin copy.
+    pub fn master(&self) -> Arc<File> {
+        self.master.clone()
+    }
+
+    /// ResizePty.
+    pub fn resize(&self, width: u32, height: u32) -> Result<()> {
+        let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        let ws = Winsize {
+            ws_row: clamp(height),
+            ws_col: clamp(width),
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        set_window_size(self.master.as_fd(), &ws)
+            .map_err(|e| ShimError::other(format!("resizing the terminal: {e}")))
+    }
+}
+
+/// Copies the master to `out` until the terminal is closed on the process's side.
+fn copy_out(master: &File, out: Option<File>) {
+    let mut out = out;
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut m = master;
+    loop {
+        let n = match m.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // EIO: no slave descriptor is left open: the normal end.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
+            Err(e) => {
+                log::warn!("console copy: reading the terminal: {e}");
+                break;
+            }
+        };
+        if let Some(o) = &mut out {
+            if let Err(e) = o.write_all(&buf[..n]) {
+                log::warn!("console copy: the reader went away ({e}); dropping further output");
+                out = None;
+            }
+        }
+    }
+    // Dropping `out` ends the output: containerd's reader sees end-of-file.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn output_resize_and_the_end_of_the_terminal() {
+        let pty = runtime_core::tty::open_pty().unwrap();
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        runtime_core::tty::send_master(theirs.as_fd(), pty.master.as_fd()).unwrap();
+        drop(pty.master);
+        let (mut r, w) = {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+            (File::from(r), File::from(w))
+        };
+        let console = Console::receive(&ours, Some(w)).unwrap();
+        console.resize(120, 40).unwrap();
+        let ws = runtime_core::syscall::terminal::window_size(pty.slave.as_fd()).unwrap();
+        assert_eq!((ws.ws_row, ws.ws_col), (40, 120));
+        let mut slave = File::from(pty.slave);
+        slave.write_all(b"hello").unwrap();
+        // Closing the last slave descriptor ends the copy, which closes the output.
+        drop(slave);
+        let mut got = String::new();
+        r.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "hello");
+        assert!(console.master().as_raw_fd() >= 0);
+    }
+
+    #[test]
+    fn no_master_is_an_error_not_a_hang() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        drop(theirs);
+        assert!(Console::receive(&ours, None).is_err());
+    }
+}

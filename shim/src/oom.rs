@@ -1,0 +1,216 @@
+//! TaskOOM: one thread per container waits on runtime-core's [`OomWatcher`] (v1: the
+//! memory.oom_control eventfd, v2: inotify on memory.events) and reports each OOM kill.
+//!
+//! On v1 the kernel signals the eventfd just before it kills and counts the kill, so the
+//! watcher can wake to a count that has not moved yet; the next wake-up (or the periodic
+//! re-check) sees it. So that no kill goes unreported when the container's init is the
+//! victim, [`Oom::final_check`] reads the absolute count once more when init's exit is
+//! recorded, before TaskExit and before Delete removes the cgroup. Kills are counted from
+//! the cgroup's count when the watcher started, and each is reported once, whichever side
+//! sees it first.
+//!
+//! The thread ends after [`Oom::stop`] at its next wake-up: removing the cgroup (Delete)
+//! wakes it, and it re-checks every [`WAIT`] anyway.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use runtime_core::cgroups;
+
+/// The longest the thread sleeps between looks at the counter.
+const WAIT: Duration = Duration::from_secs(5);
+const STACK: usize = 64 * 1024;
+
+struct Counts {
+    /// The cgroup's oom_kill count when watching started (None until known).
+    base: Option<u64>,
+    /// Kills reported so far (since `base`).
+    reported: u64,
+}
+
+/// A container's OOM watch.
+#[derive(Clone)]
+pub struct Oom {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// memory.oom_control or memory.events; None if not found.
+    counter: Option<PathBuf>,
+    stop: AtomicBool,
+    counts: Mutex<Counts>,
+    report: Box<dyn Fn() + Send + Sync>,
+}
+
+/// The file that counts the cgroup's OOM kills (`oom_kill`): v1's memory.oom_control in
+/// the memory hierarchy, v2's memory.events.
+fn counter_file(m: &dyn cgroups::CgroupManager) -> Option<PathBuf> {
+    m.mounts().into_iter().find_map(|d| {
+        ["memory.oom_control", "memory.events"]
+            .into_iter()
+            .map(|f| d.source.join(f))
+            .find(|p| p.exists())
+    })
+}
+
+/// The `oom_kill` count in a counter file.
+fn oom_kills(file: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let v = l.strip_prefix("oom_kill ")?;
+        v.trim().parse().ok()
+    })
+}
+
+impl Inner {
+    /// Reports kills up to `total` (counted from `base`) not reported yet.
+    fn settle(&self, total: u64) {
+        let n = {
+            let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+            let n = total.saturating_sub(c.reported);
+            c.reported = c.reported.max(total);
+            n
+        };
+        for _ in 0..n {
+            (self.report)();
+        }
+    }
+}
+
+impl Oom {
+    /// Starts watching the cgroup at `cgroup`; `report` runs once per OOM kill. None if the
+    /// cgroup has no memory controller to watch (logged).
+    pub fn start(
+        id: &str,
+        cgroup: PathBuf,
+        report: impl Fn() + Send + Sync + 'static,
+    ) -> Option<Oom> {
+        let watched = cgroups::manager(&cgroup).and_then(|m| Ok((m.oom_watcher()?, m)));
+        let (watcher, manager) = match watched {
+            Ok(w) => w,
+            Err(e) => {
+                log::info!("task {id}: no OOM events: {e}");
+                return None;
+            }
+        };
+        let oom = Oom {
+            inner: Arc::new(Inner {
+                counter: counter_file(manager.as_ref()),
+                stop: AtomicBool::new(false),
+                counts: Mutex::new(Counts {
+                    base: None,
+                    reported: 0,
+                }),
+                report: Box::new(report),
+            }),
+        };
+        let inner = oom.inner.clone();
+        let id = id.to_string();
+        let spawned = thread::Builder::new()
+            .name("oom".into())
+            .stack_size(STACK)
+            .spawn(move || run(&id, watcher, &inner));
+        match spawned {
+            Ok(_) => Some(oom),
+            Err(e) => {
+                log::warn!("starting the OOM thread: {e}");
+                None
+            }
+        }
+    }
+
+    /// Reads the cgroup's count now and reports the kills not reported yet. Called when the
+    /// container's init exited, while the cgroup still exists.
+    pub fn final_check(&self) {
+        let base = self
+            .inner
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .base;
+        let now = self.inner.counter.as_deref().and_then(oom_kills);
+        if let (Some(base), Some(now)) = (base, now) {
+            self.inner.settle(now.saturating_sub(base));
+        }
+    }
+
+    /// Lets the thread end at its next wake-up.
+    pub fn stop(&self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn run(id: &str, mut watcher: cgroups::OomWatcher, inner: &Inner) {
+    let base = inner.counter.as_deref().and_then(oom_kills).unwrap_or(0);
+    inner.counts.lock().unwrap_or_else(|p| p.into_inner()).base = Some(base);
+    // Kills the watcher reported, counted from its start.
+    let mut seen = 0u64;
+    while !inner.stop.load(Ordering::SeqCst) {
+        match watcher.wait(WAIT) {
+            Ok(0) => {}
+            Ok(n) => {
+                seen += n;
+                log::info!("task {id}: {n} OOM kill(s)");
+                inner.settle(seen);
+            }
+            Err(e) => {
+                log::warn!("task {id}: watching for OOM kills: {e}");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn each_kill_is_reported_once_whoever_sees_it() {
+        let n = Arc::new(AtomicU32::new(0));
+        let n2 = n.clone();
+        let inner = Inner {
+            counter: None,
+            stop: AtomicBool::new(false),
+            counts: Mutex::new(Counts {
+                base: Some(0),
+                reported: 0,
+            }),
+            report: Box::new(move || {
+                n2.fetch_add(1, Ordering::SeqCst);
+            }),
+        };
+        // The final check sees 2, then the watcher catches up with 1 and 2: nothing new.
+        inner.settle(2);
+        inner.settle(1);
+        inner.settle(2);
+        assert_eq!(n.load(Ordering::SeqCst), 2);
+        inner.settle(3);
+        assert_eq!(n.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_counter_is_oom_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = dir.path().join("memory.oom_control");
+        std::fs::write(&v1, "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n").unwrap();
+        assert_eq!(oom_kills(&v1), Some(3));
+        let v2 = dir.path().join("memory.events");
+        std::fs::write(
+            &v2,
+            "low 0\nhigh 0\nmax 9\noom 2\noom_kill 1\noom_group_kill 0\n",
+        )
+        .unwrap();
+        assert_eq!(oom_kills(&v2), Some(1));
+        assert_eq!(oom_kills(&dir.path().join("absent")), None);
+    }
+
+    #[test]
+    fn no_memory_cgroup_no_watch() {
+        assert!(Oom::start("x", "/youki-shim-no-such-cgroup/x".into(), || {}).is_none());
+    }
+}
