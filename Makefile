@@ -9,11 +9,12 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 all: build
 
+# Every binary: the youki CLI and containerd-shim-youki-v2.
 build:
-	$(CARGO) build
+	$(CARGO) build --workspace
 
 release:
-	$(CARGO) build --release
+	$(CARGO) build --release --workspace
 
 # Debian packages (busybox-static, runc, ...): scripts/debian-packages.txt
 setup:

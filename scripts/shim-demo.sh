@@ -40,7 +40,9 @@ cleanup() {
         ctr container rm "$id" >/dev/null 2>&1
     done
     [ -n "$ctd_pid" ] && kill "$ctd_pid" 2>/dev/null && wait "$ctd_pid" 2>/dev/null
-    for d in /sys/fs/cgroup/*/"$ns" /sys/fs/cgroup/"$ns"; do
+    # The runc shim (for --rss) keeps runc's state under a directory named after our
+    # namespace; it is empty once its containers are deleted.
+    for d in /sys/fs/cgroup/*/"$ns" /sys/fs/cgroup/"$ns" /run/containerd/runc/"$ns"; do
         [ -d "$d" ] && rmdir "$d" 2>/dev/null
     done
     rm -rf "$work"
