@@ -13,122 +13,40 @@ mod e2e_support;
 
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{assert_ok, build_rootfs, describe, poll, stderr_of, stdout_of};
+use common::{assert_ok, describe, poll, stderr_of, stdout_of};
+use e2e_support::containerd::*;
 use e2e_support::*;
 
-struct Containerd {
-    ctr: PathBuf,
-    runtime: PathBuf,
-    daemon: Option<Child>,
-    address: PathBuf,
-    log: PathBuf,
-    /// The containerd namespace: the marker.
-    ns: String,
-    /// `--runc-root`: the runtime's `--root`.
-    runc_root: PathBuf,
-    fifo_dir: PathBuf,
-    /// A busybox rootfs for `--rootfs`.
-    rootfs: PathBuf,
-    /// Last: dropped after the daemon is stopped, it checks for leaks.
-    w: World,
+/// A private containerd that runs containers with its own runc shim.
+fn start(kind: &str) -> Containerd {
+    client("containerd-shim-runc-v2", "containerd");
+    runtime();
+    Containerd::start(
+        kind,
+        Shim {
+            binary: "containerd-shim-runc-v2",
+            dir: None,
+            wait_gone: false,
+            strict_task_ls: true,
+        },
+    )
 }
 
-impl Containerd {
-    fn start(kind: &str) -> Containerd {
-        let w = World::new(kind);
-        let containerd = client("containerd", "containerd");
-        let ctr = client("ctr", "containerd");
-        client("containerd-shim-runc-v2", "containerd");
-        let runtime = runtime();
-        let address = w.path("c.sock");
-        let config = w.path("containerd.toml");
-        fs::write(
-            &config,
-            format!(
-                r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+/// What these tests do with their containerd beyond the shared harness.
+trait RuncShimTests {
+    fn runc_root(&self) -> PathBuf;
+    fn runtime_flags(&self) -> Vec<String>;
+    fn run_cmd(&self, flags: &[&str], id: &str, args: &[&str]) -> Command;
+    fn run(&self, flags: &[&str], id: &str, args: &[&str]) -> Output;
+}
 
-[grpc]
-  address = "{address}"
-
-[ttrpc]
-  address = "{address}.ttrpc"
-
-[debug]
-  address = ""
-
-[metrics]
-  address = ""
-"#,
-                root = w.path("root").display(),
-                state = w.path("state").display(),
-                address = address.display(),
-            ),
-        )
-        .unwrap();
-        let log = w.path("containerd.log");
-        let daemon = Command::new(&containerd)
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&log).unwrap())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", containerd.display()));
-        let ns = w.marker.clone();
-        // containerd creates /<namespace> in every hierarchy and never removes it.
-        w.allow_cgroup(&ns);
-        let runc_root = w.path("runc-root");
-        let fifo_dir = w.path("fifo");
-        fs::create_dir_all(&fifo_dir).unwrap();
-        let rootfs = w.path("busybox/rootfs");
-        build_rootfs(&rootfs);
-        let c = Containerd {
-            ctr,
-            runtime,
-            daemon: Some(daemon),
-            address,
-            log,
-            ns,
-            runc_root,
-            fifo_dir,
-            rootfs,
-            w,
-        };
-        let ready = poll(Duration::from_secs(10), || {
-            c.address.exists() && c.ctr_quiet(&["version"]).status.success()
-        });
-        assert!(ready, "containerd did not come up\n{}", c.log_tail());
-        c
-    }
-
-    fn log_tail(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(30);
-        format!(
-            "--- containerd log (tail) ---\n{}",
-            lines[from..].join("\n")
-        )
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(&self.ctr);
-        c.arg("--address").arg(&self.address).args(["-n", &self.ns]);
-        c
-    }
-
-    fn ctr_quiet(&self, args: &[&str]) -> Output {
-        self.w.run(self.cmd().args(args))
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        self.ctr_quiet(args)
+impl RuncShimTests for Containerd {
+    /// `--runc-root`: the runtime's `--root`.
+    fn runc_root(&self) -> PathBuf {
+        self.w.path("runc-root")
     }
 
     /// The flags of `ctr run` that pick the runc shim and the runtime under test.
@@ -137,9 +55,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             "--runtime".into(),
             "io.containerd.runc.v2".into(),
             "--runc-binary".into(),
-            self.runtime.display().to_string(),
+            runtime().display().to_string(),
             "--runc-root".into(),
-            self.runc_root.display().to_string(),
+            self.runc_root().display().to_string(),
             "--fifo-dir".into(),
             self.fifo_dir.display().to_string(),
         ]
@@ -147,75 +65,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
     /// `ctr run FLAGS... --rootfs ROOTFS ID ARGS...`.
     fn run_cmd(&self, flags: &[&str], id: &str, args: &[&str]) -> Command {
-        self.w.must_vanish(self.runc_root.join(&self.ns).join(id));
-        let mut c = self.cmd();
-        c.arg("run")
-            .args(self.runtime_flags())
-            .args(["--env", CONTAINER_PATH])
-            .args(flags)
-            .arg("--rootfs")
-            .arg(&self.rootfs)
-            .arg(id)
-            .args(args);
-        c
+        self.w.must_vanish(self.runc_root().join(&self.ns).join(id));
+        self.run_rootfs_cmd(&self.runtime_flags(), flags, id, args)
     }
 
     fn run(&self, flags: &[&str], id: &str, args: &[&str]) -> Output {
         self.w.run(&mut self.run_cmd(flags, id, args))
-    }
-
-    /// The task's STATUS column in `ctr task ls`.
-    fn task_status(&self, id: &str) -> String {
-        let o = self.ctr(&["task", "ls"]);
-        assert_ok(&o, "ctr task ls");
-        stdout_of(&o)
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(id))
-            .and_then(|l| l.split_whitespace().nth(2))
-            .unwrap_or("")
-            .to_string()
-    }
-
-    fn no_containers_left(&self) {
-        let o = self.ctr(&["containers", "ls", "-q"]);
-        assert_ok(&o, "ctr containers ls");
-        assert_eq!(stdout_of(&o).trim(), "", "containers left");
-    }
-
-    /// Kills and deletes every task and container of the namespace (for a failed test).
-    fn remove_all(&self) {
-        let o = self.ctr(&["containers", "ls", "-q"]);
-        for id in stdout_of(&o).split_whitespace() {
-            let _ = self.ctr(&["task", "resume", id]);
-            let _ = self.ctr(&["task", "kill", "-a", "-s", "SIGKILL", id]);
-            let _ = poll(Duration::from_secs(5), || {
-                matches!(self.task_status(id).as_str(), "STOPPED" | "")
-            });
-            let _ = self.ctr(&["task", "delete", "-f", id]);
-            let _ = self.ctr(&["containers", "rm", id]);
-        }
-        let o = self.ctr(&["images", "ls", "-q"]);
-        for name in stdout_of(&o).split_whitespace() {
-            let _ = self.ctr(&["images", "rm", "--sync", name]);
-        }
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{}", self.log_tail());
-        }
-        self.remove_all();
-        if let Some(mut d) = self.daemon.take() {
-            // SAFETY: kill(2) of the daemon this test started, by its pid.
-            unsafe {
-                libc::kill(d.id() as i32, libc::SIGTERM);
-            }
-            if wait_child(&mut d, Duration::from_secs(10)).is_none() {
-                eprintln!("containerd did not stop on SIGTERM within 10 s: killed");
-            }
-        }
     }
 }
 
@@ -231,7 +86,7 @@ fn assert_code(o: &Output, code: i32, what: &str) {
 
 #[test]
 fn ctr_run_rm_output_exit_code_and_terminal() {
-    let c = Containerd::start("ctr-run");
+    let c = start("ctr-run");
     let id = c.w.name("run");
     let o = c.run(
         &["--rm"],
@@ -267,7 +122,7 @@ fn ctr_run_rm_output_exit_code_and_terminal() {
 
 #[test]
 fn ctr_detached_exec_pause_resume_kill_delete() {
-    let c = Containerd::start("ctr-detached");
+    let c = start("ctr-detached");
     let id = c.w.name("d");
     let o = c.run(
         &["-d"],
@@ -277,7 +132,7 @@ fn ctr_detached_exec_pause_resume_kill_delete() {
     assert_ok(&o, "ctr run -d");
     assert_eq!(c.task_status(&id), "RUNNING");
     // The shim gave the runtime --root <runc-root>/<namespace>.
-    let state = c.runc_root.join(&c.ns).join(&id);
+    let state = c.runc_root().join(&c.ns).join(&id);
     assert!(state.is_dir(), "no runtime state at {}", state.display());
 
     let o = c.ctr(&[
@@ -354,7 +209,7 @@ fn ctr_detached_exec_pause_resume_kill_delete() {
 
 #[test]
 fn ctr_image_import_and_run() {
-    let c = Containerd::start("ctr-image");
+    let c = start("ctr-image");
     let name = "localhost/youki-e2e-busybox:latest";
     let tar = build_image(&c.w, name);
     let o = c.ctr(&["image", "import", tar.to_str().unwrap()]);
@@ -365,7 +220,7 @@ fn ctr_image_import_and_run() {
 
     // From the image: a snapshot mounted by the shim, PATH and cwd from its config.
     let id = c.w.name("img");
-    c.w.must_vanish(c.runc_root.join(&c.ns).join(&id));
+    c.w.must_vanish(c.runc_root().join(&c.ns).join(&id));
     let mut cmd = c.cmd();
     cmd.arg("run").args(c.runtime_flags()).args([
         "--rm",

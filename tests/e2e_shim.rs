@@ -15,170 +15,37 @@ mod e2e_support;
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use runtime_core::syscall::terminal::{set_window_size, Winsize};
 
-use common::{assert_ok, build_rootfs, describe, pid_alive, poll, stderr_of, stdout_of};
+use common::{assert_ok, describe, pid_alive, poll, stderr_of, stdout_of};
+use e2e_support::containerd::*;
 use e2e_support::*;
 
-const SHIM: &str = "containerd-shim-youki-v2";
 const RUNTIME: &str = "io.containerd.youki.v2";
 
-/// Builds the shim into this build's target directory (a no-op when `cargo test
-/// --workspace` built it already) and returns that directory.
-fn shim_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let youki = PathBuf::from(env!("CARGO_BIN_EXE_youki"));
-        let dir = youki.parent().expect("target dir").to_path_buf();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "-p",
-            "containerd-shim-youki",
-            "--bin",
-            SHIM,
-        ]);
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("run cargo build for the shim");
-        assert!(st.success(), "cargo build of {SHIM} failed");
-        assert!(
-            dir.join(SHIM).is_file(),
-            "{SHIM} not built in {}",
-            dir.display()
-        );
-        dir
-    })
+/// A private containerd with the cargo-built shim first on its PATH.
+fn start(kind: &str) -> Containerd {
+    Containerd::start(kind, Shim::youki())
 }
 
-struct Containerd {
-    ctr: PathBuf,
-    daemon: Option<Child>,
-    address: PathBuf,
-    log: PathBuf,
-    /// The containerd namespace: the marker.
-    ns: String,
-    fifo_dir: PathBuf,
-    /// A busybox rootfs for `--rootfs`.
-    rootfs: PathBuf,
-    /// Last: dropped after the daemon is stopped, it checks for leaks.
-    w: World,
+/// What these tests do with their containerd beyond the shared harness.
+trait ShimTests {
+    fn bundle(&self, id: &str) -> PathBuf;
+    fn run(&self, flags: &[&str], id: &str, args: &[&str]) -> Output;
+    fn rootfs_flags(&self) -> [&str; 2];
+    fn socket_path(&self, id: &str) -> PathBuf;
+    fn shim_socket(&self, id: &str) -> PathBuf;
+    fn exec_cmd(&self, args: &[&str]) -> Command;
+    fn exec_with_stdin(&self, input: &str, args: &[&str]) -> Output;
+    fn task_ps(&self, id: &str) -> Vec<(i32, String)>;
 }
 
-impl Containerd {
-    fn start(kind: &str) -> Containerd {
-        let w = World::new(kind);
-        let containerd = client("containerd", "containerd");
-        let ctr = client("ctr", "containerd");
-        let shims = shim_dir();
-        let address = w.path("c.sock");
-        let config = w.path("containerd.toml");
-        fs::write(
-            &config,
-            format!(
-                r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "{address}"
-
-[ttrpc]
-  address = "{address}.ttrpc"
-
-[debug]
-  address = ""
-  level = "debug"
-
-[metrics]
-  address = ""
-"#,
-                root = w.path("root").display(),
-                state = w.path("state").display(),
-                address = address.display(),
-            ),
-        )
-        .unwrap();
-        let log = w.path("containerd.log");
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let path = std::env::join_paths(
-            std::iter::once(shims.to_path_buf()).chain(std::env::split_paths(&path)),
-        )
-        .unwrap();
-        let daemon = Command::new(&containerd)
-            .arg("--config")
-            .arg(&config)
-            .env("PATH", path)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&log).unwrap())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", containerd.display()));
-        let ns = w.marker.clone();
-        // containerd's runtime-core cgroups are /<namespace>/<id>: the parent stays.
-        w.allow_cgroup(&ns);
-        let fifo_dir = w.path("fifo");
-        fs::create_dir_all(&fifo_dir).unwrap();
-        let rootfs = w.path("busybox/rootfs");
-        build_rootfs(&rootfs);
-        let c = Containerd {
-            ctr,
-            daemon: Some(daemon),
-            address,
-            log,
-            ns,
-            fifo_dir,
-            rootfs,
-            w,
-        };
-        let ready = poll(Duration::from_secs(10), || {
-            c.address.exists() && c.ctr(&["version"]).status.success()
-        });
-        assert!(ready, "containerd did not come up\n{}", c.log_tail());
-        c
-    }
-
-    fn log_tail(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let from = lines.len().saturating_sub(40);
-        format!(
-            "--- containerd log (tail) ---\n{}",
-            lines[from..].join("\n")
-        )
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(&self.ctr);
-        c.arg("--address").arg(&self.address).args(["-n", &self.ns]);
-        c
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        self.w.run(self.cmd().args(args))
-    }
-
-    #[track_caller]
-    fn ctr_ok(&self, args: &[&str]) -> Output {
-        let o = self.ctr(args);
-        assert!(
-            o.status.success(),
-            "ctr {args:?} failed\n{}\n{}",
-            describe(&o),
-            self.log_tail()
-        );
-        o
-    }
-
+impl ShimTests for Containerd {
     /// The bundle containerd makes for `id` (holds runtime-core's state): must vanish.
     fn bundle(&self, id: &str) -> PathBuf {
         self.w
@@ -209,18 +76,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         ["--rootfs", self.rootfs.to_str().unwrap()]
     }
 
-    /// The task's STATUS column in `ctr task ls` ("" when there is no such task).
-    fn task_status(&self, id: &str) -> String {
-        let o = self.ctr(&["task", "ls"]);
-        stdout_of(&o)
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(id))
-            .and_then(|l| l.split_whitespace().nth(2))
-            .unwrap_or("")
-            .to_string()
-    }
-
-    /// Pids of the shim processes serving this test's containerd.
     /// Where the shim of `id` listens: `/run/containerd/s/<sha256 of ADDRESS/NS/ID>`, as
     /// the containerd-shim crate names it.
     fn socket_path(&self, id: &str) -> PathBuf {
@@ -290,65 +145,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             })
             .collect()
     }
-
-    fn shims(&self) -> Vec<i32> {
-        let address = self.address.to_string_lossy().into_owned();
-        fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-            .filter(|pid| {
-                let cmd = fs::read(format!("/proc/{pid}/cmdline"))
-                    .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-                    .unwrap_or_default();
-                cmd.contains(SHIM) && cmd.contains(&address) && pid_alive(*pid)
-            })
-            .collect()
-    }
-
-    #[track_caller]
-    fn no_containers_left(&self) {
-        let o = self.ctr(&["containers", "ls", "-q"]);
-        assert_ok(&o, "ctr containers ls");
-        assert_eq!(stdout_of(&o).trim(), "", "containers left");
-        let gone = poll(Duration::from_secs(10), || self.shims().is_empty());
-        assert!(gone, "shims still running: {:?}", self.shims());
-    }
-
-    /// Kills and deletes every task and container of the namespace (for a failed test).
-    fn remove_all(&self) {
-        let o = self.ctr(&["containers", "ls", "-q"]);
-        for id in stdout_of(&o).split_whitespace() {
-            let _ = self.ctr(&["task", "kill", "-a", "-s", "SIGKILL", id]);
-            let _ = poll(Duration::from_secs(5), || {
-                matches!(self.task_status(id).as_str(), "STOPPED" | "")
-            });
-            let _ = self.ctr(&["task", "delete", "-f", id]);
-            let _ = self.ctr(&["containers", "rm", id]);
-        }
-        let o = self.ctr(&["images", "ls", "-q"]);
-        for name in stdout_of(&o).split_whitespace() {
-            let _ = self.ctr(&["images", "rm", "--sync", name]);
-        }
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{}", self.log_tail());
-        }
-        self.remove_all();
-        if let Some(mut d) = self.daemon.take() {
-            // SAFETY: kill(2) of the daemon this test started, by its pid.
-            unsafe {
-                libc::kill(d.id() as i32, libc::SIGTERM);
-            }
-            if wait_child(&mut d, Duration::from_secs(10)).is_none() {
-                eprintln!("containerd did not stop on SIGTERM within 10 s: killed");
-            }
-        }
-    }
 }
 
 #[track_caller]
@@ -363,7 +159,7 @@ fn assert_code(o: &Output, code: i32, what: &str) {
 
 #[test]
 fn shim_run_rm_output_and_exit_code() {
-    let c = Containerd::start("shim-run");
+    let c = start("shim-run");
     let id = c.w.name("run");
     let o = c.run(
         &["--rm", c.rootfs_flags()[0], c.rootfs_flags()[1]],
@@ -404,7 +200,7 @@ fn shim_run_rm_output_and_exit_code() {
 
 #[test]
 fn shim_output_is_complete_when_the_process_exits_at_once() {
-    let c = Containerd::start("shim-output");
+    let c = start("shim-output");
     let id = c.w.name("out");
     // ~200 KB, more than any pipe holds, from a process that exits right after writing:
     // Wait/TaskExit must come only after all of it was copied to ctr.
@@ -425,7 +221,7 @@ fn shim_output_is_complete_when_the_process_exits_at_once() {
 
 #[test]
 fn shim_detached_ls_ps_kill_delete() {
-    let c = Containerd::start("shim-detach");
+    let c = start("shim-detach");
     let id = c.w.name("d");
     let o = c.run(
         &["-d", c.rootfs_flags()[0], c.rootfs_flags()[1]],
@@ -493,7 +289,7 @@ fn shim_detached_ls_ps_kill_delete() {
 
 #[test]
 fn shim_runs_an_image_from_an_overlay_snapshot() {
-    let c = Containerd::start("shim-image");
+    let c = start("shim-image");
     let name = "localhost/youki-shim-e2e-busybox:latest";
     let tar = build_image(&c.w, name);
     c.ctr_ok(&["image", "import", tar.to_str().unwrap()]);
@@ -537,7 +333,7 @@ fn shim_version() {
 
 #[test]
 fn shim_delete_command_cleans_up_after_a_killed_shim() {
-    let c = Containerd::start("shim-dead");
+    let c = start("shim-dead");
     let id = c.w.name("dead");
     let o = c.run(
         &["-d", c.rootfs_flags()[0], c.rootfs_flags()[1]],
@@ -639,7 +435,7 @@ fn kill_and_remove(c: &Containerd, id: &str) {
 
 #[test]
 fn shim_exec_output_exit_code_ps_and_stdin() {
-    let c = Containerd::start("shim-exec");
+    let c = start("shim-exec");
     let id = c.w.name("x");
     let o = c.run(
         &["-d", c.rootfs_flags()[0], c.rootfs_flags()[1]],
@@ -830,7 +626,7 @@ impl PtySession {
 
 #[test]
 fn shim_run_tty_relays_input_output_and_window_size() {
-    let c = Containerd::start("shim-tty");
+    let c = start("shim-tty");
     let id = c.w.name("t");
     let mut cmd = c.cmd();
     cmd.arg("run")
@@ -881,7 +677,7 @@ fn shim_run_tty_relays_input_output_and_window_size() {
 
 #[test]
 fn shim_pause_resume_and_metrics() {
-    let c = Containerd::start("shim-pause");
+    let c = start("shim-pause");
     let id = c.w.name("p");
     run_counter(&c, &id);
     let started = poll(Duration::from_secs(10), || {
@@ -932,7 +728,7 @@ fn shim_pause_resume_and_metrics() {
 
 #[test]
 fn shim_memory_limit_oom_event_and_exit_137() {
-    let c = Containerd::start("shim-oom");
+    let c = start("shim-oom");
     let events_out = c.w.path("events.txt");
     let mut events = c
         .cmd()

@@ -15,243 +15,30 @@ mod e2e_support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::Output;
 use std::time::Duration;
 
-use common::{assert_ok, build_rootfs, describe, pid_alive, poll, stderr_of, stdout_of};
-use e2e_support::*;
+use common::{assert_ok, describe, poll, stderr_of, stdout_of};
+use e2e_support::containerd::*;
 
-const SHIM: &str = "containerd-shim-youki-v2";
 const RUNTIME: &str = "io.containerd.youki.v2";
 
-/// Builds the shim into this build's target directory (a no-op when it is built already)
-/// and returns that directory.
-fn shim_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let youki = PathBuf::from(env!("CARGO_BIN_EXE_youki"));
-        let dir = youki.parent().expect("target dir").to_path_buf();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "-p",
-            "containerd-shim-youki",
-            "--bin",
-            SHIM,
-        ]);
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("run cargo build for the shim");
-        assert!(st.success(), "cargo build of {SHIM} failed");
-        dir
-    })
+/// A private containerd with the cargo-built shim first on its PATH.
+fn start(kind: &str) -> Containerd {
+    Containerd::start(kind, Shim::youki())
 }
 
-struct Containerd {
-    ctr: PathBuf,
-    daemon: Option<Child>,
-    address: PathBuf,
-    log: PathBuf,
-    ns: String,
-    rootfs: PathBuf,
-    /// Last: dropped after the daemon is stopped, it checks for leaks.
-    w: World,
+fn bundle(c: &Containerd, id: &str) -> PathBuf {
+    c.w.path("state/io.containerd.runtime.v2.task")
+        .join(&c.ns)
+        .join(id)
 }
 
-impl Containerd {
-    fn start(kind: &str) -> Containerd {
-        let w = World::new(kind);
-        let containerd = client("containerd", "containerd");
-        let ctr = client("ctr", "containerd");
-        let address = w.path("c.sock");
-        let config = w.path("containerd.toml");
-        fs::write(
-            &config,
-            format!(
-                r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "{address}"
-
-[ttrpc]
-  address = "{address}.ttrpc"
-
-[debug]
-  address = ""
-  level = "debug"
-
-[metrics]
-  address = ""
-"#,
-                root = w.path("root").display(),
-                state = w.path("state").display(),
-                address = address.display(),
-            ),
-        )
-        .unwrap();
-        let log = w.path("containerd.log");
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let path = std::env::join_paths(
-            std::iter::once(shim_dir().to_path_buf()).chain(std::env::split_paths(&path)),
-        )
-        .unwrap();
-        let daemon = Command::new(&containerd)
-            .arg("--config")
-            .arg(&config)
-            .env("PATH", path)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&log).unwrap())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", containerd.display()));
-        let ns = w.marker.clone();
-        w.allow_cgroup(&ns);
-        let rootfs = w.path("busybox/rootfs");
-        build_rootfs(&rootfs);
-        let c = Containerd {
-            ctr,
-            daemon: Some(daemon),
-            address,
-            log,
-            ns,
-            rootfs,
-            w,
-        };
-        let ready = poll(Duration::from_secs(10), || {
-            c.address.exists() && c.ctr(&["version"]).status.success()
-        });
-        assert!(ready, "containerd did not come up\n{}", c.log_tail());
-        c
-    }
-
-    fn log_tail(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let from = lines.len().saturating_sub(40);
-        format!(
-            "--- containerd log (tail) ---\n{}",
-            lines[from..].join("\n")
-        )
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(&self.ctr);
-        c.arg("--address").arg(&self.address).args(["-n", &self.ns]);
-        c
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        self.w.run(self.cmd().args(args))
-    }
-
-    #[track_caller]
-    fn ctr_ok(&self, args: &[&str]) -> Output {
-        let o = self.ctr(args);
-        assert!(
-            o.status.success(),
-            "ctr {args:?} failed\n{}\n{}",
-            describe(&o),
-            self.log_tail()
-        );
-        o
-    }
-
-    fn bundle(&self, id: &str) -> PathBuf {
-        self.w
-            .path("state/io.containerd.runtime.v2.task")
-            .join(&self.ns)
-            .join(id)
-    }
-
-    /// `ctr run --runtime io.containerd.youki.v2 --log-uri URI FLAGS... --rootfs R ID ARGS...`.
-    fn run_logged(&self, uri: &str, flags: &[&str], id: &str, args: &[&str]) -> Output {
-        self.w.must_vanish(self.bundle(id));
-        let mut c = self.cmd();
-        c.arg("run")
-            .args(["--runtime", RUNTIME, "--log-uri", uri])
-            .args(["--env", CONTAINER_PATH])
-            .args(flags)
-            .arg("--rootfs")
-            .arg(&self.rootfs)
-            .arg(id)
-            .args(args);
-        self.w.run(&mut c)
-    }
-
-    fn task_status(&self, id: &str) -> String {
-        let o = self.ctr(&["task", "ls"]);
-        stdout_of(&o)
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(id))
-            .and_then(|l| l.split_whitespace().nth(2))
-            .unwrap_or("")
-            .to_string()
-    }
-
-    fn shims(&self) -> Vec<i32> {
-        let address = self.address.to_string_lossy().into_owned();
-        processes_with(&[SHIM, &address])
-    }
-
-    #[track_caller]
-    fn no_containers_left(&self) {
-        let o = self.ctr(&["containers", "ls", "-q"]);
-        assert_ok(&o, "ctr containers ls");
-        assert_eq!(stdout_of(&o).trim(), "", "containers left");
-        let gone = poll(Duration::from_secs(10), || self.shims().is_empty());
-        assert!(gone, "shims still running: {:?}", self.shims());
-    }
-
-    fn remove_all(&self) {
-        let o = self.ctr(&["containers", "ls", "-q"]);
-        for id in stdout_of(&o).split_whitespace() {
-            let _ = self.ctr(&["task", "kill", "-a", "-s", "SIGKILL", id]);
-            let _ = poll(Duration::from_secs(5), || {
-                matches!(self.task_status(id).as_str(), "STOPPED" | "")
-            });
-            let _ = self.ctr(&["task", "delete", "-f", id]);
-            let _ = self.ctr(&["containers", "rm", id]);
-        }
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{}", self.log_tail());
-        }
-        self.remove_all();
-        if let Some(mut d) = self.daemon.take() {
-            // SAFETY: kill(2) of the daemon this test started, by its pid.
-            unsafe {
-                libc::kill(d.id() as i32, libc::SIGTERM);
-            }
-            if wait_child(&mut d, Duration::from_secs(10)).is_none() {
-                eprintln!("containerd did not stop on SIGTERM within 10 s: killed");
-            }
-        }
-    }
-}
-
-/// Live processes whose command line contains every one of `words`.
-fn processes_with(words: &[&str]) -> Vec<i32> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|pid| {
-            let cmd = fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-                .unwrap_or_default();
-            words.iter().all(|w| cmd.contains(w)) && pid_alive(*pid)
-        })
-        .collect()
+/// `ctr run --runtime io.containerd.youki.v2 --log-uri URI FLAGS... --rootfs R ID ARGS...`.
+fn run_logged(c: &Containerd, uri: &str, flags: &[&str], id: &str, args: &[&str]) -> Output {
+    c.w.must_vanish(bundle(c, id));
+    let mut cmd = c.run_rootfs_cmd(&["--runtime", RUNTIME, "--log-uri", uri], flags, id, args);
+    c.w.run(&mut cmd)
 }
 
 /// A logging binary: a shell script at `path` that, for `?out=BASE`, writes its
@@ -287,13 +74,13 @@ fn assert_lines(text: &str, prefix: &str, n: usize) {
 
 #[test]
 fn shim_log_uri_file_appends_both_streams_completely() {
-    let c = Containerd::start("shim-logfile");
+    let c = start("shim-logfile");
     let id = c.w.name("file");
     // A directory that does not exist yet: the shim creates it.
     let log = c.w.path("logs/new/dir/container.log");
     let uri = format!("file://{}", log.display());
     let n = 5000;
-    let o = c.run_logged(&uri, &["--rm"], &id, &["sh", "-c", &chatty(n)]);
+    let o = run_logged(&c, &uri, &["--rm"], &id, &["sh", "-c", &chatty(n)]);
     assert_eq!(
         o.status.code(),
         Some(5),
@@ -313,7 +100,7 @@ fn shim_log_uri_file_appends_both_streams_completely() {
 
     // The same file again: appended, not truncated.
     let id = c.w.name("again");
-    let o = c.run_logged(&uri, &["--rm"], &id, &["echo", "second run"]);
+    let o = run_logged(&c, &uri, &["--rm"], &id, &["echo", "second run"]);
     assert_ok(&o, "ctr run --rm --log-uri file:// (second)");
     let text = fs::read_to_string(&log).unwrap();
     assert_eq!(text.lines().count(), 2 * n + 1);
@@ -323,7 +110,7 @@ fn shim_log_uri_file_appends_both_streams_completely() {
 
 #[test]
 fn shim_log_uri_binary_gets_everything_before_the_exit() {
-    let c = Containerd::start("shim-logbin");
+    let c = start("shim-logbin");
     let logger = c.w.path("logger.sh");
     copying_logger(&logger);
     let id = c.w.name("bin");
@@ -331,7 +118,7 @@ fn shim_log_uri_binary_gets_everything_before_the_exit() {
     fs::create_dir_all(base.parent().unwrap()).unwrap();
     let uri = format!("binary://{}?out={}", logger.display(), base.display());
     let n = 20000;
-    let o = c.run_logged(&uri, &["--rm"], &id, &["sh", "-c", &chatty(n)]);
+    let o = run_logged(&c, &uri, &["--rm"], &id, &["sh", "-c", &chatty(n)]);
     assert_eq!(
         o.status.code(),
         Some(5),
@@ -358,14 +145,14 @@ fn shim_log_uri_binary_gets_everything_before_the_exit() {
 
 #[test]
 fn shim_log_uri_binary_follows_a_detached_task() {
-    let c = Containerd::start("shim-logbin-d");
+    let c = start("shim-logbin-d");
     let logger = c.w.path("logger.sh");
     copying_logger(&logger);
     let id = c.w.name("d");
     let base = c.w.path("d");
     let uri = format!("binary://{}?out={}", logger.display(), base.display());
     let script = "i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.05; done";
-    let o = c.run_logged(&uri, &["-d"], &id, &["sh", "-c", script]);
+    let o = run_logged(&c, &uri, &["-d"], &id, &["sh", "-c", script]);
     assert_ok(&o, "ctr run -d --log-uri binary://");
     assert_eq!(c.task_status(&id), "RUNNING");
     let stdout = PathBuf::from(format!("{}.stdout", base.display()));
@@ -414,13 +201,14 @@ fn shim_log_uri_binary_follows_a_detached_task() {
 
 #[test]
 fn shim_log_uri_binary_failures_are_clear_errors() {
-    let c = Containerd::start("shim-logbin-bad");
+    let c = start("shim-logbin-bad");
     // Exits before it is ready: create fails with the reason, nothing is left.
     let broken = c.w.path("broken.sh");
     fs::write(&broken, "#!/bin/sh\necho cannot log >&2\nexit 1\n").unwrap();
     fs::set_permissions(&broken, fs::Permissions::from_mode(0o755)).unwrap();
     let id = c.w.name("broken");
-    let o = c.run_logged(
+    let o = run_logged(
+        &c,
         &format!("binary://{}", broken.display()),
         &["--rm"],
         &id,
@@ -437,7 +225,8 @@ fn shim_log_uri_binary_failures_are_clear_errors() {
 
     // No such binary.
     let id = c.w.name("missing");
-    let o = c.run_logged(
+    let o = run_logged(
+        &c,
         &format!("binary://{}", c.w.path("no-such-logger").display()),
         &["--rm"],
         &id,

@@ -13,6 +13,8 @@
 
 #![allow(dead_code)]
 
+pub mod containerd;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;

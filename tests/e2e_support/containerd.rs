@@ -1,0 +1,311 @@
+//! A private containerd for the tests with containerd and a shim (tests/e2e_shim.rs,
+//! tests/e2e_shim_io.rs, tests/e2e_runc_shim.rs): root, state, sockets in the test's temp
+//! dir, no CRI, no debug or metrics listener, a containerd namespace named after the test
+//! (the containers' cgroups are `/<marker>/<id>`). It is stopped by its pid when dropped,
+//! also when the test failed, after every task, container and image of the namespace is
+//! removed; the [`World`] then checks for leaks.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::{client, wait_child, World, CONTAINER_PATH};
+use crate::common::{assert_ok, build_rootfs, describe, pid_alive, poll, stdout_of};
+
+/// This project's shim binary.
+pub const SHIM: &str = "containerd-shim-youki-v2";
+
+/// Builds the shim into this build's target directory (a no-op when `cargo test
+/// --workspace` built it already) and returns that directory.
+pub fn shim_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let youki = PathBuf::from(env!("CARGO_BIN_EXE_youki"));
+        let dir = youki.parent().expect("target dir").to_path_buf();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "-p",
+            "containerd-shim-youki",
+            "--bin",
+            SHIM,
+        ]);
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("run cargo build for the shim");
+        assert!(st.success(), "cargo build of {SHIM} failed");
+        assert!(
+            dir.join(SHIM).is_file(),
+            "{SHIM} not built in {}",
+            dir.display()
+        );
+        dir
+    })
+}
+
+/// Live processes whose command line contains every one of `words`.
+pub fn processes_with(words: &[&str]) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                .unwrap_or_default();
+            words.iter().all(|w| cmd.contains(w)) && pid_alive(*pid)
+        })
+        .collect()
+}
+
+/// The shim the private containerd runs containers with, and how strictly it is checked.
+#[derive(Clone, Copy, Debug)]
+pub struct Shim<'a> {
+    /// The shim's binary name: [`Containerd::shims`] lists its processes.
+    pub binary: &'a str,
+    /// A directory put first on containerd's PATH, where containerd finds the shim (None:
+    /// containerd's own PATH).
+    pub dir: Option<&'a Path>,
+    /// [`Containerd::no_containers_left`] also waits until no shim serves this containerd.
+    pub wait_gone: bool,
+    /// [`Containerd::task_status`] fails the test when `ctr task ls` fails.
+    pub strict_task_ls: bool,
+}
+
+impl Shim<'static> {
+    /// This project's shim, cargo-built ([`shim_dir`]), first on containerd's PATH.
+    pub fn youki() -> Shim<'static> {
+        Shim {
+            binary: SHIM,
+            dir: Some(shim_dir()),
+            wait_gone: true,
+            strict_task_ls: false,
+        }
+    }
+}
+
+pub struct Containerd {
+    pub ctr: PathBuf,
+    daemon: Option<Child>,
+    pub address: PathBuf,
+    pub log: PathBuf,
+    /// The containerd namespace: the marker.
+    pub ns: String,
+    pub fifo_dir: PathBuf,
+    /// A busybox rootfs for `--rootfs`.
+    pub rootfs: PathBuf,
+    shim_binary: String,
+    wait_shims_gone: bool,
+    strict_task_ls: bool,
+    /// Last: dropped after the daemon is stopped, it checks for leaks.
+    pub w: World,
+}
+
+impl Containerd {
+    pub fn start(kind: &str, shim: Shim<'_>) -> Containerd {
+        let w = World::new(kind);
+        let containerd = client("containerd", "containerd");
+        let ctr = client("ctr", "containerd");
+        let address = w.path("c.sock");
+        let config = w.path("containerd.toml");
+        fs::write(
+            &config,
+            format!(
+                r#"version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "{address}"
+
+[ttrpc]
+  address = "{address}.ttrpc"
+
+[debug]
+  address = ""
+  level = "debug"
+
+[metrics]
+  address = ""
+"#,
+                root = w.path("root").display(),
+                state = w.path("state").display(),
+                address = address.display(),
+            ),
+        )
+        .unwrap();
+        let log = w.path("containerd.log");
+        let mut daemon = Command::new(&containerd);
+        daemon
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(fs::File::create(&log).unwrap());
+        if let Some(dir) = shim.dir {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let path = std::env::join_paths(
+                std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path)),
+            )
+            .unwrap();
+            daemon.env("PATH", path);
+        }
+        let daemon = daemon
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", containerd.display()));
+        let ns = w.marker.clone();
+        // containerd creates /<namespace> in every hierarchy and never removes it.
+        w.allow_cgroup(&ns);
+        let fifo_dir = w.path("fifo");
+        fs::create_dir_all(&fifo_dir).unwrap();
+        let rootfs = w.path("busybox/rootfs");
+        build_rootfs(&rootfs);
+        let c = Containerd {
+            ctr,
+            daemon: Some(daemon),
+            address,
+            log,
+            ns,
+            fifo_dir,
+            rootfs,
+            shim_binary: shim.binary.to_string(),
+            wait_shims_gone: shim.wait_gone,
+            strict_task_ls: shim.strict_task_ls,
+            w,
+        };
+        let ready = poll(Duration::from_secs(10), || {
+            c.address.exists() && c.ctr(&["version"]).status.success()
+        });
+        assert!(ready, "containerd did not come up\n{}", c.log_tail());
+        c
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let from = lines.len().saturating_sub(40);
+        format!(
+            "--- containerd log (tail) ---\n{}",
+            lines[from..].join("\n")
+        )
+    }
+
+    /// `ctr --address A -n NS`.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.ctr);
+        c.arg("--address").arg(&self.address).args(["-n", &self.ns]);
+        c
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        self.w.run(self.cmd().args(args))
+    }
+
+    #[track_caller]
+    pub fn ctr_ok(&self, args: &[&str]) -> Output {
+        let o = self.ctr(args);
+        assert!(
+            o.status.success(),
+            "ctr {args:?} failed\n{}\n{}",
+            describe(&o),
+            self.log_tail()
+        );
+        o
+    }
+
+    /// `ctr run SHIM_FLAGS... --env PATH=... FLAGS... --rootfs ROOTFS ID ARGS...`.
+    pub fn run_rootfs_cmd<S: AsRef<OsStr>>(
+        &self,
+        shim_flags: &[S],
+        flags: &[&str],
+        id: &str,
+        args: &[&str],
+    ) -> Command {
+        let mut c = self.cmd();
+        c.arg("run")
+            .args(shim_flags)
+            .args(["--env", CONTAINER_PATH])
+            .args(flags)
+            .arg("--rootfs")
+            .arg(&self.rootfs)
+            .arg(id)
+            .args(args);
+        c
+    }
+
+    /// The task's STATUS column in `ctr task ls` ("" when there is no such task).
+    #[track_caller]
+    pub fn task_status(&self, id: &str) -> String {
+        let o = self.ctr(&["task", "ls"]);
+        if self.strict_task_ls {
+            assert_ok(&o, "ctr task ls");
+        }
+        stdout_of(&o)
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Pids of the shim processes serving this test's containerd.
+    pub fn shims(&self) -> Vec<i32> {
+        let address = self.address.to_string_lossy().into_owned();
+        processes_with(&[&self.shim_binary, &address])
+    }
+
+    /// No container is left in the namespace (and, if so set up, no shim is left).
+    #[track_caller]
+    pub fn no_containers_left(&self) {
+        let o = self.ctr(&["containers", "ls", "-q"]);
+        assert_ok(&o, "ctr containers ls");
+        assert_eq!(stdout_of(&o).trim(), "", "containers left");
+        if self.wait_shims_gone {
+            let gone = poll(Duration::from_secs(10), || self.shims().is_empty());
+            assert!(gone, "shims still running: {:?}", self.shims());
+        }
+    }
+
+    /// Kills and deletes every task and container of the namespace, paused ones too,
+    /// and removes its images (for a failed test).
+    pub fn remove_all(&self) {
+        let o = self.ctr(&["containers", "ls", "-q"]);
+        for id in stdout_of(&o).split_whitespace() {
+            let _ = self.ctr(&["task", "resume", id]);
+            let _ = self.ctr(&["task", "kill", "-a", "-s", "SIGKILL", id]);
+            let _ = poll(Duration::from_secs(5), || {
+                matches!(self.task_status(id).as_str(), "STOPPED" | "")
+            });
+            let _ = self.ctr(&["task", "delete", "-f", id]);
+            let _ = self.ctr(&["containers", "rm", id]);
+        }
+        let o = self.ctr(&["images", "ls", "-q"]);
+        for name in stdout_of(&o).split_whitespace() {
+            let _ = self.ctr(&["images", "rm", "--sync", name]);
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+        self.remove_all();
+        if let Some(mut d) = self.daemon.take() {
+            // SAFETY: kill(2) of the daemon this test started, by its pid.
+            unsafe {
+                libc::kill(d.id() as i32, libc::SIGTERM);
+            }
+            if wait_child(&mut d, Duration::from_secs(10)).is_none() {
+                eprintln!("containerd did not stop on SIGTERM within 10 s: killed");
+            }
+        }
+    }
+}
