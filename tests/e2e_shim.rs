@@ -288,6 +288,40 @@ fn shim_detached_ls_ps_kill_delete() {
 }
 
 #[test]
+fn containerd_restart_keeps_the_task_and_reconnects() {
+    let mut c = start("shim-restart");
+    let id = c.w.name("r");
+    let o = c.run(
+        &["-d", c.rootfs_flags()[0], c.rootfs_flags()[1]],
+        &id,
+        &["sh", "-c", "sleep 1000"],
+    );
+    assert_ok(&o, "ctr run -d");
+    let shims = c.shims();
+    let pid_before = c.task_pid(&id);
+
+    // containerd goes away and comes back (an upgrade): the shim and the task stay, and
+    // the new containerd reconnects to the shim through the bundle's address file.
+    c.restart();
+    assert_eq!(c.shims(), shims, "the shims changed across the restart");
+    assert_eq!(c.task_status(&id), "RUNNING");
+    assert_eq!(c.task_pid(&id), pid_before);
+    assert!(pid_alive(pid_before));
+
+    // The reconnected shim still serves: kill, the exit, delete, rm.
+    c.ctr_ok(&["task", "kill", "-s", "KILL", &id]);
+    let stopped = poll(Duration::from_secs(10), || c.task_status(&id) == "STOPPED");
+    assert!(
+        stopped,
+        "not STOPPED after SIGKILL: {:?}",
+        c.task_status(&id)
+    );
+    c.ctr_ok(&["task", "delete", &id]);
+    c.ctr_ok(&["container", "rm", &id]);
+    c.no_containers_left();
+}
+
+#[test]
 fn shim_runs_an_image_from_an_overlay_snapshot() {
     let c = start("shim-image");
     let name = "localhost/youki-shim-e2e-busybox:latest";

@@ -92,6 +92,7 @@ impl Shim<'static> {
 pub struct Containerd {
     pub ctr: PathBuf,
     daemon: Option<Child>,
+    daemon_cmd: DaemonCmd,
     pub address: PathBuf,
     pub log: PathBuf,
     /// The containerd namespace: the marker.
@@ -141,24 +142,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         )
         .unwrap();
         let log = w.path("containerd.log");
-        let mut daemon = Command::new(&containerd);
-        daemon
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&log).unwrap())
-            .stderr(fs::File::create(&log).unwrap());
-        if let Some(dir) = shim.dir {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let path = std::env::join_paths(
-                std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path)),
-            )
-            .unwrap();
-            daemon.env("PATH", path);
-        }
-        let daemon = daemon
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", containerd.display()));
+        let daemon_cmd = DaemonCmd {
+            containerd,
+            config,
+            shim_dir: shim.dir.map(Path::to_path_buf),
+        };
+        let daemon = daemon_cmd.spawn(&log);
         let ns = w.marker.clone();
         // containerd creates /<namespace> in every hierarchy and never removes it.
         w.allow_cgroup(&ns);
@@ -166,9 +155,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         fs::create_dir_all(&fifo_dir).unwrap();
         let rootfs = w.path("busybox/rootfs");
         build_rootfs(&rootfs);
-        let c = Containerd {
+        let mut c = Containerd {
             ctr,
             daemon: Some(daemon),
+            daemon_cmd,
             address,
             log,
             ns,
@@ -179,11 +169,35 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             strict_task_ls: shim.strict_task_ls,
             w,
         };
-        let ready = poll(Duration::from_secs(10), || {
-            c.address.exists() && c.ctr(&["version"]).status.success()
-        });
-        assert!(ready, "containerd did not come up\n{}", c.log_tail());
+        c.wait_ready();
         c
+    }
+
+    fn wait_ready(&mut self) {
+        let ready = poll(Duration::from_secs(10), || {
+            self.address.exists() && self.ctr(&["version"]).status.success()
+        });
+        assert!(ready, "containerd did not come up\n{}", self.log_tail());
+    }
+
+    /// Stops containerd (SIGTERM, by its pid; shims and tasks keep running, as in a
+    /// containerd upgrade) and starts it again with the same configuration.
+    pub fn restart(&mut self) {
+        self.stop_daemon();
+        self.daemon = Some(self.daemon_cmd.spawn(&self.log));
+        self.wait_ready();
+    }
+
+    fn stop_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            // SAFETY: kill(2) of the daemon this test started, by its pid.
+            unsafe {
+                libc::kill(d.id() as i32, libc::SIGTERM);
+            }
+            if wait_child(&mut d, Duration::from_secs(10)).is_none() {
+                eprintln!("containerd did not stop on SIGTERM within 10 s: killed");
+            }
+        }
     }
 
     pub fn log_tail(&self) -> String {
@@ -242,6 +256,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     /// The task's STATUS column in `ctr task ls` ("" when there is no such task).
     #[track_caller]
     pub fn task_status(&self, id: &str) -> String {
+        self.task_ls_column(id, 2)
+    }
+
+    /// The task's pid as `ctr task ls` shows it (0 if not listed).
+    pub fn task_pid(&self, id: &str) -> i32 {
+        self.task_ls_column(id, 1).parse().unwrap_or(0)
+    }
+
+    fn task_ls_column(&self, id: &str, column: usize) -> String {
         let o = self.ctr(&["task", "ls"]);
         if self.strict_task_ls {
             assert_ok(&o, "ctr task ls");
@@ -249,7 +272,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         stdout_of(&o)
             .lines()
             .find(|l| l.split_whitespace().next() == Some(id))
-            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|l| l.split_whitespace().nth(column))
             .unwrap_or("")
             .to_string()
     }
@@ -298,14 +321,45 @@ impl Drop for Containerd {
             eprintln!("{}", self.log_tail());
         }
         self.remove_all();
-        if let Some(mut d) = self.daemon.take() {
-            // SAFETY: kill(2) of the daemon this test started, by its pid.
-            unsafe {
-                libc::kill(d.id() as i32, libc::SIGTERM);
-            }
-            if wait_child(&mut d, Duration::from_secs(10)).is_none() {
-                eprintln!("containerd did not stop on SIGTERM within 10 s: killed");
-            }
+        self.stop_daemon();
+    }
+}
+
+/// How the test's containerd is started, kept to start it again.
+struct DaemonCmd {
+    containerd: PathBuf,
+    config: PathBuf,
+    /// Put first on the daemon's PATH, for the shim under test.
+    shim_dir: Option<PathBuf>,
+}
+
+impl DaemonCmd {
+    /// Starts the daemon, appending its output to `log`.
+    fn spawn(&self, log: &Path) -> Child {
+        let out = || {
+            fs::File::options()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap()
+        };
+        let mut daemon = Command::new(&self.containerd);
+        daemon
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(out())
+            .stderr(out());
+        if let Some(dir) = &self.shim_dir {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let path = std::env::join_paths(
+                std::iter::once(dir.clone()).chain(std::env::split_paths(&path)),
+            )
+            .unwrap();
+            daemon.env("PATH", path);
         }
+        daemon
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.containerd.display()))
     }
 }
