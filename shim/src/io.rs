@@ -18,9 +18,8 @@
 //!   watcher thread ends when the binary has exited: when the container's output has ended
 //!   the binary gets a grace period to finish, then SIGTERM, then SIGKILL; if the binary
 //!   dies while the container still writes, the watcher drains the pipes instead.
-//! - stdin: a thread copies the fifo to a pipe. It ends when the fifo's writer closes it
-//!   (the container then reads end-of-file) or when the container side is gone (every
-//!   reader of the pipe closed): it polls both, so it never waits on a dead peer.
+//! - stdin is not handled here: stdin.rs copies it, so that CloseIO can close it. The
+//!   process gets /dev/null from here, which the caller replaces.
 //!
 //! Output is complete: the shim publishes an exit only after [`Drain::wait`], which waits
 //! for the copy threads to reach end-of-file and for a logging binary to exit.
@@ -115,7 +114,7 @@ impl Drain {
 /// nowhere).
 #[derive(Debug, Clone, Default)]
 pub struct StdioPaths {
-    /// stdin fifo.
+    /// stdin fifo (opened by stdin.rs; [`setup_for`] leaves stdin to it).
     pub stdin: String,
     /// stdout fifo or log URI.
     pub stdout: String,
@@ -135,21 +134,8 @@ pub fn setup_for(
     let drain = Arc::new(Drain::default());
     let stdout_to = parse_uri(&paths.stdout)?;
     let stderr_to = parse_uri(&paths.stderr)?;
-    let stdin = match parse_uri(&paths.stdin)? {
-        None => null()?,
-        Some(Target::Fifo(path)) => {
-            let fifo = open_source(&path)?;
-            let (r, w) = pipe()?;
-            spawn("stdin", move || copy_in(fifo, w.into()))?;
-            r
-        }
-        Some(_) => {
-            return Err(ShimError::invalid(format!(
-                "stdin {}: only a fifo can be the container's stdin",
-                paths.stdin
-            )))
-        }
-    };
+    // stdin belongs to stdin.rs (module doc): `paths.stdin` is not read here.
+    let stdin = null()?;
     let (stdout, stderr) = match (stdout_to, stderr_to) {
         (Some(Target::Binary(bin)), _) => {
             if !paths.stderr.is_empty() && paths.stderr != paths.stdout {
@@ -380,15 +366,6 @@ fn open_sink(target: &Target) -> Result<File> {
     };
     set_blocking(&f, path)?;
     Ok(f)
-}
-
-/// Opens the stdin fifo for reading (non-blocking: its writer may come later).
-fn open_source(path: &Path) -> Result<File> {
-    File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| ShimError::other(format!("opening {}: {e}", path.display())))
 }
 
 fn set_blocking(f: &File, path: &Path) -> Result<()> {
@@ -913,56 +890,6 @@ fn discard(mut pipes: Vec<File>) {
     }
 }
 
-/// Copies `fifo` (opened non-blocking) to `pipe` until the fifo's writer closes it or
-/// nobody reads the pipe any more.
-pub fn copy_in(fifo: File, mut pipe: File) {
-    let mut buf = vec![0u8; BUF_SIZE];
-    let mut fifo = fifo;
-    loop {
-        let (fifo_ev, pipe_ev) = {
-            // Events 0 on the pipe: poll still reports POLLERR once it has no reader.
-            let mut fds = [
-                PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
-                PollFd::new(pipe.as_fd(), PollFlags::empty()),
-            ];
-            match poll(&mut fds, PollTimeout::NONE) {
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    log::warn!("stdin copy: poll: {e}");
-                    return;
-                }
-                Ok(_) => {}
-            }
-            (
-                fds[0].revents().unwrap_or(PollFlags::empty()),
-                fds[1].revents().unwrap_or(PollFlags::empty()),
-            )
-        };
-        if pipe_ev.intersects(PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL) {
-            return;
-        }
-        if fifo_ev.contains(PollFlags::POLLIN) {
-            match fifo.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    if pipe.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
-                Err(e) => {
-                    log::warn!("stdin copy: reading the fifo: {e}");
-                    return;
-                }
-            }
-        } else if fifo_ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
-        {
-            // The writer came and went, nothing is left to read.
-            return;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1006,38 +933,6 @@ mod tests {
             w.write_all(&[b'x'; 16 * 1024]).unwrap();
         }
         drop(w);
-        t.join().unwrap();
-    }
-
-    #[test]
-    fn stdin_copy_ends_when_the_fifo_writer_closes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stdin");
-        mkfifo(&path);
-        let fifo = open_source(&path).unwrap();
-        let (mut r, w) = pipe_files();
-        let t = thread::spawn(move || copy_in(fifo, w));
-        let mut writer = File::options().write(true).open(&path).unwrap();
-        writer.write_all(b"line one\nline two\n").unwrap();
-        drop(writer);
-        t.join().unwrap();
-        let mut got = String::new();
-        r.read_to_string(&mut got).unwrap();
-        assert_eq!(got, "line one\nline two\n");
-    }
-
-    #[test]
-    fn stdin_copy_ends_when_the_container_side_closes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stdin");
-        mkfifo(&path);
-        let fifo = open_source(&path).unwrap();
-        // A writer that stays open and silent: only the closed pipe can end the copy.
-        let _writer = File::options().write(true).open(&path).unwrap();
-        let (r, w) = pipe_files();
-        let t = thread::spawn(move || copy_in(fifo, w));
-        thread::sleep(Duration::from_millis(20));
-        drop(r);
         t.join().unwrap();
     }
 
