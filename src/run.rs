@@ -19,7 +19,7 @@ pub fn run(store: &Store, mut opts: CreateOptions, detach: bool, keep: bool) -> 
     let fg = Foreground::prepare()?;
     // A terminal without a console socket is ours to relay: the master comes back to us.
     let mut relay_end = None;
-    if opts.console.is_none() && wants_terminal(&opts)? {
+    if opts.console.is_none() && wants_terminal(&opts) {
         let (ours, theirs) = UnixStream::pair().context("console socketpair")?;
         opts.console = Some(theirs.into());
         relay_end = Some(ours);
@@ -33,14 +33,16 @@ pub fn run(store: &Store, mut opts: CreateOptions, detach: bool, keep: bool) -> 
     Ok(code)
 }
 
-/// Whether the bundle's process asks for a terminal.
-fn wants_terminal(opts: &CreateOptions) -> Result<bool> {
-    let spec = runtime_core::spec::load(&opts.bundle)?;
-    Ok(spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false))
+/// Whether the bundle's process asks for a terminal. Only that field is read: `create`
+/// loads and validates the whole config right after (and reports its errors).
+fn wants_terminal(opts: &CreateOptions) -> bool {
+    let path = opts.bundle.join("config.json");
+    // Missing or malformed: false here, and `create` gives the proper error.
+    let config: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok())
+        .unwrap_or_default();
+    config["process"]["terminal"].as_bool().unwrap_or(false)
 }
 
 fn start_or_destroy(store: &Store, id: &str) -> Result<()> {
