@@ -17,8 +17,8 @@
 #   BENCH_SHIM_RUNS=50   `ctr run --rm` per runtime (after 3 warm-up runs each)
 #   BENCH_SHIMS=20       containers (shims) per runtime for the memory figures
 #   BENCH_ONLY=cli|shim  run only one part (default: both)
-#   YOUKI_BIN=target/release/youki
-#   SHIM_DIR=target/release (holds containerd-shim-youki-v2; unset: built here first)
+#   YOUKI_BIN=target/x86_64-unknown-linux-gnu/release/youki
+#   SHIM_DIR=target/x86_64-unknown-linux-gnu/release (holds containerd-shim-youki-v2; unset: built here first)
 #   RUNC_BIN=$(command -v runc)
 #
 # Needs root. Everything is removed at exit (containers, shims, mounts, cgroups, the
@@ -31,8 +31,8 @@ runs=${BENCH_RUNS:-50}
 shim_runs=${BENCH_SHIM_RUNS:-50}
 nshims=${BENCH_SHIMS:-20}
 only=${BENCH_ONLY:-}
-youki=${YOUKI_BIN:-target/release/youki}
-shim_dir=${SHIM_DIR:-target/release}
+youki=${YOUKI_BIN:-target/x86_64-unknown-linux-gnu/release/youki}
+shim_dir=${SHIM_DIR:-target/x86_64-unknown-linux-gnu/release}
 runc=${RUNC_BIN:-$(command -v runc || true)}
 warmup=3
 
@@ -72,7 +72,7 @@ ctr() { command ctr --address "$work/ctd/c.sock" -n "$ns" "$@"; }
 pids_with() {
     local d cmd w ok
     for d in /proc/[0-9]*; do
-        cmd=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null) || continue
+        cmd=$({ tr '\0' ' ' < "$d/cmdline"; } 2>/dev/null) || continue
         ok=1
         for w in "$@"; do
             [[ "$cmd" == *"$w"* ]] || { ok=0; break; }

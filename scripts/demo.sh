@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-youki=${YOUKI_BIN:-target/release/youki}
+youki=${YOUKI_BIN:-target/x86_64-unknown-linux-gnu/release/youki}
 [ -x "$youki" ] || { echo "demo: $youki not built (cargo build --release)" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (containers need namespaces, mounts, cgroups)" >&2; exit 1; }
 

@@ -9,11 +9,11 @@
 #                                 youki's shim (server + zygote) against
 #                                 containerd-shim-runc-v2 with runc, same container
 #
-# SHIM_DIR (default target/release) is put first on containerd's PATH.
+# SHIM_DIR (default target/x86_64-unknown-linux-gnu/release) is put first on containerd's PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-shim_dir=$(cd "${SHIM_DIR:-target/release}" && pwd)
+shim_dir=$(cd "${SHIM_DIR:-target/x86_64-unknown-linux-gnu/release}" && pwd)
 [ -x "$shim_dir/containerd-shim-youki-v2" ] || {
     echo "shim-demo: $shim_dir/containerd-shim-youki-v2 not built (cargo build --release -p containerd-shim-youki)" >&2
     exit 1

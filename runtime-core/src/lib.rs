@@ -12,6 +12,7 @@ pub mod features;
 pub mod hooks;
 pub mod mountinfo;
 pub mod namespaces;
+pub mod passwd;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;

@@ -92,11 +92,8 @@ fn state_json(c: &Container) -> serde_json::Value {
 }
 
 fn owner_name(uid: u32) -> String {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string())
+    runtime_core::passwd::lookup(std::path::Path::new("/etc/passwd"), uid)
+        .map_or_else(|| uid.to_string(), |e| e.name)
 }
 
 fn list(store: &Store, format: ListFormat, quiet: bool) -> Result<()> {

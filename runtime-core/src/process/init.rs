@@ -462,21 +462,13 @@ fn env_value<'a>(process: &'a Process, key: &str) -> Option<&'a str> {
 fn environment(process: &Process) -> Vec<CString> {
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if env_value(process, "HOME").is_none() {
-        let home = home_of(process.user().uid()).unwrap_or_else(|| "/".into());
+        let home = crate::passwd::lookup(Path::new("/etc/passwd"), process.user().uid())
+            .map_or_else(|| "/".into(), |e| e.home);
         env.push(format!("HOME={home}"));
     }
     env.into_iter()
         .filter_map(|e| CString::new(e).ok())
         .collect()
-}
-
-/// The home directory of `uid` in the container's /etc/passwd.
-fn home_of(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
-    })
 }
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>, String> {
