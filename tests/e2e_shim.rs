@@ -322,6 +322,64 @@ fn containerd_restart_keeps_the_task_and_reconnects() {
 }
 
 #[test]
+fn grouped_containers_share_one_shim_until_the_last_is_gone() {
+    let c = start("shim-group");
+    let group = c.w.name("g");
+    let annotation = format!("io.containerd.runc.v2.group={group}");
+    let (a, b) = (c.w.name("a"), c.w.name("b"));
+    c.w.must_vanish(c.socket_path(&group));
+    for id in [&a, &b] {
+        let o = c.run(
+            &[
+                "-d",
+                "--annotation",
+                &annotation,
+                c.rootfs_flags()[0],
+                c.rootfs_flags()[1],
+            ],
+            id,
+            &["sh", "-c", "sleep 1000"],
+        );
+        assert_ok(&o, "ctr run -d");
+        assert_eq!(c.task_status(id), "RUNNING");
+    }
+    // One server (and its zygote) for both, listening on the group's socket.
+    let shims = c.shims();
+    assert_eq!(shims.len(), 2, "shim processes: {shims:?}");
+    for id in [&a, &b] {
+        let address = fs::read_to_string(c.bundle(id).join("address")).expect("address file");
+        assert_eq!(
+            PathBuf::from(address.trim().trim_start_matches("unix://")),
+            c.socket_path(&group),
+            "{id} is not served by the group's shim"
+        );
+    }
+
+    // The first container goes: the shim stays for the second, which still runs and execs.
+    kill_delete_rm(&c, &a);
+    assert_eq!(c.shims(), shims, "the shim changed while a task was left");
+    assert!(
+        c.socket_path(&group).exists(),
+        "the group's socket went away"
+    );
+    assert_eq!(c.task_status(&b), "RUNNING");
+    let o = c.exec_with_stdin(
+        "",
+        &["--exec-id", "e1", &b, "sh", "-c", "echo still; exit 4"],
+    );
+    assert_code(&o, 4, "exec in the second container");
+    assert_eq!(stdout_of(&o).trim(), "still");
+
+    // The last one goes: so does the shim (no_containers_left waits for it).
+    kill_and_remove(&c, &b);
+    assert!(c.shims().is_empty(), "shims left: {:?}", c.shims());
+    assert!(
+        !c.socket_path(&group).exists(),
+        "the group's socket was left"
+    );
+}
+
+#[test]
 fn shim_runs_an_image_from_an_overlay_snapshot() {
     let c = start("shim-image");
     let name = "localhost/youki-shim-e2e-busybox:latest";
@@ -455,6 +513,12 @@ fn read_count(c: &Containerd) -> u64 {
 /// Kills and deletes a task and its container, checking that nothing is left.
 #[track_caller]
 fn kill_and_remove(c: &Containerd, id: &str) {
+    kill_delete_rm(c, id);
+    c.no_containers_left();
+}
+
+/// SIGKILL, `task delete`, `container rm` of one container.
+fn kill_delete_rm(c: &Containerd, id: &str) {
     c.ctr_ok(&["task", "kill", "-s", "KILL", id]);
     let stopped = poll(Duration::from_secs(10), || c.task_status(id) == "STOPPED");
     assert!(
@@ -464,7 +528,6 @@ fn kill_and_remove(c: &Containerd, id: &str) {
     );
     c.ctr_ok(&["task", "delete", id]);
     c.ctr_ok(&["container", "rm", id]);
-    c.no_containers_left();
 }
 
 #[test]

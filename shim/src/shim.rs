@@ -1,8 +1,9 @@
 //! The shim binary's life cycle (containerd's runtime v2 commands), on the containerd-shim
 //! crate's synchronous bootstrap:
 //!
-//! - `start`: spawns the long-lived server (grouped by the CRI sandbox id when there is
-//!   one), prints its socket address, returns.
+//! - `start`: spawns the long-lived server, prints its socket address, returns. Containers
+//!   of one group (a CRI pod, or `io.containerd.runc.v2.group`) share one server: the
+//!   first one's `start` spawns it, the others' answer its address.
 //! - `delete`: cleans up after a dead shim from the bundle.
 //! - no command: the server. [`YoukiShim::new`] forks the zygote there, while the process
 //!   still has its only thread (the crate calls it before starting any), then the crate
@@ -19,9 +20,6 @@ use crate::events::{Events, Item, Publish, Publisher};
 use crate::service::{self, Service, Shared};
 use crate::zygote::{LogSetup, Zygote};
 
-/// The annotation CRI puts on every container of a pod: the shim of the pod serves them all.
-const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
-
 /// The shim.
 pub struct YoukiShim {
     exit: Arc<ExitSignal>,
@@ -34,21 +32,32 @@ pub struct YoukiShim {
     shared: OnceLock<Arc<Shared>>,
 }
 
-/// The id that names the shim's socket: the sandbox's for a CRI container, else the task's.
-fn grouping_id(id: &str) -> String {
-    let sandbox = std::fs::read("config.json")
+/// Annotations that group containers into one shim, in the order containerd's runc shim
+/// reads them: an explicit group, then the pod CRI puts every container of a sandbox in.
+const GROUP_ANNOTATIONS: [&str; 2] = [
+    "io.containerd.runc.v2.group",
+    "io.kubernetes.cri.sandbox-id",
+];
+
+/// The id that names the shim's socket: the group of the bundle's config.json (`config`),
+/// else the task's own id.
+fn grouping_id(id: &str, config: &[u8]) -> String {
+    let annotations = serde_json::from_slice::<serde_json::Value>(config)
         .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| {
-            v.get("annotations")?
-                .get(SANDBOX_ID_ANNOTATION)?
-                .as_str()
-                .map(str::to_string)
-        });
-    match sandbox {
-        Some(s) if !s.is_empty() => s,
-        _ => id.to_string(),
-    }
+        .and_then(|v| v.get("annotations").cloned());
+    GROUP_ANNOTATIONS
+        .iter()
+        .find_map(|key| {
+            let group = annotations.as_ref()?.get(key)?.as_str()?;
+            (!group.is_empty()).then(|| group.to_string())
+        })
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// A shim already serves `address` (its group's first container started it).
+fn serving(address: &str) -> bool {
+    let path = address.strip_prefix("unix://").unwrap_or(address);
+    std::os::unix::net::UnixStream::connect(path).is_ok()
 }
 
 fn remove_socket(address: &str) {
@@ -96,10 +105,19 @@ impl containerd_shim::Shim for YoukiShim {
     }
 
     fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
-        let grouping = grouping_id(&opts.id);
-        let (_pid, address) = containerd_shim::spawn(opts, &grouping, Vec::new())?;
+        // containerd runs `start` in the bundle.
+        let config = std::fs::read("config.json").unwrap_or_default();
+        let grouping = grouping_id(&opts.id, &config);
+        let address = containerd_shim::socket_address(&opts.address, &opts.namespace, &grouping);
+        // Another container of the group: its shim serves this one too. Without this check
+        // a whole server (and its zygote) would start only to find the address taken.
+        let address = if serving(&address) {
+            address
+        } else {
+            containerd_shim::spawn(opts, &grouping, Vec::new())?.1
+        };
         // Relative to the bundle (the cwd containerd gives us): the server removes the
-        // socket it names when it stops.
+        // socket it names when it stops, `delete` after a killed shim.
         containerd_shim::synchronous::util::write_address(&address)?;
         Ok(address)
     }
@@ -160,5 +178,49 @@ impl containerd_shim::Shim for YoukiShim {
         }
         let _ = self.shared.set(shared.clone());
         Service::new(shared)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_follows_runc_shims_annotations() {
+        let both = br#"{"annotations": {"io.kubernetes.cri.sandbox-id": "pod",
+            "io.containerd.runc.v2.group": "g"}}"#;
+        assert_eq!(grouping_id("c", both), "g");
+        let pod = br#"{"annotations": {"io.kubernetes.cri.sandbox-id": "pod"}}"#;
+        assert_eq!(grouping_id("c", pod), "pod");
+    }
+
+    #[test]
+    fn without_a_group_the_task_has_its_own_shim() {
+        for config in [
+            &b""[..],
+            b"not json",
+            b"{}",
+            br#"{"annotations": {"other": "x"}}"#,
+            br#"{"annotations": {"io.containerd.runc.v2.group": ""}}"#,
+            br#"{"annotations": {"io.containerd.runc.v2.group": 7}}"#,
+        ] {
+            assert_eq!(
+                grouping_id("c", config),
+                "c",
+                "{}",
+                String::from_utf8_lossy(config)
+            );
+        }
+    }
+
+    #[test]
+    fn serving_means_something_accepts_connections() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        let address = format!("unix://{}", path.display());
+        assert!(!serving(&address));
+        let _listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        assert!(serving(&address));
+        assert!(serving(path.to_str().expect("utf-8")));
     }
 }
