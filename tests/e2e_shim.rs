@@ -308,13 +308,21 @@ fn containerd_restart_keeps_the_task_and_reconnects() {
     assert_eq!(c.task_pid(&id), pid_before);
     assert!(pid_alive(pid_before));
 
-    // The reconnected shim still serves: kill, the exit, delete, rm.
+    // The reconnected shim still serves: kill, the exit (also as an event to the new
+    // containerd, which CRI needs to see the container end), delete, rm.
+    let events = EventWatch::start(&c);
     c.ctr_ok(&["task", "kill", "-s", "KILL", &id]);
     let stopped = poll(Duration::from_secs(10), || c.task_status(&id) == "STOPPED");
     assert!(
         stopped,
         "not STOPPED after SIGKILL: {:?}",
         c.task_status(&id)
+    );
+    assert!(
+        events.saw(Duration::from_secs(10), "/tasks/exit", &id),
+        "no /tasks/exit from the shim after containerd's restart\n{}\n{}",
+        events.text(),
+        c.log_tail()
     );
     c.ctr_ok(&["task", "delete", &id]);
     c.ctr_ok(&["container", "rm", &id]);
@@ -823,24 +831,60 @@ fn shim_pause_resume_and_metrics() {
     kill_and_remove(&c, &id);
 }
 
+/// `ctr events` in the background, already subscribed when [`EventWatch::start`] returns;
+/// stopped when dropped.
+struct EventWatch {
+    child: Child,
+    out: PathBuf,
+}
+
+impl EventWatch {
+    fn start(c: &Containerd) -> EventWatch {
+        let out = c.w.path(&format!("events-{}.txt", c.w.next()));
+        let child = c
+            .cmd()
+            .arg("events")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ctr events");
+        let watch = EventWatch { child, out };
+        // ctr events subscribes asynchronously: wait until it sees an event of ours.
+        let probe = c.w.name("probe");
+        let subscribed = poll(Duration::from_secs(10), || {
+            let _ = c.ctr(&["namespaces", "label", &c.ns, &format!("probe={probe}")]);
+            watch.text().contains(&probe)
+        });
+        assert!(subscribed, "ctr events saw nothing\n{}", watch.text());
+        watch
+    }
+
+    fn text(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Waits at most `timeout` for an event on `topic` that names `id`.
+    fn saw(&self, timeout: Duration, topic: &str, id: &str) -> bool {
+        poll(timeout, || {
+            self.text()
+                .lines()
+                .any(|l| l.contains(topic) && l.contains(id))
+        })
+    }
+}
+
+impl Drop for EventWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn shim_memory_limit_oom_event_and_exit_137() {
     let c = start("shim-oom");
-    let events_out = c.w.path("events.txt");
-    let mut events = c
-        .cmd()
-        .arg("events")
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&events_out).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ctr events");
-    // ctr events subscribes asynchronously: wait until it sees an event of ours.
-    let probe = c.w.name("probe");
-    let subscribed = poll(Duration::from_secs(10), || {
-        let _ = c.ctr(&["namespaces", "label", &c.ns, &format!("probe={probe}")]);
-        fs::read_to_string(&events_out).is_ok_and(|t| t.contains(&probe))
-    });
+    let events = EventWatch::start(&c);
     let id = c.w.name("oom");
     // tail keeps the last lines of an endless one: its memory grows past the limit.
     let o = c.run(
@@ -854,16 +898,8 @@ fn shim_memory_limit_oom_event_and_exit_137() {
         &id,
         &["tail", "/dev/zero"],
     );
-    let oom_seen = poll(Duration::from_secs(10), || {
-        fs::read_to_string(&events_out).is_ok_and(|t| {
-            t.lines()
-                .any(|l| l.contains("/tasks/oom") && l.contains(&id))
-        })
-    });
-    let _ = events.kill();
-    let _ = events.wait();
-    let text = fs::read_to_string(&events_out).unwrap_or_default();
-    assert!(subscribed, "ctr events saw nothing\n{text}");
+    let oom_seen = events.saw(Duration::from_secs(10), "/tasks/oom", &id);
+    let text = events.text();
     assert_code(&o, 137, "ctr run --memory-limit (tail /dev/zero)");
     assert!(oom_seen, "no /tasks/oom for {id}\n{text}\n{}", c.log_tail());
     // The OOM event comes before the exit.

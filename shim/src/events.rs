@@ -11,7 +11,7 @@ use std::os::fd::RawFd;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use containerd_shim_protos::events::task::{
     TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskPaused,
@@ -26,10 +26,14 @@ use containerd_shim_protos::ttrpc::context::Context;
 use containerd_shim_protos::ttrpc::Client;
 use containerd_shim_protos::EventsClient;
 
-/// Attempts per event before it is given up (and logged).
-const ATTEMPTS: u32 = 5;
-/// Pause between attempts.
+/// How long one event is retried before it is given up (and logged): long enough for
+/// containerd to restart (an upgrade), so that an exit while it was away still reaches
+/// it. The Go shim retries for about 15 s.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+/// First pause between attempts; it doubles up to [`MAX_RETRY_PAUSE`].
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Longest pause between attempts.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// Bound on one forward call to containerd.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -84,25 +88,38 @@ pub trait Publish: Send + 'static {
     fn publish(&self, namespace: &str, item: &Item) -> Result<(), String>;
 }
 
-/// Forwards events to containerd's ttrpc events service (`TTRPC_ADDRESS`).
+/// Forwards events to containerd's ttrpc events service (`TTRPC_ADDRESS`), dialling again
+/// after a failure: a restarted containerd listens on a new connection.
 pub struct Publisher {
-    client: EventsClient,
+    address: String,
+    client: Mutex<Option<EventsClient>>,
 }
 
 impl Publisher {
     /// Connects to containerd's ttrpc address.
     pub fn connect(address: &str) -> Result<Publisher, String> {
-        let fd: RawFd = containerd_shim::util::connect(address)
-            .map_err(|e| format!("connecting to {address}: {e}"))?;
-        let client = Client::new(fd).map_err(|e| format!("ttrpc client for {address}: {e}"))?;
+        let client = dial(address)?;
         Ok(Publisher {
-            client: EventsClient::new(client),
+            address: address.to_string(),
+            client: Mutex::new(Some(client)),
         })
     }
 }
 
+fn dial(address: &str) -> Result<EventsClient, String> {
+    let fd: RawFd = containerd_shim::util::connect(address)
+        .map_err(|e| format!("connecting to {address}: {e}"))?;
+    let client = Client::new(fd).map_err(|e| format!("ttrpc client for {address}: {e}"))?;
+    Ok(EventsClient::new(client))
+}
+
 impl Publish for Publisher {
     fn publish(&self, namespace: &str, item: &Item) -> Result<(), String> {
+        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let client = match slot.take() {
+            Some(c) => c,
+            None => dial(&self.address)?,
+        };
         let req = ForwardRequest {
             envelope: MessageField::some(Envelope {
                 timestamp: MessageField::some(Timestamp::from(item.at)),
@@ -117,10 +134,15 @@ impl Publish for Publisher {
             timeout_nano: FORWARD_TIMEOUT.as_nanos() as i64,
             ..Default::default()
         };
-        self.client
+        let result = client
             .forward(ctx, &req)
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        // A failed connection is dropped (its threads end with it) and dialled anew next time.
+        if result.is_ok() {
+            *slot = Some(client);
+        }
+        result
     }
 }
 
@@ -197,19 +219,36 @@ impl Events {
 
 fn run(publisher: impl Publish, namespace: &str, rx: Receiver<Item>) {
     for item in rx {
-        let mut attempt = 1;
-        loop {
-            match publisher.publish(namespace, &item) {
-                Ok(()) => break,
-                Err(e) if attempt < ATTEMPTS => {
-                    log::debug!("publishing {} (attempt {attempt}): {e}", item.topic);
-                    attempt += 1;
-                    thread::sleep(RETRY_PAUSE);
-                }
-                Err(e) => {
-                    log::error!("publishing {}: {e}; event lost", item.topic);
-                    break;
-                }
+        publish_with_retries(&publisher, namespace, &item, RETRY_FOR);
+    }
+}
+
+/// Publishes `item`, retrying with growing pauses for at most `retry_for`. Later events
+/// wait behind it: they must not overtake it.
+fn publish_with_retries(
+    publisher: &impl Publish,
+    namespace: &str,
+    item: &Item,
+    retry_for: Duration,
+) {
+    let deadline = Instant::now() + retry_for;
+    let mut pause = RETRY_PAUSE;
+    let mut attempt = 1;
+    loop {
+        match publisher.publish(namespace, item) {
+            Ok(()) => return,
+            Err(e) if Instant::now() + pause < deadline => {
+                log::debug!("publishing {} (attempt {attempt}): {e}", item.topic);
+                thread::sleep(pause);
+                pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                attempt += 1;
+            }
+            Err(e) => {
+                log::error!(
+                    "publishing {} ({attempt} attempts): {e}; event lost",
+                    item.topic
+                );
+                return;
             }
         }
     }
@@ -293,6 +332,26 @@ mod tests {
         // After flush nothing more is taken.
         events.send("/tasks/start", &TaskStart::default());
         assert_eq!(rec.got.lock().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn a_failing_event_is_retried_with_growing_pauses_then_given_up() {
+        let rec = Recorder::default();
+        *rec.fail_first.lock().unwrap() = 3;
+        let item = encode("/tasks/exit", &TaskExit::default()).unwrap();
+        publish_with_retries(&rec, "ns", &item, Duration::from_secs(10));
+        assert_eq!(
+            rec.got.lock().unwrap().len(),
+            1,
+            "delivered at the fourth attempt"
+        );
+        // Still failing when the time is up: given up, not retried forever. Within 500 ms
+        // the pauses (100, 200, then 400 ms) leave room for three attempts at most.
+        *rec.fail_first.lock().unwrap() = 1000;
+        publish_with_retries(&rec, "ns", &item, Duration::from_millis(500));
+        let attempts = 1000 - *rec.fail_first.lock().unwrap();
+        assert!((2..=3).contains(&attempts), "{attempts} attempts");
+        assert_eq!(rec.got.lock().unwrap().len(), 1);
     }
 
     #[test]
