@@ -330,6 +330,54 @@ fn containerd_restart_keeps_the_task_and_reconnects() {
 }
 
 #[test]
+fn an_exit_while_containerd_is_down_reaches_it_when_it_is_back() {
+    let mut c = start("shim-down");
+    let id = c.w.name("x");
+    let o = c.run(
+        &["-d", c.rootfs_flags()[0], c.rootfs_flags()[1]],
+        &id,
+        &["sh", "-c", "sleep 1000"],
+    );
+    assert_ok(&o, "ctr run -d");
+    let pid = c.task_pid(&id);
+    let mut log_len = 0;
+    c.restart_after(|c| {
+        // The task ends while nobody listens: SIGKILL to the container this test started.
+        // SAFETY: kill(2) by pid of our own container's init.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert!(
+            poll(Duration::from_secs(10), || !pid_alive(pid)),
+            "the shim did not reap {pid}"
+        );
+        // Down for longer than a few quick retries would cover.
+        std::thread::sleep(Duration::from_secs(2));
+        log_len = c.log_text().len();
+    });
+    // The shim keeps the TaskExit and retries until the new containerd takes it.
+    let forwarded = |text: &str| {
+        text.lines()
+            .any(|l| l.contains("event forwarded") && l.contains("/tasks/exit"))
+    };
+    let delivered = poll(Duration::from_secs(35), || {
+        forwarded(c.log_text().get(log_len..).unwrap_or(""))
+    });
+    assert!(
+        delivered,
+        "the exit never reached the restarted containerd\n{}",
+        c.log_tail()
+    );
+    assert_eq!(c.task_status(&id), "STOPPED");
+    let o = c.ctr_ok(&["task", "delete", &id]);
+    assert!(
+        stdout_of(&o).contains("137") || stderr_of(&o).contains("137"),
+        "SIGKILL is exit status 137\n{}",
+        describe(&o)
+    );
+    c.ctr_ok(&["container", "rm", &id]);
+    c.no_containers_left();
+}
+
+#[test]
 fn grouped_containers_share_one_shim_until_the_last_is_gone() {
     let c = start("shim-group");
     let group = c.w.name("g");

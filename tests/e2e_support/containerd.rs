@@ -183,9 +183,20 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     /// Stops containerd (SIGTERM, by its pid; shims and tasks keep running, as in a
     /// containerd upgrade) and starts it again with the same configuration.
     pub fn restart(&mut self) {
+        self.restart_after(|_| {});
+    }
+
+    /// [`Containerd::restart`], doing `meanwhile` while containerd is down.
+    pub fn restart_after(&mut self, meanwhile: impl FnOnce(&Self)) {
         self.stop_daemon();
+        meanwhile(self);
         self.daemon = Some(self.daemon_cmd.spawn(&self.log));
         self.wait_ready();
+    }
+
+    /// The whole containerd log.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     fn stop_daemon(&mut self) {
