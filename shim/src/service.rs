@@ -68,6 +68,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const DELETE_EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Exits of unknown pids kept while a create or exec is in flight, at most.
 const MAX_UNCLAIMED: usize = 4096;
+/// Bound on holding an init's TaskExit back for the exits of its reaped execs (they wait
+/// for their output at most [`DRAIN_TIMEOUT`]).
+const EXECS_FIRST_TIMEOUT: Duration = Duration::from_secs(6);
 /// How long shutdown waits for queued events to reach containerd.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Exit status reported for a task whose exit was never seen (SIGKILL).
@@ -391,6 +394,34 @@ impl Shared {
         };
         while is_starting(&t) {
             t = self.changed.wait(t).unwrap_or_else(|p| p.into_inner());
+        }
+        if exec_id.is_empty() {
+            // containerd takes the init's exit as the end of the task and may delete it at
+            // once: the exits of its execs go out first (containerd#9719). When init was
+            // reaped, every exec in its pid namespace was reaped before it; their exits are
+            // only waiting for their output or the lock.
+            let deadline = Instant::now() + EXECS_FIRST_TIMEOUT;
+            let execs_pending = |t: &Table| {
+                t.containers.get(id).is_some_and(|c| {
+                    c.execs
+                        .values()
+                        .any(|e| e.proc_.reaped && e.proc_.exit.is_none())
+                })
+            };
+            while execs_pending(&t) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    log::warn!(
+                        "{id}: exec exits still pending {EXECS_FIRST_TIMEOUT:?} after init's"
+                    );
+                    break;
+                }
+                t = self
+                    .changed
+                    .wait_timeout(t, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
         }
         let Some(p) = t
             .containers

@@ -1,0 +1,822 @@
+//! The harness of the shim's ttrpc tests: the test plays containerd's part.
+//!
+//! A [`Harness`] owns a temp directory and, in it, what containerd would provide:
+//!
+//! - an events server (containerd's `containerd.services.events.ttrpc.v1.Events`, method
+//!   `Forward`) on a unix socket, whose path goes to the shim as `TTRPC_ADDRESS`; it
+//!   records every envelope it gets, in order, as a short line ([`describe`]);
+//! - bundles made by `scripts/mkbundle.sh`, whose cgroups are named after the test's
+//!   marker (`/<marker>-<id>`);
+//! - the shim, started as containerd starts it (`start` with `-namespace -id -address
+//!   -publish-binary`, `TTRPC_ADDRESS` set, cwd = the first bundle, a `log` fifo in it that
+//!   the harness reads), and a Task client on the socket address it prints.
+//!
+//! When the harness is dropped, also after a failed assertion, it kills the shim it started
+//! (by the pid the shim reported, checked against its command line), then whatever is left
+//! in the test's cgroups, detaches mounts under the temp dir, removes the cgroups and the
+//! shim's socket, and fails the test if any of that was left after a normal end.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use containerd_shim_protos::api::{ConnectRequest, Empty, ShutdownRequest};
+use containerd_shim_protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskPaused,
+    TaskResumed, TaskStart,
+};
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim::event::Envelope;
+use containerd_shim_protos::shim::events::ForwardRequest;
+use containerd_shim_protos::shim_sync::{create_events, Events, TaskClient};
+use containerd_shim_protos::topics;
+use containerd_shim_protos::ttrpc::{self, context, Client, Code, TtrpcContext};
+
+/// The shim under test, built by cargo for this test.
+pub const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-youki-v2");
+
+/// Bound on an ordinary RPC (Create and Start fork through the zygote: a few seconds at
+/// worst on a loaded 2-core machine).
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Bound on the `start` command and on the shim's exit after Shutdown.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
+
+static HARNESSES: AtomicUsize = AtomicUsize::new(0);
+
+/// A context bounded by `t`: a shim that hangs fails the test instead of hanging it.
+pub fn ctx_for(t: Duration) -> context::Context {
+    context::with_timeout(t.as_nanos() as i64)
+}
+
+/// A context bounded by [`RPC_TIMEOUT`].
+pub fn ctx() -> context::Context {
+    ctx_for(RPC_TIMEOUT)
+}
+
+/// Fails the test unless `r` is the ttrpc status `want`; returns its message.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(r: ttrpc::Result<T>, want: Code, what: &str) -> String {
+    match r {
+        Err(ttrpc::Error::RpcStatus(s)) if s.code() == want => s.message().to_string(),
+        Err(ttrpc::Error::RpcStatus(s)) => panic!(
+            "{what}: expected {want:?}, got {:?}: {:?}",
+            s.code(),
+            s.message()
+        ),
+        Err(e) => panic!("{what}: expected {want:?}, got a transport error {e:?}"),
+        Ok(v) => panic!("{what}: expected {want:?}, got Ok({v:?})"),
+    }
+}
+
+/// Fails the test if `r` is an error; returns the value.
+#[track_caller]
+pub fn ok<T>(r: ttrpc::Result<T>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(ttrpc::Error::RpcStatus(s)) => {
+            panic!("{what}: {:?}: {:?}", s.code(), s.message())
+        }
+        Err(e) => panic!("{what}: {e:?}"),
+    }
+}
+
+/// Polls `f` every 10 ms until it holds or `timeout` passed.
+pub fn poll(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Does `pid` exist, not as a zombie? (The shim is reparented when `start` exits, to a
+/// process that may never reap it: a zombie is gone for these tests.)
+pub fn pid_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/status")) {
+        Ok(s) => !s
+            .lines()
+            .any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X'))),
+        Err(_) => false,
+    }
+}
+
+fn cmdline(pid: i32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+fn kill9(pid: i32) {
+    // SAFETY: kill(2) of a pid this test started (directly or through its shim).
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// containerd's events service
+
+/// The envelope as one line: `exit c1/e1 pid=42 status=3`. What does not match what
+/// containerd expects (namespace, topic of the type, a TaskExit without its time) is
+/// written into the line, so that a comparison of the lines shows it.
+pub fn describe(env: &Envelope, namespace: &str) -> String {
+    let Some(any) = env.event.as_ref() else {
+        return format!("BAD: envelope on {} without an event", env.topic);
+    };
+    let name = any
+        .type_url
+        .strip_prefix("containerd.events.")
+        .unwrap_or(&any.type_url);
+    let (topic, line) = match name {
+        "TaskCreate" => decode(&any.value, |e: TaskCreate| {
+            (
+                topics::TASK_CREATE_EVENT_TOPIC,
+                format!("create {} pid={}", e.container_id, e.pid),
+            )
+        }),
+        "TaskStart" => decode(&any.value, |e: TaskStart| {
+            (
+                topics::TASK_START_EVENT_TOPIC,
+                format!("start {} pid={}", e.container_id, e.pid),
+            )
+        }),
+        "TaskExit" => decode(&any.value, |e: TaskExit| {
+            let time = if e.exited_at.is_some() {
+                ""
+            } else {
+                " BAD: no exited_at"
+            };
+            (
+                topics::TASK_EXIT_EVENT_TOPIC,
+                format!(
+                    "exit {}/{} pid={} status={}{time}",
+                    e.container_id, e.id, e.pid, e.exit_status
+                ),
+            )
+        }),
+        "TaskDelete" => decode(&any.value, |e: TaskDelete| {
+            let id = if e.id == e.container_id {
+                String::new()
+            } else {
+                format!(" BAD: id {}", e.id)
+            };
+            (
+                topics::TASK_DELETE_EVENT_TOPIC,
+                format!(
+                    "delete {} pid={} status={}{id}",
+                    e.container_id, e.pid, e.exit_status
+                ),
+            )
+        }),
+        "TaskExecAdded" => decode(&any.value, |e: TaskExecAdded| {
+            (
+                topics::TASK_EXEC_ADDED_EVENT_TOPIC,
+                format!("exec-added {}/{}", e.container_id, e.exec_id),
+            )
+        }),
+        "TaskExecStarted" => decode(&any.value, |e: TaskExecStarted| {
+            (
+                topics::TASK_EXEC_STARTED_EVENT_TOPIC,
+                format!(
+                    "exec-started {}/{} pid={}",
+                    e.container_id, e.exec_id, e.pid
+                ),
+            )
+        }),
+        "TaskPaused" => decode(&any.value, |e: TaskPaused| {
+            (
+                topics::TASK_PAUSED_EVENT_TOPIC,
+                format!("paused {}", e.container_id),
+            )
+        }),
+        "TaskResumed" => decode(&any.value, |e: TaskResumed| {
+            (
+                topics::TASK_RESUMED_EVENT_TOPIC,
+                format!("resumed {}", e.container_id),
+            )
+        }),
+        "TaskOOM" => decode(&any.value, |e: TaskOOM| {
+            (
+                topics::TASK_OOM_EVENT_TOPIC,
+                format!("oom {}", e.container_id),
+            )
+        }),
+        _ => ("", format!("BAD: unknown event type {:?}", any.type_url)),
+    };
+    let mut line = line;
+    if !topic.is_empty() && env.topic != topic {
+        line.push_str(&format!(" BAD: topic {}", env.topic));
+    }
+    if env.namespace != namespace {
+        line.push_str(&format!(" BAD: namespace {:?}", env.namespace));
+    }
+    line
+}
+
+fn decode<M: Message>(
+    bytes: &[u8],
+    f: impl FnOnce(M) -> (&'static str, String),
+) -> (&'static str, String) {
+    match M::parse_from_bytes(bytes) {
+        Ok(m) => f(m),
+        Err(e) => ("", format!("BAD: undecodable event: {e}")),
+    }
+}
+
+/// What the events server received, in order.
+pub struct Recorder {
+    namespace: String,
+    lines: Mutex<Vec<String>>,
+    changed: Condvar,
+}
+
+impl Recorder {
+    /// Every event so far.
+    pub fn all(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits (at most 10 s) until `n` events arrived; returns them all.
+    pub fn wait_for(&self, n: usize) -> Vec<String> {
+        self.wait_until(|lines| lines.len() >= n)
+    }
+
+    /// Waits (at most 10 s) until `line` arrived (events go out after the RPC that queued
+    /// them returned); returns them all.
+    pub fn wait_for_line(&self, line: &str) -> Vec<String> {
+        self.wait_until(|lines| lines.iter().any(|l| l == line))
+    }
+
+    fn wait_until(&self, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        while !done(&lines) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            lines = self
+                .changed
+                .wait_timeout(lines, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        lines.clone()
+    }
+}
+
+struct EventsService(Arc<Recorder>);
+
+impl Events for EventsService {
+    fn forward(&self, _ctx: &TtrpcContext, req: ForwardRequest) -> ttrpc::Result<Empty> {
+        let line = match req.envelope.as_ref() {
+            Some(env) => describe(env, &self.0.namespace),
+            None => "BAD: forward without an envelope".to_string(),
+        };
+        self.0
+            .lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
+        self.0.changed.notify_all();
+        Ok(Empty::new())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The shim's log fifo
+
+/// Reads the `log` fifo as containerd does, so that the shim (which opens it write-only,
+/// blocking) can start, and keeps what it logs for failure messages.
+struct LogReader {
+    text: Arc<Mutex<Vec<u8>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LogReader {
+    fn start(fifo: &Path) -> LogReader {
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("fifo path");
+        // SAFETY: mkfifo with a NUL-terminated path we own.
+        let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+        assert_eq!(
+            rc,
+            0,
+            "mkfifo {}: {}",
+            fifo.display(),
+            std::io::Error::last_os_error()
+        );
+        // Non-blocking: the open does not wait for a writer, and the thread can stop even
+        // when a writer never closes.
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo)
+            .expect("open the log fifo");
+        let text = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (t, s) = (text.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(n) if n > 0 => {
+                        t.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .extend(&buf[..n]);
+                        continue;
+                    }
+                    // Nothing now (EAGAIN), or no writer (yet, or any more).
+                    _ if s.load(Ordering::SeqCst) => break,
+                    _ => thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        LogReader {
+            text,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn tail(&self, lines: usize) -> String {
+        let text = self.text.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let text = String::from_utf8_lossy(&text).into_owned();
+        // Each record of the crate's logger ends with an empty line.
+        let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for LogReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The harness
+
+/// The shim process this harness started.
+struct ShimProc {
+    /// The server's pid, as it reported it (Connect).
+    pid: i32,
+    /// The socket path it serves (`start` printed `unix://` + this).
+    socket: PathBuf,
+}
+
+/// One test's containerd stand-in, shim and leak check. See the module documentation.
+pub struct Harness {
+    /// containerd namespace; also names the test's cgroups and temp dir.
+    pub marker: String,
+    /// The temp dir (canonical path).
+    pub work: PathBuf,
+    tmp: Option<tempfile::TempDir>,
+    /// The events the shim published.
+    pub events: Arc<Recorder>,
+    events_server: Option<ttrpc::Server>,
+    events_socket: PathBuf,
+    /// Bundles by container id.
+    bundles: HashMap<String, PathBuf>,
+    shim: Option<ShimProc>,
+    /// The `unix://` address of the shim's socket.
+    address: String,
+    log: Option<LogReader>,
+    /// The first connection to the shim.
+    client: Option<TaskClient>,
+}
+
+impl Harness {
+    /// A temp dir and an events server; no shim yet.
+    pub fn new(kind: &str) -> Harness {
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(
+            euid, 0,
+            "these tests create containers: run them as root (euid is {euid})"
+        );
+        let n = HARNESSES.fetch_add(1, Ordering::SeqCst);
+        let marker = format!("shim-ttrpc-{}-{n}", std::process::id());
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("{marker}-{kind}-"))
+            .tempdir()
+            .expect("create the test's temp dir");
+        let work = tmp.path().canonicalize().expect("canonical temp dir");
+        let recorder = Arc::new(Recorder {
+            namespace: marker.clone(),
+            lines: Mutex::new(Vec::new()),
+            changed: Condvar::new(),
+        });
+        let events_socket = work.join("events.sock");
+        let mut server = ttrpc::Server::new()
+            .bind(&format!("unix://{}", events_socket.display()))
+            .expect("bind the events socket")
+            .register_service(create_events(Arc::new(EventsService(recorder.clone()))));
+        server.start().expect("start the events server");
+        Harness {
+            marker,
+            work,
+            tmp: Some(tmp),
+            events: recorder,
+            events_server: Some(server),
+            events_socket,
+            bundles: HashMap::new(),
+            shim: None,
+            address: String::new(),
+            log: None,
+            client: None,
+        }
+    }
+
+    /// Makes the bundle of container `id` (scripts/mkbundle.sh: busybox rootfs, process
+    /// `args`, cgroup `/<marker>-<id>`); returns its path.
+    pub fn bundle(&mut self, id: &str, args: &[&str]) -> PathBuf {
+        let dir = self.work.join("bundles").join(id);
+        fs::create_dir_all(&dir).expect("mkdir the bundle");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/mkbundle.sh");
+        let out = Command::new(&script)
+            .arg(&dir)
+            .args(args)
+            .env("CGROUPS_PATH", format!("/{}-{id}", self.marker))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.bundles.insert(id.to_string(), dir.clone());
+        dir
+    }
+
+    /// Starts the shim for the bundle of `id` as containerd does, and connects to it.
+    pub fn start_shim(&mut self, id: &str) {
+        let bundle = self.bundles.get(id).expect("make the bundle first").clone();
+        self.log = Some(LogReader::start(&bundle.join("log")));
+        let out_path = self.work.join("start.out");
+        let err_path = self.work.join("start.err");
+        let mut cmd = Command::new(SHIM);
+        cmd.current_dir(&bundle)
+            .env("TTRPC_ADDRESS", &self.events_socket)
+            .args(["-namespace", &self.marker, "-id", id, "-address"])
+            // containerd's gRPC address: the shim only hashes it into its socket's name.
+            .arg(self.work.join("containerd.sock"))
+            .args([
+                "-publish-binary",
+                "/nonexistent/containerd",
+                "-debug",
+                "start",
+            ])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out_path).expect("create start.out"))
+            .stderr(fs::File::create(&err_path).expect("create start.err"));
+        let mut child = cmd.spawn().expect("spawn the shim's start command");
+        let deadline = Instant::now() + PROCESS_TIMEOUT;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait for the start command") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                // The process this test spawned, by its pid.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`{SHIM} start` did not return within {PROCESS_TIMEOUT:?}");
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let printed = fs::read_to_string(&out_path).unwrap_or_default();
+        assert!(
+            status.success(),
+            "`{SHIM} start`: {status}\nstdout: {printed}\nstderr: {}",
+            fs::read_to_string(&err_path).unwrap_or_default()
+        );
+        // Task API v2: a bare address (containerd trims the output and dials it), not v3's
+        // JSON or protobuf reply.
+        let address = printed.trim().to_string();
+        let socket = address
+            .strip_prefix("unix://")
+            .unwrap_or_else(|| panic!("`start` printed {printed:?}, not a unix:// address"));
+        let socket = PathBuf::from(socket);
+        // Known before the pid is: the guard removes the socket of a shim that failed here.
+        self.shim = Some(ShimProc {
+            pid: 0,
+            socket: socket.clone(),
+        });
+        self.address = address.clone();
+        let client = self.client();
+        let reply = ok(
+            client.connect(
+                ctx(),
+                &ConnectRequest {
+                    id: id.to_string(),
+                    ..Default::default()
+                },
+            ),
+            "connect",
+        );
+        let pid = reply.shim_pid as i32;
+        assert!(
+            cmdline(pid).contains(&socket.to_string_lossy().into_owned()),
+            "Connect says the shim is {pid}, whose command line is {:?}",
+            cmdline(pid)
+        );
+        self.shim = Some(ShimProc { pid, socket });
+        self.client = Some(client);
+    }
+
+    /// The first connection to the shim.
+    pub fn task(&self) -> &TaskClient {
+        self.client.as_ref().expect("start the shim first")
+    }
+
+    /// A new connection to the shim (for a call that blocks, like Wait).
+    pub fn client(&self) -> TaskClient {
+        let c = Client::connect(&self.address)
+            .unwrap_or_else(|e| panic!("connect to the shim at {}: {e:?}", self.address));
+        TaskClient::new(c)
+    }
+
+    /// The shim's pid.
+    pub fn shim_pid(&self) -> i32 {
+        self.shim.as_ref().expect("start the shim first").pid
+    }
+
+    /// `Shutdown` as containerd sends it after a Delete; the shim must then exit (and
+    /// flush its events first). Returns every event it published.
+    pub fn shutdown(&mut self, id: &str) -> Vec<String> {
+        let pid = self.shim_pid();
+        // The reply may be lost with the connection when the shim exits: containerd ignores
+        // that too. The exit is what counts.
+        let _ = self.task().shutdown(
+            ctx(),
+            &ShutdownRequest {
+                id: id.to_string(),
+                ..Default::default()
+            },
+        );
+        assert!(
+            poll(PROCESS_TIMEOUT, || !pid_alive(pid)),
+            "the shim ({pid}) did not exit within {PROCESS_TIMEOUT:?} of Shutdown"
+        );
+        self.client = None;
+        self.events.all()
+    }
+
+    /// Shim log lines, for failure messages.
+    pub fn log_tail(&self) -> String {
+        self.log.as_ref().map(|l| l.tail(60)).unwrap_or_default()
+    }
+
+    /// Everything of this test still on the host.
+    pub fn leaks(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.shim {
+            if pid_alive(s.pid) {
+                out.push(format!("shim process {}: {}", s.pid, cmdline(s.pid)));
+            }
+            if fs::symlink_metadata(&s.socket).is_ok() {
+                out.push(format!("shim socket {}", s.socket.display()));
+            }
+        }
+        for (pid, cmd) in self.processes() {
+            out.push(format!("process {pid}: {cmd}"));
+        }
+        let work = self.work.to_string_lossy().into_owned();
+        for m in mount_points() {
+            if m.starts_with(&work) {
+                out.push(format!("mount {m}"));
+            }
+        }
+        for cg in self.cgroups() {
+            out.push(format!("cgroup {}", cg.display()));
+        }
+        for b in self.bundles.values() {
+            let state = b.join(".youki");
+            if state.exists() {
+                out.push(format!("runtime state {}", state.display()));
+            }
+        }
+        out
+    }
+
+    /// Live processes of this test (other than itself): in one of its cgroups, or with
+    /// their cwd or root in its temp dir (the shim, its zygote) or naming it.
+    fn processes(&self) -> Vec<(i32, String)> {
+        let work = self.work.to_string_lossy().into_owned();
+        let me = std::process::id() as i32;
+        let mut out = vec![];
+        let Ok(rd) = fs::read_dir("/proc") else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if pid == me || !pid_alive(pid) {
+                continue;
+            }
+            let p = e.path();
+            let in_work = |link: &str| {
+                fs::read_link(p.join(link))
+                    .map(|t| t.to_string_lossy().starts_with(&work))
+                    .unwrap_or(false)
+            };
+            let cmd = cmdline(pid);
+            let in_cgroup = fs::read_to_string(p.join("cgroup"))
+                .map(|c| c.contains(&self.marker))
+                .unwrap_or(false);
+            if in_cgroup || in_work("cwd") || in_work("root") || cmd.contains(&work) {
+                out.push((pid, cmd));
+            }
+        }
+        out
+    }
+
+    /// Cgroups named after the marker, deepest first.
+    fn cgroups(&self) -> Vec<PathBuf> {
+        let mut out = vec![];
+        for root in cgroup_mounts() {
+            find_cgroups(&root, &self.marker, 2, &mut out);
+        }
+        out.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+        out
+    }
+
+    /// Kills what is left (the shim by its pid first), detaches mounts, removes cgroups and
+    /// the shim's socket.
+    fn clean(&mut self) {
+        self.client = None;
+        if let Some(s) = &self.shim {
+            // Only if the pid is still our shim (not reused by now).
+            if pid_alive(s.pid) && cmdline(s.pid).contains(&*s.socket.to_string_lossy()) {
+                kill9(s.pid);
+                poll(Duration::from_secs(5), || !pid_alive(s.pid));
+            }
+        }
+        let mut pids: Vec<i32> = self.processes().into_iter().map(|(p, _)| p).collect();
+        for cg in self.cgroups() {
+            // A frozen cgroup keeps SIGKILL pending.
+            let _ = fs::write(cg.join("freezer.state"), "THAWED");
+            let _ = fs::write(cg.join("cgroup.freeze"), "0");
+            if let Ok(procs) = fs::read_to_string(cg.join("cgroup.procs")) {
+                pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        for pid in &pids {
+            kill9(*pid);
+        }
+        for pid in &pids {
+            poll(Duration::from_secs(2), || !pid_alive(*pid));
+        }
+        let work = self.work.to_string_lossy().into_owned();
+        let mut mounts: Vec<String> = mount_points()
+            .into_iter()
+            .filter(|m| m.starts_with(&work))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            if let Ok(c) = std::ffi::CString::new(m) {
+                // SAFETY: umount2 with a NUL-terminated path we own.
+                unsafe {
+                    libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+                }
+            }
+        }
+        for cg in self.cgroups() {
+            poll(Duration::from_secs(2), || {
+                fs::remove_dir(&cg).is_ok() || !cg.exists()
+            });
+        }
+        if let Some(s) = &self.shim {
+            let _ = fs::remove_file(&s.socket);
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let panicking = thread::panicking();
+        if panicking {
+            eprintln!(
+                "--- events received ---\n{}\n--- shim log (tail) ---\n{}",
+                self.events.all().join("\n"),
+                self.log_tail()
+            );
+        }
+        // The kernel takes a moment to tear down what exited just now.
+        let mut leaks = self.leaks();
+        poll(Duration::from_secs(5), || {
+            leaks = self.leaks();
+            leaks.is_empty()
+        });
+        self.clean();
+        if let Some(server) = self.events_server.take() {
+            server.shutdown();
+        }
+        self.log = None;
+        let work = self.work.to_string_lossy().into_owned();
+        if mount_points().iter().any(|m| m.starts_with(&work)) {
+            if let Some(t) = self.tmp.take() {
+                eprintln!("keeping {} (mounts remain)", t.keep().display());
+            }
+        }
+        if leaks.is_empty() {
+            return;
+        }
+        let msg = format!(
+            "test {} left behind (now removed):\n  {}",
+            self.marker,
+            leaks.join("\n  ")
+        );
+        if panicking {
+            eprintln!("{msg}");
+        } else {
+            panic!("{msg}");
+        }
+    }
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    // mountinfo writes space, tab, newline and backslash as \ooo.
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
+                .ok()
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Mount points of the test's mount namespace.
+fn mount_points() -> Vec<String> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(unescape_mountinfo))
+        .collect()
+}
+
+/// Where the cgroup hierarchies (v1 and v2) are mounted: never assume a layout.
+fn cgroup_mounts() -> Vec<PathBuf> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let kind = post.split(' ').next()?;
+            let point = pre.split(' ').nth(4)?;
+            matches!(kind, "cgroup" | "cgroup2").then(|| PathBuf::from(unescape_mountinfo(point)))
+        })
+        .collect()
+}
+
+fn find_cgroups(dir: &Path, marker: &str, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let p = e.path();
+        if e.file_name().to_string_lossy().contains(marker) {
+            // Below a cgroup of the test everything is the test's.
+            out.push(p.clone());
+            find_cgroups(&p, "", usize::MAX, out);
+        } else if depth > 1 {
+            find_cgroups(&p, marker, depth - 1, out);
+        }
+    }
+}
