@@ -175,6 +175,32 @@ fn delete_running_needs_force() {
 }
 
 #[test]
+fn delete_kills_what_outlived_init_without_a_pid_namespace() {
+    let env = TestEnv::new("leftover");
+    let mut b = env.bundle();
+    // In the host's pid namespace the kernel does not kill init's children when it exits.
+    b.linux()["namespaces"]
+        .as_array_mut()
+        .expect("linux.namespaces")
+        .retain(|n| n["type"] != "pid");
+    b.sh("sleep 1000 & echo $!; sleep 0.2");
+    let id = env.id();
+    env.create(&id, &b);
+    env.start(&id);
+    env.wait_for_status(&id, "stopped", T);
+    let child: i32 = env
+        .container_stdout(&id)
+        .trim()
+        .parse()
+        .expect("the background sleep's pid");
+    assert!(pid_alive(child), "the background sleep should outlive init");
+
+    // As runc: deleting the stopped container kills it, then removes the cgroup.
+    assert_ok(&env.delete(&id), "delete with a process left in the cgroup");
+    assert!(wait_pid_gone(child, T), "{child} survived delete");
+}
+
+#[test]
 fn kill_by_signal_name_and_number() {
     let env = TestEnv::new("killsig");
     // sh as pid 1 ignores signals it has no handler for: trap TERM.

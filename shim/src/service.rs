@@ -369,6 +369,9 @@ impl Shared {
     }
 
     fn finish_exit(&self, id: &str, exec_id: &str, pid: i32, exit: Exit, drain: &Drain) {
+        if exec_id.is_empty() {
+            self.kill_leftovers(id);
+        }
         if !drain.wait(DRAIN_TIMEOUT) {
             log::warn!(
                 "{}: output still open {DRAIN_TIMEOUT:?} after its exit",
@@ -397,15 +400,15 @@ impl Shared {
         }
         if exec_id.is_empty() {
             // containerd takes the init's exit as the end of the task and may delete it at
-            // once: the exits of its execs go out first (containerd#9719). When init was
-            // reaped, every exec in its pid namespace was reaped before it; their exits are
-            // only waiting for their output or the lock.
+            // once: the exits of its execs go out first (containerd#9719). Every exec is
+            // dead by now (with init's pid namespace, or killed by kill_leftovers); their
+            // exits are only waiting for the reaper, their output or the lock.
             let deadline = Instant::now() + EXECS_FIRST_TIMEOUT;
             let execs_pending = |t: &Table| {
                 t.containers.get(id).is_some_and(|c| {
                     c.execs
                         .values()
-                        .any(|e| e.proc_.reaped && e.proc_.exit.is_none())
+                        .any(|e| e.proc_.pid != 0 && e.proc_.exit.is_none())
                 })
             };
             while execs_pending(&t) {
@@ -446,6 +449,21 @@ impl Shared {
             },
         );
         self.changed.notify_all();
+    }
+
+    /// After init's exit: SIGKILL whatever is left in the container's cgroup, as runc's
+    /// shim does. With a pid namespace of its own the kernel has killed everything
+    /// already; in a shared one (a pod sharing its process namespace, or the host's)
+    /// children of init would otherwise keep running, and keep its output open.
+    fn kill_leftovers(&self, id: &str) {
+        let Some(bundle) = self.lock().containers.get(id).map(|c| c.bundle.clone()) else {
+            return;
+        };
+        let sigkill = nix::sys::signal::Signal::SIGKILL as i32;
+        let store = Store::new(state_root(&bundle));
+        if let Err(e) = runtime_core::container::kill(&store, id, sigkill, true) {
+            log::warn!("{id}: killing what is left after init's exit: {e}");
+        }
     }
 
     /// Waits until the process's exit is recorded, at most `timeout`.

@@ -457,9 +457,9 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError
         }
     }
     let cgroup = cgroups::manager(&st.cgroup_path)?;
-    if status != Status::Stopped {
-        kill_all(&st, cgroup.as_ref())?;
-    }
+    // Also when stopped, as runc does: without a pid namespace of its own (a shared or the
+    // host's), processes of the container can outlive its init.
+    kill_all(&st, cgroup.as_ref())?;
     cgroup.remove()?;
     if let Some(list) = st.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
         // A poststop failure is logged, and deletion goes on, as the spec says.
