@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
-# Builds a busybox container image as an OCI image-layout tar, locally (no registry):
-#   scripts/mkimage.sh OUT.tar [NAME]
-# One uncompressed layer holding Debian's busybox-static (/bin/busybox and its applet
-# links, /etc/passwd, /etc/group, the usual empty directories); config Cmd ["sh"] and
-# Env PATH. NAME (default localhost/youki-busybox:latest) is recorded in index.json both
-# as containerd's image name and as the OCI ref name, so that
+# Builds a container image as an OCI image-layout tar, locally (no registry):
+#   scripts/mkimage.sh OUT.tar [NAME]            busybox
+#   scripts/mkimage.sh --pause OUT.tar [NAME]    the pod sandbox (pause) image
+# busybox: one uncompressed layer holding Debian's busybox-static (/bin/busybox and its
+# applet links, /etc/passwd, /etc/group, the usual empty directories); config Cmd ["sh"]
+# and Env PATH; default NAME localhost/youki-busybox:latest. BUSYBOX_BIN overrides
+# /bin/busybox.
+# pause: one layer holding only /pause, the static program of images/pause/ (built
+# here with gcc); config Entrypoint ["/pause"], User 65535:65535 like Kubernetes' own
+# pause image; default NAME localhost/youki-pause:latest.
+# NAME is recorded in index.json both as containerd's image name and as the OCI ref
+# name, so that
 #   podman load -i OUT.tar          and          ctr -n NS image import OUT.tar
-# both name the image NAME. BUSYBOX_BIN overrides /bin/busybox.
+# both name the image NAME. The manifest carries this machine's platform, which
+# containerd's import (and CRI) select.
 set -euo pipefail
 
-out=${1:?usage: mkimage.sh OUT.tar [NAME]}
-name=${2:-localhost/youki-busybox:latest}
+kind=busybox
+if [ "${1:-}" = "--pause" ]; then
+    kind=pause
+    shift
+fi
+out=${1:?usage: mkimage.sh [--pause] OUT.tar [NAME]}
+name=${2:-localhost/youki-$kind:latest}
 busybox=${BUSYBOX_BIN:-/bin/busybox}
 here=$(cd "$(dirname "$0")" && pwd)
 
-[ -x "$busybox" ] || { echo "mkimage: $busybox not found: install busybox-static (scripts/setup.sh)" >&2; exit 1; }
+if [ "$kind" = busybox ]; then
+    [ -x "$busybox" ] || { echo "mkimage: $busybox not found: install busybox-static (scripts/setup.sh)" >&2; exit 1; }
+fi
 case "$name" in
     *:*) ;;
     *) name=$name:latest ;;
@@ -31,9 +45,20 @@ esac
 work=$(mktemp -d /tmp/youki-mkimage.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# The rootfs: the same busybox tree as the test bundles.
-BUSYBOX_BIN=$busybox "$here/mkbundle.sh" "$work/bundle" sh >/dev/null
-rootfs=$work/bundle/rootfs
+if [ "$kind" = busybox ]; then
+    # The rootfs: the same busybox tree as the test bundles.
+    BUSYBOX_BIN=$busybox "$here/mkbundle.sh" "$work/bundle" sh >/dev/null
+    rootfs=$work/bundle/rootfs
+    created_by=
+    image_config='"Cmd":["sh"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"'
+else
+    rootfs=$work/rootfs
+    mkdir -p "$rootfs"
+    "$here/../images/pause/build.sh" "$rootfs/pause"
+    chmod 0755 "$rootfs/pause"
+    created_by=" --pause"
+    image_config='"Entrypoint":["/pause"],"User":"65535:65535","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"'
+fi
 
 layout=$work/layout
 blobs=$layout/blobs/sha256
@@ -58,7 +83,7 @@ read -r layer_digest layer_size < <(
 )
 
 config=$(cat <<JSON
-{"architecture":"$arch","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Cmd":["sh"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:$layer_digest"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"youki-shim scripts/mkimage.sh"}]}
+{"architecture":"$arch","os":"linux","created":"1970-01-01T00:00:00Z","config":{$image_config},"rootfs":{"type":"layers","diff_ids":["sha256:$layer_digest"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"youki-shim scripts/mkimage.sh$created_by"}]}
 JSON
 )
 read -r config_digest config_size < <(printf '%s' "$config" | put_blob)

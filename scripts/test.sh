@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every unit and integration test, then the shim's end-to-end tests a second time
-# against containerd 2.x (the first run uses the system's containerd 1.6), and prints one
-# closing line that sums all test binaries ("N passed, N failed"), since cargo ends with
-# the (empty) doc-test run.
+# Runs every unit and integration test, then the shim's and the CRI end-to-end tests a
+# second time against containerd 2.x (the first run uses the system's containerd 1.6),
+# and prints one closing line that sums all test binaries ("N passed, N failed"), since
+# cargo ends with the (empty) doc-test run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +13,10 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
+# The shim's tests and the CRI tests (tests/e2e_cri.rs, which write a `version = 3`
+# config for containerd 2.x).
 shim_tests=()
-for f in tests/e2e_shim*.rs; do
+for f in tests/e2e_shim*.rs tests/e2e_cri.rs; do
     shim_tests+=(--test "$(basename "$f" .rs)")
 done
 if [ ! -x "$containerd2/containerd" ]; then

@@ -1,9 +1,11 @@
 //! A private containerd for the tests with containerd and a shim (tests/e2e_shim.rs,
-//! tests/e2e_shim_io.rs, tests/e2e_runc_shim.rs): root, state, sockets in the test's temp
-//! dir, no CRI, no debug or metrics listener, a containerd namespace named after the test
-//! (the containers' cgroups are `/<marker>/<id>`). It is stopped by its pid when dropped,
-//! also when the test failed, after every task, container and image of the namespace is
-//! removed; the [`World`] then checks for leaks.
+//! tests/e2e_shim_io.rs, tests/e2e_runc_shim.rs, and through `cri.rs` tests/e2e_cri.rs):
+//! root, state, sockets in the test's temp dir, no debug or metrics listener. Without
+//! CRI ([`Containerd::start`]) it uses a containerd namespace named after the test (the
+//! containers' cgroups are `/<marker>/<id>`); `cri.rs` starts it with CRI
+//! ([`Containerd::start_in`]), in CRI's namespace `k8s.io`. It is stopped by its pid
+//! when dropped, also when the test failed, after every task, container and image of
+//! the namespace is removed; the [`World`] then checks for leaks.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -19,10 +21,20 @@ use crate::common::{assert_ok, build_rootfs, describe, pid_alive, poll, stdout_o
 pub const SHIM: &str = "containerd-shim-youki-v2";
 
 /// Builds the shim into this build's target directory (a no-op when `cargo test
-/// --workspace` built it already) and returns that directory.
+/// --workspace` built it already) and returns that directory. `SHIM_DIR` (as for
+/// scripts/bench.sh) names a directory holding an already built shim instead.
 pub fn shim_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("SHIM_DIR").filter(|d| !d.is_empty()) {
+            let dir = PathBuf::from(dir);
+            assert!(
+                dir.join(SHIM).is_file(),
+                "SHIM_DIR={}: no {SHIM} there",
+                dir.display()
+            );
+            return dir.canonicalize().expect("canonical SHIM_DIR");
+        }
         let youki = PathBuf::from(env!("CARGO_BIN_EXE_youki"));
         let dir = youki.parent().expect("target dir").to_path_buf();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -66,7 +78,8 @@ pub fn processes_with(words: &[&str]) -> Vec<i32> {
 /// The shim the private containerd runs containers with, and how strictly it is checked.
 #[derive(Clone, Copy, Debug)]
 pub struct Shim<'a> {
-    /// The shim's binary name: [`Containerd::shims`] lists its processes.
+    /// The shim's binary name (or a prefix of it, e.g. "containerd-shim-" for every
+    /// shim): [`Containerd::shims`] lists its processes.
     pub binary: &'a str,
     /// A directory put first on containerd's PATH, where containerd finds the shim (None:
     /// containerd's own PATH).
@@ -95,7 +108,7 @@ pub struct Containerd {
     daemon_cmd: DaemonCmd,
     pub address: PathBuf,
     pub log: PathBuf,
-    /// The containerd namespace: the marker.
+    /// The containerd namespace: the marker (`k8s.io` for CRI).
     pub ns: String,
     pub fifo_dir: PathBuf,
     /// A busybox rootfs for `--rootfs`.
@@ -108,16 +121,12 @@ pub struct Containerd {
 }
 
 impl Containerd {
+    /// containerd without CRI, in a new world; its namespace is the world's marker.
     pub fn start(kind: &str, shim: Shim<'_>) -> Containerd {
         let w = World::new(kind);
-        let containerd = client("containerd", "containerd");
-        let ctr = client("ctr", "containerd");
-        let address = w.path("c.sock");
-        let config = w.path("containerd.toml");
-        fs::write(
-            &config,
-            format!(
-                r#"version = 2
+        let address = Containerd::socket(&w);
+        let config = format!(
+            r#"version = 2
 root = "{root}"
 state = "{state}"
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
@@ -135,20 +144,36 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [metrics]
   address = ""
 "#,
-                root = w.path("root").display(),
-                state = w.path("state").display(),
-                address = address.display(),
-            ),
-        )
-        .unwrap();
+            root = w.path("root").display(),
+            state = w.path("state").display(),
+            address = address.display(),
+        );
+        let ns = w.marker.clone();
+        Containerd::start_in(w, shim, &config, &ns)
+    }
+
+    /// Where containerd started in `w` listens (its `[grpc] address`).
+    pub fn socket(w: &World) -> PathBuf {
+        w.path("c.sock")
+    }
+
+    /// containerd in the world `w` with the configuration `config` (which sets root,
+    /// state and sockets inside the world, [`Containerd::socket`] for gRPC); `ns` is the
+    /// namespace [`Containerd::cmd`] uses.
+    pub fn start_in(w: World, shim: Shim<'_>, config: &str, ns: &str) -> Containerd {
+        let containerd = client("containerd", "containerd");
+        let ctr = client("ctr", "containerd");
+        let address = Containerd::socket(&w);
+        let config_path = w.path("containerd.toml");
+        fs::write(&config_path, config).unwrap();
         let log = w.path("containerd.log");
         let daemon_cmd = DaemonCmd {
             containerd,
-            config,
+            config: config_path,
             shim_dir: shim.dir.map(Path::to_path_buf),
         };
         let daemon = daemon_cmd.spawn(&log);
-        let ns = w.marker.clone();
+        let ns = ns.to_string();
         // containerd creates /<namespace> in every hierarchy and never removes it.
         w.allow_cgroup(&ns);
         let fifo_dir = w.path("fifo");

@@ -14,6 +14,8 @@
 #![allow(dead_code)]
 
 pub mod containerd;
+// cri.rs (containerd with CRI, CNI and local images, for tests/e2e_cri.rs) is included by
+// that test alone (`#[path]`): the other end-to-end tests need not compile the CRI client.
 
 use std::ffi::OsStr;
 use std::fs;

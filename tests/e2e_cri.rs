@@ -1,0 +1,644 @@
+//! End to end through containerd's CRI plugin, driven as kubelet drives it (the
+//! `youki-cri` client: RunPodSandbox, CreateContainer, StartContainer, ExecSync,
+//! ContainerStats, StopPodSandbox, RemovePodSandbox, ...), with the `runc` handler
+//! (containerd-shim-runc-v2, which checks the tests themselves) and the `youki` handler
+//! (`runtime_type = "io.containerd.youki.v2"`, this project's shim).
+//!
+//! Each test starts its own containerd with CRI (tests/e2e_support/cri.rs: private root,
+//! state, sockets, CNI bridge and subnet, local pause and busybox images) and checks
+//! after each pod that nothing of it is left: no shim, process, mount, netns, cgroup or
+//! CNI state; after the test, that the bridge is gone too. scripts/test.sh runs them
+//! against containerd 1.6 (Debian's) and again against 2.1.
+
+mod common;
+#[path = "e2e_support/cri.rs"]
+mod cri;
+mod e2e_support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{describe, poll, stderr_of, stdout_of};
+use cri::*;
+use youki_cri::api;
+
+/// The pod's main container: says "started" (for the log), then sleeps until SIGTERM,
+/// on which it exits 0 (a plain `sleep` as pid 1 would ignore it).
+const SLEEPER: &[&str] = &[
+    "sh",
+    "-c",
+    "echo started; trap 'exit 0' TERM; sleep 3600 & wait",
+];
+
+const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The namespace link of a process, e.g. "net:[4026531992]".
+fn ns_of(pid: impl std::fmt::Display, kind: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap_or_else(|e| panic!("readlink /proc/{pid}/ns/{kind}: {e}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// ExecSync that must succeed (exit code 0); returns stdout.
+#[track_caller]
+fn exec_ok(cri: &Cri, id: &str, cmd: &[&str]) -> String {
+    let r = cri
+        .client
+        .exec_sync(id, cmd, EXEC_TIMEOUT)
+        .unwrap_or_else(|e| panic!("ExecSync {cmd:?}: {e}\n{}", cri.ctd.log_tail()));
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert_eq!(
+        r.exit_code,
+        0,
+        "ExecSync {cmd:?}: stdout {out:?} stderr {:?}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    out
+}
+
+/// Version and Status as kubelet checks them at start-up.
+fn version_and_status(cri: &Cri) {
+    let v = cri.client.version().expect("Version");
+    assert_eq!(v.runtime_name, "containerd", "{v:?}");
+    assert_eq!(v.runtime_api_version, "v1", "{v:?}");
+    assert!(
+        v.runtime_version
+            .starts_with(&format!("{}.", cri.containerd_major)),
+        "{v:?}"
+    );
+    let st = cri.client.status(true).expect("Status");
+    for kind in ["RuntimeReady", "NetworkReady"] {
+        let c = youki_cri::condition(&st, kind).unwrap_or_else(|| panic!("no {kind}: {st:?}"));
+        assert!(c.status, "{kind}: {c:?}");
+    }
+    // The verbose config names both handlers, and our sandbox image: 1.x shows it there,
+    // 2.x pins it (the images plugin's `pinned_images`).
+    let config = st.info.get("config").expect("Status verbose: no config");
+    assert!(config.contains("io.containerd.youki.v2"), "{config}");
+    let pause = cri
+        .client
+        .image_status(PAUSE_IMAGE)
+        .expect("ImageStatus")
+        .unwrap_or_else(|| panic!("image {PAUSE_IMAGE} not seen by CRI"));
+    if cri.containerd_major >= 2 {
+        assert!(pause.pinned, "sandbox image not pinned: {pause:?}");
+    } else {
+        assert!(config.contains(PAUSE_IMAGE), "{config}");
+    }
+    let busybox = cri.client.image_status(BUSYBOX_IMAGE).expect("ImageStatus");
+    assert!(busybox.is_some(), "image {BUSYBOX_IMAGE} not seen by CRI");
+    let listed = cri.client.list_images(None).expect("ListImages");
+    assert!(
+        listed
+            .iter()
+            .any(|i| i.repo_tags.iter().any(|t| t == BUSYBOX_IMAGE)),
+        "{listed:?}"
+    );
+}
+
+/// One pod with one container through `handler`, checked and removed: the pod on the
+/// host's network or on the test's bridge.
+fn pod_lifecycle(cri: &Cri, handler: &str, host_network: bool) {
+    let what = if host_network { "hostnet" } else { "podnet" };
+    let pod = cri.run_pod(cri.pod_config(what, host_network), handler);
+
+    let st = cri
+        .client
+        .pod_sandbox_status(&pod.id, false)
+        .expect("PodSandboxStatus")
+        .status
+        .expect("PodSandboxStatus: no status");
+    assert_eq!(
+        st.state,
+        api::PodSandboxState::SandboxReady as i32,
+        "{st:?}"
+    );
+    assert_eq!(st.runtime_handler, handler, "{st:?}");
+    let ip = st.network.map(|n| n.ip).unwrap_or_default();
+    let me = std::process::id();
+    if host_network {
+        assert_eq!(ip, "", "a host-network pod has no pod IP");
+        assert!(pod.netns.is_none(), "{:?}", pod.netns);
+        assert_eq!(
+            ns_of(pod.pid, "net"),
+            ns_of(me, "net"),
+            "sandbox not in the host netns"
+        );
+    } else {
+        assert!(
+            ip.starts_with(&format!("{}.", cri.net.prefix)),
+            "pod IP {ip:?} not in {}.0/24",
+            cri.net.prefix
+        );
+        let netns = pod.netns.as_ref().expect("a pod network has a netns path");
+        assert!(
+            netns.starts_with(&cri.w().work),
+            "netns {} not under the test's state dir",
+            netns.display()
+        );
+        assert_ne!(ns_of(pod.pid, "net"), ns_of(me, "net"));
+        assert_eq!(
+            cri.bridge_ports().len(),
+            1,
+            "one veth on {}",
+            cri.net.bridge
+        );
+    }
+
+    let config = cri.container_config(&pod, "main", SLEEPER);
+    let id = cri.start_container(&pod, &config);
+    let cst = cri.client.container_state(&id).expect("ContainerStatus");
+    assert_eq!(
+        cst.state,
+        api::ContainerState::ContainerRunning as i32,
+        "{cst:?}\n{}",
+        cri.ctd.log_tail()
+    );
+    assert!(cst.image_ref.contains("sha256:"), "{cst:?}");
+
+    // The container joined the sandbox's network, IPC and UTS namespaces by path and has
+    // a PID namespace of its own (kubelet's default for a pod).
+    let pid = cri.container_pid(&id);
+    for kind in ["net", "ipc", "uts"] {
+        assert_eq!(
+            ns_of(pid, kind),
+            ns_of(pod.pid, kind),
+            "container {kind} namespace is not the sandbox's"
+        );
+    }
+    assert_ne!(
+        ns_of(pid, "pid"),
+        ns_of(pod.pid, "pid"),
+        "pid namespace shared"
+    );
+    assert_eq!(exec_ok(cri, &id, &["cat", "/proc/1/comm"]), "sh\n");
+
+    // ExecSync: output, errors and the exit code.
+    let r = cri
+        .client
+        .exec_sync(
+            &id,
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            EXEC_TIMEOUT,
+        )
+        .expect("ExecSync");
+    assert_eq!(r.exit_code, 3, "{r:?}");
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&r.stderr), "err\n");
+    let hostname = exec_ok(cri, &id, &["hostname"]);
+    if host_network {
+        let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(hostname, host, "a host-network pod has the node's hostname");
+    } else {
+        assert_eq!(hostname.trim(), pod.name(), "the pod's hostname");
+        let addr = exec_ok(cri, &id, &["ip", "-4", "addr", "show", "eth0"]);
+        assert!(addr.contains(&format!("inet {ip}/24")), "{addr}");
+    }
+
+    // containerd writes the container's stdout to the CRI log.
+    let log = pod.log_dir().join("main.log");
+    let logged = poll(Duration::from_secs(10), || {
+        fs::read_to_string(&log).is_ok_and(|t| t.lines().any(|l| l.ends_with(" stdout F started")))
+    });
+    assert!(
+        logged,
+        "{}: {:?}",
+        log.display(),
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    let stats = cri.client.container_stats(&id).expect("ContainerStats");
+    let cpu = stats
+        .cpu
+        .as_ref()
+        .and_then(|c| c.usage_core_nano_seconds.as_ref());
+    let mem = stats
+        .memory
+        .as_ref()
+        .and_then(|m| m.working_set_bytes.as_ref());
+    assert!(cpu.is_some_and(|v| v.value > 0), "cpu usage: {stats:?}");
+    assert!(
+        mem.is_some_and(|v| v.value > 0),
+        "memory working set: {stats:?}"
+    );
+    let all = cri
+        .client
+        .list_container_stats(None)
+        .expect("ListContainerStats");
+    assert!(
+        all.iter()
+            .any(|s| s.attributes.as_ref().is_some_and(|a| a.id == id)),
+        "{all:?}"
+    );
+
+    cri.client.stop_container(&id, 10).expect("StopContainer");
+    let cst = cri.client.container_state(&id).expect("ContainerStatus");
+    assert_eq!(
+        cst.state,
+        api::ContainerState::ContainerExited as i32,
+        "{cst:?}"
+    );
+    assert_eq!(cst.exit_code, 0, "SIGTERM trapped: exit 0; {cst:?}");
+    assert!(
+        !common::pid_alive(pid),
+        "container process {pid} alive after StopContainer"
+    );
+    cri.client.remove_container(&id).expect("RemoveContainer");
+
+    cri.remove_pod(&pod);
+    assert!(
+        cri.bridge_ports().is_empty(),
+        "veths left: {:?}",
+        cri.bridge_ports()
+    );
+}
+
+/// Two pods on the bridge: one reaches the other.
+fn pod_to_pod(cri: &Cri, handler: &str) {
+    let a = cri.run_pod(cri.pod_config("a", false), handler);
+    let b = cri.run_pod(cri.pod_config("b", false), handler);
+    let ca = cri.start_container(&a, &cri.container_config(&a, "a", SLEEPER));
+    let cb = cri.start_container(&b, &cri.container_config(&b, "b", SLEEPER));
+    assert_eq!(
+        cri.bridge_ports().len(),
+        2,
+        "two veths on {}",
+        cri.net.bridge
+    );
+    let ip_a = cri
+        .client
+        .pod_sandbox_status(&a.id, false)
+        .expect("PodSandboxStatus")
+        .status
+        .and_then(|s| s.network)
+        .map(|n| n.ip)
+        .unwrap_or_default();
+    assert!(!ip_a.is_empty());
+    let out = exec_ok(cri, &cb, &["ping", "-c", "1", "-W", "5", &ip_a]);
+    assert!(out.contains("1 packets received"), "{out}");
+    // Removing the pods removes their running containers.
+    let _ = ca;
+    cri.remove_pod(&a);
+    cri.remove_pod(&b);
+    assert!(
+        cri.bridge_ports().is_empty(),
+        "veths left: {:?}",
+        cri.bridge_ports()
+    );
+}
+
+/// Everything the first CRI tests check, for one handler.
+fn pods(handler: &str) {
+    let cri = Cri::start(&format!("cri-{handler}"), handler == YOUKI);
+    version_and_status(&cri);
+    pod_lifecycle(&cri, handler, true);
+    pod_lifecycle(&cri, handler, false);
+    pod_to_pod(&cri, handler);
+    cri.ctd.no_containers_left();
+}
+
+/// One shim process serves the sandbox and every container of a pod.
+fn one_shim_per_pod(handler: &str) {
+    let cri = Cri::start(&format!("cri-shims-{handler}"), handler == YOUKI);
+    let pod = cri.run_pod(cri.pod_config("shims", false), handler);
+    for name in ["one", "two"] {
+        cri.start_container(&pod, &cri.container_config(&pod, name, SLEEPER));
+    }
+    let servers = cri.shim_servers();
+    let cmdlines: Vec<String> = cri
+        .shims()
+        .iter()
+        .map(|p| {
+            fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| format!("{p}: {}", String::from_utf8_lossy(&c).replace('\0', " ")))
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        servers.len(),
+        1,
+        "shim servers for one pod of 2 containers ({handler}): {servers:?}\n{cmdlines:#?}"
+    );
+    assert!(
+        cri.shims_of(&pod.id).contains(&servers[0]),
+        "the shim is not named after the sandbox: {cmdlines:#?}"
+    );
+    cri.remove_pod(&pod);
+    cri.ctd.no_containers_left();
+}
+
+/// A pod of two containers sharing its process namespace (shareProcessNamespace):
+/// both see the pause process as pid 1 and each other's processes, and talk over the
+/// pod's localhost.
+fn shared_pid_namespace(handler: &str) {
+    let cri = Cri::start(&format!("cri-sharepid-{handler}"), handler == YOUKI);
+    let mut config = cri.pod_config("sharepid", false);
+    youki_cri::set_share_process_namespace(&mut config, true);
+    let pod = cri.run_pod(config, handler);
+    let server = cri.start_container(
+        &pod,
+        &cri.container_config(
+            &pod,
+            "server",
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /tmp/www && echo hello-from-server > /tmp/www/index.html && \
+                 exec httpd -f -p 127.0.0.1:8080 -h /tmp/www",
+            ],
+        ),
+    );
+    let client = cri.start_container(&pod, &cri.container_config(&pod, "client", SLEEPER));
+    for id in [&server, &client] {
+        let pid = cri.container_pid(id);
+        assert_eq!(
+            ns_of(pid, "pid"),
+            ns_of(pod.pid, "pid"),
+            "{id}: pid namespace not the pod's"
+        );
+        assert_eq!(
+            ns_of(pid, "net"),
+            ns_of(pod.pid, "net"),
+            "{id}: netns not the pod's"
+        );
+    }
+    assert_eq!(exec_ok(&cri, &client, &["cat", "/proc/1/comm"]), "pause\n");
+    let comms = exec_ok(
+        &cri,
+        &client,
+        &["sh", "-c", "cat /proc/[0-9]*/comm 2>/dev/null"],
+    );
+    assert!(
+        comms.lines().any(|l| l == "httpd"),
+        "the server's httpd is not visible: {comms}"
+    );
+    let mut last = String::new();
+    let served = poll(Duration::from_secs(10), || {
+        match cri.client.exec_sync(
+            &client,
+            &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"],
+            EXEC_TIMEOUT,
+        ) {
+            Ok(r) if r.exit_code == 0 => {
+                String::from_utf8_lossy(&r.stdout) == "hello-from-server\n"
+            }
+            Ok(r) => {
+                last = format!("{r:?}");
+                false
+            }
+            Err(e) => {
+                last = e.to_string();
+                false
+            }
+        }
+    });
+    assert!(served, "localhost between the pod's containers: {last}");
+    cri.remove_pod(&pod);
+    cri.ctd.no_containers_left();
+}
+
+/// UpdateContainerResources changes the memory limit of the container's cgroup, and a
+/// container that outgrows its limit is OOM-killed and reported so.
+fn memory_limits(handler: &str) {
+    let cri = Cri::start(&format!("cri-memory-{handler}"), handler == YOUKI);
+    let pod = cri.run_pod(cri.pod_config("memory", false), handler);
+    let id = cri.start_container(&pod, &cri.container_config(&pod, "main", SLEEPER));
+    let limit = 64 << 20;
+    cri.client
+        .update_container_resources(
+            &id,
+            api::LinuxContainerResources {
+                memory_limit_in_bytes: limit,
+                memory_swap_limit_in_bytes: limit,
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("UpdateContainerResources: {e}\n{}", cri.ctd.log_tail()));
+    let file = common::host_cgroup_file(
+        &format!("{}/{id}", pod.cgroup_parent),
+        "memory",
+        "memory.limit_in_bytes",
+        "memory.max",
+    );
+    let seen = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    assert_eq!(seen.trim(), limit.to_string(), "{}", file.display());
+
+    // Bounded even without a limit: about 130 MB at most (a 64 MiB string, copied).
+    let hog = [
+        "sh",
+        "-c",
+        "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived ${#x}",
+    ];
+    let mut config = cri.container_config(&pod, "hog", &hog);
+    let small = 16 << 20;
+    if let Some(linux) = config.linux.as_mut() {
+        linux.resources = Some(api::LinuxContainerResources {
+            memory_limit_in_bytes: small,
+            memory_swap_limit_in_bytes: small,
+            ..Default::default()
+        });
+    }
+    let hog_id = cri.start_container(&pod, &config);
+    let mut st = api::ContainerStatus::default();
+    let exited = poll(Duration::from_secs(30), || {
+        st = cri
+            .client
+            .container_state(&hog_id)
+            .expect("ContainerStatus");
+        st.state == api::ContainerState::ContainerExited as i32
+    });
+    assert!(exited, "the memory hog did not exit: {st:?}");
+    assert_eq!(st.reason, "OOMKilled", "{st:?}\n{}", cri.ctd.log_tail());
+    assert_eq!(st.exit_code, 137, "{st:?}");
+    cri.remove_pod(&pod);
+    cri.ctd.no_containers_left();
+}
+
+/// A container whose command does not exist: StartContainer fails with a message that
+/// names it, and removing the pod leaves nothing behind.
+fn failing_command(handler: &str) {
+    let cri = Cri::start(&format!("cri-fail-{handler}"), handler == YOUKI);
+    let pod = cri.run_pod(cri.pod_config("fail", false), handler);
+    let id = cri.create_container(
+        &pod,
+        &cri.container_config(&pod, "broken", &["/no/such/program"]),
+    );
+    let e = cri
+        .client
+        .start_container(&id)
+        .expect_err("StartContainer of a missing program must fail");
+    assert!(
+        e.to_string().contains("/no/such/program"),
+        "the error does not name the program: {e}"
+    );
+    let st = cri.client.container_state(&id).expect("ContainerStatus");
+    assert_ne!(
+        st.state,
+        api::ContainerState::ContainerRunning as i32,
+        "{st:?}"
+    );
+    cri.remove_pod(&pod);
+    cri.ctd.no_containers_left();
+}
+
+/// `youki-cri smoke`, the check people run on a node, with both handlers, and its error
+/// for a missing image; `youki-cri version`. (cri/tests/cli.rs checks its usage errors.)
+#[test]
+fn cri_smoke_binary() {
+    let cri = Cri::start("cri-smoke", true);
+    let bin = youki_cri_bin();
+    // As kubelet would, so that the pods' cgroups are the test's (else: /k8s.io/<id>).
+    let parent = format!("/{}-smoke", cri.w().marker);
+    cri.w().allow_cgroup(&parent);
+    let smoke = |handler: &str, image: &str, host: bool| {
+        let mut c = Command::new(bin);
+        c.arg("--address")
+            .arg(&cri.ctd.address)
+            .args(["--timeout", "30", "smoke", "--runtime-handler", handler])
+            .args(["--image", image, "--pause-image", PAUSE_IMAGE])
+            .args(["--cgroup-parent", &parent]);
+        if host {
+            c.arg("--host-network");
+        }
+        cri.w().run(&mut c)
+    };
+    for (handler, host) in [(RUNC, true), (YOUKI, false)] {
+        let o = smoke(handler, BUSYBOX_IMAGE, host);
+        assert!(
+            o.status.success(),
+            "youki-cri smoke ({handler})\n{}\n{}",
+            describe(&o),
+            cri.ctd.log_tail()
+        );
+        let out = stdout_of(&o);
+        assert!(out.contains("ok   ExecSync echo ok"), "{out}");
+        assert!(
+            out.contains(&format!("smoke: ok (runtime handler {handler})")),
+            "{out}"
+        );
+    }
+    assert!(
+        cri.client
+            .list_pod_sandbox(None)
+            .expect("ListPodSandbox")
+            .is_empty(),
+        "smoke left a pod"
+    );
+
+    let o = smoke(RUNC, "localhost/no-such-image:1", true);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    assert!(
+        stderr_of(&o).contains("image localhost/no-such-image:1 is not present"),
+        "{}",
+        describe(&o)
+    );
+
+    let o = cri.w().run(
+        Command::new(bin)
+            .arg("--address")
+            .arg(&cri.ctd.address)
+            .arg("version"),
+    );
+    assert!(o.status.success(), "{}", describe(&o));
+    assert!(
+        stdout_of(&o).contains("RuntimeReady: true"),
+        "{}",
+        describe(&o)
+    );
+    cri.ctd.no_containers_left();
+}
+
+/// The containerd config examples parse with the containerd under test and declare the
+/// `youki` handler (2.x reads both syntaxes, migrating version 2; 1.x only version 2).
+#[test]
+fn cri_example_configs() {
+    let containerd = e2e_support::client("containerd", "containerd");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let files: &[&str] = if containerd_major(&containerd) >= 2 {
+        &["containerd-cri-v3.toml", "containerd-cri-v2.toml"]
+    } else {
+        &["containerd-cri-v2.toml"]
+    };
+    for f in files {
+        let o = Command::new(&containerd)
+            .arg("--config")
+            .arg(examples.join(f))
+            .args(["config", "dump"])
+            .output()
+            .expect("run containerd config dump");
+        assert!(o.status.success(), "{f}: {}", describe(&o));
+        let dump = stdout_of(&o);
+        let lines: Vec<&str> = dump.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.trim_end().ends_with("runtimes.youki]"))
+            .unwrap_or_else(|| panic!("{f}: no youki runtime in\n{dump}"));
+        let table: Vec<&str> = lines[at + 1..]
+            .iter()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .copied()
+            .collect();
+        assert!(
+            table
+                .iter()
+                .any(|l| l.contains("runtime_type") && l.contains("io.containerd.youki.v2")),
+            "{f}: {table:#?}"
+        );
+    }
+}
+
+#[test]
+fn cri_runc_shared_pid_namespace() {
+    shared_pid_namespace(RUNC);
+}
+
+// StopPodSandbox SIGKILLs the client's `sh`; its `sleep` child (in a shared PID namespace
+// the kernel does not kill it) must be killed by the shim, as containerd-shim-runc-v2
+// does, or it keeps the container's cgroup busy and StopPodSandbox never returns.
+#[test]
+fn cri_youki_shared_pid_namespace() {
+    shared_pid_namespace(YOUKI);
+}
+
+#[test]
+fn cri_runc_memory_limits() {
+    memory_limits(RUNC);
+}
+
+#[test]
+fn cri_youki_memory_limits() {
+    memory_limits(YOUKI);
+}
+
+#[test]
+fn cri_runc_failing_command() {
+    failing_command(RUNC);
+}
+
+#[test]
+fn cri_youki_failing_command() {
+    failing_command(YOUKI);
+}
+
+#[test]
+fn cri_runc_pods() {
+    pods(RUNC);
+}
+
+#[test]
+fn cri_youki_pods() {
+    pods(YOUKI);
+}
+
+#[test]
+fn cri_runc_one_shim_per_pod() {
+    one_shim_per_pod(RUNC);
+}
+
+#[test]
+fn cri_youki_one_shim_per_pod() {
+    one_shim_per_pod(YOUKI);
+}
