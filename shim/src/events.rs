@@ -236,7 +236,12 @@ fn publish_with_retries(
     let mut attempt = 1;
     loop {
         match publisher.publish(namespace, item) {
-            Ok(()) => return,
+            Ok(()) => {
+                if attempt > 1 {
+                    log::info!("event {} delivered at attempt {attempt}", item.topic);
+                }
+                return;
+            }
             Err(e) if Instant::now() + pause < deadline => {
                 log::debug!("publishing {} (attempt {attempt}): {e}", item.topic);
                 thread::sleep(pause);
