@@ -36,7 +36,8 @@ clippy:
 test-only: check-root
 	scripts/test.sh
 
-# youki vs runc, create+start+wait+delete of /bin/true; BENCH_RUNS=N (default 50).
+# youki vs runc: the CLI cycle, ctr run through the shims, idle shim memory, pods through
+# CRI (time and shim memory per pod); see README "Benchmark".
 bench: check-root setup release
 	scripts/bench.sh
 

@@ -12,40 +12,67 @@
 # 3. Memory of idle shims, from /proc/PID/smaps_rollup (RSS and PSS; our shim is its
 #    server and its zygote together): one shim serving one `sleep` container, then 20
 #    containers (20 shims) per runtime, against containerd-shim-runc-v2.
+# 4. Pods through CRI, as kubelet drives them: another private containerd, this one
+#    with its CRI plugin (config as tests/e2e_support/cri.rs writes it for containerd
+#    1.6/1.7) and two runtime handlers, `youki` (io.containerd.youki.v2) and `runc`
+#    (io.containerd.runc.v2 with $RUNC_BIN); the local pause and busybox images
+#    (scripts/cri-images.sh). Host-network pods, so no CNI is involved: the same
+#    for both handlers, and nothing of the host's network to set up or tear down.
+#    a. `youki-cri pod-cycle`: RunPodSandbox + CreateContainer + StartContainer of one
+#       busybox `sleep`, then StopPodSandbox + RemovePodSandbox; interleaved (one youki
+#       pod, one runc pod, ...), N each: median and p90 in ms and ratios.
+#    b. The shim memory of one pod of 3 `sleep` containers (and the sandbox) per
+#       handler (`youki-cri pod-up`), from /proc/PID/smaps_rollup summed over the pod's
+#       shim processes (ours: server + zygote), with their number and threads.
 #
 #   BENCH_RUNS=50        CLI cycles per runtime (after 3 warm-up cycles each)
 #   BENCH_SHIM_RUNS=50   `ctr run --rm` per runtime (after 3 warm-up runs each)
 #   BENCH_SHIMS=20       containers (shims) per runtime for the memory figures
-#   BENCH_ONLY=cli|shim  run only one part (default: both)
+#   BENCH_POD_RUNS=20    pod cycles per handler (after 3 warm-up cycles each)
+#   BENCH_ONLY=cli|shim|pod  run only one part (default: all; `shim` is 2 and 3, `pod` 4)
 #   YOUKI_BIN=target/x86_64-unknown-linux-gnu/release/youki
 #   SHIM_DIR=target/x86_64-unknown-linux-gnu/release (holds containerd-shim-youki-v2; unset: built here first)
+#   YOUKI_CRI_BIN=target/x86_64-unknown-linux-gnu/release/youki-cri (unset: built here first)
 #   RUNC_BIN=$(command -v runc)
 #
-# Needs root. Everything is removed at exit (containers, shims, mounts, cgroups, the
-# private containerd, its directories). No times are asserted anywhere: this only
-# measures.
+# Needs root. Everything is removed at exit (pods, containers, shims, mounts, cgroups,
+# the private containerds, their directories and image content), and the pod part
+# checks that nothing of its pods is left, as the CRI tests do. No times are asserted
+# anywhere: this only measures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs=${BENCH_RUNS:-50}
 shim_runs=${BENCH_SHIM_RUNS:-50}
 nshims=${BENCH_SHIMS:-20}
+pod_runs=${BENCH_POD_RUNS:-20}
 only=${BENCH_ONLY:-}
 youki=${YOUKI_BIN:-target/x86_64-unknown-linux-gnu/release/youki}
 shim_dir=${SHIM_DIR:-target/x86_64-unknown-linux-gnu/release}
+cri_bin=${YOUKI_CRI_BIN:-target/x86_64-unknown-linux-gnu/release/youki-cri}
 runc=${RUNC_BIN:-$(command -v runc || true)}
 warmup=3
 
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
-for v in runs shim_runs nshims; do
+for v in runs shim_runs nshims pod_runs; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "bench: $v (BENCH_*) must be a positive integer" >&2; exit 1; }
 done
-case "$only" in ""|cli|shim) ;; *) echo "bench: BENCH_ONLY must be cli or shim" >&2; exit 1 ;; esac
+case "$only" in ""|cli|shim|pod) ;; *) echo "bench: BENCH_ONLY must be cli, shim or pod" >&2; exit 1 ;; esac
+# Which parts run.
+want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 [ -n "$runc" ] && [ -x "$runc" ] || { echo "bench: runc not found (scripts/setup.sh)" >&2; exit 1; }
-if [ "$only" != shim ]; then
+runc=$(cd "$(dirname "$runc")" && pwd)/$(basename "$runc") # containerd's CRI config needs it absolute
+if want cli; then
     [ -x "$youki" ] || { echo "bench: $youki not built (cargo build --release)" >&2; exit 1; }
 fi
-if [ "$only" != cli ]; then
+if want pod; then
+    if [ -z "${YOUKI_CRI_BIN:-}" ]; then
+        # Its own package too.
+        cargo build --release -q -p youki-cri --bin youki-cri
+    fi
+    [ -x "$cri_bin" ] || { echo "bench: $cri_bin not built (cargo build --release -p youki-cri)" >&2; exit 1; }
+fi
+if want shim || want pod; then
     if [ -z "${SHIM_DIR:-}" ]; then
         # `cargo build --release` at the root builds the CLI only: the shim is its own package.
         cargo build --release -q -p containerd-shim-youki --bin containerd-shim-youki-v2
@@ -64,6 +91,10 @@ bins=("$youki" "$runc")
 current_ids=("" "")
 ns=youki-bench-$$
 ctd_pid=
+# The pod part's containerd (with CRI), its pods' names and their cgroup parent.
+cri_pid=
+pod_prefix=youki-bench-$$-
+pod_cgroup=youki-bench-$$-pods
 
 ctr() { command ctr --address "$work/ctd/c.sock" -n "$ns" "$@"; }
 
@@ -82,8 +113,38 @@ pids_with() {
     return 0
 }
 
+# Mount points under $1.
+mounts_under() {
+    awk -v w="$1" 'substr($5, 1, length(w)) == w { print $5 }' /proc/self/mountinfo
+}
+
+# The cgroup $1 (a path relative to each hierarchy's root) and its descendants, in every
+# cgroup hierarchy (v1 and v2 mounts, from mountinfo: no layout is assumed).
+cgroup_dirs() {
+    local mp
+    for mp in $(awk '$9 == "cgroup" || $9 == "cgroup2" { print $5 }' /proc/self/mountinfo | sort -u); do
+        [ -d "$mp/$1" ] && find "$mp/$1" -type d
+    done
+    return 0
+}
+
+# Waits up to $2 seconds until no shim serves the containerd at $1; fails if one does.
+wait_no_shims() {
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        [ -z "$(pids_with containerd-shim- " -address $1")" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+cri() { "$cri_bin" --address "$work/cri/c.sock" "$@"; }
+
 cleanup() {
     set +e
+    # To the end, also when the run was stopped by a signal or its output was cut off
+    # (`| head`): a write to a closed pipe then fails instead of killing the cleanup.
+    trap '' INT TERM HUP PIPE
     for i in 0 1; do
         if [ -n "${current_ids[$i]}" ]; then
             "${bins[$i]}" --root "$work/root-${names[$i]}" delete --force "${current_ids[$i]}" >/dev/null 2>&1
@@ -110,14 +171,38 @@ cleanup() {
             kill -KILL "$p" 2>/dev/null
         done
     fi
+    if [ -n "$cri_pid" ]; then
+        # After a failure: whatever pods the run left (the pod part removes its own).
+        cri --timeout 30 pod-down --name-prefix "$pod_prefix" >/dev/null 2>&1
+        wait_no_shims "$work/cri/c.sock" 10
+        kill "$cri_pid" 2>/dev/null
+        wait "$cri_pid" 2>/dev/null
+        for p in $(pids_with containerd-shim- " -address $work/cri/c.sock"); do
+            echo "bench: shim $p still running: killed" >&2
+            kill -KILL "$p" 2>/dev/null
+        done
+    fi
     local m d
-    for m in $(awk -v w="$work" '$5 ~ "^" w { print $5 }' /proc/self/mountinfo | sort -r); do
+    for m in $(mounts_under "$work" | sort -r); do
         umount -l "$m" 2>/dev/null
     done
     for d in /sys/fs/cgroup/*/"$ns" /sys/fs/cgroup/*/*/"$ns" /sys/fs/cgroup/"$ns" /run/containerd/runc/"$ns"; do
         [ -d "$d" ] && rmdir "$d" 2>/dev/null
     done
+    # Pod cgroups left after a failure (their processes died with the shims above), then
+    # the parent: deepest first, an rmdir fails while a cgroup still has children.
+    for d in $(cgroup_dirs "$pod_cgroup" | awk '{ print length, $0 }' | sort -rn | cut -d' ' -f2-); do
+        rmdir "$d" 2>/dev/null
+    done
     rm -rf "$work"
+    if [ -n "$cri_pid" ]; then
+        local left
+        left=$(cgroup_dirs "$pod_cgroup"; mounts_under "$work"; [ -e "$work" ] && echo "$work")
+        if [ -n "$left" ]; then
+            echo "bench: left behind: $left" >&2
+            exit 1
+        fi
+    fi
 }
 trap cleanup EXIT
 
@@ -386,9 +471,217 @@ shim_bench() {
     done
 }
 
-if [ "$only" != shim ]; then
+# ---------------------------------------------------------------------------------------
+# 4. Pods through CRI: the youki handler against the runc handler
+
+pod_handlers=(youki runc)
+pause_image=localhost/youki-pause:latest
+busybox_image=localhost/youki-busybox:latest
+
+# containerd 1.6/1.7 (`version = 2`) with CRI, everything private to the run, as
+# tests/e2e_support/cri.rs configures it.
+start_cri_containerd() {
+    local d=$work/cri
+    mkdir -p "$d/cni/bin" "$d/cni/net.d"
+    cat > "$d/config.toml" <<EOF
+version = 2
+root = "$d/root"
+state = "$d/state"
+
+[grpc]
+  address = "$d/c.sock"
+
+[ttrpc]
+  address = "$d/c.sock.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  # CAP_SYS_RESOURCE is not in the bounding set here: the sandbox's -998 would fail.
+  restrict_oom_score_adj = true
+  # Pod network namespaces under the state dir, not /var/run/netns (host-network pods
+  # get none; should one be made, it goes with the state dir).
+  netns_mounts_under_state_dir = true
+  sandbox_image = "$pause_image"
+
+  # Empty dirs: host-network pods need no CNI, and CRI watches no host directory.
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$d/cni/bin"
+    conf_dir = "$d/cni/net.d"
+
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        BinaryName = "$runc"
+        # runc's state in the run's dir, not the host's /run/containerd/runc/k8s.io
+        # (which the CRI tests of a concurrent run use).
+        Root = "$d/runc"
+
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.youki]
+      runtime_type = "io.containerd.youki.v2"
+
+# 1.7: NRI would listen on the global /var/run/nri/nri.sock (1.6 ignores this).
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
+
+# Else /opt/containerd.
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/root/opt"
+EOF
+    PATH="$shim_dir:$PATH" containerd --config "$d/config.toml" > "$d/log" 2>&1 &
+    cri_pid=$!
+    # Up once CRI answers and reports the runtime ready (NetworkReady stays false: no
+    # CNI config, which host-network pods do without).
+    local out
+    for _ in $(seq 150); do
+        # Captured, not piped into `grep -q`: with pipefail, a writer cut off by grep's
+        # early exit would fail the test.
+        out=$(cri --timeout 2 version 2>/dev/null) || true
+        [[ "$out" == *$'\nRuntimeReady: true'* ]] && return 0
+        kill -0 "$cri_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "bench: containerd with CRI did not come up:" >&2
+    tail -n 20 "$d/log" >&2
+    return 1
+}
+
+cri_failed() {
+    echo "bench: $1 failed: $(tail -n 5 "$work/stderr")" >&2
+    echo "--- containerd log (tail) ---" >&2
+    { grep -v '^[[:space:]]*$' "$work/cri/log" || true; } | tail -n 20 >&2
+    return 1
+}
+
+# One pod cycle through handler $1, pod name suffix $2; sets $elapsed (microseconds, as
+# youki-cri measures it: from RunPodSandbox to RemovePodSandbox's answer, without the
+# client's own start).
+pod_cycle() {
+    elapsed=$(cri pod-cycle --runtime-handler "$1" --image "$busybox_image" --host-network \
+        --cgroup-parent "/$pod_cgroup" --name "$pod_prefix$1-$2" 2>> "$work/stderr") \
+        || cri_failed "pod-cycle ($1)"
+}
+
+# Memory of the shims serving pod $2 through shim binary $1: "rss_kB pss_kB processes
+# threads" (smaps_rollup, summed over every process: for ours, server and zygote).
+pod_shim_memory() {
+    local p rss=0 pss=0 procs=0 threads=0 r s t
+    for p in $(pids_with "$1" " -address $work/cri/c.sock" " -id $2"); do
+        r=$(awk '/^Rss:/ { print $2 }' "/proc/$p/smaps_rollup")
+        s=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup")
+        t=$(awk '/^Threads:/ { print $2 }' "/proc/$p/status")
+        rss=$((rss + r)); pss=$((pss + s)); threads=$((threads + t)); procs=$((procs + 1))
+    done
+    echo "$rss $pss $procs $threads"
+}
+
+# Fails, saying what, if anything of the run's pods is left: a pod or container CRI
+# created, a shim, a mount (rootfs, sandbox /dev/shm, netns), a cgroup or a process in one.
+pod_leftovers() {
+    local left="" c p
+    # Every CRI container, sandboxes included, is a containerd container in k8s.io.
+    c=$(command ctr --address "$work/cri/c.sock" -n k8s.io containers ls -q 2>&1)
+    [ -z "$c" ] || left+="containers: $c; "
+    # Shims exit shortly after RemovePodSandbox answered.
+    wait_no_shims "$work/cri/c.sock" 30 \
+        || left+="shims: $(pids_with containerd-shim- " -address $work/cri/c.sock"); "
+    p=$(mounts_under "$work/cri/state" | tr '\n' ' ')
+    [ -z "$p" ] || left+="mounts: $p; "
+    # (grep finding nothing is the good case: `|| true` for set -e and pipefail.)
+    p=$(cgroup_dirs "$pod_cgroup" | { grep -v "/$pod_cgroup\$" || true; } | tr '\n' ' ')
+    [ -z "$p" ] || left+="cgroups: $p; "
+    p=$({ grep -l ":/$pod_cgroup/" /proc/[0-9]*/cgroup 2>/dev/null || true; } | tr '\n' ' ')
+    [ -z "$p" ] || left+="processes: $p; "
+    [ -z "$left" ] || { echo "bench: the pods left $left" >&2; return 1; }
+}
+
+pod_bench() {
+    local i n h
+    : > "$work/stderr"
+    start_cri_containerd
+    # The image tars are kept in the run's dir: removed with it.
+    # type -P: `ctr` is also a function here.
+    CTR=$(type -P ctr) PAUSE_IMAGE=$pause_image BUSYBOX_IMAGE=$busybox_image \
+        scripts/cri-images.sh --address "$work/cri/c.sock" --out "$work/cri/images" \
+        > /dev/null 2>> "$work/stderr" || cri_failed "scripts/cri-images.sh"
+    # Its progress is no error: a failure below shows only the pods' errors.
+    : > "$work/stderr"
+    echo
+    echo "bench: $pod_runs interleaved pods per CRI runtime handler, private containerd with CRI"
+    echo "  (RunPodSandbox + CreateContainer + StartContainer of one busybox sleep, then"
+    echo "  StopPodSandbox + RemovePodSandbox; host network)"
+    echo "  containerd: $(containerd --version | awk '{ print $3 }')"
+    echo "  youki:      io.containerd.youki.v2, $shim_dir/containerd-shim-youki-v2"
+    echo "  runc:       io.containerd.runc.v2, $(command -v containerd-shim-runc-v2) with $runc"
+    for ((n = 0; n < warmup; n++)); do
+        for h in "${pod_handlers[@]}"; do pod_cycle "$h" "w$n"; done
+    done
+    for h in "${pod_handlers[@]}"; do : > "$work/pod-$h"; done
+    for ((n = 0; n < pod_runs; n++)); do
+        for h in "${pod_handlers[@]}"; do
+            pod_cycle "$h" "$n"
+            echo "$elapsed" >> "$work/pod-$h"
+        done
+    done
+    local y_med y_p90 r_med r_p90
+    read -r y_med y_p90 < <(stats "$work/pod-youki")
+    read -r r_med r_p90 < <(stats "$work/pod-runc")
+    echo
+    printf '%-16s %6s %11s %9s\n' "pod run+remove" runs "median ms" "p90 ms"
+    printf '%-16s %6s %11s %9s\n' youki "$pod_runs" "$y_med" "$y_p90"
+    printf '%-16s %6s %11s %9s\n' runc "$pod_runs" "$r_med" "$r_p90"
+    awk -v ym="$y_med" -v rm="$r_med" -v yp="$y_p90" -v rp="$r_p90" 'BEGIN {
+        printf "ratio youki/runc: median %.2f, p90 %.2f\n", ym / rm, yp / rp }'
+
+    # Memory: one pod of 3 containers per handler, both up at once, idle.
+    local ids=() mem=()
+    for i in 0 1; do
+        h=${pod_handlers[$i]}
+        ids[$i]=$(cri pod-up --runtime-handler "$h" --image "$busybox_image" --host-network \
+            --containers 3 --cgroup-parent "/$pod_cgroup" --name "${pod_prefix}mem-$h" 2>> "$work/stderr") \
+            || cri_failed "pod-up ($h)"
+    done
+    # Let the shims settle after the starts (as part 3 does).
+    sleep 1
+    for i in 0 1; do
+        mem[$i]=$(pod_shim_memory "${shim_bins[$i]}" "${ids[$i]}")
+    done
+    cri pod-down "${ids[@]}" 2>> "$work/stderr" || cri_failed "pod-down"
+    pod_leftovers
+
+    echo
+    echo "shim memory of one pod, sandbox + 3 containers (/proc/PID/smaps_rollup, summed over"
+    echo "the pod's shim processes; ours = server + zygote), kB"
+    printf '%-16s %8s %8s %7s %8s\n' handler RSS PSS procs threads
+    local rss pss procs threads yr yp yc yt
+    for i in 0 1; do
+        read -r rss pss procs threads <<< "${mem[$i]}"
+        printf '%-16s %8s %8s %7s %8s\n' "${pod_handlers[$i]}" "$rss" "$pss" "$procs" "$threads"
+    done
+    read -r yr yp yc yt <<< "${mem[0]}"
+    read -r rss pss procs threads <<< "${mem[1]}"
+    awk -v yr="$yr" -v yp="$yp" -v yc="$yc" -v yt="$yt" -v rr="$rss" -v rp="$pss" -v rc="$procs" -v rt="$threads" 'BEGIN {
+        if (rr > 0 && rp > 0 && rc > 0 && rt > 0)
+            printf "%-16s %8.2f %8.2f %7.2f %8.2f\n", "ratio youki/runc", yr / rr, yp / rp, yc / rc, yt / rt }'
+}
+
+if want cli; then
     cli_bench
 fi
-if [ "$only" != cli ]; then
+if want shim; then
     shim_bench
+fi
+if want pod; then
+    pod_bench
 fi

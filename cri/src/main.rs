@@ -3,15 +3,23 @@
 //!
 //!   youki-cri [--address SOCK] version
 //!   youki-cri [--address SOCK] smoke --runtime-handler youki --image IMAGE [--pause-image P] [--host-network]
+//!   youki-cri [--address SOCK] pod-cycle --runtime-handler youki --image IMAGE [--host-network] [--cgroup-parent P] [--name N]
+//!   youki-cri [--address SOCK] pod-up --runtime-handler youki --image IMAGE [--containers N] [same options]
+//!   youki-cri [--address SOCK] pod-down [--name-prefix PREFIX] [POD_ID...]
 //!
 //! `smoke` runs a pod with one busybox container (`sleep`), checks ExecSync (`echo ok`), prints
 //! the container's stats, then stops and removes the container and the pod, also when
 //! a step failed.
+//!
+//! The other three are what `make bench` (scripts/bench.sh) drives pods with: `pod-cycle`
+//! runs the calls kubelet makes for a pod of one container and for its deletion, and
+//! prints how long they took; `pod-up` leaves a pod of `sleep` containers running (to
+//! measure its shim from the host) and prints its id; `pod-down` removes pods.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use youki_cri::{api, Client};
 
 #[derive(Parser)]
@@ -54,9 +62,84 @@ enum Command {
         host_network: bool,
         /// The pod's cgroup parent, as kubelet passes it (cgroupfs driver: a path such
         /// as /kubepods/besteffort). Without it containerd puts the pod under /k8s.io.
-        #[arg(long)]
+        #[arg(long, value_parser = cgroup_parent_arg)]
         cgroup_parent: Option<String>,
     },
+    /// Runs a pod of one `sleep` container and removes it; prints the time it took.
+    ///
+    /// The calls kubelet makes: RunPodSandbox, CreateContainer, StartContainer, then
+    /// StopPodSandbox and RemovePodSandbox. Prints their time from the first call to the
+    /// last answer, in microseconds (for `make bench`). On failure the pod is still
+    /// removed.
+    PodCycle {
+        #[command(flatten)]
+        pod: PodArgs,
+    },
+    /// Runs a pod of `sleep` containers and leaves it running; prints its sandbox id.
+    ///
+    /// Remove it with `pod-down ID`. On failure nothing is left running.
+    PodUp {
+        #[command(flatten)]
+        pod: PodArgs,
+        /// How many containers besides the sandbox.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        containers: u32,
+    },
+    /// Stops and removes pods.
+    ///
+    /// StopPodSandbox and RemovePodSandbox of the pods given, and of every pod whose name
+    /// starts with --name-prefix (the pods a run named with `--name`). Carries on past a
+    /// failure and reports every one.
+    PodDown {
+        /// Sandbox ids.
+        #[arg(required_unless_present = "name_prefix")]
+        ids: Vec<String>,
+        /// Also every pod whose metadata.name starts with this (not empty: never every
+        /// pod of the node).
+        #[arg(long, value_parser = name_prefix_arg)]
+        name_prefix: Option<String>,
+    },
+}
+
+/// The pod that `pod-cycle` and `pod-up` run.
+#[derive(Args)]
+struct PodArgs {
+    /// The runtime handler (a runtime name in containerd's CRI config).
+    #[arg(long)]
+    runtime_handler: String,
+    /// The containers' image; it must be present on the node and have `sleep` (busybox).
+    #[arg(long)]
+    image: String,
+    /// Runs the pod in the node's network namespace instead of a CNI pod network.
+    #[arg(long)]
+    host_network: bool,
+    /// The pod's cgroup parent (an absolute cgroupfs path or a systemd slice).
+    #[arg(long, value_parser = cgroup_parent_arg)]
+    cgroup_parent: Option<String>,
+    /// The pod's name (metadata.name; default youki-cri-PID). Its uid is unique per run,
+    /// but CRI refuses a second live pod of the same name: give each its own.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+/// `--cgroup-parent`: what kubelet passes, an absolute cgroupfs path or a systemd slice.
+fn cgroup_parent_arg(s: &str) -> Result<String, String> {
+    if s.starts_with('/') || s.ends_with(".slice") {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?}: an absolute cgroup path (or a systemd slice)"
+        ))
+    }
+}
+
+/// `--name-prefix`: not empty, since every name starts with "".
+fn name_prefix_arg(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("an empty prefix would name every pod of the node".into())
+    } else {
+        Ok(s.to_string())
+    }
 }
 
 fn main() -> ExitCode {
@@ -87,6 +170,9 @@ fn main() -> ExitCode {
                 cgroup_parent: cgroup_parent.as_deref(),
             },
         ),
+        Command::PodCycle { pod } => pod_cycle(&client, &pod),
+        Command::PodUp { pod, containers } => pod_up(&client, &pod, containers),
+        Command::PodDown { ids, name_prefix } => pod_down(&client, &ids, name_prefix.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -177,23 +263,8 @@ fn smoke(c: &Client, o: &SmokeOptions) -> Result<(), String> {
         })?;
     }
 
-    // Unique per run, so that a smoke check never meets an earlier one's pod.
-    let nonce = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
     let name = format!("youki-cri-smoke-{}", std::process::id());
-    let uid = format!("youki-cri-smoke-{nonce:x}");
-    let mut pod = youki_cri::pod_sandbox_config(&name, "default", &uid);
-    youki_cri::set_host_network(&mut pod, host_network);
-    if let (Some(parent), Some(linux)) = (o.cgroup_parent, pod.linux.as_mut()) {
-        if !parent.starts_with('/') && !parent.ends_with(".slice") {
-            return Err(format!(
-                "--cgroup-parent {parent:?}: an absolute cgroup path (or a systemd slice)"
-            ));
-        }
-        linux.cgroup_parent = parent.to_string();
-    }
+    let pod = pod_config(&name, host_network, o.cgroup_parent);
 
     let pod_id = step(&format!("RunPodSandbox (handler {handler})"), || {
         c.run_pod_sandbox(&pod, handler).map_err(|e| e.to_string())
@@ -297,4 +368,121 @@ fn container_checks(c: &Client, id: &str) -> Result<(), String> {
         );
         Ok(())
     })
+}
+
+/// A kubelet-like pod config named `name`, with a uid unique per run (so that a run never
+/// meets an earlier one's pod).
+fn pod_config(
+    name: &str,
+    host_network: bool,
+    cgroup_parent: Option<&str>,
+) -> api::PodSandboxConfig {
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let uid = format!("{name}-{nonce:x}");
+    let mut pod = youki_cri::pod_sandbox_config(name, "default", &uid);
+    youki_cri::set_host_network(&mut pod, host_network);
+    if let (Some(parent), Some(linux)) = (cgroup_parent, pod.linux.as_mut()) {
+        linux.cgroup_parent = parent.to_string();
+    }
+    pod
+}
+
+/// The pod of `pod-cycle` and `pod-up`.
+fn bench_pod_config(a: &PodArgs) -> api::PodSandboxConfig {
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("youki-cri-{}", std::process::id()));
+    pod_config(&name, a.host_network, a.cgroup_parent.as_deref())
+}
+
+/// RunPodSandbox, then CreateContainer + StartContainer of `containers` containers
+/// running `sleep` (killed by StopPodSandbox, which stops containers without a grace
+/// period). Returns the sandbox id; on failure the pod is removed first.
+fn run_sleepers(
+    c: &Client,
+    a: &PodArgs,
+    pod: &api::PodSandboxConfig,
+    containers: u32,
+) -> Result<String, String> {
+    let handler = &a.runtime_handler;
+    let pod_id = c
+        .run_pod_sandbox(pod, handler)
+        .map_err(|e| format!("RunPodSandbox (handler {handler}): {e}"))?;
+    let started = (0..containers).try_for_each(|n| {
+        let config =
+            youki_cri::container_config(&format!("sleep-{n}"), &a.image, &["sleep", "3600"], pod);
+        let id = c
+            .create_container(&pod_id, &config, pod)
+            .map_err(|e| format!("CreateContainer (handler {handler}): {e}"))?;
+        c.start_container(&id)
+            .map_err(|e| format!("StartContainer (handler {handler}): {e}"))
+    });
+    if let Err(e) = started {
+        return Err(match remove_pod(c, &pod_id) {
+            Ok(()) => e,
+            Err(cleanup) => format!("{e}; then {cleanup}"),
+        });
+    }
+    Ok(pod_id)
+}
+
+/// StopPodSandbox + RemovePodSandbox (which stop and remove the pod's containers too).
+fn remove_pod(c: &Client, id: &str) -> Result<(), String> {
+    // RemovePodSandbox is tried even when the stop failed: it stops what it can.
+    let stopped = c
+        .stop_pod_sandbox(id)
+        .map_err(|e| format!("StopPodSandbox {id}: {e}"));
+    let removed = c
+        .remove_pod_sandbox(id)
+        .map_err(|e| format!("RemovePodSandbox {id}: {e}"));
+    stopped.and(removed)
+}
+
+fn pod_cycle(c: &Client, a: &PodArgs) -> Result<(), String> {
+    let pod = bench_pod_config(a);
+    // From the first call to the last answer: the process's start and connection are
+    // not the pod's cost.
+    let t0 = Instant::now();
+    let id = run_sleepers(c, a, &pod, 1)?;
+    remove_pod(c, &id)?;
+    println!("{}", t0.elapsed().as_micros());
+    Ok(())
+}
+
+fn pod_up(c: &Client, a: &PodArgs, containers: u32) -> Result<(), String> {
+    let pod = bench_pod_config(a);
+    let id = run_sleepers(c, a, &pod, containers)?;
+    println!("{id}");
+    Ok(())
+}
+
+fn pod_down(c: &Client, ids: &[String], name_prefix: Option<&str>) -> Result<(), String> {
+    let mut all = ids.to_vec();
+    if let Some(prefix) = name_prefix {
+        let pods = c
+            .list_pod_sandbox(None)
+            .map_err(|e| format!("ListPodSandbox: {e}"))?;
+        for p in pods {
+            let named = p
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.name.starts_with(prefix));
+            if named && !all.contains(&p.id) {
+                all.push(p.id);
+            }
+        }
+    }
+    let errors: Vec<String> = all
+        .iter()
+        .filter_map(|id| remove_pod(c, id).err())
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
 }

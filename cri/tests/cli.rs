@@ -25,7 +25,14 @@ fn help_names_the_commands() {
     let o = youki_cri(&["--help"]);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    for word in ["version", "smoke", "--address"] {
+    for word in [
+        "version",
+        "smoke",
+        "pod-cycle",
+        "pod-up",
+        "pod-down",
+        "--address",
+    ] {
         assert!(out.contains(word), "{word} missing from --help: {out}");
     }
 }
@@ -35,11 +42,86 @@ fn usage_errors_exit_2() {
     for args in [
         &["--timeout", "0", "version"][..],
         &["smoke", "--image", "busybox"][..],
+        &[
+            "smoke",
+            "--runtime-handler",
+            "youki",
+            "--image",
+            "busybox",
+            "--cgroup-parent",
+            "kubepods",
+        ][..],
         &["no-such-command"][..],
     ] {
         let o = youki_cri(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
         assert!(!o.stderr.is_empty(), "{args:?}: {}", text(&o));
+    }
+}
+
+/// The bench's pod commands: their arguments are checked before any connection (the
+/// socket named here does not exist, so a connection error would exit 1).
+#[test]
+fn pod_command_usage_errors_exit_2() {
+    let pod = ["--runtime-handler", "youki", "--image", "busybox"];
+    let cases: &[(&[&str], &str)] = &[
+        (&["pod-cycle", "--image", "busybox"], "--runtime-handler"),
+        (&["pod-cycle", "--runtime-handler", "youki"], "--image"),
+        (
+            &[&["pod-cycle"][..], &pod, &["--cgroup-parent", "kubepods"]].concat(),
+            "an absolute cgroup path",
+        ),
+        (
+            &[&["pod-up"][..], &pod, &["--containers", "0"]].concat(),
+            "--containers",
+        ),
+        (
+            &[&["pod-up"][..], &pod, &["--containers", "x"]].concat(),
+            "--containers",
+        ),
+        (&["pod-down"], "<IDS>"),
+        (
+            &["pod-down", "--name-prefix", ""],
+            "an empty prefix would name every pod",
+        ),
+    ];
+    for (args, what) in cases {
+        let all = [&["--address", "/nonexistent/containerd.sock"][..], args].concat();
+        let o = youki_cri(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(what),
+            "{args:?}: {what:?} missing: {}",
+            text(&o)
+        );
+    }
+}
+
+/// Valid pod commands get as far as connecting: exit 1 and the socket in the error.
+#[test]
+fn pod_commands_report_a_missing_socket() {
+    let pod = ["--runtime-handler", "youki", "--image", "busybox"];
+    for args in [
+        [
+            &["pod-cycle"][..],
+            &pod,
+            &["--host-network", "--cgroup-parent", "/p"],
+        ]
+        .concat(),
+        [&["pod-up"][..], &pod, &["--containers", "3", "--name", "n"]].concat(),
+        vec!["pod-down", "--name-prefix", "youki-bench-"],
+        vec!["pod-down", "abc", "def"],
+    ] {
+        let all = [&["--address", "/nonexistent/containerd.sock"][..], &args].concat();
+        let o = youki_cri(&all);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr)
+                .contains("cannot connect to the CRI socket /nonexistent/containerd.sock"),
+            "{args:?}: {}",
+            text(&o)
+        );
     }
 }
 
