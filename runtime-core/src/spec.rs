@@ -928,6 +928,18 @@ mod tests {
     }
 
     #[test]
+    fn exec_cpu_affinity_lists_are_checked() {
+        // oci-spec checks the cpu list with `regex`, which this workspace serves with
+        // regex-lite (third_party/regex): the pattern must still work.
+        let mut config = minimal();
+        config["process"]["execCPUAffinity"] = json!({"initial": "0-1,3", "final": "2"});
+        accepts(&config);
+        config["process"]["execCPUAffinity"] = json!({"initial": "0-1,x"});
+        let err = check(&config).expect_err("a malformed cpu list");
+        assert!(err.to_string().contains("0-1,x"), "{err}");
+    }
+
+    #[test]
     fn oci_spec_default_passes() {
         // What `Spec::default()` (runc spec's template) produces must be acceptable.
         validate_with_warnings(&Spec::default()).unwrap();
