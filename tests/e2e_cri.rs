@@ -425,6 +425,17 @@ fn memory_limits(handler: &str) {
     );
     let seen = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     assert_eq!(seen.trim(), limit.to_string(), "{}", file.display());
+    // And inside: the container's /sys/fs/cgroup is its own cgroup.
+    let inside = exec_ok(
+        &cri,
+        &id,
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+        ],
+    );
+    assert_eq!(inside.trim(), limit.to_string(), "the limit seen inside");
 
     // Bounded even without a limit: about 130 MB at most (a 64 MiB string, copied).
     let hog = [

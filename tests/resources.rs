@@ -338,6 +338,18 @@ fn update_changes_and_enforces_limits() {
     assert_ok(&o, "update --resources -");
     assert_eq!(read_trim(&mem), (96 * MIB).to_string());
     assert_eq!(read_trim(&pids_max), "50");
+    // Device rules are not changed by an update, as with runc: containerd's CRI sends the
+    // container's (deny all) along with every update.
+    let o = run_stdin(
+        &env,
+        &["update", "--resources", "-", &id],
+        &json!({ "devices": [{ "allow": false, "access": "rwm" }] }).to_string(),
+    );
+    assert_ok(&o, "update --resources with device rules");
+    assert_ok(
+        &env.run(&["exec", &id, "sh", "-c", "echo x > /dev/null"]),
+        "writing /dev/null after an update with device rules",
+    );
     // A file works too, and a paused container can be updated.
     assert_ok(&env.run(&["pause", &id]), "pause");
     let file = env.path("resources.json");

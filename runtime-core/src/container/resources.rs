@@ -86,7 +86,15 @@ pub fn update(store: &Store, id: &str, resources: &LinuxResources) -> Result<(),
             what: "only a created, running or paused container can be updated",
         });
     }
-    Ok(cgroups::manager(&c.state.cgroup_path)?.update(resources)?)
+    // Device rules stay as create set them, as with runc's update: containerd's CRI sends
+    // the container's whole resources, whose devices (deny all) would otherwise replace the
+    // rules create completed with the defaults, cutting off /dev/null and the like.
+    let mut resources = resources.clone();
+    if resources.devices().is_some() {
+        log::debug!("update {id}: device rules are not changed by an update");
+        resources.set_devices(None);
+    }
+    Ok(cgroups::manager(&c.state.cgroup_path)?.update(&resources)?)
 }
 
 /// What [`events`] reports.
