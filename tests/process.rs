@@ -218,6 +218,19 @@ fn user_uid_gid_and_additional_gids() {
 }
 
 #[test]
+fn non_root_user_without_any_capability() {
+    // A hardened pod (Kubernetes' "restricted" profile: runAsNonRoot, drop ALL): init
+    // must still release the program after it became that user.
+    let env = TestEnv::new("nocaps");
+    let mut b = env.bundle();
+    b.process()["user"] = json!({ "uid": 1000, "gid": 1000 });
+    b.process()["capabilities"] = json!({ "bounding": [], "effective": [], "permitted": [], "inheritable": [], "ambient": [] });
+    b.sh("id -u; grep CapBnd /proc/self/status");
+    let out = run_ok(&env, &b);
+    assert_eq!(out, "1000\nCapBnd:\t0000000000000000\n");
+}
+
+#[test]
 fn root_user_gets_home_from_passwd() {
     let env = TestEnv::new("roothome");
     let mut b = env.bundle();

@@ -148,6 +148,18 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
                 source: e.into(),
             }
         })?;
+        // 0622 whatever the umask (which would leave 0600), as runc makes it: init reopens
+        // the fifo for writing after it became the process's user, which without
+        // CAP_DAC_OVERRIDE (a non-root user with capabilities dropped) needs the write bit
+        // for others. The state directory (0711) keeps it out of listings.
+        std::fs::set_permissions(
+            &entry.fifo(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o622),
+        )
+        .map_err(|source| ContainerError::Io {
+            path: entry.fifo(),
+            source,
+        })?;
         // In a user namespace init is the namespace's root, a host uid that must open it.
         let host_id = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
             maps.and_then(|m| m.iter().find(|m| m.container_id() == 0))

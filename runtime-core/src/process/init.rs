@@ -159,6 +159,7 @@ fn try_build(
     }
 
     let program = Program::prepare(process, caps, setup.preserve_fds, seccomp)?;
+    check_fifo_writable(&fifo)?;
     to_main.send(&Message::Ready).map_err(|e| e.to_string())?;
 
     let mut start = wait_for_start(&fifo)?;
@@ -302,6 +303,23 @@ fn host_pid() -> Result<i32, String> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| "no NSpid in /proc/self/status".to_string())
+}
+
+/// Whether init, now with the process's user and capabilities, may open the fifo for
+/// writing: checked before Ready, so that create reports it, where after Ready the error
+/// would only show as an init that exited before start.
+fn check_fifo_writable(fifo: &OwnedFd) -> Result<(), String> {
+    use nix::unistd::{faccessat, AccessFlags};
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    // An absolute path: the descriptor argument is not used. AT_EACCESS checks with the
+    // effective ids and capabilities, as open will.
+    faccessat(
+        fifo,
+        path.as_str(),
+        AccessFlags::W_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    )
+    .map_err(|e| format!("the process's user cannot open the exec fifo {path}: {e}"))
 }
 
 /// Blocks until `start` opens the fifo for reading; returns the fifo open for writing.
