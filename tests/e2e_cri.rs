@@ -562,6 +562,95 @@ fn cri_smoke_binary() {
     cri.ctd.no_containers_left();
 }
 
+/// A container with the security context a hardened pod spec gives it (non-root user and
+/// groups, read-only root, capabilities dropped but one, no_new_privs, the runtime's
+/// default seccomp profile, which containerd writes into the spec): what the process sees,
+/// through each handler. runc's answers are the reference.
+fn security_context_view(cri: &Cri, handler: &str) -> Vec<(String, String)> {
+    let pod = cri.run_pod(cri.pod_config(&format!("sec-{handler}"), true), handler);
+    let mut config = cri.container_config(&pod, "main", SLEEPER);
+    let sc = config
+        .linux
+        .as_mut()
+        .and_then(|l| l.security_context.as_mut())
+        .expect("a security context");
+    sc.run_as_user = Some(api::Int64Value { value: 1000 });
+    sc.run_as_group = Some(api::Int64Value { value: 1000 });
+    sc.supplemental_groups = vec![2000];
+    sc.readonly_rootfs = true;
+    sc.no_new_privs = true;
+    sc.capabilities = Some(api::Capability {
+        drop_capabilities: vec!["ALL".into()],
+        add_capabilities: vec!["NET_BIND_SERVICE".into()],
+        ..Default::default()
+    });
+    sc.seccomp = Some(api::SecurityProfile {
+        profile_type: api::security_profile::ProfileType::RuntimeDefault as i32,
+        ..Default::default()
+    });
+    let id = cri.start_container(&pod, &config);
+    let probes: &[(&str, &str)] = &[
+        ("ids", "id -u; id -g; id -G"),
+        (
+            "status",
+            "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status",
+        ),
+        ("readonly root", "touch /x 2>&1; echo $?"),
+        ("unshare (seccomp)", "unshare -U true 2>&1; echo $?"),
+        ("pid 1", "cat /proc/1/comm"),
+    ];
+    let view = probes
+        .iter()
+        .map(|(what, script)| {
+            let r = cri
+                .client
+                .exec_sync(&id, &["sh", "-c", script], EXEC_TIMEOUT)
+                .unwrap_or_else(|e| panic!("ExecSync {what} ({handler}): {e}"));
+            let out = format!(
+                "{}{}exit {}",
+                String::from_utf8_lossy(&r.stdout),
+                String::from_utf8_lossy(&r.stderr),
+                r.exit_code
+            );
+            (what.to_string(), out)
+        })
+        .collect();
+    cri.remove_pod(&pod);
+    view
+}
+
+#[test]
+fn cri_security_context_is_applied_as_runc_applies_it() {
+    let cri = Cri::start("cri-security", true);
+    let runc = security_context_view(&cri, RUNC);
+    let youki = security_context_view(&cri, YOUKI);
+    // The reference itself shows the settings took effect.
+    let get = |view: &[(String, String)], what: &str| {
+        view.iter()
+            .find(|(w, _)| w == what)
+            .map(|(_, o)| o.clone())
+            .unwrap_or_default()
+    };
+    // (containerd adds the user's groups from the image's /etc/group.)
+    let ids = get(&runc, "ids");
+    assert!(
+        ids.starts_with("1000\n1000\n") && ids.contains(" 2000"),
+        "{ids}"
+    );
+    let status = get(&runc, "status");
+    for want in ["CapBnd:\t0000000000000400", "NoNewPrivs:\t1", "Seccomp:\t2"] {
+        assert!(status.contains(want), "{want} in {status}");
+    }
+    assert!(
+        get(&runc, "readonly root").contains("Read-only file system"),
+        "{runc:#?}"
+    );
+    for ((what, r), (_, y)) in runc.iter().zip(&youki) {
+        assert_eq!(y, r, "{what}: youki (left) differs from runc (right)");
+    }
+    cri.ctd.no_containers_left();
+}
+
 /// The containerd config examples parse with the containerd under test and declare the
 /// `youki` handler (2.x reads both syntaxes, migrating version 2; 1.x only version 2).
 #[test]
