@@ -153,7 +153,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
         // CAP_DAC_OVERRIDE (a non-root user with capabilities dropped) needs the write bit
         // for others. The state directory (0711) keeps it out of listings.
         std::fs::set_permissions(
-            &entry.fifo(),
+            entry.fifo(),
             std::os::unix::fs::PermissionsExt::from_mode(0o622),
         )
         .map_err(|source| ContainerError::Io {
