@@ -230,6 +230,11 @@ fn symlinks(
         if taken.contains(&Path::new("/dev").join(name)) {
             continue;
         }
+        // As runc: /dev/core only where the kernel has /proc/kcore (CONFIG_PROC_KCORE), not
+        // a dangling link.
+        if name == "core" && !Path::new(target).exists() {
+            continue;
+        }
         let what = || format!("symlink /dev/{name} -> {target}");
         let (name, target) = (Path::new(name), Path::new(target));
         match sys.symlinkat(target, dev.as_fd(), name) {
