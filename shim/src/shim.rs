@@ -114,6 +114,12 @@ impl containerd_shim::Shim for YoukiShim {
         let address = if serving(&address) {
             address
         } else {
+            // As containerd's runc shim: the shim is a little likelier than containerd to be
+            // chosen by the OOM killer, and containers without an oomScoreAdj of their own
+            // inherit that score. Set here, before the server and its zygote are forked.
+            if let Err(e) = containerd_shim::cgroup::adjust_oom_score(std::process::id()) {
+                log::warn!("raising the shim's oom_score_adj above containerd's: {e}");
+            }
             containerd_shim::spawn(opts, &grouping, Vec::new())?.1
         };
         // Relative to the bundle (the cwd containerd gives us): the server removes the
