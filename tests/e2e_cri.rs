@@ -598,6 +598,18 @@ fn security_context_view(cri: &Cri, handler: &str) -> Vec<(String, String)> {
         ("readonly root", "touch /x 2>&1; echo $?"),
         ("unshare (seccomp)", "unshare -U true 2>&1; echo $?"),
         ("pid 1", "cat /proc/1/comm"),
+        // Mount point, per-mount options, type: what the container's mount table shows.
+        (
+            "mounts",
+            "awk '{ for (i = 7; $i != \"-\"; i++); print $5, $6, $(i + 1) }' /proc/self/mountinfo",
+        ),
+        (
+            "devices",
+            "ls -ln /dev | awk '{ print $1, $3, $4, $5, $6, $NF }'",
+        ),
+        ("limits", "ulimit -a"),
+        ("env", "env | sort"),
+        ("umask and oom", "umask; cat /proc/self/oom_score_adj"),
     ];
     let view = probes
         .iter()
@@ -645,7 +657,23 @@ fn cri_security_context_is_applied_as_runc_applies_it() {
         get(&runc, "readonly root").contains("Read-only file system"),
         "{runc:#?}"
     );
-    for ((what, r), (_, y)) in runc.iter().zip(&youki) {
+    // One deliberate difference: the cgroup mount asks for "ro", and the tmpfs holding the
+    // v1 hierarchies is read-only with us, read-write with runc 1.1 (only the hierarchies
+    // are read-only there).
+    let cgroup_root = |line: &str| line.starts_with("/sys/fs/cgroup ") && line.ends_with(" tmpfs");
+    let ours = get(&youki, "mounts");
+    if let Some(line) = ours.lines().find(|l| cgroup_root(l)) {
+        assert!(line.starts_with("/sys/fs/cgroup ro,"), "{line}");
+    }
+    let without = |view: &[(String, String)]| -> Vec<(String, String)> {
+        view.iter()
+            .map(|(w, o)| {
+                let kept: Vec<&str> = o.lines().filter(|l| !cgroup_root(l)).collect();
+                (w.clone(), kept.join("\n"))
+            })
+            .collect()
+    };
+    for ((what, r), (_, y)) in without(&runc).iter().zip(&without(&youki)) {
         assert_eq!(y, r, "{what}: youki (left) differs from runc (right)");
     }
     cri.ctd.no_containers_left();
