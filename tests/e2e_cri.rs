@@ -562,120 +562,240 @@ fn cri_smoke_binary() {
     cri.ctd.no_containers_left();
 }
 
-/// A container with the security context a hardened pod spec gives it (non-root user and
-/// groups, read-only root, capabilities dropped but one, no_new_privs, the runtime's
-/// default seccomp profile, which containerd writes into the spec): what the process sees,
-/// through each handler. runc's answers are the reference.
-fn security_context_view(cri: &Cri, handler: &str) -> Vec<(String, String)> {
-    let pod = cri.run_pod(cri.pod_config(&format!("sec-{handler}"), true), handler);
+/// What a container sees, probe by probe (name, script run with ExecSync): output, errors
+/// and exit code of each. The pod and container configs are tweaked by the caller.
+fn container_view(
+    cri: &Cri,
+    handler: &str,
+    what: &str,
+    pod_tweak: impl Fn(&mut api::PodSandboxConfig),
+    tweak: impl Fn(&mut api::ContainerConfig),
+    probes: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut pod_config = cri.pod_config(&format!("{what}-{handler}"), true);
+    pod_tweak(&mut pod_config);
+    let pod = cri.run_pod(pod_config, handler);
     let mut config = cri.container_config(&pod, "main", SLEEPER);
-    let sc = config
-        .linux
-        .as_mut()
-        .and_then(|l| l.security_context.as_mut())
-        .expect("a security context");
-    sc.run_as_user = Some(api::Int64Value { value: 1000 });
-    sc.run_as_group = Some(api::Int64Value { value: 1000 });
-    sc.supplemental_groups = vec![2000];
-    sc.readonly_rootfs = true;
-    sc.no_new_privs = true;
-    sc.capabilities = Some(api::Capability {
-        drop_capabilities: vec!["ALL".into()],
-        add_capabilities: vec!["NET_BIND_SERVICE".into()],
-        ..Default::default()
-    });
-    sc.seccomp = Some(api::SecurityProfile {
-        profile_type: api::security_profile::ProfileType::RuntimeDefault as i32,
-        ..Default::default()
-    });
+    tweak(&mut config);
     let id = cri.start_container(&pod, &config);
-    let probes: &[(&str, &str)] = &[
-        ("ids", "id -u; id -g; id -G"),
-        (
-            "status",
-            "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status",
-        ),
-        ("readonly root", "touch /x 2>&1; echo $?"),
-        ("unshare (seccomp)", "unshare -U true 2>&1; echo $?"),
-        ("pid 1", "cat /proc/1/comm"),
-        // Mount point, per-mount options, type: what the container's mount table shows.
-        (
-            "mounts",
-            "awk '{ for (i = 7; $i != \"-\"; i++); print $5, $6, $(i + 1) }' /proc/self/mountinfo",
-        ),
-        (
-            "devices",
-            "ls -ln /dev | awk '{ print $1, $3, $4, $5, $6, $NF }'",
-        ),
-        ("limits", "ulimit -a"),
-        ("env", "env | sort"),
-        ("umask and oom", "umask; cat /proc/self/oom_score_adj"),
-    ];
     let view = probes
         .iter()
-        .map(|(what, script)| {
+        .map(|(probe, script)| {
             let r = cri
                 .client
                 .exec_sync(&id, &["sh", "-c", script], EXEC_TIMEOUT)
-                .unwrap_or_else(|e| panic!("ExecSync {what} ({handler}): {e}"));
+                .unwrap_or_else(|e| panic!("ExecSync {probe} ({handler}): {e}"));
             let out = format!(
                 "{}{}exit {}",
                 String::from_utf8_lossy(&r.stdout),
                 String::from_utf8_lossy(&r.stderr),
                 r.exit_code
             );
-            (what.to_string(), out)
+            (probe.to_string(), out)
         })
         .collect();
     cri.remove_pod(&pod);
     view
 }
 
-#[test]
-fn cri_security_context_is_applied_as_runc_applies_it() {
-    let cri = Cri::start("cri-security", true);
-    let runc = security_context_view(&cri, RUNC);
-    let youki = security_context_view(&cri, YOUKI);
-    // The reference itself shows the settings took effect.
-    let get = |view: &[(String, String)], what: &str| {
-        view.iter()
-            .find(|(w, _)| w == what)
-            .map(|(_, o)| o.clone())
-            .unwrap_or_default()
-    };
-    // (containerd adds the user's groups from the image's /etc/group.)
-    let ids = get(&runc, "ids");
-    assert!(
-        ids.starts_with("1000\n1000\n") && ids.contains(" 2000"),
-        "{ids}"
-    );
-    let status = get(&runc, "status");
-    for want in ["CapBnd:\t0000000000000400", "NoNewPrivs:\t1", "Seccomp:\t2"] {
-        assert!(status.contains(want), "{want} in {status}");
-    }
-    assert!(
-        get(&runc, "readonly root").contains("Read-only file system"),
-        "{runc:#?}"
-    );
-    // One deliberate difference: the cgroup mount asks for "ro", and the tmpfs holding the
-    // v1 hierarchies is read-only with us, read-write with runc 1.1 (only the hierarchies
-    // are read-only there).
-    let cgroup_root = |line: &str| line.starts_with("/sys/fs/cgroup ") && line.ends_with(" tmpfs");
-    let ours = get(&youki, "mounts");
-    if let Some(line) = ours.lines().find(|l| cgroup_root(l)) {
+/// The output of `probe` in `view`.
+fn probe_output(view: &[(String, String)], probe: &str) -> String {
+    view.iter()
+        .find(|(p, _)| p == probe)
+        .map(|(_, o)| o.clone())
+        .unwrap_or_default()
+}
+
+/// The line of the v1 cgroup tmpfs in the "mounts" probe.
+fn is_cgroup_tmpfs(line: &str) -> bool {
+    line.starts_with("/sys/fs/cgroup ") && line.ends_with(" tmpfs")
+}
+
+/// youki's view equals runc's, probe by probe, but for one deliberate difference: the
+/// cgroup mount asks for "ro", and the tmpfs holding the v1 hierarchies is read-only with
+/// us, read-write with runc 1.1 (only the hierarchies are read-only there).
+fn assert_same_view(runc: &[(String, String)], youki: &[(String, String)]) {
+    if let Some(line) = probe_output(youki, "mounts")
+        .lines()
+        .find(|l| is_cgroup_tmpfs(l))
+    {
         assert!(line.starts_with("/sys/fs/cgroup ro,"), "{line}");
     }
     let without = |view: &[(String, String)]| -> Vec<(String, String)> {
         view.iter()
-            .map(|(w, o)| {
-                let kept: Vec<&str> = o.lines().filter(|l| !cgroup_root(l)).collect();
-                (w.clone(), kept.join("\n"))
+            .map(|(p, o)| {
+                let kept: Vec<&str> = o.lines().filter(|l| !is_cgroup_tmpfs(l)).collect();
+                (p.clone(), kept.join("\n"))
             })
             .collect()
     };
-    for ((what, r), (_, y)) in without(&runc).iter().zip(&without(&youki)) {
-        assert_eq!(y, r, "{what}: youki (left) differs from runc (right)");
+    for ((probe, r), (_, y)) in without(runc).iter().zip(&without(youki)) {
+        assert_eq!(y, r, "{probe}: youki (left) differs from runc (right)");
     }
+}
+
+/// Probes of what any container sees of its environment.
+const COMMON_PROBES: &[(&str, &str)] = &[
+    ("ids", "id -u; id -g; id -G"),
+    (
+        "status",
+        "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status",
+    ),
+    ("pid 1", "cat /proc/1/comm"),
+    // Mount point, per-mount options, type: what the container's mount table shows.
+    (
+        "mounts",
+        "awk '{ for (i = 7; $i != \"-\"; i++); print $5, $6, $(i + 1) }' /proc/self/mountinfo",
+    ),
+    (
+        "devices",
+        "ls -ln /dev | awk '{ print $1, $3, $4, $5, $6, $NF }'",
+    ),
+    ("limits", "ulimit -a"),
+    ("env", "env | sort"),
+    ("umask and oom", "umask; cat /proc/self/oom_score_adj"),
+];
+
+/// A container with the security context a hardened pod spec gives it (non-root user and
+/// groups, read-only root, capabilities dropped but one, no_new_privs, the runtime's
+/// default seccomp profile, which containerd writes into the spec): what the process sees,
+/// through each handler. runc's answers are the reference.
+#[test]
+fn cri_security_context_is_applied_as_runc_applies_it() {
+    let cri = Cri::start("cri-security", true);
+    let hardened = |config: &mut api::ContainerConfig| {
+        let sc = config
+            .linux
+            .as_mut()
+            .and_then(|l| l.security_context.as_mut())
+            .expect("a security context");
+        sc.run_as_user = Some(api::Int64Value { value: 1000 });
+        sc.run_as_group = Some(api::Int64Value { value: 1000 });
+        sc.supplemental_groups = vec![2000];
+        sc.readonly_rootfs = true;
+        sc.no_new_privs = true;
+        sc.capabilities = Some(api::Capability {
+            drop_capabilities: vec!["ALL".into()],
+            add_capabilities: vec!["NET_BIND_SERVICE".into()],
+            ..Default::default()
+        });
+        sc.seccomp = Some(api::SecurityProfile {
+            profile_type: api::security_profile::ProfileType::RuntimeDefault as i32,
+            ..Default::default()
+        });
+    };
+    let mut probes = COMMON_PROBES.to_vec();
+    probes.extend([
+        ("readonly root", "touch /x 2>&1; echo $?"),
+        ("unshare (seccomp)", "unshare -U true 2>&1; echo $?"),
+    ]);
+    let view = |handler| container_view(&cri, handler, "sec", |_| {}, hardened, &probes);
+    let runc = view(RUNC);
+    let youki = view(YOUKI);
+    // The reference itself shows the settings took effect. (containerd adds the user's
+    // groups from the image's /etc/group.)
+    let ids = probe_output(&runc, "ids");
+    assert!(
+        ids.starts_with("1000\n1000\n") && ids.contains(" 2000"),
+        "{ids}"
+    );
+    let status = probe_output(&runc, "status");
+    for want in ["CapBnd:\t0000000000000400", "NoNewPrivs:\t1", "Seccomp:\t2"] {
+        assert!(status.contains(want), "{want} in {status}");
+    }
+    assert!(
+        probe_output(&runc, "readonly root").contains("Read-only file system"),
+        "{runc:#?}"
+    );
+    assert_same_view(&runc, &youki);
+    cri.ctd.no_containers_left();
+}
+
+/// kubelet's default masked and read-only paths (k8s.io/kubernetes securitycontext).
+const KUBELET_MASKED: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+const KUBELET_READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// A root container as kubelet sends one by default (default capabilities, masked and
+/// read-only paths, cpu and memory limits, oom_score_adj, a pod sysctl): the same view
+/// through youki as through runc.
+#[test]
+fn cri_default_container_is_set_up_as_runc_sets_it_up() {
+    let cri = Cri::start("cri-default", true);
+    let pod_tweak = |pod: &mut api::PodSandboxConfig| {
+        if let Some(linux) = pod.linux.as_mut() {
+            linux
+                .sysctls
+                .insert("kernel.shm_rmid_forced".into(), "1".into());
+        }
+    };
+    let tweak = |config: &mut api::ContainerConfig| {
+        let linux = config.linux.as_mut().expect("linux");
+        linux.resources = Some(api::LinuxContainerResources {
+            cpu_period: 100_000,
+            cpu_quota: 50_000,
+            cpu_shares: 512,
+            memory_limit_in_bytes: 96 << 20,
+            oom_score_adj: 900,
+            ..Default::default()
+        });
+        let sc = linux.security_context.as_mut().expect("a security context");
+        sc.masked_paths = KUBELET_MASKED.iter().map(|p| p.to_string()).collect();
+        sc.readonly_paths = KUBELET_READONLY.iter().map(|p| p.to_string()).collect();
+    };
+    let mut probes = COMMON_PROBES.to_vec();
+    probes.extend([
+        // A masked file reads as empty, a masked directory lists nothing.
+        (
+            "masked",
+            "for p in /proc/kcore /proc/keys /proc/timer_list /proc/acpi /sys/firmware; do \
+               [ -e $p ] || { echo $p absent; continue; }; \
+               echo $p $(ls $p 2>&1 | head -c 40) $(head -c 20 $p 2>&1 | head -c 40); done",
+        ),
+        (
+            "cgroup limits",
+            "cd /sys/fs/cgroup; for f in cpu/cpu.shares cpu/cpu.cfs_quota_us \
+               cpu/cpu.cfs_period_us memory/memory.limit_in_bytes; do \
+               [ -e $f ] && echo $f $(cat $f); done; true",
+        ),
+        ("sysctl", "cat /proc/sys/kernel/shm_rmid_forced"),
+        ("rootfs", "ls -ln / | awk '{ print $1, $3, $4, $NF }'"),
+    ]);
+    let view = |handler| container_view(&cri, handler, "default", pod_tweak, tweak, &probes);
+    let runc = view(RUNC);
+    let youki = view(YOUKI);
+    // The reference shows the settings took effect.
+    assert!(
+        probe_output(&runc, "cgroup limits").contains("cpu/cpu.cfs_quota_us 50000"),
+        "{runc:#?}"
+    );
+    assert_eq!(probe_output(&runc, "sysctl"), "1\nexit 0");
+    assert!(
+        probe_output(&runc, "umask and oom").contains("\n900\n"),
+        "{runc:#?}"
+    );
+    assert!(
+        probe_output(&runc, "mounts").contains("/proc/sys ro,"),
+        "{runc:#?}"
+    );
+    assert_same_view(&runc, &youki);
     cri.ctd.no_containers_left();
 }
 
