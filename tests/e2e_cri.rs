@@ -642,6 +642,13 @@ const COMMON_PROBES: &[(&str, &str)] = &[
         "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status",
     ),
     ("pid 1", "cat /proc/1/comm"),
+    // The container's init, not only the exec'd probes.
+    (
+        "init status",
+        "grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/1/status",
+    ),
+    ("init limits", "cat /proc/1/limits"),
+    ("init fds", "ls /proc/1/fd | wc -l"),
     // Mount point, per-mount options, type: what the container's mount table shows.
     (
         "mounts",
