@@ -307,19 +307,23 @@ fn host_pid() -> Result<i32, String> {
 
 /// Whether init, now with the process's user and capabilities, may open the fifo for
 /// writing: checked before Ready, so that create reports it, where after Ready the error
-/// would only show as an init that exited before start.
+/// would only show as an init that exited before start. The same open(2) as
+/// [`wait_for_start`]'s, so the container's seccomp filter (loaded by now) allows it too.
 fn check_fifo_writable(fifo: &OwnedFd) -> Result<(), String> {
-    use nix::unistd::{faccessat, AccessFlags};
+    use std::os::unix::fs::OpenOptionsExt;
     let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    // An absolute path: the descriptor argument is not used. AT_EACCESS checks with the
-    // effective ids and capabilities, as open will.
-    faccessat(
-        fifo,
-        path.as_str(),
-        AccessFlags::W_OK,
-        nix::fcntl::AtFlags::AT_EACCESS,
-    )
-    .map_err(|e| format!("the process's user cannot open the exec fifo {path}: {e}"))
+    // Non-blocking, with no reader before Ready: ENXIO once the permission check passed.
+    match File::options()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(()),
+        Err(e) => Err(format!(
+            "the process's user cannot open the exec fifo {path}: {e}"
+        )),
+    }
 }
 
 /// Blocks until `start` opens the fifo for reading; returns the fifo open for writing.
