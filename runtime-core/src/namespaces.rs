@@ -103,6 +103,18 @@ pub fn intermediate_flags() -> CloneFlags {
     CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | flag(LinuxNamespaceType::Time)
 }
 
+/// The spec creates a pid namespace for the container (one without a path), so that its
+/// processes die with its init.
+pub fn has_private_pid_ns(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|list| {
+            list.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
+        })
+}
+
 impl Namespaces {
     /// Resolves the spec's namespaces, opening every `path` now, on the host.
     pub fn from_spec(list: &[LinuxNamespace]) -> Result<Self, NamespaceError> {
@@ -223,6 +235,25 @@ mod tests {
 
     fn spec_ns(json: &str) -> Vec<LinuxNamespace> {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_private_pid_namespace_is_one_created_without_a_path() {
+        let spec = |namespaces: &str| -> oci_spec::runtime::Spec {
+            let mut spec = oci_spec::runtime::Spec::default();
+            let mut linux = spec.linux().clone().unwrap_or_default();
+            linux.set_namespaces(Some(spec_ns(namespaces)));
+            spec.set_linux(Some(linux));
+            spec
+        };
+        assert!(has_private_pid_ns(&spec(
+            r#"[{"type":"mount"},{"type":"pid"}]"#
+        )));
+        // None (the host's), or a pod's joined by path (shareProcessNamespace).
+        assert!(!has_private_pid_ns(&spec(r#"[{"type":"mount"}]"#)));
+        assert!(!has_private_pid_ns(&spec(
+            r#"[{"type":"pid","path":"/proc/1/ns/pid"}]"#
+        )));
     }
 
     #[test]

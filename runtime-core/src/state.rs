@@ -157,6 +157,10 @@ pub struct State {
     /// by then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// No pid namespace of its own (none, or one joined by path): its processes can
+    /// outlive its init, and are killed when it exits or is deleted, as runc does.
+    #[serde(default)]
+    pub shares_pid_ns: bool,
 }
 
 impl State {
@@ -403,6 +407,7 @@ mod tests {
             owner: 0,
             hooks: None,
             seccomp: None,
+            shares_pid_ns: false,
         };
         e.save(&st).unwrap();
         assert_eq!(e.load().unwrap(), Some(st.clone()));
@@ -435,6 +440,7 @@ mod tests {
             owner: 0,
             hooks: None,
             seccomp: None,
+            shares_pid_ns: false,
         };
         assert_eq!(st.oci_json(Status::Running)["pid"], 42);
         assert!(st.oci_json(Status::Stopped).get("pid").is_none());

@@ -156,6 +156,8 @@ struct Container {
     rootfs_mounted: bool,
     /// Frozen by Pause.
     paused: bool,
+    /// No pid namespace of its own: what outlives init is killed when init exits.
+    shares_pid_ns: bool,
     io_owner: Option<(u32, u32)>,
     init: Proc,
     execs: HashMap<String, ExecProc>,
@@ -169,6 +171,7 @@ impl Container {
             deleting: false,
             rootfs_mounted,
             paused: false,
+            shares_pid_ns: false,
             io_owner: None,
             init,
             execs: HashMap::new(),
@@ -451,18 +454,22 @@ impl Shared {
         self.changed.notify_all();
     }
 
-    /// After init's exit: SIGKILL whatever is left in the container's cgroup, as runc's
-    /// shim does. With a pid namespace of its own the kernel has killed everything
-    /// already; in a shared one (a pod sharing its process namespace, or the host's)
-    /// children of init would otherwise keep running, and keep its output open.
+    /// After init's exit, for a container without a pid namespace of its own (a pod sharing
+    /// its process namespace, or the host's): SIGKILL whatever is left in its cgroup, as
+    /// runc's shim does; children of init would otherwise keep running, and keep its output
+    /// open. (With its own pid namespace the kernel has killed them all already.)
     fn kill_leftovers(&self, id: &str) {
-        let Some(bundle) = self.lock().containers.get(id).map(|c| c.bundle.clone()) else {
-            return;
+        let bundle = match self.lock().containers.get(id) {
+            // A Delete in progress kills everything itself (and holds the state's lock).
+            Some(c) if c.shares_pid_ns && !c.deleting => c.bundle.clone(),
+            _ => return,
         };
         let sigkill = nix::sys::signal::Signal::SIGKILL as i32;
         let store = Store::new(state_root(&bundle));
-        if let Err(e) = runtime_core::container::kill(&store, id, sigkill, true) {
-            log::warn!("{id}: killing what is left after init's exit: {e}");
+        match runtime_core::container::kill(&store, id, sigkill, true) {
+            Ok(()) => {}
+            Err(e) if Kind::from(&e) == Kind::NotFound => {}
+            Err(e) => log::warn!("{id}: killing what is left after init's exit: {e}"),
         }
     }
 
@@ -573,6 +580,9 @@ impl Shared {
         );
         container.io_owner = opts.io_owner;
         container.oom = self.watch_oom(id, &bundle);
+        container.shares_pid_ns =
+            runtime_core::container::state(&Store::new(state_root(&bundle)), id)
+                .is_ok_and(|c| c.state.shares_pid_ns);
         let event = TaskCreate {
             container_id: id.to_string(),
             bundle: req.bundle.clone(),

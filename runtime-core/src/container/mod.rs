@@ -140,6 +140,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
         owner: nix::unistd::geteuid().as_raw(),
         hooks: spec.hooks().clone(),
         seccomp: linux.and_then(|l| l.seccomp().clone()),
+        shares_pid_ns: !crate::namespaces::has_private_pid_ns(&spec),
     };
     let result = (|| {
         nix::unistd::mkfifo(&entry.fifo(), Mode::from_bits_truncate(0o622)).map_err(|e| {
@@ -469,9 +470,11 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError
         }
     }
     let cgroup = cgroups::manager(&st.cgroup_path)?;
-    // Also when stopped, as runc does: without a pid namespace of its own (a shared or the
-    // host's), processes of the container can outlive its init.
-    kill_all(&st, cgroup.as_ref())?;
+    // Also when stopped if it has no pid namespace of its own (a shared or the host's), as
+    // runc does: its processes can outlive its init.
+    if status != Status::Stopped || st.shares_pid_ns {
+        kill_all(&st, cgroup.as_ref())?;
+    }
     cgroup.remove()?;
     if let Some(list) = st.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
         // A poststop failure is logged, and deletion goes on, as the spec says.
