@@ -82,39 +82,59 @@ pub struct Item {
     pub event: Any,
 }
 
+/// Why an event did not go out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    /// containerd could not be reached (down, restarting): worth retrying for a while.
+    Unreachable(String),
+    /// containerd answered with an error: a few more tries only, so that the events queued
+    /// behind it are not held up.
+    Refused(String),
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::Unreachable(e) => write!(f, "containerd unreachable: {e}"),
+            PublishError::Refused(e) => write!(f, "refused by containerd: {e}"),
+        }
+    }
+}
+
 /// Something that delivers an event to containerd.
 pub trait Publish: Send + 'static {
     /// Delivers one event.
-    fn publish(&self, namespace: &str, item: &Item) -> Result<(), String>;
+    fn publish(&self, namespace: &str, item: &Item) -> Result<(), PublishError>;
 }
 
-/// Forwards events to containerd's ttrpc events service (`TTRPC_ADDRESS`), dialling again
-/// after a failure: a restarted containerd listens on a new connection.
+/// Forwards events to containerd's ttrpc events service (`TTRPC_ADDRESS`). It dials on
+/// first use and again after a failed connection: a restarted containerd listens anew.
 pub struct Publisher {
     address: String,
     client: Mutex<Option<EventsClient>>,
 }
 
 impl Publisher {
-    /// Connects to containerd's ttrpc address.
-    pub fn connect(address: &str) -> Result<Publisher, String> {
-        let client = dial(address)?;
-        Ok(Publisher {
+    /// A publisher to containerd's ttrpc address (not dialled yet).
+    pub fn new(address: &str) -> Publisher {
+        Publisher {
             address: address.to_string(),
-            client: Mutex::new(Some(client)),
-        })
+            client: Mutex::new(None),
+        }
     }
 }
 
-fn dial(address: &str) -> Result<EventsClient, String> {
+fn dial(address: &str) -> Result<EventsClient, PublishError> {
+    let unreachable = |e: String| PublishError::Unreachable(e);
     let fd: RawFd = containerd_shim::util::connect(address)
-        .map_err(|e| format!("connecting to {address}: {e}"))?;
-    let client = Client::new(fd).map_err(|e| format!("ttrpc client for {address}: {e}"))?;
+        .map_err(|e| unreachable(format!("connecting to {address:?}: {e}")))?;
+    let client =
+        Client::new(fd).map_err(|e| unreachable(format!("ttrpc client for {address:?}: {e}")))?;
     Ok(EventsClient::new(client))
 }
 
 impl Publish for Publisher {
-    fn publish(&self, namespace: &str, item: &Item) -> Result<(), String> {
+    fn publish(&self, namespace: &str, item: &Item) -> Result<(), PublishError> {
         let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
         let client = match slot.take() {
             Some(c) => c,
@@ -134,15 +154,20 @@ impl Publish for Publisher {
             timeout_nano: FORWARD_TIMEOUT.as_nanos() as i64,
             ..Default::default()
         };
-        let result = client
-            .forward(ctx, &req)
-            .map(drop)
-            .map_err(|e| e.to_string());
-        // A failed connection is dropped (its threads end with it) and dialled anew next time.
-        if result.is_ok() {
-            *slot = Some(client);
+        match client.forward(ctx, &req) {
+            Ok(_) => {
+                *slot = Some(client);
+                Ok(())
+            }
+            // containerd answered: the connection is fine.
+            Err(containerd_shim_protos::ttrpc::Error::RpcStatus(status)) => {
+                *slot = Some(client);
+                Err(PublishError::Refused(format!("{status:?}")))
+            }
+            // A failed connection is dropped (its threads end with it), dialled anew next
+            // time.
+            Err(e) => Err(PublishError::Unreachable(e.to_string())),
         }
-        result
     }
 }
 
@@ -223,8 +248,12 @@ fn run(publisher: impl Publish, namespace: &str, rx: Receiver<Item>) {
     }
 }
 
-/// Publishes `item`, retrying with growing pauses for at most `retry_for`. Later events
-/// wait behind it: they must not overtake it.
+/// Attempts for an event containerd refused.
+const REFUSED_ATTEMPTS: u32 = 3;
+
+/// Publishes `item`, retrying with growing pauses for at most `retry_for` while containerd
+/// is unreachable, [`REFUSED_ATTEMPTS`] times if it refuses it. Later events wait behind
+/// it: they must not overtake it.
 fn publish_with_retries(
     publisher: &impl Publish,
     namespace: &str,
@@ -242,7 +271,10 @@ fn publish_with_retries(
                 }
                 return;
             }
-            Err(e) if Instant::now() + pause < deadline => {
+            Err(e)
+                if Instant::now() + pause < deadline
+                    && !matches!(e, PublishError::Refused(_) if attempt >= REFUSED_ATTEMPTS) =>
+            {
                 log::debug!("publishing {} (attempt {attempt}): {e}", item.topic);
                 thread::sleep(pause);
                 pause = (pause * 2).min(MAX_RETRY_PAUSE);
@@ -271,14 +303,20 @@ mod tests {
     struct Recorder {
         got: Arc<Mutex<Vec<Seen>>>,
         fail_first: Arc<Mutex<u32>>,
+        /// Failures are refusals rather than an unreachable containerd.
+        refuse: Arc<Mutex<bool>>,
     }
 
     impl Publish for Recorder {
-        fn publish(&self, ns: &str, item: &Item) -> Result<(), String> {
+        fn publish(&self, ns: &str, item: &Item) -> Result<(), PublishError> {
             let mut f = self.fail_first.lock().unwrap();
             if *f > 0 {
                 *f -= 1;
-                return Err("containerd busy".into());
+                return Err(if *self.refuse.lock().unwrap() {
+                    PublishError::Refused("bad event".into())
+                } else {
+                    PublishError::Unreachable("containerd busy".into())
+                });
             }
             let pid = match item.event.type_url.as_str() {
                 "containerd.events.TaskExit" => {
@@ -357,6 +395,12 @@ mod tests {
         let attempts = 1000 - *rec.fail_first.lock().unwrap();
         assert!((2..=3).contains(&attempts), "{attempts} attempts");
         assert_eq!(rec.got.lock().unwrap().len(), 1);
+        // A refusal is tried a few times only, however long the retry time.
+        *rec.fail_first.lock().unwrap() = 1000;
+        *rec.refuse.lock().unwrap() = true;
+        publish_with_retries(&rec, "ns", &item, Duration::from_secs(600));
+        let attempts = 1000 - *rec.fail_first.lock().unwrap();
+        assert_eq!(attempts, REFUSED_ATTEMPTS);
     }
 
     #[test]

@@ -1497,7 +1497,11 @@ mod tests {
     struct Recorder(Arc<Mutex<Vec<String>>>);
 
     impl Publish for Recorder {
-        fn publish(&self, _ns: &str, item: &Item) -> std::result::Result<(), String> {
+        fn publish(
+            &self,
+            _ns: &str,
+            item: &Item,
+        ) -> std::result::Result<(), crate::events::PublishError> {
             let name = item.event.type_url.trim_start_matches("containerd.events.");
             self.0.lock().unwrap().push(name.to_string());
             Ok(())

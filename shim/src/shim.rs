@@ -16,7 +16,7 @@ use containerd_shim::api::DeleteResponse;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, ExitSignal, Flags, StartOpts};
 
-use crate::events::{Events, Item, Publish, Publisher};
+use crate::events::{Events, Publisher};
 use crate::service::{self, Service, Shared};
 use crate::zygote::{LogSetup, Zygote};
 
@@ -68,15 +68,6 @@ fn remove_socket(address: &str) {
         if let Err(e) = std::fs::remove_file(path) {
             log::warn!("removing {}: {e}", path.display());
         }
-    }
-}
-
-/// Stands in for a publisher that could not connect: every event fails (and is logged).
-struct Unconnected(String);
-
-impl Publish for Unconnected {
-    fn publish(&self, _namespace: &str, _item: &Item) -> Result<(), String> {
-        Err(self.0.clone())
     }
 }
 
@@ -166,13 +157,7 @@ impl containerd_shim::Shim for YoukiShim {
         // stay in the heap: this shim connects its own (see events.rs).
         drop(publisher);
         let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
-        let events = match Publisher::connect(&address) {
-            Ok(p) => Events::start(p, self.namespace.clone()),
-            Err(e) => {
-                log::error!("events: {e}; events to containerd will be lost");
-                Events::start(Unconnected(e), self.namespace.clone())
-            }
-        };
+        let events = Events::start(Publisher::new(&address), self.namespace.clone());
         let shared = Shared::new(zygote, events, self.exit.clone());
         let weak = Arc::downgrade(&shared);
         if let Err(e) = crate::reaper::start(move |pid, status| {
