@@ -20,6 +20,20 @@ use crate::common::{assert_ok, build_rootfs, describe, pid_alive, poll, stdout_o
 /// This project's shim binary.
 pub const SHIM: &str = "containerd-shim-youki-v2";
 
+/// The major version of the containerd binary on PATH (from `containerd --version`:
+/// "containerd PACKAGE VERSION REVISION").
+pub fn containerd_major(containerd: &Path) -> u32 {
+    let o = Command::new(containerd)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{} --version: {e}", containerd.display()));
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|v| v.trim_start_matches('v').split('.').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read a version from `containerd --version`: {text:?}"))
+}
+
 /// Builds the shim into this build's target directory (a no-op when `cargo test
 /// --workspace` built it already) and returns that directory. `SHIM_DIR` (as for
 /// scripts/bench.sh) names a directory holding an already built shim instead.

@@ -32,6 +32,7 @@ use youki_cri::api;
 pub use youki_cri::Client;
 
 use crate::common::{cgroup_hierarchies, describe, pid_alive, poll};
+pub use crate::e2e_support::containerd::containerd_major;
 use crate::e2e_support::containerd::{processes_with, shim_dir, Containerd, Shim};
 use crate::e2e_support::{client, World};
 
@@ -52,24 +53,9 @@ static CNI_CACHE_USERS: Mutex<(usize, bool)> = Mutex::new((0, true));
 /// libcni's cache dir, parent of [`CNI_RESULTS`].
 const CNI_CACHE: &str = "/var/lib/cni";
 /// runc's state directory for CRI's namespace (containerd-shim-runc-v2's default root).
-const RUNC_STATE: &str = "/run/containerd/runc/k8s.io";
 /// CNI plugins the pod network uses (Debian's containernetworking-plugins).
 const CNI_PLUGINS: &[&str] = &["bridge", "host-local", "loopback"];
 const CNI_PLUGIN_DIR: &str = "/usr/lib/cni";
-
-/// The major version of the containerd binary on PATH (from `containerd --version`:
-/// "containerd PACKAGE VERSION REVISION").
-pub fn containerd_major(containerd: &Path) -> u32 {
-    let o = Command::new(containerd)
-        .arg("--version")
-        .output()
-        .unwrap_or_else(|e| panic!("{} --version: {e}", containerd.display()));
-    let text = String::from_utf8_lossy(&o.stdout);
-    text.split_whitespace()
-        .nth(2)
-        .and_then(|v| v.trim_start_matches('v').split('.').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("cannot read a version from `containerd --version`: {text:?}"))
-}
 
 /// What the CRI config names; paths are inside the world.
 struct Settings<'a> {
@@ -121,6 +107,9 @@ state = "{state}"
 
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      # runc's state in the test's dir, not the host's /run/containerd/runc/k8s.io.
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "{state}/runc"
 
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.youki]
       runtime_type = "io.containerd.youki.v2"
@@ -191,6 +180,9 @@ state = "{state}"
 
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      # runc's state in the test's dir, not the host's /run/containerd/runc/k8s.io.
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+        Root = "{state}/runc"
 
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.youki]
       runtime_type = "io.containerd.youki.v2"
@@ -653,10 +645,6 @@ impl Cri {
                 }
             }
         }
-        // containerd-shim-runc-v2 keeps runc's state in /run/containerd/runc/<namespace>
-        // and leaves the directory: remove it once empty (rmdir fails while another
-        // test's runc pod uses it).
-        let _ = fs::remove_dir(RUNC_STATE);
         let bridge = Path::new("/sys/class/net").join(&self.net.bridge);
         if bridge.exists() {
             let ports = self.bridge_ports();
