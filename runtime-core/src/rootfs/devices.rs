@@ -232,7 +232,7 @@ fn symlinks(
         }
         // As runc: /dev/core only where the kernel has /proc/kcore (CONFIG_PROC_KCORE), not
         // a dangling link.
-        if name == "core" && !Path::new(target).exists() {
+        if name == "core" && !sys.exists(Path::new(target)) {
             continue;
         }
         let what = || format!("symlink /dev/{name} -> {target}");

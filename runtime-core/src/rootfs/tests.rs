@@ -93,6 +93,8 @@ fn prepare_default_spec_sequence() {
         ]
     }));
     let sys = RecordingSyscall::default();
+    // The kernel has /proc/kcore: /dev/core points there.
+    sys.set_exists(Path::new("/proc/kcore"));
     prepare(&sys, &s, &b.rootfs, &[], false).expect("prepare");
     let r = &b.rootfs;
     let nse = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
@@ -193,9 +195,6 @@ fn prepare_default_spec_sequence() {
         ("ptmx", "pts/ptmx"),
         ("core", "/proc/kcore"),
     ] {
-        if name == "core" && !Path::new(target).exists() {
-            continue;
-        }
         want.push(Call::Symlinkat(PathBuf::from(target), dev.join(name)));
     }
     want.push(Call::Umask(Mode::from_bits_truncate(0o022)));
@@ -705,6 +704,26 @@ fn existing_ptmx_is_replaced_by_the_symlink() {
     assert_eq!(
         sys.calls().last(),
         Some(&Call::Umask(Mode::from_bits_truncate(0o022)))
+    );
+}
+
+#[test]
+fn no_dev_core_without_proc_kcore() {
+    // A kernel without CONFIG_PROC_KCORE: no dangling /dev/core, as runc.
+    let b = bundle();
+    let sys = RecordingSyscall::default();
+    prepare(&sys, &dev_spec(json!([])), &b.rootfs, &[], false).expect("prepare");
+    let links: Vec<Call> = sys
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, Call::Symlinkat(..)))
+        .collect();
+    assert_eq!(links.len(), 5, "{links:?}");
+    assert!(
+        !links
+            .iter()
+            .any(|c| matches!(c, Call::Symlinkat(_, l) if l.ends_with("core"))),
+        "{links:?}"
     );
 }
 

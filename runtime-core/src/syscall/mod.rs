@@ -115,6 +115,8 @@ pub trait Syscall {
     fn mount_flags(&self, path: &Path) -> Result<MsFlags>;
     /// The text of /proc/self/mountinfo.
     fn mountinfo(&self) -> Result<String>;
+    /// Whether `path` exists (following symlinks), e.g. a file the kernel may lack.
+    fn exists(&self, path: &Path) -> bool;
 }
 
 /// The real kernel.
@@ -292,6 +294,10 @@ impl Syscall for LinuxSyscall {
     fn mountinfo(&self) -> Result<String> {
         std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| err("read", "/proc/self/mountinfo")(io_errno(&e)))
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
     }
 }
 

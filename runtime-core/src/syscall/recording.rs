@@ -96,6 +96,7 @@ pub struct RecordingSyscall {
     mount_flags: Cell<Option<MsFlags>>,
     mountinfo: RefCell<String>,
     mask: Cell<Option<Mode>>,
+    existing: RefCell<Vec<PathBuf>>,
 }
 
 impl std::fmt::Debug for RecordingSyscall {
@@ -134,6 +135,11 @@ impl RecordingSyscall {
     /// What [`Syscall::mountinfo`] answers (default: empty).
     pub fn set_mountinfo(&self, text: &str) {
         *self.mountinfo.borrow_mut() = text.to_string();
+    }
+
+    /// Makes [`Syscall::exists`] answer true for `path` (default: nothing exists).
+    pub fn set_exists(&self, path: &Path) {
+        self.existing.borrow_mut().push(path.to_path_buf());
     }
 
     fn push(&self, c: Call) -> Result<()> {
@@ -283,5 +289,8 @@ impl Syscall for RecordingSyscall {
     }
     fn mountinfo(&self) -> Result<String> {
         Ok(self.mountinfo.borrow().clone())
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.existing.borrow().iter().any(|p| p == path)
     }
 }
