@@ -56,8 +56,27 @@ fn grouping_id(id: &str, config: &[u8]) -> String {
 
 /// A shim already serves `address` (its group's first container started it).
 fn serving(address: &str) -> bool {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    use std::os::fd::AsRawFd;
+
     let path = address.strip_prefix("unix://").unwrap_or(address);
-    std::os::unix::net::UnixStream::connect(path).is_ok()
+    let Ok(addr) = UnixAddr::new(path) else {
+        return false;
+    };
+    let Ok(sock) = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    // Non-blocking: a busy shim whose backlog is full (EAGAIN) is alive, and must not
+    // hang `start`.
+    matches!(
+        connect(sock.as_raw_fd(), &addr),
+        Ok(()) | Err(nix::errno::Errno::EAGAIN)
+    )
 }
 
 fn remove_socket(address: &str) {
@@ -97,7 +116,12 @@ impl containerd_shim::Shim for YoukiShim {
 
     fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
         // containerd runs `start` in the bundle.
-        let config = std::fs::read("config.json").unwrap_or_default();
+        let config = std::fs::read("config.json").unwrap_or_else(|e| {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log::warn!("reading config.json for the shim's group: {e}");
+            }
+            Vec::new()
+        });
         let grouping = grouping_id(&opts.id, &config);
         let address = containerd_shim::socket_address(&opts.address, &opts.namespace, &grouping);
         // Another container of the group: its shim serves this one too. Without this check

@@ -645,8 +645,10 @@ impl Harness {
                     .unwrap_or(false)
             };
             let cmd = cmdline(pid);
+            // "/<marker>-": harness 1's marker is a prefix of harness 10's.
+            let cgroup_prefix = format!("/{}-", self.marker);
             let in_cgroup = fs::read_to_string(p.join("cgroup"))
-                .map(|c| c.contains(&self.marker))
+                .map(|c| c.contains(&cgroup_prefix))
                 .unwrap_or(false);
             if in_cgroup || in_work("cwd") || in_work("root") || cmd.contains(&work) {
                 out.push((pid, cmd));
@@ -659,7 +661,7 @@ impl Harness {
     fn cgroups(&self) -> Vec<PathBuf> {
         let mut out = vec![];
         for root in cgroup_mounts() {
-            find_cgroups(&root, &self.marker, 2, &mut out);
+            find_cgroups(&root, &format!("{}-", self.marker), 2, &mut out);
         }
         out.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
         out
@@ -804,19 +806,21 @@ fn cgroup_mounts() -> Vec<PathBuf> {
         .collect()
 }
 
-fn find_cgroups(dir: &Path, marker: &str, depth: usize, out: &mut Vec<PathBuf>) {
+/// Cgroup directories below `dir` (at most `depth` levels down) whose name starts with
+/// `prefix`, and everything below them.
+fn find_cgroups(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<PathBuf>) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd.flatten() {
         if !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let p = e.path();
-        if e.file_name().to_string_lossy().contains(marker) {
+        if e.file_name().to_string_lossy().starts_with(prefix) {
             // Below a cgroup of the test everything is the test's.
             out.push(p.clone());
             find_cgroups(&p, "", usize::MAX, out);
         } else if depth > 1 {
-            find_cgroups(&p, marker, depth - 1, out);
+            find_cgroups(&p, prefix, depth - 1, out);
         }
     }
 }
