@@ -129,9 +129,10 @@ cgroup_dirs() {
 }
 
 # Waits up to $2 seconds until no shim serves the containerd at $1; fails if one does.
+# (A deadline, not a count: one pids_with pass can take long on a busy machine.)
 wait_no_shims() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
+    local deadline=$((SECONDS + $2))
+    while [ "$SECONDS" -lt "$deadline" ]; do
         [ -z "$(pids_with containerd-shim- " -address $1")" ] && return 0
         sleep 0.1
     done
@@ -189,10 +190,24 @@ cleanup() {
     for d in /sys/fs/cgroup/*/"$ns" /sys/fs/cgroup/*/*/"$ns" /sys/fs/cgroup/"$ns" /run/containerd/runc/"$ns"; do
         [ -d "$d" ] && rmdir "$d" 2>/dev/null
     done
-    # Pod cgroups left after a failure (their processes died with the shims above), then
-    # the parent: deepest first, an rmdir fails while a cgroup still has children.
-    for d in $(cgroup_dirs "$pod_cgroup" | awk '{ print length, $0 }' | sort -rn | cut -d' ' -f2-); do
-        rmdir "$d" 2>/dev/null
+    # Pod cgroups left after a failure, then the parent: deepest first, an rmdir fails
+    # while a cgroup still has children. Their processes (pause, sleep) outlive killed
+    # shims: this run's pods, in cgroups under its own parent, are killed first (thawed,
+    # in case a freezer holds them).
+    local all_cgroups pid
+    all_cgroups=$(cgroup_dirs "$pod_cgroup" | awk '{ print length, $0 }' | sort -rn | cut -d' ' -f2-)
+    for d in $all_cgroups; do
+        [ -w "$d/freezer.state" ] && echo THAWED > "$d/freezer.state" 2>/dev/null
+        [ -w "$d/cgroup.freeze" ] && echo 0 > "$d/cgroup.freeze" 2>/dev/null
+        for pid in $(cat "$d/cgroup.procs" 2>/dev/null); do
+            kill -KILL "$pid" 2>/dev/null
+        done
+    done
+    for d in $all_cgroups; do
+        for _ in $(seq 20); do
+            rmdir "$d" 2>/dev/null && break
+            sleep 0.1
+        done
     done
     rm -rf "$work"
     if [ -n "$cri_pid" ]; then

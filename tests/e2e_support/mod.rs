@@ -15,7 +15,7 @@
 
 pub mod containerd;
 // cri.rs (containerd with CRI, CNI and local images, for tests/e2e_cri.rs) is included by
-// that test alone (`#[path]`): the other end-to-end tests need not compile the CRI client.
+// that test alone (`#[path]`): the other end-to-end tests do not carry its harness.
 
 use std::ffi::OsStr;
 use std::fs;
