@@ -468,6 +468,55 @@ fn memory_limits(handler: &str) {
     cri.ctd.no_containers_left();
 }
 
+/// kubelet restarting a container that exited (CrashLoopBackOff): the same pod gets
+/// attempt 1 of it while the pod's shim keeps serving, each run with its exit code.
+fn restart_in_pod(handler: &str) {
+    let cri = Cri::start(&format!("cri-restart-{handler}"), handler == YOUKI);
+    let pod = cri.run_pod(cri.pod_config("restart", false), handler);
+    let shims = cri.shims();
+    for attempt in 0..3u32 {
+        let mut config = cri.container_config(
+            &pod,
+            "crash",
+            &["sh", "-c", &format!("echo attempt {attempt}; exit 3")],
+        );
+        if let Some(m) = config.metadata.as_mut() {
+            m.attempt = attempt;
+        }
+        let id = cri.start_container(&pod, &config);
+        let mut st = api::ContainerStatus::default();
+        let exited = poll(Duration::from_secs(10), || {
+            st = cri.client.container_state(&id).expect("ContainerStatus");
+            st.state == api::ContainerState::ContainerExited as i32
+        });
+        assert!(exited, "attempt {attempt} did not exit: {st:?}");
+        assert_eq!(st.exit_code, 3, "attempt {attempt}: {st:?}");
+        assert_eq!(st.reason, "Error", "attempt {attempt}: {st:?}");
+        cri.client.remove_container(&id).expect("RemoveContainer");
+        // The pod's shim serves the next attempt: no new shim, none gone.
+        assert_eq!(cri.shims(), shims, "attempt {attempt} changed the shims");
+    }
+    let log = fs::read_to_string(pod.log_dir().join("crash.log")).unwrap_or_default();
+    for attempt in 0..3 {
+        assert!(
+            log.contains(&format!("stdout F attempt {attempt}")),
+            "attempt {attempt} missing from the log:\n{log}"
+        );
+    }
+    cri.remove_pod(&pod);
+    cri.ctd.no_containers_left();
+}
+
+#[test]
+fn cri_runc_restart_in_pod() {
+    restart_in_pod(RUNC);
+}
+
+#[test]
+fn cri_youki_restart_in_pod() {
+    restart_in_pod(YOUKI);
+}
+
 /// A container whose command does not exist: StartContainer fails with a message that
 /// names it, and removing the pod leaves nothing behind.
 fn failing_command(handler: &str) {
