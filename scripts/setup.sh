@@ -32,7 +32,10 @@ for tool in cargo rustfmt cargo-clippy; do
     fi
 done
 
-# containerd 2.x for the shim's end-to-end tests, next to bookworm's 1.6 (which the package
-# above installs): unpacked from Debian sid into a private directory, nothing installed.
-scripts/fetch-containerd.sh sid /var/cache/youki-shim/containerd-sid >/dev/null
-echo "setup: containerd $(/var/cache/youki-shim/containerd-sid/usr/bin/containerd --version | awk '{print $3}') in /var/cache/youki-shim/containerd-sid"
+# containerd 1.7 and 2.x for the shim's end-to-end tests, next to bookworm's 1.6 (which the package
+# above installs): unpacked from Debian trixie and sid into private directories, nothing
+# installed.
+for suite in trixie sid; do
+    scripts/fetch-containerd.sh "$suite" "/var/cache/youki-shim/containerd-$suite" >/dev/null
+    echo "setup: containerd $("/var/cache/youki-shim/containerd-$suite/usr/bin/containerd" --version | awk '{print $3}') in /var/cache/youki-shim/containerd-$suite"
+done

@@ -8,7 +8,7 @@
 //! state, sockets, CNI bridge and subnet, local pause and busybox images) and checks
 //! after each pod that nothing of it is left: no shim, process, mount, netns, cgroup or
 //! CNI state; after the test, that the bridge is gone too. scripts/test.sh runs them
-//! against containerd 1.6 (Debian's) and again against 2.1.
+//! against containerd 1.6 (Debian's) and again against 1.7 and 2.1.
 
 mod common;
 #[path = "e2e_support/cri.rs"]

@@ -353,32 +353,25 @@ fn an_exit_while_containerd_is_down_reaches_it_when_it_is_back() {
         std::thread::sleep(Duration::from_secs(2));
         log_len = c.log_text().len();
     });
-    if containerd_major(&client("containerd", "containerd")) >= 2 {
-        // containerd 2.x removes a reloaded task whose processes are all gone ("cleaning
-        // leaked shim process", for runc's shim too): no exit event is asked for; the
-        // task must go, and its shim with it (checked by no_containers_left).
-        assert!(
-            poll(Duration::from_secs(10), || c.task_status(&id).is_empty()),
-            "containerd 2.x kept the task: {}\n{}",
-            c.task_status(&id),
-            c.log_tail()
-        );
-    } else {
-        // containerd 1.x reloads the task: the shim keeps the TaskExit and retries until
-        // the new containerd takes it, then says so in its log, which containerd reads
-        // again and copies into its own.
-        let delivered = poll(Duration::from_secs(35), || {
-            c.log_text()
-                .get(log_len..)
-                .unwrap_or("")
-                .lines()
-                .any(|l| l.contains("event /tasks/exit delivered at attempt"))
-        });
-        assert!(
-            delivered,
-            "the exit never reached the restarted containerd\n{}",
-            c.log_tail()
-        );
+    // containerd 1.6 reloads the task: the shim keeps the TaskExit and retries until the
+    // new containerd takes it, then says so in its log, which containerd reads again and
+    // copies into its own. containerd 1.7 and 2.x instead remove a reloaded task whose
+    // processes are all gone ("cleaning leaked shim process", for runc's shim too): no
+    // exit event is asked for; the task must go, and its shim with it (checked by
+    // no_containers_left).
+    let since_restart = || c.log_text().get(log_len..).unwrap_or("").to_string();
+    let delivered = |log: &str| log.contains("event /tasks/exit delivered at attempt");
+    let cleaned = |log: &str| log.contains("cleaning leaked shim process");
+    let settled = poll(Duration::from_secs(35), || {
+        let log = since_restart();
+        delivered(&log) || (cleaned(&log) && c.task_status(&id).is_empty())
+    });
+    assert!(
+        settled,
+        "the exit never reached the restarted containerd\n{}",
+        c.log_tail()
+    );
+    if !cleaned(&since_restart()) {
         assert_eq!(c.task_status(&id), "STOPPED");
         let o = c.ctr_ok(&["task", "delete", &id]);
         assert!(
