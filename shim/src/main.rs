@@ -36,6 +36,14 @@ fn main() {
         );
         return;
     }
+    // A panic in any thread ends the shim, in every build (release already aborts): a
+    // server thread that died alone would leave a shim that containerd gave up on but
+    // that never exits. The message goes to the shim's log, which containerd copies.
+    std::panic::set_hook(Box::new(|info| {
+        log::error!("panic: {info}");
+        eprintln!("containerd-shim-youki-v2: panic: {info}");
+        std::process::abort();
+    }));
     // Early, before anything is allocated: about 2 MB of RSS per shim. The zygote turns it
     // back on for the containers it creates.
     let _ = nix::sys::prctl::set_thp_disable(true);
