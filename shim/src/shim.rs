@@ -54,6 +54,29 @@ fn grouping_id(id: &str, config: &[u8]) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
+/// How long the crate gets to stop the server and the process to exit after [`YoukiShim::wait`]
+/// returned.
+const EXIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Ends the process if it is still there [`EXIT_DEADLINE`] after the shim was told to go:
+/// a shim containerd has shut down must never linger. Under load in CI a server was seen
+/// still running 30 s after it logged the end of its ttrpc server (cause not found).
+fn exit_watchdog() {
+    let spawned = std::thread::Builder::new()
+        .name("exit-watchdog".into())
+        .stack_size(64 * 1024)
+        .spawn(|| {
+            std::thread::sleep(EXIT_DEADLINE);
+            // Nothing is logged here: a blocked logger may be what holds the exit up.
+            // SAFETY: _exit(2) ends the process at once; the shim's state is on disk and
+            // its socket removed, nothing else needs to run.
+            unsafe { libc::_exit(0) }
+        });
+    if let Err(e) = spawned {
+        log::warn!("starting the exit watchdog: {e}");
+    }
+}
+
 /// A shim already serves `address` (its group's first container started it).
 fn serving(address: &str) -> bool {
     use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
@@ -165,6 +188,7 @@ impl containerd_shim::Shim for YoukiShim {
         // after Shutdown): remove it here, by the path this server was given. Unlinking
         // does not disturb the connection still answering Shutdown.
         remove_socket(&self.socket);
+        exit_watchdog();
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Service {
