@@ -437,11 +437,13 @@ fn memory_limits(handler: &str) {
     );
     assert_eq!(inside.trim(), limit.to_string(), "the limit seen inside");
 
-    // Bounded even without a limit: about 130 MB at most (a 64 MiB string, copied).
+    // Bounded even without a limit: about 130 MB at most (a 64 MiB string, copied). It
+    // waits a second first: runc's shim starts watching for OOM only after Start returns,
+    // and misses a kill that comes sooner (seen in CI; ours watches from Create).
     let hog = [
         "sh",
         "-c",
-        "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived ${#x}",
+        "sleep 1; x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived ${#x}",
     ];
     let mut config = cri.container_config(&pod, "hog", &hog);
     let small = 16 << 20;
