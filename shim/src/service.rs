@@ -1129,39 +1129,33 @@ impl Shared {
         Ok(c.bundle.clone())
     }
 
-    fn pause(&self, req: &PauseRequest) -> Result<Empty> {
-        let id = req.id.as_str();
+    /// Pause (freeze) or Resume (thaw) the task `id`, then the event containerd expects.
+    fn set_paused(&self, id: &str, paused: bool) -> Result<Empty> {
         let bundle = self.live_bundle(id)?;
-        resources::pause(&Store::new(state_root(&bundle)), id)
-            .map_err(|e| ShimError::from(e).context(format!("pause {id}")))?;
+        let store = Store::new(state_root(&bundle));
+        let (what, result) = if paused {
+            ("pause", resources::pause(&store, id))
+        } else {
+            ("resume", resources::resume(&store, id))
+        };
+        result.map_err(|e| ShimError::from(e).context(format!("{what} {id}")))?;
         if let Some(c) = self.lock().containers.get_mut(id) {
-            c.paused = true;
+            c.paused = paused;
         }
-        self.events.send(
-            TASK_PAUSED_EVENT_TOPIC,
-            &TaskPaused {
-                container_id: id.to_string(),
+        let container_id = id.to_string();
+        if paused {
+            let event = TaskPaused {
+                container_id,
                 ..Default::default()
-            },
-        );
-        Ok(Empty::new())
-    }
-
-    fn resume(&self, req: &ResumeRequest) -> Result<Empty> {
-        let id = req.id.as_str();
-        let bundle = self.live_bundle(id)?;
-        resources::resume(&Store::new(state_root(&bundle)), id)
-            .map_err(|e| ShimError::from(e).context(format!("resume {id}")))?;
-        if let Some(c) = self.lock().containers.get_mut(id) {
-            c.paused = false;
+            };
+            self.events.send(TASK_PAUSED_EVENT_TOPIC, &event);
+        } else {
+            let event = TaskResumed {
+                container_id,
+                ..Default::default()
+            };
+            self.events.send(TASK_RESUMED_EVENT_TOPIC, &event);
         }
-        self.events.send(
-            TASK_RESUMED_EVENT_TOPIC,
-            &TaskResumed {
-                container_id: id.to_string(),
-                ..Default::default()
-            },
-        );
         Ok(Empty::new())
     }
 
@@ -1454,11 +1448,11 @@ impl containerd_shim::Task for Service {
     }
 
     fn pause(&self, _ctx: &TtrpcContext, req: PauseRequest) -> ttrpc::Result<Empty> {
-        answer("pause", &req.id, self.shared.pause(&req))
+        answer("pause", &req.id, self.shared.set_paused(&req.id, true))
     }
 
     fn resume(&self, _ctx: &TtrpcContext, req: ResumeRequest) -> ttrpc::Result<Empty> {
-        answer("resume", &req.id, self.shared.resume(&req))
+        answer("resume", &req.id, self.shared.set_paused(&req.id, false))
     }
 
     fn checkpoint(&self, _ctx: &TtrpcContext, _req: CheckpointTaskRequest) -> ttrpc::Result<Empty> {
@@ -1677,11 +1671,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.state(&exec_state).unwrap_err().kind, Kind::NotFound);
-        let pause = PauseRequest {
-            id: "x".into(),
-            ..Default::default()
-        };
-        assert_eq!(s.pause(&pause).unwrap_err().kind, Kind::NotFound);
+        assert_eq!(s.set_paused("x", true).unwrap_err().kind, Kind::NotFound);
         let stats = StatsRequest {
             id: "x".into(),
             ..Default::default()
@@ -1761,11 +1751,10 @@ mod tests {
         let kill_all = KillRequest { all: true, ..kill };
         assert!(s.kill(&kill_all).is_ok());
         // Nothing to pause, resume, update or measure in a stopped task.
-        let pause = PauseRequest {
-            id: "c7".into(),
-            ..Default::default()
-        };
-        assert_eq!(s.pause(&pause).unwrap_err().kind, Kind::FailedPrecondition);
+        assert_eq!(
+            s.set_paused("c7", true).unwrap_err().kind,
+            Kind::FailedPrecondition
+        );
         let stats = StatsRequest {
             id: "c7".into(),
             ..Default::default()
