@@ -661,6 +661,19 @@ fn check_linux(spec: &Spec, warnings: &mut Vec<String>) -> Result<(), SpecError>
         }
     }
 
+    // Device rules: each well-formed, none cutting into a wildcard before it (what the
+    // device controller would ignore silently), named by its index.
+    if let Some(rules) = linux
+        .resources()
+        .as_ref()
+        .and_then(|r| r.devices().as_ref())
+    {
+        for i in 0..rules.len() {
+            crate::cgroups::check_device_rules(&rules[..=i])
+                .map_err(|e| invalid(format!("linux.resources.devices[{i}]"), e.to_string()))?;
+        }
+    }
+
     // runc: offsets only make sense for a new time namespace.
     if linux.time_offsets().as_ref().is_some_and(|o| !o.is_empty())
         && !has(LinuxNamespaceType::Time)
@@ -1392,6 +1405,23 @@ mod tests {
         c["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 10}});
         rejects(&c, "linux.timeOffsets");
         set_namespaces(&mut c, &["pid", "mount", "time"]);
+        accepts(&c);
+    }
+
+    #[test]
+    fn device_rules_are_checked_one_by_one() {
+        let mut c = minimal();
+        c["linux"]["resources"] = json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "access": "rw"},
+            {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "w"}
+        ]});
+        let msg = rejects(&c, "linux.resources.devices[2]");
+        assert!(msg.contains("deny c 1:11 w"), "{msg}");
+        c["linux"]["resources"]["devices"][1]["access"] = json!("rwz");
+        let msg = rejects(&c, "linux.resources.devices[1]");
+        assert!(msg.contains("'z'"), "{msg}");
+        c["linux"]["resources"]["devices"][1]["access"] = json!("r");
         accepts(&c);
     }
 

@@ -15,8 +15,9 @@
 //! which is easier to get right, and to test, by hand.
 //!
 //! Layout: [`mountinfo`] finds the hierarchies, [`v1`] and [`v2`] turn `linux.resources`
-//! into file writes and manage the directories, [`files`] does the I/O, [`stats`] reads
-//! resource usage and [`oom`] watches for OOM kills.
+//! into file writes and manage the directories, [`devices`] gives device rules their
+//! meaning (and on v2 the eBPF program enforcing them), [`files`] does the I/O, [`stats`]
+//! reads resource usage and [`oom`] watches for OOM kills.
 
 mod devices;
 mod files;
@@ -33,7 +34,7 @@ use std::time::Duration;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
-pub use devices::with_default_rules;
+pub use devices::{check as check_device_rules, with_default_rules, DeviceError};
 use files::FileWrite;
 use mountinfo::{CgroupFsMount, FsKind};
 pub use oom::OomWatcher;
@@ -154,6 +155,9 @@ pub enum CgroupError {
         /// Why.
         reason: String,
     },
+    /// The device rules cannot be applied or enforced.
+    #[error(transparent)]
+    Devices(#[from] DeviceError),
     /// The kernel did not reach the freezer state in time.
     #[error("cgroup {path}: still {state:?} after {waited:?}, expected {expected:?}")]
     FreezeTimeout {

@@ -97,7 +97,11 @@ pub(crate) fn writes(r: &LinuxResources) -> Result<Vec<FileWrite>, String> {
         }
     }
 
-    // In the order given: each rule refines the ones before.
+    // In the order given: each rule refines the ones before. Rules the controller would
+    // ignore silently (a hole in a wildcard) are refused first, as on v2.
+    if let Some(rules) = r.devices() {
+        super::check_device_rules(rules).map_err(|e| e.to_string())?;
+    }
     for rule in r.devices().iter().flatten() {
         w.push(device_rule(rule)?);
     }

@@ -7,9 +7,12 @@ use std::time::Instant;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
+use crate::syscall::bpf::LinuxBpf;
+
 use super::files::{self, FileWrite, IfAbsent};
 use super::{
-    stats, CgroupError, CgroupManager, CgroupMount, FreezerState, OomWatcher, Stats, FREEZE_TIMEOUT,
+    devices, stats, CgroupError, CgroupManager, CgroupMount, FreezerState, OomWatcher, Stats,
+    FREEZE_TIMEOUT,
 };
 
 /// A container's cgroup on a pure v2 host (also used for the `unified` hierarchy of a hybrid one).
@@ -73,13 +76,7 @@ pub(crate) fn writes(r: &LinuxResources) -> Result<Vec<FileWrite>, String> {
         }
     }
 
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        // TODO(cgroups v2 devices): v2 has no devices.allow; rules are enforced by a
-        // BPF_CGROUP_DEVICE program attached to the cgroup (what runc's devicefilter does).
-        // Until that lands, device access is limited only by which device nodes exist in
-        // the container's /dev.
-        log::debug!("device cgroup rules are not enforced on cgroup v2 yet");
-    }
+    // Device rules are no file on v2: `V2Manager::apply` attaches their eBPF program.
 
     if let Some(mem) = r.memory() {
         if let Some(swap) = swap_max(mem.limit(), mem.swap())? {
@@ -313,12 +310,21 @@ impl V2Manager {
             path: self.path.clone(),
             reason,
         })?;
+        // Compiled before anything is created, so that a bad rule leaves nothing behind.
+        let device_program = match r.devices() {
+            Some(rules) if !rules.is_empty() => Some(devices::program(rules)?),
+            _ => None,
+        };
         if create {
             self.create_dirs(None)?;
         }
         let dir = self.dir();
         for w in &writes {
             w.apply(&dir)?;
+        }
+        if let Some(insns) = device_program {
+            // Before any process joins: the container never runs unrestricted.
+            devices::attach(&LinuxBpf, &dir, &insns)?;
         }
         Ok(())
     }
@@ -544,7 +550,7 @@ mod tests {
         ] {
             assert!(writes(&resources(json)).is_err(), "{json}");
         }
-        // Device rules are accepted (and not enforced yet).
+        // Device rules are no file write (their program is attached by `apply`).
         let w = writes(&resources(
             r#"{"devices": [{"allow": false, "access": "rwm"}]}"#,
         ))

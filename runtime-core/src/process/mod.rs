@@ -126,7 +126,7 @@ pub fn spawn(
         linux.devices().as_deref().unwrap_or_default(),
     );
     // Created before the fork: init bind-mounts its directories into the container.
-    setup.cgroup.create(resources.as_ref())?;
+    setup.cgroup.create(Some(&resources))?;
 
     let maps = IdMaps {
         uid: linux.uid_mappings().as_deref().unwrap_or_default(),

@@ -4,6 +4,7 @@
 //! runtime goes through the [`Syscall`] trait, so that the order of operations in rootfs
 //! and namespace setup can be unit-tested with [`recording::RecordingSyscall`] without root.
 
+pub mod bpf;
 #[cfg(test)]
 pub mod recording;
 pub mod signals;
