@@ -35,10 +35,20 @@ fn max_or(v: i64) -> String {
     }
 }
 
-/// cpu.shares (2..262144) to cpu.weight (1..10000), the linear mapping runc and crun use.
+/// cpu.shares (2..262144) to cpu.weight (1..10000), with the mapping of runc 1.3 and crun
+/// 1.x: a quadratic in log2(shares) that sends the v1 default 1024 to the v2 default 100
+/// (the older linear mapping gave 39, so a container with default shares got less than
+/// its v2 neighbours). 2 -> 1, 512 -> 59, 1024 -> 100, 262144 -> 10000.
 pub(crate) fn shares_to_weight(shares: u64) -> u64 {
-    let shares = shares.clamp(2, 262_144);
-    1 + ((shares - 2) * 9999) / 262_142
+    if shares <= 2 {
+        return 1;
+    }
+    if shares >= 262_144 {
+        return 10_000;
+    }
+    let l = (shares as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    10f64.powf(exponent).ceil() as u64
 }
 
 /// blkio weight (10..1000) to io.weight (1..10000), as runc converts it.
@@ -485,7 +495,7 @@ mod tests {
                 ("memory.swap.max", "104857600"),
                 ("memory.max", "104857600"),
                 ("memory.low", "52428800"),
-                ("cpu.weight", "39"),
+                ("cpu.weight", "100"),
                 ("cpu.max", "50000 100000"),
                 ("pids.max", "64"),
                 ("io.weight", "default 4950"),
@@ -529,9 +539,18 @@ mod tests {
 
     #[test]
     fn conversions() {
-        assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
-        assert_eq!(shares_to_weight(262_144), 10_000);
+        // runc 1.3.6's values on a v2 host.
+        for (shares, weight) in [
+            (2, 1),
+            (3, 2),
+            (512, 59),
+            (1024, 100),
+            (2048, 174),
+            (262_143, 10_000),
+            (262_144, 10_000),
+        ] {
+            assert_eq!(shares_to_weight(shares), weight, "shares {shares}");
+        }
         assert_eq!(blkio_to_io_weight(10), 1);
         assert_eq!(blkio_to_io_weight(1000), 10_000);
         assert_eq!(swap_max(Some(100), Some(100)), Ok(Some("0".into())));
