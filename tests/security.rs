@@ -423,6 +423,53 @@ fn only_default_devices_can_be_opened() {
     assert_allowed(&out, "kmsg");
 }
 
+/// A spec without any device rule (no `linux.resources` at all) still gets only the
+/// default devices: rules start from "deny all", as runc's do.
+#[test]
+fn no_device_rules_still_means_only_the_default_devices() {
+    let env = TestEnv::new("secdevnone");
+    let mut b = env.bundle();
+    b.config["root"]["readonly"] = json!(false);
+    b.config["linux"]
+        .as_object_mut()
+        .expect("linux")
+        .remove("resources");
+    let out = run_script(
+        &env,
+        b,
+        "t kmsg sh -c 'mknod /tmp/kmsg c 1 11 && echo youki-security-test > /tmp/kmsg'\n\
+         t null sh -c 'echo x > /dev/null'\n",
+    );
+    assert_refused(&out, "kmsg");
+    assert_allowed(&out, "null");
+}
+
+/// Denying one device inside a wider allowed one is something the device controller
+/// ignores silently (it only removes exact matches); the runtime refuses it instead, as
+/// runc does, naming the rule, and leaves nothing behind.
+#[test]
+fn a_device_rule_cutting_into_a_wildcard_is_refused() {
+    let env = TestEnv::new("secdevhole");
+    let mut b = env.bundle();
+    b.resource(
+        "devices",
+        json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "access": "rw"},
+            {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "w"}
+        ]),
+    );
+    let o = env.try_create(&env.id(), &b);
+    assert!(!o.status.success(), "create succeeded:\n{}", describe(&o));
+    let err = stderr_of(&o);
+    // NOTE: runc 1.1.5 refuses it too, with "cannot punch hole in existing wildcard rule".
+    assert!(
+        err.contains("linux.resources.devices[2]") || err.contains("punch hole"),
+        "the error should name the rule:\n{err}"
+    );
+    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
+}
+
 // ---------------------------------------------------------------------------------------
 // Capabilities and noNewPrivileges
 
