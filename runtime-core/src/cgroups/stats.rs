@@ -10,10 +10,10 @@
 //! something that is not a number where a number must be, are errors naming the file.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::CgroupError;
 
@@ -27,7 +27,7 @@ fn is_zero(v: &u64) -> bool {
 }
 
 /// Everything known about a cgroup's resource usage.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Stats {
     /// CPU time and throttling.
@@ -45,13 +45,16 @@ pub struct Stats {
 }
 
 /// CPU statistics.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CpuStats {
     /// CPU time used.
     pub usage: CpuUsage,
     /// CFS bandwidth throttling.
     pub throttling: Throttling,
+    /// CPU pressure (v2 cpu.pressure); `None` where runc reports none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psi: Option<PsiStats>,
 }
 
 /// CPU time used, in nanoseconds.
@@ -138,7 +141,7 @@ pub struct MemoryEntry {
 }
 
 /// Memory statistics.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MemoryStats {
     /// Page cache (v1 `cache`, v2 `file` of memory.stat).
@@ -156,6 +159,9 @@ pub struct MemoryStats {
     /// Every counter of memory.stat.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub raw: BTreeMap<String, u64>,
+    /// Memory pressure (v2 memory.pressure); `None` where runc reports none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psi: Option<PsiStats>,
     /// Memory events (v2 memory.events; v1 only has `oom_kill`, from memory.oom_control).
     /// Not part of runc's JSON.
     #[serde(skip)]
@@ -208,7 +214,7 @@ pub struct BlkioEntry {
 }
 
 /// Block I/O statistics, with runc's names.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct BlkioStats {
     /// Bytes transferred.
@@ -235,6 +241,9 @@ pub struct BlkioStats {
     /// Sectors transferred (v1 CFQ).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sectors_recursive: Vec<BlkioEntry>,
+    /// I/O pressure (v2 io.pressure); `None` where runc reports none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psi: Option<PsiStats>,
 }
 
 /// Huge page usage of one page size.
@@ -249,6 +258,55 @@ pub struct HugetlbStats {
     pub max: u64,
     /// Allocations refused by the limit.
     pub failcnt: u64,
+}
+
+/// Pressure stall information of one resource, from v2's `cpu.pressure`,
+/// `memory.pressure` or `io.pressure`, in runc's JSON shape (`{"some": {...}, "full":
+/// {...}}`, runc 1.2+'s `PSIStats`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PsiStats {
+    /// Time in which at least one task was stalled on the resource.
+    pub some: PsiData,
+    /// Time in which every non-idle task was stalled on it at once. `None` where the file
+    /// has no `full` line (cpu.pressure before Linux 5.13), which containerd's v2 Metrics
+    /// leave out too; runc's JSON still has it, as zeros (Go's `omitempty` never omits a
+    /// struct).
+    #[serde(serialize_with = "full_or_zeros")]
+    pub full: Option<PsiData>,
+}
+
+/// One line (`some` or `full`) of a pressure file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PsiData {
+    /// Percentage of the last 10 seconds stalled.
+    #[serde(serialize_with = "go_float")]
+    pub avg10: f64,
+    /// Percentage of the last 60 seconds stalled.
+    #[serde(serialize_with = "go_float")]
+    pub avg60: f64,
+    /// Percentage of the last 300 seconds stalled.
+    #[serde(serialize_with = "go_float")]
+    pub avg300: f64,
+    /// Total time stalled, in microseconds.
+    pub total: u64,
+}
+
+fn full_or_zeros<S: Serializer>(full: &Option<PsiData>, s: S) -> Result<S::Ok, S::Error> {
+    full.unwrap_or_default().serialize(s)
+}
+
+/// A float as Go's encoding/json writes it, so that our output is runc's byte for byte:
+/// integral values without a fraction (`0`, where serde_json would write `0.0`); others
+/// in the shortest form that reads back the same, which both sides use.
+fn go_float<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    // Below 2^53 every integral f64 is an exact i64.
+    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -274,6 +332,33 @@ fn absent(e: &io::Error) -> bool {
             e.raw_os_error(),
             Some(libc::ENOTSUP | libc::ENODEV | libc::ENXIO)
         )
+}
+
+/// A pressure file of `dir`, read as runc 1.2+ reads it (`fs2/psi.go`): `None` when it
+/// does not exist (kernel before 4.20, no CONFIG_PSI, `psi=0`, or PSI turned off for the
+/// cgroup by `cgroup.pressure` 0) or when reading it fails with EOPNOTSUPP (kernels built
+/// with CONFIG_PSI_DEFAULT_DISABLED that want `psi=1`); any other error is an error, unlike
+/// [`read_opt`], which also takes ENODEV and ENXIO for "absent".
+fn read_psi(dir: &Path, file: &str) -> Result<Option<PsiStats>, CgroupError> {
+    let err = |source| CgroupError::Read {
+        path: dir.to_path_buf(),
+        file: file.to_string(),
+        source,
+    };
+    let mut f = match std::fs::File::open(dir.join(file)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(err(e)),
+    };
+    let mut text = String::new();
+    match f.read_to_string(&mut text) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(None),
+        Err(e) => return Err(err(e)),
+    }
+    parse_psi(&text)
+        .map(Some)
+        .map_err(|bad| parse_err(dir, file, bad))
 }
 
 fn parse_err(dir: &Path, file: &str, content: &str) -> CgroupError {
@@ -441,6 +526,79 @@ pub(crate) fn parse_io_stat(text: &str) -> BlkioStats {
     s
 }
 
+/// A pressure file: a `some` line and (except cpu.pressure before Linux 5.13) a `full`
+/// line, each `avg10=0.12 avg60=0.05 avg300=0.01 total=12345` (percentages, µs). Strict
+/// where runc is lenient (it takes a missing field as 0 and any float Go parses), as a
+/// wrong file must not pass for zeros; but, as runc, it skips lines and fields of other
+/// names, which later kernels may add. `Err` holds the part that is wrong.
+pub(crate) fn parse_psi(text: &str) -> Result<PsiStats, &str> {
+    let (mut some, mut full) = (None, None);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut fields = line.split_whitespace();
+        let slot = match fields.next() {
+            Some("some") => &mut some,
+            Some("full") => &mut full,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(line);
+        }
+        *slot = Some(parse_psi_data(line, fields)?);
+    }
+    Ok(PsiStats {
+        some: some.ok_or(text)?,
+        full,
+    })
+}
+
+/// The `key=value` fields of one pressure line; every one of the four must be there once.
+fn parse_psi_data<'a>(
+    line: &'a str,
+    fields: impl Iterator<Item = &'a str>,
+) -> Result<PsiData, &'a str> {
+    let (mut avg10, mut avg60, mut avg300, mut total) = (None, None, None, None);
+    for field in fields {
+        let (key, value) = field.split_once('=').ok_or(field)?;
+        let avg = match key {
+            "avg10" => &mut avg10,
+            "avg60" => &mut avg60,
+            "avg300" => &mut avg300,
+            "total" => {
+                let t = Some(value)
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or(field)?;
+                if total.replace(t).is_some() {
+                    return Err(field);
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let a = parse_percentage(value).ok_or(field)?;
+        if avg.replace(a).is_some() {
+            return Err(field);
+        }
+    }
+    Ok(PsiData {
+        avg10: avg10.ok_or(line)?,
+        avg60: avg60.ok_or(line)?,
+        avg300: avg300.ok_or(line)?,
+        total: total.ok_or(line)?,
+    })
+}
+
+/// `12.34` as the kernel prints averages (`%lu.%02lu`): digits, optionally a point and
+/// more digits. Not `inf`, `nan`, `-1`, `1e3` or `.5`, which `f64::from_str` would take.
+fn parse_percentage(v: &str) -> Option<f64> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(int) && digits(frac)) {
+        return None;
+    }
+    v.parse().ok()
+}
+
 /// The page sizes named by files `hugetlb.<size>.<suffix>` in `dir`, sorted.
 fn hugetlb_sizes(dir: &Path, suffix: &str) -> Vec<String> {
     let mut sizes: Vec<String> = std::fs::read_dir(dir)
@@ -558,6 +716,8 @@ pub(crate) fn v1(
         s.blkio = blkio_v1(&d)?;
     }
 
+    // No PSI on v1, nor from a hybrid host's unified hierarchy, though it has pressure
+    // files: runc's v1 driver reads none, and `events --stats` matches runc.
     match dir("hugetlb") {
         Some(d) => {
             for size in hugetlb_sizes(&d, ".usage_in_bytes") {
@@ -714,6 +874,13 @@ pub(crate) fn v2(d: &Path) -> Result<Stats, CgroupError> {
     if let Some(t) = read_opt(d, "io.stat")? {
         s.blkio = parse_io_stat(&t);
     }
+
+    // PSI (Linux 4.20+), where runc 1.2+ puts it: cpu, memory and blkio. Present even when
+    // the controllers are not enabled, as the kernel shows these files in every cgroup.
+    s.cpu.psi = read_psi(d, "cpu.pressure")?;
+    s.memory.psi = read_psi(d, "memory.pressure")?;
+    s.blkio.psi = read_psi(d, "io.pressure")?;
+
     s.hugetlb = hugetlb_v2(d)?;
     Ok(s)
 }
@@ -779,6 +946,193 @@ mod tests {
         assert_eq!(s.io_service_bytes_recursive[1].value, 200);
         assert_eq!(s.io_serviced_recursive[1].value, 4);
         assert!(s.io_queued_recursive.is_empty());
+    }
+
+    /// io.pressure of a cgroup on this host (Linux 6.1+ format, both lines busy).
+    const IO_PRESSURE: &str = "some avg10=0.03 avg60=0.91 avg300=1.27 total=8131741\n\
+                               full avg10=0.02 avg60=0.27 avg300=0.38 total=3415698\n";
+    /// cpu.pressure before Linux 5.13: no `full` line.
+    const CPU_PRESSURE_OLD: &str = "some avg10=6.13 avg60=13.28 avg300=13.07 total=66238677\n";
+
+    #[test]
+    fn psi_both_lines() {
+        let p = parse_psi(IO_PRESSURE).expect("valid");
+        assert_eq!(
+            p.some,
+            PsiData {
+                avg10: 0.03,
+                avg60: 0.91,
+                avg300: 1.27,
+                total: 8_131_741
+            }
+        );
+        assert_eq!(
+            p.full,
+            Some(PsiData {
+                avg10: 0.02,
+                avg60: 0.27,
+                avg300: 0.38,
+                total: 3_415_698
+            })
+        );
+        // A fresh cgroup's memory.pressure.
+        let idle = "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n\
+                    full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        let p = parse_psi(idle).expect("valid");
+        assert_eq!(
+            (p.some, p.full),
+            (PsiData::default(), Some(PsiData::default()))
+        );
+    }
+
+    #[test]
+    fn psi_cpu_without_full_line() {
+        let p = parse_psi(CPU_PRESSURE_OLD).expect("valid");
+        assert_eq!(p.some.avg60, 13.28);
+        assert_eq!(p.some.total, 66_238_677);
+        assert_eq!(p.full, None);
+        // runc's JSON has `full` all the same, as zeros.
+        assert_eq!(
+            serde_json::to_string(&p).expect("json"),
+            r#"{"some":{"avg10":6.13,"avg60":13.28,"avg300":13.07,"total":66238677},"full":{"avg10":0,"avg60":0,"avg300":0,"total":0}}"#
+        );
+    }
+
+    #[test]
+    fn psi_json_is_runcs_byte_for_byte() {
+        let p = parse_psi(IO_PRESSURE).expect("valid");
+        assert_eq!(
+            serde_json::to_string(&p).expect("json"),
+            r#"{"some":{"avg10":0.03,"avg60":0.91,"avg300":1.27,"total":8131741},"full":{"avg10":0.02,"avg60":0.27,"avg300":0.38,"total":3415698}}"#
+        );
+        // Integral averages as Go writes them: `100`, not `100.0`.
+        let busy = parse_psi("some avg10=100.00 avg60=99.50 avg300=7.00 total=1\n").expect("ok");
+        let j = serde_json::to_string(&busy.some).expect("json");
+        assert_eq!(j, r#"{"avg10":100,"avg60":99.5,"avg300":7,"total":1}"#);
+        // And it reads back, as runc's JSON does.
+        let back: PsiStats =
+            serde_json::from_str(&serde_json::to_string(&busy).expect("json")).expect("round trip");
+        assert_eq!(back.some, busy.some);
+        assert_eq!(back.full, Some(PsiData::default()));
+    }
+
+    #[test]
+    fn psi_skips_what_later_kernels_may_add() {
+        let t = "some avg10=1.00 avg60=2.00 avg300=3.00 total=4 avg1800=5.00\n\
+                 \n\
+                 partial avg10=x\n";
+        let p = parse_psi(t).expect("valid");
+        assert_eq!(p.some.avg300, 3.0);
+        assert_eq!(p.full, None);
+    }
+
+    #[test]
+    fn psi_rejects_what_the_kernel_never_writes() {
+        let line = "some avg10=0.00 avg60=0.00 avg300=0.00 total=0";
+        for (text, bad) in [
+            ("", ""),
+            (
+                "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+                "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+            ),
+            (
+                "some avg10=0.00 avg60=0.00 total=0\n",
+                "some avg10=0.00 avg60=0.00 total=0",
+            ),
+            (
+                "some avg10=0.00 avg60=0.00 avg300=0.00\n",
+                "some avg10=0.00 avg60=0.00 avg300=0.00",
+            ),
+            (
+                "some avg10=abc avg60=0.00 avg300=0.00 total=0\n",
+                "avg10=abc",
+            ),
+            (
+                "some avg10=inf avg60=0.00 avg300=0.00 total=0\n",
+                "avg10=inf",
+            ),
+            (
+                "some avg10=-1.00 avg60=0.00 avg300=0.00 total=0\n",
+                "avg10=-1.00",
+            ),
+            (
+                "some avg10=1e3 avg60=0.00 avg300=0.00 total=0\n",
+                "avg10=1e3",
+            ),
+            ("some avg10=.5 avg60=0.00 avg300=0.00 total=0\n", "avg10=.5"),
+            ("some avg10=1. avg60=0.00 avg300=0.00 total=0\n", "avg10=1."),
+            (
+                "some avg10=0.00 avg60=0.00 avg300=0.00 total=+5\n",
+                "total=+5",
+            ),
+            (
+                "some avg10=0.00 avg60=0.00 avg300=0.00 total=1.5\n",
+                "total=1.5",
+            ),
+            (
+                "some avg10=0.00 avg60=0.00 avg300=0.00 total=18446744073709551616\n",
+                "total=18446744073709551616",
+            ),
+            ("some avg10 avg60=0.00 avg300=0.00 total=0\n", "avg10"),
+            (
+                "some avg10=0.00 avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+                "avg10=0.00",
+            ),
+            (
+                "some avg10=0.00 avg60=0.00 avg300=0.00 total=0 total=0\n",
+                "total=0",
+            ),
+            (&format!("{line}\n{line}\n"), line),
+        ] {
+            assert_eq!(parse_psi(text).map(|_| ()), Err(bad), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn psi_from_files() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let d = root.path();
+        write_files(
+            d,
+            &[
+                ("cpu.pressure", CPU_PRESSURE_OLD),
+                ("bad.pressure", "some avg10=x\n"),
+            ],
+        );
+        // Absent: no PSI, not an error (kernel without CONFIG_PSI, psi=0, cgroup.pressure 0).
+        assert_eq!(read_psi(d, "io.pressure").expect("absent"), None);
+        let cpu = read_psi(d, "cpu.pressure").expect("read").expect("present");
+        assert_eq!(cpu.some.total, 66_238_677);
+        let msg = read_psi(d, "bad.pressure")
+            .expect_err("garbage")
+            .to_string();
+        assert!(
+            msg.contains("bad.pressure") && msg.contains("avg10=x"),
+            "{msg}"
+        );
+        // A directory where the file should be: an error, as for runc, not "absent".
+        fs::create_dir(d.join("odd.pressure")).expect("mkdir");
+        let msg = read_psi(d, "odd.pressure")
+            .expect_err("a directory")
+            .to_string();
+        assert!(msg.contains("odd.pressure"), "{msg}");
+    }
+
+    /// The running kernel's own pressure files (system-wide, same format as a cgroup's),
+    /// when it has PSI: what the parser must take.
+    #[test]
+    fn psi_of_the_running_kernel() {
+        let d = Path::new("/proc/pressure");
+        for file in ["cpu", "memory", "io"] {
+            let got = read_psi(d, file).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(got.is_some(), d.join(file).exists(), "{file}");
+            if let Some(p) = got {
+                assert!(
+                    p.some.avg10 >= 0.0 && p.some.avg300 <= 100.0,
+                    "{file}: {p:?}"
+                );
+            }
+        }
     }
 
     fn write_files(dir: &Path, files: &[(&str, &str)]) {
@@ -913,6 +1267,9 @@ mod tests {
         assert_eq!(j["memory"]["kernelTCP"]["failcnt"], 0);
         assert!(j["memory"]["kernel"].get("usage").is_none(), "{j}");
         assert!(j["memory"].get("events").is_none(), "{j}");
+        for section in ["cpu", "memory", "blkio"] {
+            assert!(j[section].get("psi").is_none(), "v1 has no PSI: {j}");
+        }
         assert_eq!(j["pids"]["current"], 2);
         assert!(j["pids"].get("limit").is_none(), "{j}");
         assert_eq!(j["blkio"]["ioServiceBytesRecursive"][0]["op"], "Read");
@@ -942,6 +1299,13 @@ mod tests {
                 ("pids.current", "3\n"),
                 ("pids.max", "10\n"),
                 ("io.stat", "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0\n"),
+                ("cpu.pressure", CPU_PRESSURE_OLD),
+                (
+                    "memory.pressure",
+                    "some avg10=0.00 avg60=0.00 avg300=0.00 total=4764\n\
+                     full avg10=0.00 avg60=0.00 avg300=0.00 total=4289\n",
+                ),
+                ("io.pressure", IO_PRESSURE),
             ],
         );
         let s = v2(d).expect("stats");
@@ -970,6 +1334,58 @@ mod tests {
         );
         assert_eq!(s.blkio.io_serviced_recursive[0].value, 3);
         assert!(s.hugetlb.is_empty());
+        let psi = |p: &Option<PsiStats>| p.clone().expect("psi");
+        assert_eq!(psi(&s.cpu.psi).some.total, 66_238_677);
+        assert_eq!(psi(&s.cpu.psi).full, None);
+        assert_eq!(psi(&s.memory.psi).full.map(|f| f.total), Some(4289));
+        assert_eq!(psi(&s.blkio.psi).some.avg300, 1.27);
+
+        // Where runc 1.2+ puts it: `psi` under cpu, memory and blkio, after their other
+        // fields (Go writes struct fields in order).
+        let j = serde_json::to_value(&s).expect("json");
+        assert_eq!(j["cpu"]["psi"]["some"]["total"], 66_238_677);
+        assert_eq!(j["cpu"]["psi"]["full"]["total"], 0);
+        assert_eq!(j["memory"]["psi"]["full"]["total"], 4289);
+        assert_eq!(j["blkio"]["psi"]["full"]["avg10"], 0.02);
+        let text = serde_json::to_string(&s).expect("json");
+        for after in [
+            r#""throttling":{"periods":4,"throttledPeriods":1,"throttledTime":7000},"psi":{"some":{"avg10":6.13,"#,
+            r#""raw":{"anon":1000,"file":2000},"psi":{"some":{"avg10":0,"avg60":0,"avg300":0,"total":4764}"#,
+            r#""value":4}],"psi":{"some":{"avg10":0.03,"#,
+        ] {
+            assert!(text.contains(after), "{after} not in {text}");
+        }
+
+        // Without pressure files (no CONFIG_PSI, psi=0, cgroup.pressure 0): no `psi` at all.
+        for f in ["cpu.pressure", "memory.pressure", "io.pressure"] {
+            fs::remove_file(d.join(f)).expect("rm");
+        }
+        let s = v2(d).expect("stats");
+        assert_eq!(
+            (&s.cpu.psi, &s.memory.psi, &s.blkio.psi),
+            (&None, &None, &None)
+        );
+        let j = serde_json::to_value(&s).expect("json");
+        for section in ["cpu", "memory", "blkio"] {
+            assert!(j[section].get("psi").is_none(), "{section}: {j}");
+        }
+    }
+
+    #[test]
+    fn unparsable_pressure_names_the_file() {
+        let root = tempfile::tempdir().expect("tempdir");
+        write_files(
+            root.path(),
+            &[(
+                "memory.pressure",
+                "some avg10=0.00 avg60=0.00 avg300=0.00\n",
+            )],
+        );
+        let msg = v2(root.path()).expect_err("no total").to_string();
+        assert!(
+            msg.contains("memory.pressure") && msg.contains("avg300=0.00"),
+            "{msg}"
+        );
     }
 
     #[test]
