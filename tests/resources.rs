@@ -412,6 +412,120 @@ fn events_stats_reports_usage() {
     assert_ok(&env.delete_force(&id), "delete --force");
 }
 
+/// A pressure file of the host; None where the kernel offers no PSI there (no file, or
+/// EOPNOTSUPP on read), which is when runc leaves `psi` out.
+fn read_pressure(file: &std::path::Path) -> Option<String> {
+    match fs::read_to_string(file) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => None,
+        Err(e) => panic!("read {}: {e}", file.display()),
+    }
+}
+
+/// `total` of the `some` or `full` line of a pressure file's text; 0 for a line it lacks
+/// (cpu's `full` before Linux 5.13), which runc reports as zeros.
+fn psi_total(text: &str, line: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.split_whitespace().next() == Some(line))
+        .flat_map(str::split_whitespace)
+        .find_map(|f| f.strip_prefix("total="))
+        .map_or(0, |t| {
+            t.parse()
+                .unwrap_or_else(|e| panic!("total={t} in {text:?}: {e}"))
+        })
+}
+
+/// The sorted keys of a JSON object (serde_json may or may not keep their order).
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort_unstable();
+    k
+}
+
+/// Pressure stall information, as runc 1.2+ reports it: on a pure v2 host `psi` under cpu,
+/// memory and blkio (`{"some": {avg10, avg60, avg300, total}, "full": {...}}`) for every
+/// pressure file the kernel shows in the container's cgroup; on v1 and hybrid hosts none,
+/// as runc's v1 driver reads none.
+#[test]
+fn events_stats_reports_psi_as_runc() {
+    let env = TestEnv::new("psi");
+    let b = writable_bundle(&env, "sleep 1000 & wait");
+    let id = env.id();
+    env.create(&id, &b);
+    env.start(&id);
+    let v2_only = is_cgroup_v2_only();
+    let sections = [
+        ("cpu", "cpu", "cpu.pressure"),
+        ("memory", "memory", "memory.pressure"),
+        ("blkio", "io", "io.pressure"),
+    ];
+    let before: Vec<Option<[u64; 2]>> = sections
+        .iter()
+        .map(|(_, controller, file)| {
+            if !v2_only {
+                return None;
+            }
+            let text = read_pressure(&host_cgroup_file(&b.cgroups_path, controller, file, file))?;
+            Some([psi_total(&text, "some"), psi_total(&text, "full")])
+        })
+        .collect();
+    let s = stats(&env, &id);
+    let d = &s["data"];
+    let mut seen = 0;
+    for ((section, controller, file), before) in sections.iter().zip(before) {
+        let psi = d[section].get("psi");
+        let Some(before) = before else {
+            // v1 or hybrid, or a kernel without PSI for this cgroup: left out, not zeros.
+            assert!(psi.is_none(), "{section}: psi where runc has none: {d}");
+            continue;
+        };
+        let psi = psi.unwrap_or_else(|| panic!("{section}: no psi (the host has {file}): {d}"));
+        assert_eq!(keys(psi), ["full", "some"], "{section}: {psi}");
+        let f = host_cgroup_file(&b.cgroups_path, controller, file, file);
+        for (i, line) in ["some", "full"].into_iter().enumerate() {
+            let p = &psi[line];
+            assert_eq!(
+                keys(p),
+                ["avg10", "avg300", "avg60", "total"],
+                "{section}.{line}: {p}"
+            );
+            for avg in ["avg10", "avg60", "avg300"] {
+                assert!(
+                    p[avg].as_f64().is_some_and(|a| (0.0..=100.0).contains(&a)),
+                    "{section}.{line}.{avg}: {p}"
+                );
+            }
+            // The kernel's counter, read around the command: the figure is that file's.
+            let total = p["total"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{section}.{line}.total: {p}"));
+            let after = read_pressure(&f).map_or(0, |t| psi_total(&t, line));
+            assert!(
+                (before[i]..=after).contains(&total),
+                "{section}.{line}.total {total} not within the file's {}..={after}",
+                before[i]
+            );
+        }
+        seen += 1;
+    }
+    if v2_only {
+        let psi = |section: &str| d[section].get("psi").cloned().unwrap_or_default();
+        eprintln!(
+            "pure v2 host: psi reported for {seen} of 3 resources: cpu {}, memory {}, blkio {}",
+            psi("cpu"),
+            psi("memory"),
+            psi("blkio")
+        );
+    }
+    assert_ok(&env.delete_force(&id), "delete --force");
+}
+
 #[test]
 fn events_streams_stats_and_oom_until_the_container_stops() {
     let env = TestEnv::new("events");

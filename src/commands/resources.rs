@@ -382,6 +382,61 @@ root        4243    4242  0 10:01 ?        00:00:00 sh -c x 4242
         assert!(filter_ps("USER COMMAND\nroot sh\n", &pids).is_err());
     }
 
+    /// `events --stats` on a v2 host with PSI: `psi` under cpu, memory and blkio as runc
+    /// 1.2+ prints it (types/events.go), `full` included even where the file has none.
+    #[test]
+    fn stats_event_carries_psi_as_runc() {
+        use runtime_core::cgroups::stats::{PsiData, PsiStats};
+        let psi = |avg10: f64, total: u64, full: Option<PsiData>| {
+            Some(PsiStats {
+                some: PsiData {
+                    avg10,
+                    total,
+                    ..Default::default()
+                },
+                full,
+            })
+        };
+        let mut s = Stats::default();
+        s.cpu.psi = psi(1.5, 42, None);
+        s.memory.psi = psi(0.0, 7, Some(PsiData::default()));
+        s.blkio.psi = psi(
+            12.25,
+            9,
+            Some(PsiData {
+                avg300: 3.0,
+                total: 8,
+                ..Default::default()
+            }),
+        );
+        let mut out = Vec::new();
+        print_event(&mut out, "c1", &Event::Stats(Box::new(s))).expect("print");
+        let line = String::from_utf8(out).expect("utf-8");
+        let zeros = r#"{"avg10":0,"avg60":0,"avg300":0,"total":0}"#;
+        for part in [
+            format!(
+                r#""cpu":{{"usage":{{"kernel":0,"user":0}},"throttling":{{}},"psi":{{"some":{{"avg10":1.5,"avg60":0,"avg300":0,"total":42}},"full":{zeros}}}}}"#
+            ),
+            format!(
+                r#""kernelTCP":{{"limit":0,"failcnt":0}},"psi":{{"some":{{"avg10":0,"avg60":0,"avg300":0,"total":7}},"full":{zeros}}}}}"#
+            ),
+            r#""blkio":{"psi":{"some":{"avg10":12.25,"avg60":0,"avg300":0,"total":9},"full":{"avg10":0,"avg60":0,"avg300":3,"total":8}}}"#
+                .to_string(),
+        ] {
+            assert!(line.contains(&part), "{part}\nnot in\n{line}");
+        }
+        assert!(
+            line.starts_with(r#"{"type":"stats","id":"c1","data":{"#),
+            "{line}"
+        );
+
+        // v1 and hybrid hosts: no `psi` at all, as runc's v1 driver.
+        let mut out = Vec::new();
+        print_event(&mut out, "c1", &Event::Stats(Box::default())).expect("print");
+        let line = String::from_utf8(out).expect("utf-8");
+        assert!(!line.contains("psi"), "{line}");
+    }
+
     #[test]
     fn flags_to_resources() {
         let a = UpdateArgs {
