@@ -6,6 +6,12 @@
 //! - `io.containerd.cgroups.v2.Metrics` on pure v2 hosts (`cgroup2/stats/metrics.proto`):
 //!   memory.stat keys by their v2 names, CPU times in µs, io.stat per device.
 //!
+//! v2 carries pressure stall information (PSI) where the host has it: containerd-shim-protos
+//! 0.11's `io.containerd.cgroups.v2` has containerd/cgroups' `PSIStats` under cpu, memory
+//! and io, which we fill as containerd's runc shim does (containerd/cgroups'
+//! `getStatPSIFromFile`): absent when the kernel has no pressure files, `full` absent when
+//! the file has no `full` line. v1 Metrics have no PSI fields, and v1 hosts no PSI.
+//!
 //! `ctr task metrics` prints from these (v1: memory usage and limit, `total_cache`, CPU
 //! total and per-CPU usage, pids; v2: the same from the v2 fields), so the messages that
 //! it dereferences (memory with its usage entry, cpu with its usage) are always present.
@@ -17,7 +23,7 @@ use containerd_shim_protos::cgroups::metrics as v1;
 use containerd_shim_protos::cgroups_v2::metrics as v2;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::MessageField;
-use runtime_core::cgroups::stats::{BlkioEntry, MemoryEntry};
+use runtime_core::cgroups::stats::{BlkioEntry, MemoryEntry, PsiData, PsiStats};
 use runtime_core::cgroups::Stats;
 
 use crate::error::Result;
@@ -202,6 +208,27 @@ fn v2_io(s: &Stats) -> Vec<v2::IOEntry> {
     by_dev.into_values().collect()
 }
 
+fn v2_psi_data(d: &PsiData) -> v2::PSIData {
+    v2::PSIData {
+        avg10: d.avg10,
+        avg60: d.avg60,
+        avg300: d.avg300,
+        total: d.total,
+        ..Default::default()
+    }
+}
+
+/// A pressure file's figures; unset where runtime-core found no file.
+fn v2_psi(p: &Option<PsiStats>) -> MessageField<v2::PSIStats> {
+    p.as_ref()
+        .map(|p| v2::PSIStats {
+            some: MessageField::some(v2_psi_data(&p.some)),
+            full: p.full.as_ref().map(v2_psi_data).into(),
+            ..Default::default()
+        })
+        .into()
+}
+
 /// containerd's v2 Metrics.
 pub fn to_v2(s: &Stats) -> v2::Metrics {
     let r = &s.memory.raw;
@@ -254,6 +281,7 @@ pub fn to_v2(s: &Stats) -> v2::Metrics {
         swap_usage,
         swap_limit,
         max_usage: m.usage.max,
+        psi: v2_psi(&m.psi),
         ..Default::default()
     };
     let u = &s.cpu.usage;
@@ -271,11 +299,13 @@ pub fn to_v2(s: &Stats) -> v2::Metrics {
             nr_periods: t.periods,
             nr_throttled: t.throttled_periods,
             throttled_usec: t.throttled_time / 1000,
+            psi: v2_psi(&s.cpu.psi),
             ..Default::default()
         }),
         memory: MessageField::some(memory),
         io: MessageField::some(v2::IOStat {
             usage: v2_io(s),
+            psi: v2_psi(&s.blkio.psi),
             ..Default::default()
         }),
         hugetlb: s
@@ -447,8 +477,51 @@ mod tests {
             (8, 4096, 8192, 1, 0)
         );
         assert_eq!(m.hugetlb[0].current, 2 << 20);
+        assert!(m.cpu.psi.is_none() && m.memory.psi.is_none() && m.io.psi.is_none());
         let any = to_any(&s, true).unwrap();
         assert_eq!(any.type_url, V2_METRICS);
+        assert_eq!(v2::Metrics::parse_from_bytes(&any.value).unwrap(), m);
+    }
+
+    #[test]
+    fn v2_metrics_carry_psi() {
+        let mut s = sample();
+        let data = |avg10: f64, total: u64| PsiData {
+            avg10,
+            avg60: 0.5,
+            avg300: 0.25,
+            total,
+        };
+        // cpu.pressure before Linux 5.13: only `some`.
+        s.cpu.psi = Some(PsiStats {
+            some: data(6.13, 66_238_677),
+            full: None,
+        });
+        s.memory.psi = Some(PsiStats {
+            some: data(0.0, 4764),
+            full: Some(data(0.0, 4289)),
+        });
+        s.blkio.psi = Some(PsiStats {
+            some: data(0.03, 8_131_741),
+            full: Some(data(0.02, 3_415_698)),
+        });
+        let m = to_v2(&s);
+        let cpu = m.cpu.psi.as_ref().unwrap();
+        assert_eq!(
+            (
+                cpu.some.avg10,
+                cpu.some.avg60,
+                cpu.some.avg300,
+                cpu.some.total
+            ),
+            (6.13, 0.5, 0.25, 66_238_677)
+        );
+        assert!(cpu.full.is_none(), "no full line, no full message");
+        assert_eq!(m.memory.psi.full.total, 4289);
+        assert_eq!(m.io.psi.some.avg10, 0.03);
+        assert_eq!(m.io.psi.full.total, 3_415_698);
+        // v1 Metrics have nowhere to put it; v2's survive the wire.
+        let any = to_any(&s, true).unwrap();
         assert_eq!(v2::Metrics::parse_from_bytes(&any.value).unwrap(), m);
     }
 
