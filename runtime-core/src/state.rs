@@ -3,10 +3,12 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,10 @@ const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 /// Longest accepted container id.
 const MAX_ID_LEN: usize = 1024;
+/// How long a command waits for another command on the same container to finish. Only a
+/// runtime process that is still alive can hold a lock (the container's processes never
+/// do: see [`Entry::lock_fd`]), so this only bounds a hung one.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors about stored state, naming the container or path.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +57,14 @@ pub enum StateError {
         path: PathBuf,
         /// The error.
         source: serde_json::Error,
+    },
+    /// Another runtime command held the container's lock for too long.
+    #[error("container {id} is busy: another runtime command has held its lock for {waited:?}")]
+    Busy {
+        /// The container.
+        id: String,
+        /// How long we waited.
+        waited: Duration,
     },
     /// Taking the container's lock failed.
     #[error("locking {path}: {errno}")]
@@ -164,6 +178,25 @@ pub struct State {
 }
 
 impl State {
+    /// The state of a container whose create stopped before it wrote any: only its id.
+    pub fn unfinished(id: &str) -> State {
+        State {
+            oci_version: OCI_VERSION.to_string(),
+            id: id.to_string(),
+            status: Status::Creating,
+            pid: 0,
+            bundle: PathBuf::new(),
+            annotations: HashMap::new(),
+            init_start_time: 0,
+            cgroup_path: PathBuf::new(),
+            created: 0,
+            owner: 0,
+            hooks: None,
+            seccomp: None,
+            shares_pid_ns: false,
+        }
+    }
+
     /// The OCI state document that hooks and `youki state` show.
     pub fn oci_json(&self, status: Status) -> serde_json::Value {
         let mut v = serde_json::json!({
@@ -190,12 +223,33 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// A container's state read without its lock.
+#[derive(Debug)]
+pub struct Peek {
+    /// state.json; `None` if the create that made the directory has not written it.
+    pub state: Option<State>,
+    /// Another command holds the lock: a create still at work, or any other command.
+    pub busy: bool,
+}
+
+/// Reads `dir`'s state.json; `None` if there is none.
+fn read_state(dir: &Path) -> Result<Option<State>, StateError> {
+    let path = dir.join(STATE_FILE);
+    let bytes = match fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        r => r.map_err(io(&path))?,
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| StateError::Json { path, source })
+}
+
 /// A container's directory under the state root, with its lock held while this lives.
 #[derive(Debug)]
 pub struct Entry {
     dir: PathBuf,
     id: String,
-    _lock: Flock<File>,
+    lock: Flock<File>,
 }
 
 /// The state root (`--root`).
@@ -244,12 +298,30 @@ impl Store {
     }
 
     fn lock(dir: PathBuf, id: &str) -> Result<Entry, StateError> {
-        let f = File::open(&dir).map_err(io(&dir))?;
-        let lock =
-            Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, errno)| StateError::Lock {
-                path: dir.clone(),
-                errno,
-            })?;
+        let start = Instant::now();
+        let mut f = File::open(&dir).map_err(io(&dir))?;
+        // Never an unbounded wait: a holder that hangs must not hang every later command.
+        let lock = loop {
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => break lock,
+                Err((back, Errno::EWOULDBLOCK | Errno::EINTR)) => {
+                    if start.elapsed() > LOCK_TIMEOUT {
+                        return Err(StateError::Busy {
+                            id: id.to_string(),
+                            waited: LOCK_TIMEOUT,
+                        });
+                    }
+                    f = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((_, errno)) => {
+                    return Err(StateError::Lock {
+                        path: dir.clone(),
+                        errno,
+                    })
+                }
+            }
+        };
         // The directory may have been removed by a delete that held the lock before us.
         if !dir.is_dir() {
             return Err(StateError::NotFound(id.to_string()));
@@ -257,8 +329,28 @@ impl Store {
         Ok(Entry {
             dir,
             id: id.to_string(),
-            _lock: lock,
+            lock,
         })
+    }
+
+    /// Reads a container's state without waiting for its lock, for `state` and `list`,
+    /// which must answer while another command (a slow create) works on the container.
+    pub fn peek(&self, id: &str) -> Result<Peek, StateError> {
+        validate_id(id)?;
+        let dir = self.root.join(id);
+        let f = match File::open(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound(id.to_string()))
+            }
+            r => r.map_err(io(&dir))?,
+        };
+        let busy = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(_released_at_once) => false,
+            Err((_, Errno::EWOULDBLOCK)) => true,
+            Err((_, errno)) => return Err(StateError::Lock { path: dir, errno }),
+        };
+        let state = read_state(&dir)?;
+        Ok(Peek { state, busy })
     }
 
     /// Ids of every container in the store, sorted.
@@ -294,16 +386,18 @@ impl Entry {
         self.dir.join(EXEC_FIFO)
     }
 
-    /// Reads state.json; a container whose create has not finished has none yet.
+    /// Reads state.json; a container whose create stopped early has none.
     pub fn load(&self) -> Result<Option<State>, StateError> {
-        let path = self.dir.join(STATE_FILE);
-        let bytes = match fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            r => r.map_err(io(&path))?,
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| StateError::Json { path, source })
+        read_state(&self.dir)
+    }
+
+    /// The descriptor that holds the lock. Processes forked while it is held must close
+    /// it: the lock belongs to the open file description, which a child shares. A command
+    /// that ends normally unlocks it for all (dropping the lock), but one that is killed
+    /// does not, and a container's init that kept its copy (waiting for `start`) would
+    /// then hold the lock for ever.
+    pub fn lock_fd(&self) -> BorrowedFd<'_> {
+        self.lock.as_fd()
     }
 
     /// Writes state.json atomically (temp file + rename), so readers never see half of it.
@@ -423,6 +517,25 @@ mod tests {
             store.open("../x"),
             Err(StateError::InvalidId { .. })
         ));
+    }
+
+    #[test]
+    fn peek_reads_without_the_lock_and_says_whether_it_is_held() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path().join("root"));
+        let e = store.create("c1").unwrap();
+        let p = store.peek("c1").unwrap();
+        assert!(p.busy && p.state.is_none());
+        e.save(&State::unfinished("c1")).unwrap();
+        assert_eq!(
+            store.peek("c1").unwrap().state,
+            Some(State::unfinished("c1"))
+        );
+        drop(e);
+        assert!(!store.peek("c1").unwrap().busy);
+        // Peeking took the lock for an instant only.
+        store.open("c1").unwrap();
+        assert!(matches!(store.peek("nope"), Err(StateError::NotFound(_))));
     }
 
     #[test]

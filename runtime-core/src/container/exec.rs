@@ -1,6 +1,6 @@
 //! `exec`: a new process in a running container.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::unistd::Pid;
@@ -56,6 +56,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<Pid, Containe
         stdio: opts.stdio.as_ref(),
         console: opts.console.as_ref(),
         seccomp: seccomp.as_ref(),
+        state_lock: Some(entry.lock_fd().as_raw_fd()),
     })?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;

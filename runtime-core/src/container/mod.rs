@@ -5,7 +5,7 @@ pub mod resources;
 
 pub use exec::{exec, ExecOptions};
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -143,6 +143,9 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
         shares_pid_ns: !crate::namespaces::has_private_pid_ns(&spec),
     };
     let result = (|| {
+        // Before anything runs: a create killed from here on leaves a state that names
+        // the cgroup, through which `delete` finds and kills whatever it had started.
+        entry.save(&st)?;
         nix::unistd::mkfifo(&entry.fifo(), Mode::from_bits_truncate(0o622)).map_err(|e| {
             ContainerError::Io {
                 path: entry.fifo(),
@@ -191,6 +194,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
             stdio: opts.stdio.as_ref(),
             console: opts.console.as_ref(),
             state: st.clone(),
+            state_lock: Some(entry.lock_fd().as_raw_fd()),
         };
         let hooks = spec.hooks().clone().unwrap_or_default();
         let mut runtime_hooks = |pid: Pid| {
@@ -227,7 +231,11 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
             status: Status::Created,
         }),
         Err(e) => {
-            // Leave nothing behind: the processes are already killed by spawn.
+            // Leave nothing behind: spawn kills what it started when it fails itself, but
+            // a failure after it (a pid file that cannot be written) leaves init waiting.
+            if let Err(ke) = kill_all(&st, cgroup.as_ref()) {
+                log::warn!("cleaning up after failed create: {ke}");
+            }
             if let Err(ce) = cgroup.remove() {
                 log::warn!("cleaning up after failed create: {ce}");
             }
@@ -284,9 +292,13 @@ fn load(entry: &Entry) -> Result<Container, ContainerError> {
 
 /// The status as the kernel sees it now: a dead init means stopped whatever was stored.
 fn live_status(entry: &Entry, st: &State) -> Status {
+    status_with_fifo(&entry.fifo(), st)
+}
+
+fn status_with_fifo(fifo: &Path, st: &State) -> Status {
     if !state::init_alive(st) {
         Status::Stopped
-    } else if entry.fifo().exists() {
+    } else if fifo.exists() {
         Status::Created
     } else if is_frozen(st) {
         Status::Paused
@@ -307,20 +319,25 @@ fn is_frozen(st: &State) -> bool {
     }
 }
 
-/// The container's state.
+/// The container's state, read without waiting for its lock: `creating` while a create
+/// works on it, `stopped` if that create died (what is left goes with `delete`).
 pub fn state(store: &Store, id: &str) -> Result<Container, ContainerError> {
-    load(&store.open(id)?)
+    let peek = store.peek(id)?;
+    let state = peek.state.unwrap_or_else(|| State::unfinished(id));
+    let status = match state.status {
+        Status::Creating if peek.busy => Status::Creating,
+        Status::Creating => Status::Stopped,
+        _ => status_with_fifo(&store.root().join(id).join(state::EXEC_FIFO), &state),
+    };
+    Ok(Container { state, status })
 }
 
-/// Every container in the store. Containers whose state cannot be read are skipped.
+/// Every container in the store, half-created ones included (see [`state`]). Containers
+/// whose state cannot be read are skipped.
 pub fn list(store: &Store) -> Result<Vec<Container>, ContainerError> {
     let mut out = vec![];
     for id in store.ids()? {
-        match store
-            .open(&id)
-            .map_err(ContainerError::from)
-            .and_then(|e| load(&e))
-        {
+        match state(store, &id) {
             Ok(c) => out.push(c),
             Err(e) => log::debug!("list: skipping {id}: {e}"),
         }
@@ -471,8 +488,9 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError
     }
     let cgroup = cgroups::manager(&st.cgroup_path)?;
     // Also when stopped if it has no pid namespace of its own (a shared or the host's), as
-    // runc does: its processes can outlive its init.
-    if status != Status::Stopped || st.shares_pid_ns {
+    // runc does: its processes can outlive its init; and when its create died before it
+    // stored init's pid, leaving init (found through the cgroup) waiting for `start`.
+    if status != Status::Stopped || st.shares_pid_ns || st.status == Status::Creating {
         kill_all(&st, cgroup.as_ref())?;
     }
     cgroup.remove()?;

@@ -98,6 +98,9 @@ pub struct ContainerSetup<'a> {
     pub console: Option<&'a std::os::fd::OwnedFd>,
     /// The container's state, for the hooks that init runs (its pid is filled in there).
     pub state: crate::state::State,
+    /// The state lock the caller holds: the children close their copy at once, so that it
+    /// dies with the caller (see [`crate::state::Entry::lock_fd`]).
+    pub state_lock: Option<std::os::fd::RawFd>,
 }
 
 /// Runs the double fork; returns the init pid once init is ready and waits for start.
@@ -133,7 +136,14 @@ pub fn spawn(
         gid: linux.gid_mappings().as_deref().unwrap_or_default(),
     };
     let init = |ch| -> i32 { init::run(setup, &ns, &caps, ch) };
-    let mut children = double_fork(&ns, &maps, setup.cgroup, "container init", &init)?;
+    let mut children = double_fork(
+        &ns,
+        &maps,
+        setup.cgroup,
+        setup.state_lock,
+        "container init",
+        &init,
+    )?;
     let pid = children.child;
     match children.to_child.recv("Ready", INIT_TIMEOUT)? {
         Message::RunRuntimeHooks => {
@@ -167,6 +177,8 @@ pub struct ExecSetup<'a> {
     pub console: Option<&'a std::os::fd::OwnedFd>,
     /// The container's seccomp filter, installed in the process too.
     pub seccomp: Option<&'a crate::seccomp::ContainerSeccomp>,
+    /// The state lock the caller holds, closed in the children (as for create).
+    pub state_lock: Option<std::os::fd::RawFd>,
 }
 
 /// Starts a new process in the namespaces and cgroup of a running container; returns its
@@ -176,7 +188,14 @@ pub fn spawn_exec(setup: &ExecSetup<'_>) -> Result<Pid, ProcessError> {
     let caps = CapabilitySets::from_spec(setup.process.capabilities().as_ref())?;
     let maps = IdMaps { uid: &[], gid: &[] };
     let child = |ch| -> i32 { exec::run(setup, &ns, &caps, ch) };
-    let mut children = double_fork(&ns, &maps, setup.cgroup, "exec process", &child)?;
+    let mut children = double_fork(
+        &ns,
+        &maps,
+        setup.cgroup,
+        setup.state_lock,
+        "exec process",
+        &child,
+    )?;
     children.to_child.expect(&Message::Ready, INIT_TIMEOUT)?;
     // Ready comes right before execve, whose success closes the channel (close-on-exec):
     // end-of-file means the program runs, an Error that execve failed.
@@ -232,6 +251,7 @@ fn double_fork(
     ns: &Namespaces,
     maps: &IdMaps<'_>,
     cgroup: &dyn CgroupManager,
+    state_lock: Option<std::os::fd::RawFd>,
     child_name: &'static str,
     child: &dyn Fn(Channel) -> i32,
 ) -> Result<Children, ProcessError> {
@@ -239,6 +259,10 @@ fn double_fork(
     let (to_child, child_end) = channel::pair(child_name, "runtime")?;
     let inter = match syscall::fork()? {
         Forked::Child => {
+            // First of all, before init inherits it from here.
+            if let Some(fd) = state_lock {
+                syscall::close_in_child(fd);
+            }
             drop(to_inter);
             drop(to_child);
             syscall::exit_child(intermediate::run(ns, inter_end, child_end, child))

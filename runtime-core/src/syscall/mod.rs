@@ -394,6 +394,16 @@ pub fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
+/// Closes, in a forked child, a descriptor the parent still owns (a lock the child must
+/// not share); the child's copy of the owning value is never dropped (it execs or exits
+/// with [`exit_child`]).
+pub fn close_in_child(fd: std::os::fd::RawFd) {
+    // SAFETY: close takes an integer; in this forked child nothing else uses `fd` after
+    // this, and the value that owns it in the parent is never dropped here, so no other
+    // code closes or reads a reused descriptor number through it.
+    unsafe { libc::close(fd) };
+}
+
 /// Ends a forked child at once with `code`, without running atexit handlers or destructors
 /// that belong to the parent's copy of the process state.
 pub fn exit_child(code: i32) -> ! {
