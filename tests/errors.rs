@@ -254,3 +254,31 @@ fn json_log_on_failure() {
     );
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }
+
+// A failure after init exists (runc 1.1.5 passes too: its message names its temporary
+// `<dir>/.pid`). Before create killed init on this path, the init stayed behind with its
+// cgroups, invisible to `list` and `delete`.
+#[test]
+fn pid_file_in_a_missing_directory() {
+    let env = TestEnv::new("pidfiledir");
+    let mut b = env.bundle();
+    b.args(&["sleep", "100"]);
+    let dir = env.work.join("nonexistent-dir").join("x");
+    let pid_file = dir.join("pid");
+    let id = env.id();
+    let o = env.try_create_with(&id, &b, &["--pid-file", pid_file.to_str().unwrap()]);
+    assert_clean_failure(
+        &env,
+        &o,
+        "create with --pid-file in a missing directory",
+        &[dir.to_str().unwrap()],
+    );
+    let listed = stdout_of(&env.run(&["list", "-q"]));
+    assert!(
+        listed.trim().is_empty(),
+        "list after the failed create: {listed}"
+    );
+    // The guard checks that no process, cgroup or mount is left.
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "after the failed create:\n{leaks}");
+}
