@@ -283,3 +283,19 @@ fn leak_check_sees_what_a_test_leaves_behind() {
     assert!(!status.success());
     assert!(!cg.exists(), "{} not removed", cg.display());
 }
+
+// `ctr run --cwd` naming a directory the rootfs lacks: runc 1.1.5 creates it (this passes
+// with RUNTIME_BIN=/usr/sbin/runc); youki refused it before.
+#[test]
+fn ctr_run_creates_a_missing_cwd() {
+    let c = start("ctr-cwd");
+    let id = c.w.name("cwd");
+    let o = c.run(
+        &["--rm", "--cwd", "/newdir/sub"],
+        &id,
+        &["sh", "-c", "pwd; stat -c '%u:%g' /newdir/sub"],
+    );
+    assert_code(&o, 0, "ctr run --cwd /newdir/sub");
+    assert_eq!(stdout_of(&o), "/newdir/sub\n0:0\n", "{}", describe(&o));
+    c.no_containers_left();
+}

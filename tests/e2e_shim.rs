@@ -965,3 +965,26 @@ fn shim_memory_limit_oom_event_and_exit_137() {
     assert!(pos("/tasks/oom") < pos("/tasks/exit"), "{text}");
     c.no_containers_left();
 }
+
+// `ctr run --cwd` naming a directory the rootfs lacks: created, as runc does (the same
+// through containerd's runc shim, with runc or youki, is in tests/e2e_runc_shim.rs). This
+// shim refused it before ("process.cwd /newdir/sub: No such file or directory").
+#[test]
+fn shim_run_creates_a_missing_cwd() {
+    let c = start("shim-cwd");
+    let id = c.w.name("cwd");
+    let o = c.run(
+        &[
+            "--rm",
+            "--cwd",
+            "/newdir/sub",
+            c.rootfs_flags()[0],
+            c.rootfs_flags()[1],
+        ],
+        &id,
+        &["sh", "-c", "pwd; stat -c '%u:%g' /newdir/sub"],
+    );
+    assert_code(&o, 0, "ctr run --cwd /newdir/sub");
+    assert_eq!(stdout_of(&o), "/newdir/sub\n0:0\n", "{}", describe(&o));
+    c.no_containers_left();
+}

@@ -307,6 +307,31 @@ fn cwd_and_env() {
     );
 }
 
+/// This process's umask, which the runtime and so its init inherit.
+fn own_umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let v = status_field(&status, "Umask");
+    u32::from_str_radix(v, 8).unwrap_or_else(|e| panic!("Umask {v:?}: {e}"))
+}
+
+// A missing process.cwd is created, parents included, as runc 1.1.5 does (it passes this
+// test): before the root turns read-only, by init still as the container's root, so owned
+// by 0:0 whatever process.user is, mode 0755 less the runtime's umask.
+#[test]
+fn missing_cwd_is_created() {
+    let env = TestEnv::new("newcwd");
+    let mut b = env.bundle();
+    b.process()["cwd"] = json!("/newdir/sub");
+    b.process()["user"] = json!({ "uid": 1000, "gid": 1000 });
+    b.sh("pwd; stat -c '%u:%g %a' /newdir /newdir/sub; touch x 2>/dev/null || echo read-only");
+    let mode = 0o755 & !own_umask();
+    assert_eq!(
+        run_ok(&env, &b),
+        format!("/newdir/sub\n0:0 {mode:o}\n0:0 {mode:o}\nread-only\n")
+    );
+    assert!(b.rootfs().join("newdir/sub").is_dir());
+}
+
 #[test]
 fn args_are_passed_verbatim() {
     let env = TestEnv::new("args");

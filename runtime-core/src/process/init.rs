@@ -147,6 +147,7 @@ fn try_build(
             .map_err(|e| format!("chroot {}: {e}", setup.rootfs.display()))?;
         sys.chdir(Path::new("/")).map_err(|e| e.to_string())?;
     }
+    create_cwd(process.cwd())?;
     write_sysctls(spec)?;
     if let Some(console) = setup.console {
         // Inside the container, so that the pty comes from its own devpts; /dev/console
@@ -336,6 +337,25 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<File, String> {
         .write(true)
         .open(&path)
         .map_err(|e| format!("opening exec fifo {path}: {e}"))
+}
+
+/// Creates a missing `process.cwd` as runc does (its prepareRootfs, right after entering the
+/// root): with its parents, mode 0755 less the umask inherited from the caller, by init still
+/// as the container's root, so owned by root whatever `process.user` is (runc does not chown
+/// it either); before the root turns read-only. The process is inside its root by now, so
+/// no path (`..`, symlinks) can lead out of it.
+fn create_cwd(cwd: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::symlink_metadata(cwd) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(cwd)
+            .map_err(|e| format!("process.cwd {}: creating it: {e}", cwd.display())),
+        // Present (a directory, or something chdir reports on later), or not reachable
+        // (chdir, after the switch to the process's user, says why).
+        _ => Ok(()),
+    }
 }
 
 fn write_sysctls(spec: &Spec) -> Result<(), String> {
