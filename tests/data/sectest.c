@@ -12,16 +12,24 @@
  *   sectest fds                 the open descriptors, from /proc/self/fd, space-separated
  *   sectest init_module         init_module(NULL, 0, "") (loads nothing even when allowed)
  *   sectest settime-noop        settimeofday(NULL, NULL) (changes nothing even when allowed)
+ *   sectest close_range         close_range(1000, 1000, 0) (closes nothing: no such fds)
+ *   sectest thread              pthread_create and join (glibc >= 2.34 tries clone3 first
+ *                               and falls back to clone only on ENOSYS)
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+static void *thread_main(void *arg) {
+    return arg;
+}
 
 static int report(long ret) {
     if (ret < 0) {
@@ -71,6 +79,19 @@ int main(int argc, char **argv) {
                 printf("%s ", e->d_name);
         printf("\n");
         return 0;
+    }
+    if (!strcmp(cmd, "close_range"))
+        return report(syscall(SYS_close_range, 1000U, 1000U, 0U));
+    if (!strcmp(cmd, "thread")) {
+        pthread_t t;
+        void *back = NULL;
+        int e = pthread_create(&t, NULL, thread_main, (void *)42);
+        if (e) {
+            errno = e;
+            return report(-1);
+        }
+        pthread_join(t, &back);
+        return report((long)back);
     }
     fprintf(stderr, "sectest: unknown command %s\n", cmd);
     return 2;

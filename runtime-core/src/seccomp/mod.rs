@@ -32,6 +32,7 @@
 //!   capabilities are dropped (loading a filter without noNewPrivileges needs
 //!   CAP_SYS_ADMIN), as runc does.
 
+mod enosys;
 pub mod lsm;
 
 use std::io::{IoSlice, Write};
@@ -260,6 +261,21 @@ fn set_flag(
         LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => ctx.set_ctl_waitkill(true),
     }
     .map(drop)
+}
+
+/// SECCOMP_FILTER_FLAG_TSYNC.
+const SECCOMP_FILTER_FLAG_TSYNC: u32 = 1;
+/// SECCOMP_FILTER_FLAG_TSYNC_ESRCH.
+const SECCOMP_FILTER_FLAG_TSYNC_ESRCH: u32 = 1 << 4;
+
+/// The seccomp(2) flag of a spec flag.
+fn kernel_flag(flag: LinuxSeccompFilterFlag) -> u32 {
+    match flag {
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => SECCOMP_FILTER_FLAG_TSYNC,
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog => 1 << 1,
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 1 << 2,
+        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 1 << 5,
+    }
 }
 
 /// libseccomp's version, for messages about what it cannot do.
@@ -503,6 +519,10 @@ fn compiled(seccomp: &LinuxSeccomp) -> Result<Filter, FieldError> {
 /// A compiled filter, not yet loaded.
 pub struct Filter {
     ctx: ScmpFilterContext,
+    /// The -ENOSYS stub run before libseccomp's program (see [`enosys`]); may be empty.
+    stub: Vec<libc::sock_filter>,
+    /// SECCOMP_FILTER_FLAG_* for seccomp(2), from `linux.seccomp.flags` and the actions.
+    flags: u32,
     /// Whether any rule (or the default) notifies a listener.
     notifies: bool,
     /// Syscall names that no architecture of the filter knows (skipped).
@@ -512,6 +532,8 @@ pub struct Filter {
 impl std::fmt::Debug for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Filter")
+            .field("stub", &self.stub.len())
+            .field("flags", &self.flags)
             .field("notifies", &self.notifies)
             .field("warnings", &self.warnings)
             .finish_non_exhaustive()
@@ -570,7 +592,20 @@ impl Filter {
                 )
             })?;
         }
+        // The stub bounds every architecture of the filter: the native one (which a
+        // filter always has) and those the spec adds.
+        let mut archs = vec![ScmpArch::native()];
+        archs.extend(
+            seccomp
+                .architectures()
+                .iter()
+                .flatten()
+                .map(|a| scmp_arch(*a))
+                .filter(|a| *a != ScmpArch::Native && *a != ScmpArch::native()),
+        );
+        let mut flags = 0;
         for (i, flag) in seccomp.flags().iter().flatten().enumerate() {
+            flags |= kernel_flag(*flag);
             set_flag(&mut ctx, *flag).map_err(|e| {
                 field_err(
                     format!("{base}.flags[{i}]"),
@@ -668,11 +703,41 @@ impl Filter {
                 ));
             }
         }
+        if notifies {
+            flags |= crate::syscall::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+            if flags & SECCOMP_FILTER_FLAG_TSYNC != 0 {
+                // With a listener the kernel wants TSYNC to report failure as ESRCH.
+                flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+            }
+        }
         Ok(Filter {
+            stub: enosys::stub(seccomp, &archs),
             ctx,
+            flags,
             notifies,
             warnings,
         })
+    }
+
+    /// The whole program to load: the stub, then libseccomp's filter.
+    fn program(&self) -> Result<Vec<libc::sock_filter>, String> {
+        use nix::sys::memfd::{memfd_create, MFdFlags};
+        use std::io::{Read, Seek};
+        // seccomp_export_bpf writes to a descriptor (libseccomp 2.5 has no in-memory
+        // export); a memfd needs no path and no reader thread.
+        let fd = memfd_create(c"seccomp-bpf", MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| format!("memfd_create for the seccomp program: {e}"))?;
+        let mut f = std::fs::File::from(fd);
+        self.ctx
+            .export_bpf(&f)
+            .map_err(|e| format!("exporting the seccomp program: {e}"))?;
+        let mut bytes = Vec::new();
+        f.rewind()
+            .and_then(|_| f.read_to_end(&mut bytes))
+            .map_err(|e| format!("reading the exported seccomp program: {e}"))?;
+        let mut program = self.stub.clone();
+        program.extend(enosys::parse(&bytes)?);
+        Ok(program)
     }
 
     /// Whether loading this filter gives a notify descriptor to pass on.
@@ -737,7 +802,10 @@ pub struct ContainerSeccomp {
 /// A container process's filter, compiled, with its notify listener connected: everything
 /// that needs host paths or may fail, done before the process enters the container.
 pub struct Prepared {
-    filter: Filter,
+    /// The program to load: the -ENOSYS stub and libseccomp's filter.
+    program: Vec<libc::sock_filter>,
+    /// seccomp(2) flags.
+    flags: u32,
     listener: Option<Listener>,
 }
 
@@ -753,7 +821,8 @@ struct Listener {
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prepared")
-            .field("filter", &self.filter)
+            .field("program", &self.program.len())
+            .field("flags", &self.flags)
             .field("listener", &self.listener.as_ref().map(|l| &l.path))
             .finish()
     }
@@ -786,28 +855,25 @@ impl Prepared {
             }
             _ => None,
         };
-        Ok(Some(Prepared { filter, listener }))
+        Ok(Some(Prepared {
+            program: filter.program()?,
+            flags: filter.flags,
+            listener,
+        }))
     }
 
     /// Loads the filter into this process; with a notify action, hands the notify
     /// descriptor and the process state to the listener and closes both.
     pub fn install(self) -> Result<(), String> {
-        self.filter
-            .ctx
-            .load()
+        // Loaded by seccomp(2) here, not by libseccomp, so that the stub runs first.
+        let notify = crate::syscall::seccomp_set_mode_filter(&self.program, self.flags)
             .map_err(|e| format!("loading the seccomp filter (linux.seccomp): {e}"))?;
-        let Some(listener) = self.listener else {
+        let (Some(listener), Some(fd)) = (self.listener, notify) else {
             return Ok(());
         };
-        let fd = self
-            .filter
-            .ctx
-            .get_notify_fd()
-            .map_err(|e| format!("seccomp notify descriptor: {e}"))?;
-        let sent = send_to_listener(&listener, fd);
-        // The program must not hold its own notify descriptor: it could answer for itself.
-        let _ = nix::unistd::close(fd);
-        sent
+        // The program must not hold its own notify descriptor (it could answer for
+        // itself): `fd` is closed when this returns.
+        send_to_listener(&listener, fd.as_raw_fd())
     }
 }
 

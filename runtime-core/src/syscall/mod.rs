@@ -394,6 +394,42 @@ pub fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER: the load returns a notify descriptor.
+pub const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 1 << 3;
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, `flags`, `prog`): loads a classic BPF filter into the
+/// calling thread; with [`SECCOMP_FILTER_FLAG_NEW_LISTENER`] returns the notify descriptor.
+pub fn seccomp_set_mode_filter(prog: &[libc::sock_filter], flags: u32) -> Result<Option<OwnedFd>> {
+    let len = u16::try_from(prog.len()).map_err(|_| SyscallError {
+        call: "seccomp",
+        target: format!("a filter of {} instructions", prog.len()),
+        errno: Errno::E2BIG,
+    })?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `len` valid instructions that outlive the call; the kernel
+    // copies the program and reads nothing else of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    let rc =
+        Errno::result(rc).map_err(err("seccomp", format!("SET_MODE_FILTER, flags {flags:#x}")))?;
+    if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
+        return Ok(None);
+    }
+    // SAFETY: with NEW_LISTENER the kernel returns a new descriptor that nothing else owns.
+    Ok(Some(unsafe {
+        std::os::fd::FromRawFd::from_raw_fd(rc as i32)
+    }))
+}
+
 /// Closes, in a forked child, a descriptor the parent still owns (a lock the child must
 /// not share); the child's copy of the owning value is never dropped (it execs or exits
 /// with [`exit_child`]).
@@ -413,6 +449,10 @@ pub fn exit_child(code: i32) -> ! {
 
 /// Marks every file descriptor from `first` upwards close-on-exec, so that nothing the
 /// runtime or its caller had open reaches the container's program.
+///
+/// close_range(2) first; where it fails (kernels before 5.11 lack the CLOEXEC flag, and a
+/// container's seccomp profile, loaded by now, may refuse a syscall it predates), each
+/// descriptor listed in /proc/self/fd is marked with fcntl(2), as runc does.
 pub fn cloexec_from(first: u32) -> Result<()> {
     // SAFETY: close_range takes integers only; with CLOSE_RANGE_CLOEXEC it closes nothing
     // now, so no descriptor that Rust code still owns is invalidated.
@@ -424,9 +464,36 @@ pub fn cloexec_from(first: u32) -> Result<()> {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    Errno::result(rc)
-        .map(drop)
-        .map_err(err("close_range", first))
+    match Errno::result(rc) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            log::debug!("close_range({first}): {e}; marking descriptors one by one");
+            cloexec_each_from(first)
+        }
+    }
+}
+
+/// [`cloexec_from`] through /proc/self/fd and fcntl(2).
+fn cloexec_each_from(first: u32) -> Result<()> {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| SyscallError {
+            call: "opendir",
+            target: "/proc/self/fd".into(),
+            errno: io_errno(&e),
+        })?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= first as i32)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on an integer descriptor changes only its close-on-exec flag;
+        // one that was closed meanwhile (the listing's own) gives EBADF, which is fine.
+        let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        match Errno::result(rc) {
+            Ok(_) | Err(Errno::EBADF) => {}
+            Err(e) => return Err(err("fcntl(F_SETFD, FD_CLOEXEC)", fd)(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Replaces the process image: execve(2). Returns only on failure.
@@ -457,4 +524,21 @@ pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<()> {
 /// The file descriptor for an `AsFd` value, borrowed.
 pub fn borrow<F: AsFd>(f: &F) -> BorrowedFd<'_> {
     f.as_fd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_are_marked_one_by_one_where_close_range_fails() {
+        let fd = nix::fcntl::open("/dev/null", OFlag::O_RDONLY, Mode::empty()).expect("open");
+        let flags = |fd: &OwnedFd| nix::fcntl::fcntl(fd, nix::fcntl::F_GETFD);
+        assert_eq!(flags(&fd).expect("F_GETFD") & libc::FD_CLOEXEC, 0);
+        cloexec_each_from(fd.as_raw_fd() as u32).expect("fallback");
+        assert_eq!(
+            flags(&fd).expect("F_GETFD") & libc::FD_CLOEXEC,
+            libc::FD_CLOEXEC
+        );
+    }
 }
