@@ -334,7 +334,14 @@ impl V2Manager {
         }
         if let Some(insns) = device_program {
             // Before any process joins: the container never runs unrestricted.
-            devices::attach(&LinuxBpf, &dir, &insns)?;
+            match devices::attach(&LinuxBpf, &dir, &insns) {
+                // As runc: a runtime in a user namespace cannot use bpf(2), and its
+                // containers cannot open the host's device nodes anyway.
+                Err(e) if devices::in_user_namespace() => {
+                    log::warn!("{e} (ignored in a user namespace)");
+                }
+                r => r?,
+            }
         }
         Ok(())
     }

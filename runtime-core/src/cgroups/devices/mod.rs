@@ -166,6 +166,15 @@ pub(crate) fn attach(bpf: &dyn Bpf, dir: &Path, insns: &[Insn]) -> Result<(), De
     Ok(())
 }
 
+/// Whether this process runs in a user namespace other than the host's (a runtime that is
+/// itself in a container, or rootless): its uid map is not the identity over every uid.
+/// There bpf(2) is refused, and device nodes of the host cannot be opened anyway.
+pub(crate) fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().ne(["0", "0", "4294967295"]))
+        .unwrap_or(false)
+}
+
 /// Devices every container may use, as runc allows them: mknod of any device (creating a
 /// node grants no access), and the standard character devices of /dev.
 const DEFAULT_ALLOWED: &[(LinuxDeviceType, Option<i64>, Option<i64>, &str)] = &[
