@@ -294,3 +294,41 @@ fn list_table_and_json() {
         "empty list: {v}"
     );
 }
+
+// Signal 0 is kill(2)'s existence check: engines use `kill ID 0` to ask whether a
+// container's init is alive. runc 1.1.5 passes this test (it refuses a stopped container,
+// "container not running"); youki refused 0 as an unknown signal.
+#[test]
+fn kill_zero_checks_that_init_is_alive() {
+    let env = TestEnv::new("kill0");
+    let mut b = env.bundle();
+    b.args(&["sleep", "100"]);
+    let id = env.id();
+    env.create(&id, &b);
+    assert_ok(&env.kill(&id, "0"), "kill 0 of a created container");
+    assert_eq!(env.status(&id), "created");
+    env.start(&id);
+    assert_ok(&env.kill(&id, "0"), "kill 0 of a running container");
+    assert_eq!(env.status(&id), "running");
+    let pid = env.pid(&id);
+    assert_ok(&env.kill(&id, "KILL"), "kill KILL");
+    env.wait_for_status(&id, "stopped", T);
+    assert!(wait_pid_gone(pid, T), "init {pid} survived");
+    assert_failed_with_message(&env.kill(&id, "0"), "kill 0 of a stopped container");
+    assert_ok(&env.delete(&id), "delete");
+}
+
+// runc 1.1.5: `delete --force` of a container that does not exist succeeds (there is nothing
+// to remove; engines clean up after an uncertain create this way), plain `delete` fails.
+// runc passes this test; youki's --force failed.
+#[test]
+fn delete_force_of_a_missing_container_succeeds() {
+    let env = TestEnv::new("delmissing");
+    let o = env.delete_force("no-such-container");
+    assert_ok(&o, "delete --force of a missing container");
+    let o = env.delete("no-such-container");
+    assert_failed_with_message(&o, "delete of a missing container");
+    assert!(stderr_of(&o).contains("does not exist"), "{}", describe(&o));
+    // An invalid id is still an error, forced or not.
+    assert_failed_with_message(&env.delete_force("../x"), "delete --force ../x");
+}

@@ -12,7 +12,7 @@ pub const SIGRTMAX: i32 = 64;
 /// A signal name or number that is not a Linux signal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignalError {
-    /// Neither a known name nor a number in 1..=64.
+    /// Neither a known name nor a number in 0..=64 (0: only check that the process exists).
     #[error("unknown signal {0:?}")]
     Unknown(String),
 }
@@ -61,10 +61,11 @@ const NAMES: &[(&str, i32)] = &[
 pub fn parse(s: &str) -> Result<i32, SignalError> {
     let unknown = || SignalError::Unknown(s.to_string());
 
-    // Numbers first, like runc; unlike runc, reject numbers the kernel would refuse (0 is
-    // "check the pid exists", not a signal to deliver).
+    // Numbers first, like runc; unlike runc, reject numbers the kernel would refuse. 0 is
+    // kill(2)'s "does the process exist" check, which runc passes on: `kill ID 0` tells
+    // whether the container's init is alive.
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=SIGRTMAX).contains(&n) {
+        return if (0..=SIGRTMAX).contains(&n) {
             Ok(n)
         } else {
             Err(unknown())
@@ -152,6 +153,8 @@ mod tests {
         assert_eq!(parse("15"), Ok(15));
         assert_eq!(parse("1"), Ok(1));
         assert_eq!(parse("64"), Ok(64));
+        // The existence check of kill(2).
+        assert_eq!(parse("0"), Ok(0));
     }
 
     #[test]
@@ -171,7 +174,6 @@ mod tests {
             "FOO",
             "SIG",
             "",
-            "0",
             "65",
             "-9",
             "99999999999",

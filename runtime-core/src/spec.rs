@@ -15,7 +15,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, Hook, LinuxDeviceType, LinuxIdMapping, LinuxNamespace, LinuxNamespaceType, Spec,
+    Capability, Hook, LinuxDeviceType, LinuxIdMapping, LinuxNamespace, LinuxNamespaceType,
+    LinuxResources, Spec,
 };
 use serde_json::Value;
 
@@ -674,6 +675,10 @@ fn check_linux(spec: &Spec, warnings: &mut Vec<String>) -> Result<(), SpecError>
         }
     }
 
+    if let Some(resources) = linux.resources() {
+        check_resources(resources, "linux.resources")?;
+    }
+
     // runc: offsets only make sense for a new time namespace.
     if linux.time_offsets().as_ref().is_some_and(|o| !o.is_empty())
         && !has(LinuxNamespaceType::Time)
@@ -693,6 +698,52 @@ fn check_linux(spec: &Spec, warnings: &mut Vec<String>) -> Result<(), SpecError>
             return Err(invalid(
                 field,
                 "set, but linux.namespaces has no \"mount\" namespace",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The cgroup cpu.shares range of the kernel (v1 clamps values outside it silently; runc
+/// writes the value, reads it back and refuses the container when they differ).
+const CPU_SHARES: std::ops::RangeInclusive<u64> = 2..=262_144;
+
+/// Checks the limits the kernel would refuse (or, for cpu shares, silently clamp) before any
+/// cgroup is made, naming the field under `prefix` (`linux.resources` for config.json, empty
+/// for an update's resources). runc 1.1.5 refuses the same values, though only when it
+/// writes them: a memory limit, reservation or swap limit below -1 (the kernel's EINVAL;
+/// -1 is unlimited), cpu shares outside 2..=262144 (0 means unset).
+pub fn check_resources(resources: &LinuxResources, prefix: &str) -> Result<(), SpecError> {
+    let field = |name: &str| {
+        if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}.{name}")
+        }
+    };
+    if let Some(memory) = resources.memory() {
+        for (name, value) in [
+            ("memory.limit", memory.limit()),
+            ("memory.reservation", memory.reservation()),
+            ("memory.swap", memory.swap()),
+        ] {
+            if let Some(v) = value.filter(|v| *v < -1) {
+                return Err(invalid(
+                    field(name),
+                    format!("must be -1 (unlimited) or a number of bytes, got {v}"),
+                ));
+            }
+        }
+    }
+    if let Some(shares) = resources.cpu().as_ref().and_then(|c| c.shares()) {
+        if shares != 0 && !CPU_SHARES.contains(&shares) {
+            return Err(invalid(
+                field("cpu.shares"),
+                format!(
+                    "must be between {} and {} (or 0: unset), got {shares}",
+                    CPU_SHARES.start(),
+                    CPU_SHARES.end()
+                ),
             ));
         }
     }
@@ -1265,6 +1316,44 @@ mod tests {
             c["process"]["oomScoreAdj"] = json!(ok);
             accepts(&c);
         }
+    }
+
+    #[test]
+    fn memory_limits_below_minus_one_are_refused() {
+        for key in ["limit", "reservation", "swap"] {
+            let mut c = minimal();
+            for bad in [-2, -1024, i64::MIN] {
+                c["linux"]["resources"] = json!({ "memory": { key: bad } });
+                let msg = rejects(&c, &format!("linux.resources.memory.{key}"));
+                assert!(msg.contains(&bad.to_string()), "{msg}");
+            }
+            for ok in [-1, 0, 1 << 20] {
+                c["linux"]["resources"] = json!({ "memory": { key: ok } });
+                accepts(&c);
+            }
+        }
+    }
+
+    #[test]
+    fn cpu_shares_range() {
+        let mut c = minimal();
+        for bad in [1u64, 262_145, 1_000_000, u64::MAX] {
+            c["linux"]["resources"] = json!({ "cpu": { "shares": bad } });
+            let msg = rejects(&c, "linux.resources.cpu.shares");
+            assert!(msg.contains(&bad.to_string()), "{msg}");
+        }
+        for ok in [0u64, 2, 1024, 262_144] {
+            c["linux"]["resources"] = json!({ "cpu": { "shares": ok } });
+            accepts(&c);
+        }
+    }
+
+    #[test]
+    fn update_resources_are_named_without_a_prefix() {
+        let r: LinuxResources =
+            serde_json::from_value(json!({ "memory": { "limit": -5 } })).unwrap();
+        let err = check_resources(&r, "").unwrap_err();
+        assert_eq!(err.field(), Some("memory.limit"));
     }
 
     #[test]

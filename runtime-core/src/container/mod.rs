@@ -296,12 +296,13 @@ fn live_status(entry: &Entry, st: &State) -> Status {
 }
 
 fn status_with_fifo(fifo: &Path, st: &State) -> Status {
+    // Frozen before created, as runc decides: a created container can be paused.
     if !state::init_alive(st) {
         Status::Stopped
-    } else if fifo.exists() {
-        Status::Created
     } else if is_frozen(st) {
         Status::Paused
+    } else if fifo.exists() {
+        Status::Created
     } else {
         Status::Running
     }
@@ -466,9 +467,13 @@ fn thaw_for_sigkill(c: &Container, signal: i32, cgroup: &dyn cgroups::CgroupMana
 }
 
 /// Deletes a stopped or created container (any container with `force`), running poststop
-/// hooks and removing its cgroup and state.
+/// hooks and removing its cgroup and state. With `force`, a container that does not exist
+/// is not an error, as with runc: there is nothing left to remove.
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError> {
-    let entry = store.open(id)?;
+    let entry = match store.open(id) {
+        Err(StateError::NotFound(_)) if force => return Ok(()),
+        r => r?,
+    };
     let Some(st) = entry.load()? else {
         // A create that died before writing state: nothing runs, only the directory is left.
         entry.remove()?;

@@ -13,15 +13,17 @@ use crate::state::{self, State, Status, Store};
 /// How often a streaming [`events`] checks whether the container is still alive.
 const ALIVE_CHECK: Duration = Duration::from_millis(200);
 
-/// Freezes every process of a running container; its status becomes `paused`.
+/// Freezes every process of a running or created container; its status becomes `paused`.
+/// runc 1.1.5 pauses a created container too (its init, waiting for `start`, is frozen);
+/// `start` refuses it until it is resumed, when it is `created` again.
 pub fn pause(store: &Store, id: &str) -> Result<(), ContainerError> {
     let entry = store.open(id)?;
     let mut c = load(&entry)?;
-    if c.status != Status::Running {
+    if !matches!(c.status, Status::Running | Status::Created) {
         return Err(ContainerError::WrongStatus {
             id: id.into(),
             status: c.status,
-            what: "only a running container can be paused",
+            what: "only a running or created container can be paused",
         });
     }
     cgroups::manager(&c.state.cgroup_path)?.freeze()?;
@@ -30,7 +32,8 @@ pub fn pause(store: &Store, id: &str) -> Result<(), ContainerError> {
     Ok(())
 }
 
-/// Thaws a paused container; its status becomes `running`.
+/// Thaws a paused container; its status becomes `running`, or `created` again if it was
+/// paused before `start`.
 pub fn resume(store: &Store, id: &str) -> Result<(), ContainerError> {
     let entry = store.open(id)?;
     let mut c = load(&entry)?;
@@ -42,7 +45,13 @@ pub fn resume(store: &Store, id: &str) -> Result<(), ContainerError> {
         });
     }
     cgroups::manager(&c.state.cgroup_path)?.thaw()?;
-    c.state.status = Status::Running;
+    // The live status reads the fifo first once thawed; the stored one only matters where
+    // the freezer cannot be read, and then it should be right too.
+    c.state.status = if entry.fifo().exists() {
+        Status::Created
+    } else {
+        Status::Running
+    };
     entry.save(&c.state)?;
     Ok(())
 }
@@ -86,6 +95,7 @@ pub fn update(store: &Store, id: &str, resources: &LinuxResources) -> Result<(),
             what: "only a created, running or paused container can be updated",
         });
     }
+    crate::spec::check_resources(resources, "")?;
     // Device rules stay as create set them, as with runc's update: containerd's CRI sends
     // the container's whole resources, whose devices (deny all) would otherwise replace the
     // rules create completed with the defaults, cutting off /dev/null and the like.
