@@ -105,6 +105,48 @@ fn malformed_config_message_names_the_file() {
     }
 }
 
+// Wrong-type values name their field, not only a line and column. runc 1.1.5 names the
+// field too, through Go's decoder ("Go struct field LinuxMemory.linux.resources.memory.limit
+// of type int64"), but without array indices: it FAILS this test only for process.args[1].
+#[test]
+fn wrong_types_name_the_field() {
+    let env = TestEnv::new("wrongtype");
+    let id = env.id();
+    env.track(&id);
+    type Mutation = fn(&mut Bundle);
+    let cases: [(Mutation, &str); 4] = [
+        (
+            |b| b.config["process"]["terminal"] = serde_json::json!("yes"),
+            "process.terminal",
+        ),
+        (
+            |b| {
+                b.resource("memory", serde_json::json!({ "limit": "1G" }));
+            },
+            "linux.resources.memory.limit",
+        ),
+        (
+            |b| b.config["root"]["readonly"] = serde_json::json!(1),
+            "root.readonly",
+        ),
+        (
+            |b| b.config["process"]["args"] = serde_json::json!(["sh", 42]),
+            "process.args[1]",
+        ),
+    ];
+    for (mutate, field) in cases {
+        let mut b = env.bundle();
+        mutate(&mut b);
+        let o = env.try_create(&id, &b);
+        assert_clean_failure(
+            &env,
+            &o,
+            &format!("create with a wrong type at {field}"),
+            &[field],
+        );
+    }
+}
+
 #[test]
 fn program_not_found() {
     let env = TestEnv::new("noexe");

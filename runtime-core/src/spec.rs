@@ -66,10 +66,13 @@ pub enum SpecError {
         source: serde_json::Error,
     },
     /// config.json is JSON but does not fit the schema (wrong type, missing required field).
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {}{source}", .path.display(), field_prefix(.field))]
     Schema {
         /// The config.json path.
         path: PathBuf,
+        /// The field whose value does not fit, in config.json spelling (`process.args[0]`);
+        /// empty for the document itself.
+        field: String,
         /// The deserializer's error, with line and column when known.
         #[source]
         source: serde_json::Error,
@@ -99,6 +102,15 @@ pub enum SpecError {
         /// The canonical rootfs path.
         path: PathBuf,
     },
+}
+
+/// `<field>: ` before a schema error's message, nothing for the document itself.
+fn field_prefix(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("{field}: ")
+    }
 }
 
 /// `<path>: ` before a validation message when we know which file it came from.
@@ -179,19 +191,154 @@ fn parse_config(bytes: &[u8], path: &Path) -> Result<(Spec, Vec<String>), SpecEr
         .map_err(|(field, reason)| with_path(invalid(field, reason)))?;
 
     // Deserializing from the bytes keeps line/column in schema errors; the Value is only used
-    // when unknown capabilities had to be removed from it.
+    // when unknown capabilities had to be removed from it. serde names no field, only the
+    // position: the field is found from the position in the text.
     let typed = if dropped_capabilities {
-        serde_json::from_value::<Spec>(raw)
+        serde_json::from_value::<Spec>(raw.clone()).map_err(|source| {
+            // from_value has no positions: the re-serialized document gives one to locate
+            // the field by, which is not the file's (so the message keeps none).
+            let text = serde_json::to_vec(&raw).unwrap_or_default();
+            let field = serde_json::from_slice::<Spec>(&text)
+                .err()
+                .map(|e| json_field_at(&text, &e))
+                .unwrap_or_default();
+            (field, source)
+        })
     } else {
-        serde_json::from_slice::<Spec>(bytes)
+        serde_json::from_slice::<Spec>(bytes).map_err(|e| (json_field_at(bytes, &e), e))
     };
-    let spec = typed.map_err(|source| SpecError::Schema {
+    let spec = typed.map_err(|(field, source)| SpecError::Schema {
         path: path.to_path_buf(),
+        field,
         source,
     })?;
 
     warnings.extend(validate_with_warnings(&spec).map_err(with_path)?);
     Ok((spec, warnings))
+}
+
+/// The field of a JSON document at which `err` (from deserializing `text`) was raised, in
+/// config.json spelling: `process.args[0]`, `linux.namespaces[2].type`; empty for the
+/// document itself or when the error has no position. serde_json reports only a line and
+/// column, just past the offending value (or at the closing brace of an object that lacks
+/// a field): the text is scanned up to there, keeping the stack of keys and indices.
+pub fn json_field_at(text: &[u8], err: &serde_json::Error) -> String {
+    if err.line() == 0 {
+        return String::new();
+    }
+    // serde_json's column counts bytes from the start of the line.
+    let line_start = text
+        .split_inclusive(|b| *b == b'\n')
+        .take(err.line() - 1)
+        .map(<[u8]>::len)
+        .sum::<usize>();
+    let end = (line_start + err.column()).min(text.len());
+    field_path(&scan_json(&text[..end]))
+}
+
+/// Where a scan of JSON text stopped: one frame per open object or array.
+#[derive(Debug)]
+enum Frame {
+    /// An object: the key whose value is being read, once its `:` was seen.
+    Object { key: Option<String>, in_value: bool },
+    /// An array: the index of the element being read, once it started.
+    Array { index: usize, in_value: bool },
+}
+
+/// Scans (possibly truncated) JSON text, returning the open containers at its end.
+fn scan_json(text: &[u8]) -> Vec<Frame> {
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    // A value starts: an array element is now under way.
+    let start_value = |stack: &mut Vec<Frame>| {
+        if let Some(Frame::Array { in_value, .. }) = stack.last_mut() {
+            *in_value = true;
+        }
+    };
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    // An escape takes the next byte with it (\" does not end the string).
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+                let Some(raw) = text.get(start..=i) else {
+                    break; // the text ends inside the string
+                };
+                match stack.last_mut() {
+                    Some(Frame::Object {
+                        key,
+                        in_value: false,
+                    }) => *key = serde_json::from_slice::<String>(raw).ok(),
+                    _ => start_value(&mut stack),
+                }
+            }
+            b'{' => {
+                start_value(&mut stack);
+                stack.push(Frame::Object {
+                    key: None,
+                    in_value: false,
+                });
+            }
+            b'[' => {
+                start_value(&mut stack);
+                stack.push(Frame::Array {
+                    index: 0,
+                    in_value: false,
+                });
+            }
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b':' => {
+                if let Some(Frame::Object { in_value, .. }) = stack.last_mut() {
+                    *in_value = true;
+                }
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Object { key, in_value }) => {
+                    *key = None;
+                    *in_value = false;
+                }
+                Some(Frame::Array { index, in_value }) => {
+                    *index += 1;
+                    *in_value = false;
+                }
+                None => {}
+            },
+            b if b.is_ascii_whitespace() => {}
+            // A number or a literal.
+            _ => start_value(&mut stack),
+        }
+        i += 1;
+    }
+    stack
+}
+
+/// `a.b[2].c` from the frames of a scan: only the values under way count.
+fn field_path(stack: &[Frame]) -> String {
+    let mut path = String::new();
+    for frame in stack {
+        match frame {
+            Frame::Object {
+                key: Some(k),
+                in_value: true,
+            } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+            }
+            Frame::Array {
+                index,
+                in_value: true,
+            } => path.push_str(&format!("[{index}]")),
+            _ => break,
+        }
+    }
+    path
 }
 
 /// Valid `process.rlimits[].type` values: the resources of getrlimit(2).
@@ -1302,6 +1449,122 @@ mod tests {
         c["process"]["capabilities"] = json!({"bounding": [42]});
         let err = check(&c).unwrap_err();
         assert!(matches!(err, SpecError::Schema { .. }), "{err}");
+    }
+
+    #[test]
+    fn schema_errors_name_the_field() {
+        type Mutation = fn(&mut Value);
+        let cases: Vec<(Mutation, &str)> = vec![
+            (|c| c["ociVersion"] = json!(1), "ociVersion"),
+            (|c| c["hostname"] = json!(5), "hostname"),
+            (|c| c["process"] = json!("sh"), "process"),
+            (|c| c["process"]["args"] = json!(42), "process.args"),
+            (
+                |c| c["process"]["args"] = json!(["sh", 42]),
+                "process.args[1]",
+            ),
+            (
+                |c| c["process"]["terminal"] = json!("yes"),
+                "process.terminal",
+            ),
+            (
+                |c| c["process"]["user"]["uid"] = json!("root"),
+                "process.user.uid",
+            ),
+            (|c| c["process"]["env"] = json!("A=b"), "process.env"),
+            (
+                |c| {
+                    c["process"]["rlimits"] =
+                        json!([{"type": "RLIMIT_NOFILE", "soft": "x", "hard": 1}])
+                },
+                "process.rlimits[0].soft",
+            ),
+            (
+                |c| c["process"]["capabilities"] = json!({"bounding": "CAP_KILL"}),
+                "process.capabilities.bounding",
+            ),
+            (|c| c["root"]["readonly"] = json!("true"), "root.readonly"),
+            (
+                |c| c["mounts"] = json!([{"destination": "/a"}, {"destination": 5}]),
+                "mounts[1].destination",
+            ),
+            (
+                |c| c["mounts"] = json!([{"destination": "/a", "options": ["ro", 1]}]),
+                "mounts[0].options[1]",
+            ),
+            (
+                |c| c["linux"]["namespaces"][3]["path"] = json!(5),
+                "linux.namespaces[3].path",
+            ),
+            (
+                |c| c["linux"]["namespaces"][1] = json!({}),
+                "linux.namespaces[1]",
+            ),
+            (
+                |c| c["linux"]["resources"] = json!({"memory": {"limit": "1G"}}),
+                "linux.resources.memory.limit",
+            ),
+            (
+                |c| c["linux"]["resources"] = json!({"cpu": {"shares": -1}}),
+                "linux.resources.cpu.shares",
+            ),
+            (
+                |c| {
+                    c["linux"]["uidMappings"] =
+                        json!([{"containerID": 0, "hostID": 1, "size": "x"}])
+                },
+                "linux.uidMappings[0].size",
+            ),
+            (
+                |c| c["hooks"] = json!({"prestart": [{"path": "/a"}, {"path": 1}]}),
+                "hooks.prestart[1].path",
+            ),
+            (
+                |c| c["annotations"] = json!({"a\"b": 1}),
+                "annotations.a\"b",
+            ),
+        ];
+        for (mutate, field) in cases {
+            let mut c = minimal();
+            mutate(&mut c);
+            for bytes in [
+                serde_json::to_vec_pretty(&c).unwrap(),
+                serde_json::to_vec(&c).unwrap(),
+            ] {
+                let err = parse_config(&bytes, Path::new("/b/config.json")).unwrap_err();
+                assert!(matches!(err, SpecError::Schema { .. }), "{field}: {err}");
+                let msg = err.to_string();
+                assert!(
+                    msg.starts_with(&format!("/b/config.json: {field}: ")) && msg.contains("line"),
+                    "{field}: {msg}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn schema_error_after_dropping_an_unknown_capability_names_the_field() {
+        let mut c = minimal();
+        c["process"]["capabilities"] = json!({"bounding": ["CAP_NOPE"]});
+        c["process"]["args"] = json!(["sh", 42]);
+        let err = check(&c).unwrap_err();
+        // No line and column: they would be the re-serialized document's, not the file's.
+        assert_eq!(
+            err.to_string(),
+            "/bundle/config.json: process.args[1]: invalid type: integer `42`, expected a string"
+        );
+    }
+
+    #[test]
+    fn field_of_a_truncated_scan() {
+        assert_eq!(field_path(&scan_json(br#"{"a": [1, {"b\""#)), "a[1]");
+        assert_eq!(
+            field_path(&scan_json(br#"{"a": [1, {"b\"": 2"#)),
+            "a[1].b\""
+        );
+        assert_eq!(field_path(&scan_json(br#"{"a": "x\\", "c": [ "#)), "c");
+        assert_eq!(field_path(&scan_json(br#"{"a": "unterminated"#)), "a");
+        assert_eq!(field_path(&scan_json(b"")), "");
     }
 
     #[test]
