@@ -988,3 +988,146 @@ fn shim_run_creates_a_missing_cwd() {
     assert_eq!(stdout_of(&o), "/newdir/sub\n0:0\n", "{}", describe(&o));
     c.no_containers_left();
 }
+
+/// The `ppid` field of /proc/PID/stat (0 if the process is gone).
+fn ppid_of(pid: i32) -> i32 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The (server, zygote) pids of the one shim serving this containerd: the zygote is the
+/// server's child.
+#[track_caller]
+fn server_and_zygote(c: &Containerd) -> (i32, i32) {
+    let shims = c.shims();
+    assert_eq!(shims.len(), 2, "server and zygote: {shims:?}");
+    let server = *shims
+        .iter()
+        .find(|p| !shims.contains(&ppid_of(**p)))
+        .unwrap_or_else(|| panic!("no server among {shims:?}"));
+    let zygote = *shims
+        .iter()
+        .find(|p| ppid_of(**p) == server)
+        .unwrap_or_else(|| panic!("no child of the server {server} among {shims:?}"));
+    (server, zygote)
+}
+
+/// How many /tasks/exit events name process `id` (an init's id is its task's).
+fn exit_events(events: &EventWatch, id: &str) -> usize {
+    let quoted = format!("\"id\":\"{id}\"");
+    events
+        .text()
+        .lines()
+        .filter(|l| l.contains("/tasks/exit") && l.contains(&quoted))
+        .count()
+}
+
+/// issue 14: the zygote of a pod-like (grouped) shim is SIGKILLed mid-life, as the OOM
+/// killer may choose it. The server sees it die, starts a new one, and the group goes
+/// on: exec into the running container, a second container, stop and delete all.
+#[test]
+fn a_killed_zygote_never_strands_the_group() {
+    let c = start("shim-zygote");
+    let events = EventWatch::start(&c);
+    let group = c.w.name("g");
+    let annotation = format!("io.containerd.runc.v2.group={group}");
+    let (a, b) = (c.w.name("a"), c.w.name("b"));
+    c.w.must_vanish(c.socket_path(&group));
+    let run = |id: &str| {
+        let o = c.run(
+            &[
+                "-d",
+                "--annotation",
+                &annotation,
+                c.rootfs_flags()[0],
+                c.rootfs_flags()[1],
+            ],
+            id,
+            &["sh", "-c", "sleep 1000"],
+        );
+        assert_ok(&o, &format!("ctr run -d {id}"));
+        assert_eq!(c.task_status(id), "RUNNING");
+    };
+    run(&a);
+    let a_pid = c.task_pid(&a);
+    let (server, zygote) = server_and_zygote(&c);
+
+    // SAFETY: kill(2) of the zygote of the shim this test's containerd started.
+    unsafe {
+        libc::kill(zygote, libc::SIGKILL);
+    }
+    assert!(
+        poll(Duration::from_secs(10), || !pid_alive(zygote)),
+        "zygote {zygote} survived SIGKILL"
+    );
+    // The server noticed at once and has a new zygote; the container is untouched.
+    let respawned = poll(Duration::from_secs(10), || {
+        let shims = c.shims();
+        shims.len() == 2 && shims.contains(&server) && !shims.contains(&zygote)
+    });
+    assert!(
+        respawned,
+        "no new zygote: shims {:?}\n{}",
+        c.shims(),
+        c.log_tail()
+    );
+    assert_eq!(server_and_zygote(&c).0, server);
+    let said = poll(Duration::from_secs(10), || {
+        c.log_text().contains(&format!("zygote {zygote} exited"))
+    });
+    assert!(said, "the zygote's death was not logged\n{}", c.log_tail());
+    assert_eq!(c.task_status(&a), "RUNNING");
+    assert_eq!(c.task_pid(&a), a_pid);
+
+    // Exec into the running container.
+    let o = c.exec_with_stdin(
+        "",
+        &["--exec-id", "e1", &a, "sh", "-c", "echo alive; exit 3"],
+    );
+    assert_code(&o, 3, "exec after the zygote was killed");
+    assert_eq!(
+        stdout_of(&o),
+        "alive\n",
+        "{}\n{}",
+        describe(&o),
+        c.log_tail()
+    );
+
+    // A second container of the group, through the same server.
+    run(&b);
+    assert_eq!(
+        server_and_zygote(&c).0,
+        server,
+        "the group got another shim"
+    );
+    let o = c.exec_with_stdin("", &["--exec-id", "e2", &b, "sh", "-c", "echo b; exit 5"]);
+    assert_code(&o, 5, "exec in the second container");
+    assert_eq!(stdout_of(&o), "b\n", "{}", describe(&o));
+
+    // Once more, right before stopping everything: kill and delete do not depend on it.
+    let (_, zygote) = server_and_zygote(&c);
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(zygote, libc::SIGKILL);
+    }
+    kill_delete_rm(&c, &a);
+    assert!(
+        events.saw(Duration::from_secs(10), "/tasks/delete", &a),
+        "{}",
+        events.text()
+    );
+    kill_and_remove(&c, &b);
+    // Every process's exit went out exactly once.
+    for id in [a.as_str(), b.as_str(), "e1", "e2"] {
+        assert_eq!(
+            exit_events(&events, id),
+            1,
+            "TaskExit of {id}\n{}",
+            events.text()
+        );
+    }
+}

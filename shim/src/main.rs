@@ -55,6 +55,12 @@ fn main() {
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     // SAFETY: installing SIG_DFL runs none of our code in signal context.
     let _ = unsafe { sigaction(Signal::SIGCHLD, &dfl) };
+    // The server starts its zygote as this binary with the action `zygote`: it only
+    // serves the server's requests (zygote.rs), nothing of the containerd-shim crate runs.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(debug) = zygote::is_zygote(&args) {
+        std::process::exit(zygote::main(debug));
+    }
     let config = Config {
         // The shim owns reaping (src/reaper.rs): exactly one reaper in the process.
         no_reaper: true,

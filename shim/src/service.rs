@@ -16,7 +16,6 @@
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -261,8 +260,6 @@ pub struct Shared {
     zygote: std::result::Result<Zygote, String>,
     events: Events,
     exit: Arc<ExitSignal>,
-    /// The server is stopping: the zygote's exit is expected.
-    stopping: AtomicBool,
     /// The host is pure cgroup v2 (v2 metrics), once known.
     unified: OnceLock<bool>,
 }
@@ -300,7 +297,6 @@ impl Shared {
             zygote,
             events,
             exit,
-            stopping: AtomicBool::new(false),
             unified: OnceLock::new(),
         })
     }
@@ -317,6 +313,10 @@ impl Shared {
 
     /// Called by the reaper for every child that exited.
     pub fn on_exit(self: &Arc<Self>, pid: i32, status: u32) {
+        // The zygote's: logged, and a new one started (zygote.rs).
+        if matches!(&self.zygote, Ok(z) if z.exited(pid, status)) {
+            return;
+        }
         let at = SystemTime::now();
         let mut t = self.lock();
         if let Some((id, exec_id)) = t.by_pid.get(&pid).cloned() {
@@ -331,15 +331,6 @@ impl Shared {
                     drop(t);
                     self.report_exit(id, exec_id, pid, Exit { status, at }, drain);
                 }
-            }
-            return;
-        }
-        if matches!(&self.zygote, Ok(z) if z.pid().as_raw() == pid) {
-            // Its channel reports the closed socket to whoever calls next.
-            if self.stopping.load(Ordering::SeqCst) {
-                log::debug!("zygote {pid} exited with status {status}");
-            } else {
-                log::error!("zygote {pid} exited with status {status}");
             }
             return;
         }
@@ -502,7 +493,6 @@ impl Shared {
 
     /// Flushes events and lets the zygote go; called when the server stops.
     pub fn shutdown(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
         self.events.flush(FLUSH_TIMEOUT);
         if let Ok(z) = &self.zygote {
             z.close();
@@ -862,7 +852,6 @@ impl Shared {
             return self.delete_exec(&req.id, &req.exec_id);
         }
         let id = req.id.as_str();
-        let zygote = self.zygote()?;
         let (bundle, pid, force, mounted) = {
             let mut t = self.lock();
             let c = t.container_mut(id)?;
@@ -884,17 +873,21 @@ impl Shared {
                 c.rootfs_mounted,
             )
         };
-        let r = zygote
-            .call(
-                &Request::Delete {
+        let r = self
+            .zygote()
+            .and_then(|z| {
+                let req = Request::Delete {
                     id: id.to_string(),
                     state_root: state_root(&bundle),
                     force,
-                },
-                &[],
-                zygote::DELETE_TIMEOUT,
-            )
+                };
+                z.call(&req, &[], zygote::DELETE_TIMEOUT)
+            })
             .and_then(expect_done);
+        let r = match r {
+            Err(e) if e.kind == Kind::Unavailable => delete_without_zygote(id, &bundle, force, e),
+            r => r,
+        };
         match r {
             Ok(()) => {}
             // Its state is gone already (a create that failed half-way): nothing to remove.
@@ -1255,7 +1248,7 @@ fn spawn_container(
         terminal,
     };
     let reply = zygote.call(&req, &borrowed(&prepared.child), zygote::CREATE_TIMEOUT);
-    let pid = match reply? {
+    let pid = match reply.map_err(|e| e.context(format!("create {id}")))? {
         Reply::Created { pid } => pid,
         Reply::Failed(e) => return Err(e.context(format!("create {id}"))),
         other => {
@@ -1284,6 +1277,21 @@ fn spawn_container(
             Err(e.context(format!("create {id}")))
         }
     }
+}
+
+/// Deletes a container in the server, when the zygote cannot (`why`): all but poststop
+/// hooks, which fork and wait for their process, as only the zygote may.
+fn delete_without_zygote(id: &str, bundle: &Path, force: bool, why: ShimError) -> Result<()> {
+    let store = Store::new(state_root(bundle));
+    let hooks = runtime_core::container::state(&store, id)
+        .ok()
+        .and_then(|c| c.state.hooks)
+        .is_some_and(|h| h.poststop().as_ref().is_some_and(|l| !l.is_empty()));
+    if hooks {
+        return Err(why.context("poststop hooks to run"));
+    }
+    log::warn!("delete {id}: {why}; deleting it in the server");
+    runtime_core::container::delete(&store, id, force).map_err(ShimError::from)
 }
 
 /// Sets up the I/O and has the zygote start an exec; returns its pid.

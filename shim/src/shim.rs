@@ -5,9 +5,10 @@
 //!   of one group (a CRI pod, or `io.containerd.runc.v2.group`) share one server: the
 //!   first one's `start` spawns it, the others' answer its address.
 //! - `delete`: cleans up after a dead shim from the bundle.
-//! - no command: the server. [`YoukiShim::new`] forks the zygote there, while the process
-//!   still has its only thread (the crate calls it before starting any), then the crate
-//!   sets up logging and serves the Task service until [`YoukiShim::wait`] returns.
+//! - no command: the server. [`YoukiShim::new`] starts the zygote there (an exec of this
+//!   binary, see zygote.rs), then the crate sets up logging and serves the Task service
+//!   until [`YoukiShim::wait`] returns.
+//! - `zygote` (after the server's own arguments): the zygote, dispatched in main.rs.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -18,7 +19,7 @@ use containerd_shim::{Config, ExitSignal, Flags, StartOpts};
 
 use crate::events::{Events, Publisher};
 use crate::service::{self, Service, Shared};
-use crate::zygote::{LogSetup, Zygote};
+use crate::zygote::Zygote;
 
 /// The shim.
 pub struct YoukiShim {
@@ -117,15 +118,10 @@ impl containerd_shim::Shim for YoukiShim {
     type T = Service;
 
     fn new(_runtime_id: &str, flags: &Flags, _config: &mut Config) -> Self {
-        // Only the server needs a zygote. This runs before the crate starts any thread.
-        let zygote = (flags.action.is_empty() && !flags.socket.is_empty()).then(|| {
-            Zygote::spawn(&LogSetup {
-                debug: flags.debug,
-                namespace: flags.namespace.clone(),
-                id: flags.id.clone(),
-            })
-            .map_err(|e| e.to_string())
-        });
+        // Only the server needs a zygote. Started from this thread, the main one, which
+        // lives as long as the server: the zygote's parent-death signal is tied to it.
+        let zygote =
+            (flags.action.is_empty() && !flags.socket.is_empty()).then(|| Ok(Zygote::start()));
         YoukiShim {
             exit: Arc::new(ExitSignal::default()),
             namespace: flags.namespace.clone(),
@@ -197,7 +193,7 @@ impl containerd_shim::Shim for YoukiShim {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
-            .unwrap_or_else(|| Err("not forked".into()));
+            .unwrap_or_else(|| Err("not started".into()));
         if let Err(e) = &zygote {
             log::error!("no zygote: {e}; creating containers will fail");
         }

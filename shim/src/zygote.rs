@@ -1,6 +1,6 @@
-//! The zygote: a single-threaded child forked at server start-up, before any thread
-//! exists, that performs every runtime-core operation which forks (create and exec, and
-//! start and delete, whose poststart/poststop hooks run through `std::process::Command`).
+//! The zygote: a single-threaded process that performs every runtime-core operation which
+//! forks (create and exec, and start and delete, whose poststart/poststop hooks run
+//! through `std::process::Command`).
 //!
 //! runtime-core's fork refuses a multi-threaded caller, and the ttrpc server has many
 //! threads; a child forked from a thread may only run async-signal-safe code. The zygote
@@ -8,24 +8,37 @@
 //! waitpid calls of those operations (the intermediate process, hooks) away from the
 //! server, whose reaper is the only one that waits there.
 //!
+//! The zygote is the shim's own binary, exec'd (posix_spawn of /proc/self/exe, the same
+//! file even if the binary was replaced on disk since) with the server's arguments and
+//! the action `zygote`: its end of the channel is fd 3, the shim's log fd 4, stdio
+//! /dev/null. Exec, not fork, so that the server can start one at any time, from any
+//! thread, without copying its threads' state into a child: the first at start-up, and a
+//! new one whenever the reaper sees the current one exit (the OOM killer may choose it;
+//! issue 14). Its exit is reaped by the server's reaper like any other child's, never by
+//! a `wait` here.
+//!
 //! The server and the zygote talk over a SOCK_SEQPACKET socketpair: one JSON message per
 //! packet, `{seq, body}`, with the process's stdio (or its console socket) and an exec's
 //! process spec (in a memfd: it can be larger than a packet) passed by SCM_RIGHTS. One request is
 //! in flight at a time; every wait for a reply is bounded, a reply whose `seq` is not the
 //! current one (the late answer to a request that timed out) is dropped, and a zygote that
-//! died is an error (Unavailable), never a hang.
+//! died is an error (Unavailable) that names the operation, never a hang. A request that
+//! could not even be sent (the zygote had died) goes to its successor.
 
+use std::ffi::{CString, OsString};
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
+    recvmsg, sendmsg, shutdown, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, Shutdown, SockFlag, SockType,
 };
 use nix::unistd::Pid;
 use serde::de::DeserializeOwned;
@@ -231,6 +244,12 @@ impl Channel {
         }
     }
 
+    /// Shuts both directions down: a `recv` blocked on this end returns end-of-file, and
+    /// the other end reads end-of-file even while other processes hold copies of it.
+    pub fn shutdown(&self) {
+        let _ = shutdown(self.sock.as_raw_fd(), Shutdown::Both);
+    }
+
     fn send_json<T: Serialize>(
         &self,
         seq: u64,
@@ -246,182 +265,494 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<Envelope<T>> {
     serde_json::from_slice(bytes).ok()
 }
 
-/// The server's handle on its zygote.
-#[derive(Debug)]
+/// The action (last argument, after the server's own) that makes the binary a zygote.
+pub const ACTION: &str = "zygote";
+/// The zygote's end of its channel, in the zygote.
+const CHANNEL_FD: RawFd = 3;
+/// The shim's log (containerd's `log` fifo, or /dev/null), in the zygote.
+const LOG_FD: RawFd = 4;
+/// Descriptors handed to a new zygote are first copied at or above this number, so that
+/// the spawn's dup2 onto 3 and 4 never overwrites one of them or is a no-op.
+const HIGH_FD: RawFd = 10;
+/// How long a request whose zygote has died waits for its successor.
+const RESPAWN_WAIT: Duration = Duration::from_secs(5);
+/// A zygote that exits sooner than this after its start counts as a failed start ...
+const QUICK_EXIT: Duration = Duration::from_secs(1);
+/// ... and after this many in a row the server stops starting new ones (no spawn loop).
+const MAX_QUICK_EXITS: u32 = 5;
+/// Pauses before the attempts to start a zygote (EAGAIN, ENOMEM can be passing).
+const SPAWN_RETRIES: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_millis(10),
+    Duration::from_millis(100),
+];
+
+/// Starts one zygote process: its pid and the server's end of its channel.
+type SpawnFn = dyn Fn() -> Result<(Pid, Channel)> + Send + Sync;
+
+/// The server's handle on its zygote, which it replaces when it dies.
 pub struct Zygote {
-    pid: Pid,
-    chan: Mutex<Client>,
+    spawn: Box<SpawnFn>,
+    /// The sequence number of the last request; held for a whole exchange, so that one
+    /// request is in flight at a time.
+    calls: Mutex<u64>,
+    live: Mutex<Live>,
+    /// Signalled when `live` changes (a new zygote, or none).
+    changed: Condvar,
+}
+
+impl std::fmt::Debug for Zygote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zygote").finish_non_exhaustive()
+    }
+}
+
+/// The zygote of the moment.
+#[derive(Debug)]
+struct Live {
+    state: State,
+    /// The server is stopping: no new zygote, exits are expected.
+    closed: bool,
+    /// Consecutive zygotes that exited within [`QUICK_EXIT`] of their start.
+    quick_exits: u32,
 }
 
 #[derive(Debug)]
-struct Client {
-    chan: Option<Channel>,
-    seq: u64,
-    dead: Option<String>,
+enum State {
+    Running(Generation),
+    /// No zygote, and why.
+    Down(String),
 }
 
-/// Where the zygote sends its log lines, as the server's logger would.
-#[derive(Debug, Clone, Default)]
-pub struct LogSetup {
-    /// `-debug` was given.
-    pub debug: bool,
-    /// containerd namespace.
-    pub namespace: String,
-    /// Shim id.
-    pub id: String,
+/// One zygote process.
+#[derive(Debug, Clone)]
+struct Generation {
+    pid: Pid,
+    chan: Arc<Channel>,
+    started: Instant,
+}
+
+/// How an exchange with a zygote ended without a reply.
+#[derive(Debug)]
+enum Lost {
+    /// The request did not leave: the zygote is gone (EPIPE) or the send failed.
+    NotSent(Errno),
+    /// The zygote closed the channel (it died) before answering.
+    Closed,
+    /// No reply in time.
+    Timeout,
+    /// Receiving failed.
+    Recv(Errno),
+}
+
+/// Sends `req` as request `seq` and waits at most `timeout` for its reply on `chan`.
+fn exchange(
+    chan: &Channel,
+    seq: u64,
+    req: &Request,
+    fds: &[BorrowedFd<'_>],
+    timeout: Duration,
+) -> std::result::Result<Reply, Lost> {
+    chan.send_json(seq, req, fds).map_err(Lost::NotSent)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match chan.recv(Some(left)) {
+            Ok(Some((bytes, _fds))) => match decode::<Reply>(&bytes) {
+                Some(env) if env.seq == seq => return Ok(env.body),
+                // The late reply to a request that timed out: not ours.
+                Some(env) => log::warn!("zygote: dropping stale reply #{}", env.seq),
+                None => log::warn!("zygote: dropping an undecodable reply"),
+            },
+            Ok(None) => return Err(Lost::Closed),
+            Err(Errno::ETIMEDOUT) => return Err(Lost::Timeout),
+            Err(e) => return Err(Lost::Recv(e)),
+        }
+    }
 }
 
 impl Zygote {
-    /// Forks the zygote. Must be called while the process has a single thread.
-    pub fn spawn(log: &LogSetup) -> Result<Zygote> {
-        let (parent, child) = Channel::pair()?;
-        match runtime_core::syscall::fork().map_err(|e| ShimError::other(format!("zygote: {e}")))? {
-            runtime_core::syscall::Forked::Child => {
-                drop(parent);
-                let code = child_main(child, log);
-                runtime_core::syscall::exit_child(code)
-            }
-            runtime_core::syscall::Forked::Parent(pid) => {
-                drop(child);
-                Ok(Zygote {
-                    pid,
-                    chan: Mutex::new(Client {
-                        chan: Some(parent),
-                        seq: 0,
-                        dead: None,
-                    }),
-                })
-            }
+    /// Starts the zygote: the shim's binary, exec'd (see the module documentation). A
+    /// failure to start it is kept, and reported by every request.
+    pub fn start() -> Zygote {
+        match ExecSpawner::new() {
+            Ok(s) => Zygote::with_spawner(Box::new(move || s.spawn())),
+            Err(e) => Zygote::with_spawner(Box::new(move || Err(e.clone()))),
         }
     }
 
-    /// The zygote's pid.
-    pub fn pid(&self) -> Pid {
-        self.pid
-    }
-
-    /// Sends `req` (with `fds`) and waits at most `timeout` for its reply.
-    pub fn call(&self, req: &Request, fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Reply> {
-        let mut c = self.chan.lock().unwrap_or_else(|p| p.into_inner());
-        c.call(req, fds, timeout)
-    }
-
-    /// Closes the channel: the zygote exits when it reads end-of-file.
-    pub fn close(&self) {
-        let mut c = self.chan.lock().unwrap_or_else(|p| p.into_inner());
-        c.chan = None;
-        c.dead
-            .get_or_insert_with(|| "the shim is shutting down".into());
-    }
-}
-
-impl Client {
-    fn call(&mut self, req: &Request, fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Reply> {
-        let unavailable = |why: &str| ShimError::new(Kind::Unavailable, format!("zygote: {why}"));
-        if let Some(why) = &self.dead {
-            return Err(unavailable(why));
-        }
-        let Some(chan) = &self.chan else {
-            return Err(unavailable("closed"));
+    /// A zygote started, and restarted, by `spawn`.
+    fn with_spawner(spawn: Box<SpawnFn>) -> Zygote {
+        let state = match spawn_with_retries(&*spawn) {
+            Ok(g) => State::Running(g),
+            Err(e) => {
+                log::error!("starting the zygote: {e}");
+                State::Down(format!("starting it: {e}"))
+            }
         };
-        self.seq += 1;
-        let seq = self.seq;
-        if let Err(e) = chan.send_json(seq, req, fds) {
-            let why = format!("sending {}: {e}", req.name());
-            if matches!(e, Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) {
-                self.dead = Some(why.clone());
-            }
-            return Err(unavailable(&why));
+        Zygote {
+            spawn,
+            calls: Mutex::new(0),
+            live: Mutex::new(Live {
+                state,
+                closed: false,
+                quick_exits: 0,
+            }),
+            changed: Condvar::new(),
         }
-        let deadline = Instant::now() + timeout;
+    }
+
+    fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends `req` (with `fds`) and waits at most `timeout` for its reply. A request that
+    /// could not be sent because the zygote had died goes, once, to the one that replaces
+    /// it. Every error names the operation.
+    pub fn call(&self, req: &Request, fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Reply> {
+        let op = req.name();
+        let unavailable =
+            |why: String| ShimError::new(Kind::Unavailable, format!("zygote: {op}: {why}"));
+        let mut seq = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let mut gen = self.current(None).map_err(unavailable)?;
+        let mut resent = false;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match chan.recv(Some(left)) {
-                Ok(Some((bytes, _fds))) => match decode::<Reply>(&bytes) {
-                    Some(env) if env.seq == seq => return Ok(env.body),
-                    // The late reply to a request that timed out: not ours.
-                    Some(env) => log::warn!("zygote: dropping stale reply #{}", env.seq),
-                    None => log::warn!("zygote: dropping an undecodable reply"),
-                },
-                Ok(None) => {
-                    self.dead = Some("exited".into());
-                    return Err(unavailable(&format!("exited during {}", req.name())));
+            *seq += 1;
+            match exchange(&gen.chan, *seq, req, fds, timeout) {
+                Ok(reply) => return Ok(reply),
+                Err(Lost::NotSent(e))
+                    if !resent
+                        && matches!(e, Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) =>
+                {
+                    log::warn!(
+                        "zygote {}: sending {op}: {e}; waiting for its successor",
+                        gen.pid
+                    );
+                    resent = true;
+                    gen = self.current(Some(gen.pid)).map_err(unavailable)?;
                 }
-                Err(Errno::ETIMEDOUT) => {
+                Err(Lost::NotSent(e)) => {
+                    return Err(unavailable(format!(
+                        "sending the request to zygote {}: {e}",
+                        gen.pid
+                    )))
+                }
+                Err(Lost::Closed) => {
+                    return Err(unavailable(format!(
+                        "zygote {} exited before answering",
+                        gen.pid
+                    )))
+                }
+                Err(Lost::Timeout) => {
                     return Err(ShimError::new(
                         Kind::DeadlineExceeded,
-                        format!("zygote: no reply to {} within {timeout:?}", req.name()),
+                        format!(
+                            "zygote: {op}: no reply from zygote {} within {timeout:?}",
+                            gen.pid
+                        ),
                     ))
                 }
-                Err(e) => {
-                    self.dead = Some(format!("receiving: {e}"));
-                    return Err(unavailable(&format!(
-                        "receiving the {} reply: {e}",
-                        req.name()
-                    )));
+                Err(Lost::Recv(e)) => {
+                    return Err(unavailable(format!(
+                        "receiving the reply of zygote {}: {e}",
+                        gen.pid
+                    )))
                 }
             }
         }
     }
+
+    /// The running zygote; with `after`, one other than that (dead) one, waiting at most
+    /// [`RESPAWN_WAIT`] for the reaper to replace it. `Err`: why there is none.
+    fn current(&self, after: Option<Pid>) -> std::result::Result<Generation, String> {
+        let deadline = Instant::now() + RESPAWN_WAIT;
+        let mut live = self.live();
+        loop {
+            if live.closed {
+                return Err("the shim is shutting down".into());
+            }
+            match &live.state {
+                State::Down(why) => return Err(format!("no zygote: {why}")),
+                State::Running(g) if Some(g.pid) != after => return Ok(g.clone()),
+                State::Running(g) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(format!(
+                            "zygote {} is gone and no new one started within {RESPAWN_WAIT:?}",
+                            g.pid
+                        ));
+                    }
+                    live = self
+                        .changed
+                        .wait_timeout(live, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    /// Called by the reaper for every exit: if `pid` is the zygote, logs it, starts a new
+    /// one (unless the server is stopping, or zygotes keep dying at once) and returns true.
+    /// Runs on the reaper's thread, which lives as long as the server: the new zygote's
+    /// parent-death signal is tied to the thread that started it.
+    pub fn exited(&self, pid: i32, status: u32) -> bool {
+        let mut live = self.live();
+        let gen = match &live.state {
+            State::Running(g) if g.pid.as_raw() == pid => g.clone(),
+            _ => return false,
+        };
+        // A request in flight reads end-of-file now, also while a container's init (forked
+        // by the zygote, waiting for start) still holds a copy of the zygote's end.
+        gen.chan.shutdown();
+        if live.closed {
+            log::debug!("zygote {pid} exited with status {status}");
+            live.state = State::Down("the shim is shutting down".into());
+            self.changed.notify_all();
+            return true;
+        }
+        let lived = gen.started.elapsed();
+        live.quick_exits = if lived < QUICK_EXIT {
+            live.quick_exits + 1
+        } else {
+            0
+        };
+        if live.quick_exits >= MAX_QUICK_EXITS {
+            log::error!(
+                "zygote {pid} exited with status {status} {lived:?} after its start, the \
+                 {MAX_QUICK_EXITS}th in a row: no new zygote"
+            );
+            live.state = State::Down(format!(
+                "{MAX_QUICK_EXITS} zygotes in a row exited within {QUICK_EXIT:?} of their \
+                 start, the last ({pid}) with status {status}"
+            ));
+        } else {
+            log::error!("zygote {pid} exited with status {status}: starting a new one");
+            live.state = match spawn_with_retries(&*self.spawn) {
+                Ok(g) => {
+                    log::info!("zygote {} replaces zygote {pid}", g.pid);
+                    State::Running(g)
+                }
+                Err(e) => {
+                    log::error!("starting a zygote to replace {pid}: {e}");
+                    State::Down(format!("starting one to replace zygote {pid}: {e}"))
+                }
+            };
+        }
+        self.changed.notify_all();
+        true
+    }
+
+    /// Closes the channel: the zygote exits when it reads end-of-file, and none replaces it.
+    pub fn close(&self) {
+        let mut live = self.live();
+        live.closed = true;
+        if let State::Running(g) = &live.state {
+            g.chan.shutdown();
+        }
+        self.changed.notify_all();
+    }
 }
 
-/// The zygote's whole life: set up, then serve requests until the server closes the channel.
-fn child_main(chan: Channel, log: &LogSetup) -> i32 {
-    if let Err(e) = setup_child() {
-        // Nothing to log to yet; the server sees the channel close.
-        let _ = e;
+/// One zygote from `spawn`, trying again after a short pause if it fails.
+fn spawn_with_retries(spawn: &SpawnFn) -> Result<Generation> {
+    let mut last = None;
+    for pause in SPAWN_RETRIES {
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+        match spawn() {
+            Ok((pid, chan)) => {
+                return Ok(Generation {
+                    pid,
+                    chan: Arc::new(chan),
+                    started: Instant::now(),
+                })
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ShimError::other("no attempt")))
+}
+
+/// Starts zygotes as the shim's own binary, exec'd with the server's arguments.
+struct ExecSpawner {
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    /// The shim's log fifo (the server's logger writes to it too), or /dev/null.
+    log: OwnedFd,
+}
+
+/// Copies `fd` to a new close-on-exec descriptor numbered [`HIGH_FD`] or above.
+fn dup_high(fd: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
+    let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(HIGH_FD))?;
+    // SAFETY: F_DUPFD_CLOEXEC just created descriptor `raw`; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// The bytes of `s` as a C string (arguments and environment never hold a NUL).
+fn c_string(s: &[u8], what: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| ShimError::other(format!("zygote: {what} holds a NUL byte")))
+}
+
+impl ExecSpawner {
+    /// Captures what every zygote gets: the server's arguments and environment, and the
+    /// log fifo (opened here, in the server's cwd, where containerd made it).
+    fn new() -> Result<ExecSpawner> {
+        let mut argv = std::env::args_os()
+            .map(|a| c_string(a.as_bytes(), "an argument"))
+            .collect::<Result<Vec<_>>>()?;
+        argv.push(c_string(ACTION.as_bytes(), "the action")?);
+        let env = std::env::vars_os()
+            .map(|(k, v)| {
+                let mut kv = k;
+                kv.push("=");
+                kv.push(v);
+                c_string(kv.as_bytes(), "the environment")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let log = open_log()?;
+        Ok(ExecSpawner { argv, env, log })
+    }
+
+    /// posix_spawn of /proc/self/exe: safe from a multi-threaded process (the child execs
+    /// at once), and the file is the one this server runs.
+    fn spawn(&self) -> Result<(Pid, Channel)> {
+        use nix::spawn::{posix_spawn, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+        use nix::sys::signal::SigSet;
+        use nix::sys::stat::Mode;
+
+        let err =
+            |what: &'static str| move |e: Errno| ShimError::other(format!("zygote: {what}: {e}"));
+        let (ours, theirs) = Channel::pair()?;
+        let theirs = dup_high(theirs.sock.as_fd()).map_err(err("copying its channel"))?;
+        let log = dup_high(self.log.as_fd()).map_err(err("copying the log"))?;
+        let mut actions = PosixSpawnFileActions::init().map_err(err("file actions"))?;
+        actions
+            .add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty())
+            .and_then(|()| actions.add_open(1, "/dev/null", OFlag::O_WRONLY, Mode::empty()))
+            .and_then(|()| actions.add_dup2(1, 2))
+            .and_then(|()| actions.add_dup2(theirs.as_raw_fd(), CHANNEL_FD))
+            .and_then(|()| actions.add_dup2(log.as_raw_fd(), LOG_FD))
+            .map_err(err("file actions"))?;
+        // No signal blocked or ignored by the server's threads reaches the zygote (and
+        // the containers it forks).
+        let mut attr = PosixSpawnAttr::init().map_err(err("attributes"))?;
+        attr.set_flags(
+            PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF,
+        )
+        .and_then(|()| attr.set_sigmask(&SigSet::empty()))
+        .and_then(|()| attr.set_sigdefault(&SigSet::all()))
+        .map_err(err("attributes"))?;
+        let pid = posix_spawn(c"/proc/self/exe", &actions, &attr, &self.argv, &self.env)
+            .map_err(err("spawning /proc/self/exe"))?;
+        Ok((pid, ours))
+    }
+}
+
+/// The shim's log fifo, for the zygote to write to, or /dev/null without one (a manual
+/// run). Non-blocking open: a fifo without a reader is no log rather than a hang.
+fn open_log() -> Result<OwnedFd> {
+    use nix::sys::stat::Mode;
+    let open =
+        |path: &str, flags: OFlag| nix::fcntl::open(path, flags | OFlag::O_CLOEXEC, Mode::empty());
+    let fd = match open("log", OFlag::O_WRONLY | OFlag::O_NONBLOCK) {
+        Ok(fd) => {
+            fcntl(&fd, FcntlArg::F_SETFL(OFlag::empty()))
+                .map_err(|e| ShimError::other(format!("zygote: the log fifo: {e}")))?;
+            fd
+        }
+        Err(_) => open("/dev/null", OFlag::O_WRONLY)
+            .map_err(|e| ShimError::other(format!("zygote: /dev/null: {e}")))?,
+    };
+    Ok(fd)
+}
+
+/// `Some(debug)` if `args` (the whole command line) make this process a zygote.
+pub fn is_zygote(args: &[OsString]) -> Option<bool> {
+    let flags = containerd_shim::parse(args.get(1..)?).ok()?;
+    (flags.action == ACTION).then_some(flags.debug)
+}
+
+/// Takes descriptor `fd`, which the server's spawn placed in this process, if it is open.
+fn inherited(fd: RawFd) -> Option<OwnedFd> {
+    std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).ok()?;
+    // SAFETY: `fd` is open (its /proc entry exists) and has no owner yet: this runs once
+    // per descriptor, first thing in the zygote, and the server's spawn put it there.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The zygote's whole life: set up, then serve requests until the server closes the
+/// channel (or dies). Returns the process's exit code.
+pub fn main(debug: bool) -> i32 {
+    use nix::sys::socket::{getsockopt, sockopt};
+
+    let Some(sock) = inherited(CHANNEL_FD) else {
+        eprintln!("{ACTION}: no channel on fd {CHANNEL_FD}: only the shim starts zygotes");
+        return 2;
+    };
+    if getsockopt(&sock, sockopt::SockType) != Ok(SockType::SeqPacket) {
+        eprintln!("{ACTION}: fd {CHANNEL_FD} is not the shim's channel");
+        return 2;
+    }
+    let log = inherited(LOG_FD);
+    // Neither goes to the containers and hooks the zygote forks.
+    for fd in [Some(&sock), log.as_ref()].into_iter().flatten() {
+        let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    }
+    if let Some(log) = log {
+        init_log(log, debug);
+    }
+    if let Err(e) = setup() {
+        log::error!("zygote: setting up: {e}");
         return 1;
     }
-    // The server's logger is not set up yet (it is configured after the fork), so the
-    // zygote opens the shim's log fifo itself. Without one (a manual run) it logs nowhere.
-    let _ = containerd_shim::logger::init(log.debug, "info", &log.namespace, &log.id);
-    serve(&chan, handle);
+    serve(&Channel { sock }, handle);
     0
 }
 
-/// Makes the forked child a proper zygote.
-fn setup_child() -> std::result::Result<(), Errno> {
-    use nix::sys::prctl;
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+/// Logs to `fd` as the server's logger does (the containerd-shim crate's format and level).
+fn init_log(fd: OwnedFd, debug: bool) {
+    use std::str::FromStr;
+    let level = std::env::var(containerd_shim::logger::LOG_ENV)
+        .ok()
+        .and_then(|l| log::LevelFilter::from_str(&l).ok())
+        .unwrap_or(log::LevelFilter::Info);
+    let level = if debug {
+        level.max(log::LevelFilter::Debug)
+    } else {
+        level
+    };
+    let logger = containerd_shim::logger::FifoLogger::with_file(std::fs::File::from(fd));
+    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+        log::set_max_level(level);
+    }
+}
 
-    // Die with the server. The zygote was forked by the server's main thread, which lives
-    // as long as the server does.
-    let parent = nix::unistd::getppid();
+/// Makes this process a proper zygote.
+fn setup() -> std::result::Result<(), Errno> {
+    use nix::sys::prctl;
+    use nix::sys::signal::Signal;
+
+    // Die with the server (its reaper or main thread started this process, and lives as
+    // long as it does). If it died already, the channel reads end-of-file at once.
     prctl::set_pdeathsig(Signal::SIGKILL)?;
-    if nix::unistd::getppid() != parent {
-        return Err(Errno::ESRCH);
+    // Exec'ing /proc/self/exe named the process "exe": `ps` and the OOM killer's report
+    // should show the zygote as the shim it belongs to (the kernel keeps 15 bytes).
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    let base = std::path::Path::new(&arg0).file_name().unwrap_or_default();
+    let name = base.as_bytes();
+    if let Ok(name) = CString::new(&name[..name.len().min(15)]) {
+        prctl::set_name(&name)?;
     }
     // Not a subreaper: container inits orphaned by the intermediate must go to the server.
     prctl::set_child_subreaper(false)?;
-    // The server disables transparent huge pages for itself; containers forked from here
-    // must not inherit that.
+    // The shim disables transparent huge pages for itself (main); containers forked from
+    // here must not inherit that.
     prctl::set_thp_disable(false)?;
-    // The server's signal handlers write to its own self-pipe: restore plain behaviour.
-    // SIGPIPE stays ignored as in any Rust program (writes report EPIPE instead); runtime-core
-    // resets every signal for the container's process.
-    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-    for sig in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGCHLD,
-        Signal::SIGHUP,
-    ] {
-        // SAFETY: installing SIG_DFL runs none of our code in signal context.
-        unsafe { sigaction(sig, &dfl) }?;
-    }
-    // SAFETY: as above, SIG_IGN.
-    unsafe { sigaction(Signal::SIGPIPE, &ign) }?;
-    // The server's stdout is the pipe `start` reads the address from until end-of-file:
-    // the zygote must not hold it open.
-    let null = nix::fcntl::open(
-        "/dev/null",
-        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )?;
-    nix::unistd::dup2_stdin(&null)?;
-    nix::unistd::dup2_stdout(&null)?;
-    nix::unistd::dup2_stderr(&null)?;
+    // Signals: the spawn reset every one to its default, main() leaves SIGCHLD there,
+    // and SIGPIPE is ignored as in any Rust program (writes report EPIPE instead);
+    // runtime-core resets every signal for the container's process.
     Ok(())
 }
 
@@ -619,28 +950,21 @@ mod tests {
     }
 
     #[test]
-    fn client_drops_stale_replies_and_times_out() {
+    fn exchange_drops_stale_replies_and_times_out() {
         let (server_end, zygote_end) = Channel::pair().unwrap();
-        let mut client = Client {
-            chan: Some(server_end),
-            seq: 0,
-            dead: None,
-        };
         let req = Request::Start {
             id: "c1".into(),
             state_root: "/nonexistent".into(),
         };
-        // No answer: a bounded wait, DeadlineExceeded.
-        let e = client
-            .call(&req, &[], Duration::from_millis(50))
-            .unwrap_err();
-        assert_eq!(e.kind, Kind::DeadlineExceeded);
+        // No answer: a bounded wait.
+        let r = exchange(&server_end, 1, &req, &[], Duration::from_millis(50));
+        assert!(matches!(r, Err(Lost::Timeout)), "{r:?}");
         // The zygote answers #1 late, then #2: the client must take #2 only.
         zygote_end.send_json(1, &Reply::Done, &[]).unwrap();
         zygote_end
             .send_json(2, &Reply::Created { pid: 42 }, &[])
             .unwrap();
-        let r = client.call(&req, &[], Duration::from_secs(5)).unwrap();
+        let r = exchange(&server_end, 2, &req, &[], Duration::from_secs(5)).unwrap();
         assert_eq!(r, Reply::Created { pid: 42 });
         // Both requests arrived, in order.
         for want in [1, 2] {
@@ -652,29 +976,12 @@ mod tests {
             assert_eq!(env.seq, want);
             assert_eq!(env.body, req);
         }
-    }
-
-    #[test]
-    fn a_dead_zygote_is_an_error_not_a_hang() {
-        let (server_end, zygote_end) = Channel::pair().unwrap();
-        let mut client = Client {
-            chan: Some(server_end),
-            seq: 0,
-            dead: None,
-        };
+        // A closed zygote end: not sent, or closed before the answer, never a hang.
         drop(zygote_end);
-        let req = Request::Delete {
-            id: "c1".into(),
-            state_root: "/x".into(),
-            force: true,
-        };
         let t = Instant::now();
-        let e = client.call(&req, &[], Duration::from_secs(30)).unwrap_err();
-        assert_eq!(e.kind, Kind::Unavailable);
+        let r = exchange(&server_end, 3, &req, &[], Duration::from_secs(30));
+        assert!(matches!(r, Err(Lost::NotSent(Errno::EPIPE))), "{r:?}");
         assert!(t.elapsed() < Duration::from_secs(5));
-        // And later calls fail at once.
-        let e = client.call(&req, &[], Duration::from_secs(30)).unwrap_err();
-        assert_eq!(e.kind, Kind::Unavailable);
     }
 
     #[test]
@@ -689,11 +996,6 @@ mod tests {
                 _ => Reply::Failed(ShimError::not_found("x".repeat(MAX_ERROR_MESSAGE * 2))),
             })
         });
-        let mut client = Client {
-            chan: Some(server_end),
-            seq: 0,
-            dead: None,
-        };
         let null = std::fs::File::open("/dev/null").unwrap();
         let create = Request::Create {
             id: "abc".into(),
@@ -703,23 +1005,202 @@ mod tests {
             terminal: false,
         };
         let fds = [null.as_fd(), null.as_fd(), null.as_fd()];
-        let r = client.call(&create, &fds, Duration::from_secs(5)).unwrap();
+        let five = Duration::from_secs(5);
+        let r = exchange(&server_end, 1, &create, &fds, five).unwrap();
         assert_eq!(r, Reply::Created { pid: 3 });
-        let r = client.call(&create, &[], Duration::from_secs(5)).unwrap();
+        let r = exchange(&server_end, 2, &create, &[], five).unwrap();
         assert!(matches!(r, Reply::Failed(e) if e.kind == Kind::InvalidArgument));
         let start = Request::Start {
             id: "abc".into(),
             state_root: "/s".into(),
         };
-        let r = client.call(&start, &[], Duration::from_secs(5)).unwrap();
-        match r {
+        match exchange(&server_end, 3, &start, &[], five).unwrap() {
             Reply::Failed(e) => {
                 assert_eq!(e.kind, Kind::NotFound);
                 assert_eq!(e.message.len(), MAX_ERROR_MESSAGE);
             }
             other => panic!("{other:?}"),
         }
-        client.chan = None;
+        drop(server_end);
         t.join().unwrap();
+    }
+
+    /// How a fake zygote (a thread on the other end of the channel) behaves.
+    #[derive(Clone, Copy)]
+    enum Fake {
+        /// Answers every request with `Created { pid: its own pid }`.
+        Serve,
+        /// Reads one request, then closes its end without answering (it died).
+        DieOnRequest,
+        /// Reads requests and never answers, keeping its end open (as a container's
+        /// init, forked by a zygote that died, keeps a copy).
+        Hang,
+    }
+
+    fn fake(chan: Channel, pid: i32, how: Fake) {
+        match how {
+            Fake::Serve => serve(&chan, |_, _| Reply::Created { pid }),
+            Fake::DieOnRequest => drop(chan.recv(None)),
+            Fake::Hang => while let Ok(Some(_)) = chan.recv(None) {},
+        }
+    }
+
+    /// Fake pids, far above any real one; `hows[i]` is how the i-th zygote behaves (the
+    /// last one for the later ones). Returns the zygote and the count of starts.
+    fn fake_zygote(hows: &'static [Fake]) -> (Zygote, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let starts = Arc::new(AtomicUsize::new(0));
+        let counter = starts.clone();
+        let spawn = move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let pid = 100_000_000 + n as i32;
+            let how = hows[n.min(hows.len() - 1)];
+            let (ours, theirs) = Channel::pair()?;
+            std::thread::spawn(move || fake(theirs, pid, how));
+            Ok((Pid::from_raw(pid), ours))
+        };
+        (Zygote::with_spawner(Box::new(spawn)), starts)
+    }
+
+    fn starts(n: &std::sync::atomic::AtomicUsize) -> usize {
+        n.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn delete_req() -> Request {
+        Request::Delete {
+            id: "c1".into(),
+            state_root: "/x".into(),
+            force: true,
+        }
+    }
+
+    const FIRST: i32 = 100_000_000;
+
+    #[test]
+    fn a_request_to_a_dead_zygote_goes_to_its_successor() {
+        let (z, n) = fake_zygote(&[Fake::DieOnRequest, Fake::Serve]);
+        let z = Arc::new(z);
+        let five = Duration::from_secs(5);
+        // The first zygote dies during a request: that one fails, naming the operation.
+        let e = z.call(&delete_req(), &[], five).unwrap_err();
+        assert_eq!(e.kind, Kind::Unavailable);
+        assert_eq!(
+            e.message,
+            format!("zygote: delete: zygote {FIRST} exited before answering")
+        );
+        // The reaper has not seen it yet: the next request cannot be sent, and waits for
+        // the successor the reaper starts.
+        let reaper = {
+            let z = z.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                assert!(z.exited(FIRST, 137));
+            })
+        };
+        let r = z.call(&delete_req(), &[], five).unwrap();
+        assert_eq!(r, Reply::Created { pid: FIRST + 1 });
+        reaper.join().unwrap();
+        assert_eq!(starts(&n), 2);
+        // An exit that is not the zygote's is not its business.
+        assert!(!z.exited(FIRST, 137));
+        assert!(!z.exited(4242, 0));
+    }
+
+    #[test]
+    fn a_request_in_flight_ends_when_the_reaper_sees_the_zygote_exit() {
+        let (z, n) = fake_zygote(&[Fake::Hang, Fake::Serve]);
+        let z = Arc::new(z);
+        let reaper = {
+            let z = z.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                assert!(z.exited(FIRST, 137));
+            })
+        };
+        let t = Instant::now();
+        let exec = Request::Exec {
+            id: "c1".into(),
+            state_root: "/x".into(),
+            terminal: false,
+        };
+        let e = z.call(&exec, &[], Duration::from_secs(60)).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert_eq!(e.kind, Kind::Unavailable);
+        assert!(e.message.starts_with("zygote: exec: "), "{}", e.message);
+        reaper.join().unwrap();
+        // Its successor serves the next one.
+        let r = z.call(&delete_req(), &[], Duration::from_secs(5)).unwrap();
+        assert_eq!(r, Reply::Created { pid: FIRST + 1 });
+        assert_eq!(starts(&n), 2);
+    }
+
+    #[test]
+    fn zygotes_that_keep_dying_at_once_are_not_restarted_forever() {
+        let (z, n) = fake_zygote(&[Fake::Serve]);
+        for i in 0..MAX_QUICK_EXITS as i32 {
+            assert!(z.exited(FIRST + i, 137));
+        }
+        // The first and MAX - 1 successors; the last death starts none.
+        assert_eq!(starts(&n), MAX_QUICK_EXITS as usize);
+        let e = z
+            .call(&delete_req(), &[], Duration::from_secs(5))
+            .unwrap_err();
+        assert_eq!(e.kind, Kind::Unavailable);
+        assert!(
+            e.message
+                .starts_with("zygote: delete: no zygote: 5 zygotes in a row exited"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_zygote_that_cannot_start_is_an_error_naming_the_operation() {
+        let z = Zygote::with_spawner(Box::new(|| Err(ShimError::other("spawn: EAGAIN"))));
+        let e = z
+            .call(&delete_req(), &[], Duration::from_secs(5))
+            .unwrap_err();
+        assert_eq!(e.kind, Kind::Unavailable);
+        assert_eq!(
+            e.message,
+            "zygote: delete: no zygote: starting it: spawn: EAGAIN"
+        );
+    }
+
+    #[test]
+    fn after_close_the_zygote_is_not_replaced() {
+        let (z, n) = fake_zygote(&[Fake::Serve]);
+        z.close();
+        let e = z
+            .call(&delete_req(), &[], Duration::from_secs(5))
+            .unwrap_err();
+        assert_eq!(e.message, "zygote: delete: the shim is shutting down");
+        assert!(z.exited(FIRST, 0));
+        assert_eq!(starts(&n), 1);
+    }
+
+    #[test]
+    fn the_zygote_action_is_recognised_from_the_whole_command_line() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let server = [
+            "/usr/bin/containerd-shim-youki-v2",
+            "-namespace",
+            "ns",
+            "-id",
+            "zygote",
+            "-address",
+            "/run/c.sock",
+            "-socket",
+            "/run/s",
+        ];
+        assert_eq!(is_zygote(&args(&server)), None);
+        let mut zygote = server.to_vec();
+        zygote.push(ACTION);
+        assert_eq!(is_zygote(&args(&zygote)), Some(false));
+        zygote.insert(1, "-debug");
+        assert_eq!(is_zygote(&args(&zygote)), Some(true));
+        assert_eq!(is_zygote(&args(&["shim", "start"])), None);
+        assert_eq!(is_zygote(&args(&["shim"])), None);
+        assert_eq!(is_zygote(&[]), None);
     }
 }
