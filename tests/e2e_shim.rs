@@ -1064,7 +1064,23 @@ fn a_killed_zygote_never_strands_the_group() {
         poll(Duration::from_secs(10), || !pid_alive(zygote)),
         "zygote {zygote} survived SIGKILL"
     );
-    // The server noticed at once and has a new zygote; the container is untouched.
+
+    // Exec into the running container (issue 14: "zygote: sending exec: EPIPE").
+    let o = c.exec_with_stdin(
+        "",
+        &["--exec-id", "e1", &a, "sh", "-c", "echo alive; exit 3"],
+    );
+    assert_code(&o, 3, "exec after the zygote was killed");
+    assert_eq!(
+        stdout_of(&o),
+        "alive\n",
+        "{}\n{}",
+        describe(&o),
+        c.log_tail()
+    );
+
+    // The server noticed at once, logged it and has a new zygote; the container is
+    // untouched.
     let respawned = poll(Duration::from_secs(10), || {
         let shims = c.shims();
         shims.len() == 2 && shims.contains(&server) && !shims.contains(&zygote)
@@ -1082,20 +1098,6 @@ fn a_killed_zygote_never_strands_the_group() {
     assert!(said, "the zygote's death was not logged\n{}", c.log_tail());
     assert_eq!(c.task_status(&a), "RUNNING");
     assert_eq!(c.task_pid(&a), a_pid);
-
-    // Exec into the running container.
-    let o = c.exec_with_stdin(
-        "",
-        &["--exec-id", "e1", &a, "sh", "-c", "echo alive; exit 3"],
-    );
-    assert_code(&o, 3, "exec after the zygote was killed");
-    assert_eq!(
-        stdout_of(&o),
-        "alive\n",
-        "{}\n{}",
-        describe(&o),
-        c.log_tail()
-    );
 
     // A second container of the group, through the same server.
     run(&b);
