@@ -29,12 +29,77 @@ fn main() {
     match commands::dispatch(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
+            let text = error_text(&e);
             // runc reports a failure both in its log (which containerd and podman read)
             // and on stderr.
-            log::error!("{e:#}");
+            log::error!("{text}");
             log::logger().flush();
-            eprintln!("youki: {e:#}");
+            eprintln!("youki: {text}");
             std::process::exit(1);
         }
+    }
+}
+
+/// The error and its causes joined by ": ", as anyhow's `{:#}` does, but leaving out a cause
+/// whose text the message holds already: the error types of runtime-core put their cause in
+/// their own message (so that Display alone, which the shim and the logs use, is complete)
+/// and also return it from `source()`, which `{:#}` would print a second time.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Like runtime-core's errors: the cause in the message and from `source()`.
+    #[derive(Debug)]
+    struct Wrapping {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "reading {}: {}", self.path, self.source)
+        }
+    }
+
+    impl std::error::Error for Wrapping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let e = anyhow::Error::new(Wrapping {
+            path: "/x",
+            source: io,
+        })
+        .context("create c1");
+        assert_eq!(
+            error_text(&e),
+            "create c1: reading /x: No such file or directory (os error 2)"
+        );
+        assert_eq!(format!("{e:#}").matches("No such file").count(), 2);
+    }
+
+    #[test]
+    fn causes_not_in_the_message_are_kept() {
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_text(&e), "outer: inner");
     }
 }

@@ -324,3 +324,76 @@ fn pid_file_in_a_missing_directory() {
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "after the failed create:\n{leaks}");
 }
+
+/// The part of `msg` said twice in a row (`A: B: B`, a cause printed again after a message
+/// that holds it already), if any.
+fn repetition(msg: &str) -> Option<String> {
+    let parts: Vec<&str> = msg.split(": ").collect();
+    for len in 1..=parts.len() / 2 {
+        for i in 0..=parts.len() - 2 * len {
+            if parts[i..i + len] == parts[i + len..i + 2 * len] {
+                return Some(parts[i..i + len].join(": "));
+            }
+        }
+    }
+    None
+}
+
+/// Runs `create` of a bundle that `mutate` breaks, returning its result.
+fn create_broken(env: &TestEnv, mutate: impl FnOnce(&mut Bundle)) -> std::process::Output {
+    let mut b = env.bundle();
+    b.args(&["sleep", "100"]);
+    mutate(&mut b);
+    let id = env.id();
+    let o = env.try_create(&id, &b);
+    let _ = env.delete_force(&id);
+    o
+}
+
+// youki repeated the cause of 32 of 133 bad-input messages ("bundle X: No such file or
+// directory (os error 2): No such file or directory (os error 2)"): each error type holds its
+// cause in its message and also returns it as its source. runc 1.1.5 passes this test.
+#[test]
+fn messages_do_not_repeat_themselves() {
+    let env = TestEnv::new("norepeat");
+    let missing = env.work.join("no-such-bundle");
+    let mut outputs = vec![
+        env.run(&["create", "--bundle", missing.to_str().unwrap(), "x1"]),
+        env.run(&["state", "no-such-container"]),
+        env.run(&["delete", "no-such-container"]),
+        env.run(&["kill", "no-such-container", "NOPE"]),
+        create_broken(&env, |b| {
+            b.args(&["/no/such/program"]);
+        }),
+        create_broken(&env, |b| {
+            b.process()["cwd"] = serde_json::json!("/bin/busybox");
+        }),
+        create_broken(&env, |b| {
+            let source = b.dir.join("no-such-source");
+            b.bind_mount(&source, "/mnt", false);
+        }),
+        create_broken(&env, |b| {
+            b.config["process"]["args"] = serde_json::json!(["sh", 42]);
+        }),
+    ];
+    // try_create writes config.json from the bundle's Value: malformed text goes by `run`.
+    let b = env.bundle();
+    for (_, content) in MALFORMED {
+        fs::write(b.config_path(), content).unwrap();
+        outputs.push(env.run(&["create", "--bundle", b.dir.to_str().unwrap(), "x2"]));
+    }
+    let pid_file = env.work.join("no-such-dir").join("pid");
+    let b = env.bundle();
+    outputs.push(env.try_create_with(&env.id(), &b, &["--pid-file", pid_file.to_str().unwrap()]));
+    for o in &outputs {
+        assert!(!o.status.success(), "{}", describe(o));
+        for line in stderr_of(o).lines() {
+            assert_eq!(
+                repetition(line),
+                None,
+                "the message says this twice:\n{}",
+                describe(o)
+            );
+        }
+    }
+}

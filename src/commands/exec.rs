@@ -20,8 +20,13 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("--process {}", path.display()))?;
-            serde_json::from_str::<Process>(&text)
-                .with_context(|| format!("--process {}: not an OCI process", path.display()))?
+            serde_json::from_str::<Process>(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "--process {}: not an OCI process: {}",
+                    path.display(),
+                    super::json_error(text.as_bytes(), &e)
+                )
+            })?
         }
         None => process_from_flags(store, args)?,
     };

@@ -60,6 +60,15 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     Ok(0)
 }
 
+/// A JSON document's deserialization error with the field it concerns in front, as
+/// config.json's errors have it: `memory.limit: invalid type: ...`.
+pub fn json_error(text: &[u8], e: &serde_json::Error) -> String {
+    match runtime_core::spec::json_field_at(text, e) {
+        field if field.is_empty() => e.to_string(),
+        field => format!("{field}: {e}"),
+    }
+}
+
 fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
     // runc's --no-new-keyring only skips a session keyring we never create: accepted.
     let _ = a.no_new_keyring;

@@ -150,8 +150,12 @@ pub fn update(store: &Store, args: &UpdateArgs) -> Result<()> {
                     .with_context(|| format!("reading --resources {}", path.display()))?;
                 (path.display().to_string(), s)
             };
-            serde_json::from_str::<LinuxResources>(&text)
-                .with_context(|| format!("--resources: {what} is not OCI LinuxResources JSON"))?
+            serde_json::from_str::<LinuxResources>(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "--resources: {what} is not OCI LinuxResources JSON: {}",
+                    super::json_error(text.as_bytes(), &e)
+                )
+            })?
         }
         None => resources_from_flags(args)?,
     };

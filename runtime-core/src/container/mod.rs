@@ -68,6 +68,14 @@ pub enum ContainerError {
         /// The error.
         source: std::io::Error,
     },
+    /// The pid file could not be written.
+    #[error("pid file {}: {source}", .path.display())]
+    PidFile {
+        /// The pid file asked for.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// The init process did not take the start signal.
     #[error("container {id}: {why}")]
     Start {
@@ -109,7 +117,7 @@ pub struct Container {
 /// Creates the container: processes built, init waiting for `start`.
 pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, ContainerError> {
     state::validate_id(&opts.id)?;
-    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|source| ContainerError::Io {
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|source| SpecError::Bundle {
         path: opts.bundle.clone(),
         source,
     })?;
@@ -263,7 +271,7 @@ fn check_console(terminal: bool, console: bool) -> Result<(), ContainerError> {
 
 /// Writes the pid file atomically, as runc does, so readers never see it half-written.
 fn write_pid_file(path: &Path, pid: Pid) -> Result<(), ContainerError> {
-    let io = |source| ContainerError::Io {
+    let io = |source| ContainerError::PidFile {
         path: path.to_path_buf(),
         source,
     };

@@ -43,6 +43,14 @@ pub enum RootfsError {
     /// The spec asks for something invalid.
     #[error("{0}")]
     Invalid(String),
+    /// A mount's source cannot be used (a bind source that does not exist).
+    #[error("{what}: source: {source}")]
+    Source {
+        /// The mount, as `mount TYPE SOURCE on DESTINATION`.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
     /// An I/O error on a path.
     #[error("{path}: {source}")]
     Io {

@@ -118,8 +118,8 @@ impl Ctx<'_> {
         opts: &MountOptions,
         what: &str,
     ) -> Result<(), RootfsError> {
-        let meta = std::fs::metadata(source).map_err(|e| RootfsError::Io {
-            path: source.to_path_buf(),
+        let meta = std::fs::metadata(source).map_err(|e| RootfsError::Source {
+            what: what.to_string(),
             source: e,
         })?;
         let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };

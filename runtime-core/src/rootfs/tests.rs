@@ -458,7 +458,7 @@ fn invalid_mounts_are_refused() {
                                     "source": missing, "options": ["bind"]}]}));
     assert!(matches!(
         prepare(&sys, &s, &b.rootfs, &[], false),
-        Err(RootfsError::Io { .. })
+        Err(RootfsError::Source { .. })
     ));
 }
 
