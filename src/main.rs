@@ -26,15 +26,18 @@ fn main() {
         eprintln!("{e:#}");
         std::process::exit(1);
     }
+    let log_to_file = cli.log.is_some();
     match commands::dispatch(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             let text = error_text(&e);
-            // runc reports a failure both in its log (which containerd and podman read)
-            // and on stderr.
+            // As runc: the error goes to the log (which containerd and podman read from
+            // --log), and to stderr as well only when the log is not stderr already.
             log::error!("{text}");
             log::logger().flush();
-            eprintln!("youki: {text}");
+            if log_to_file {
+                eprintln!("{text}");
+            }
             std::process::exit(1);
         }
     }

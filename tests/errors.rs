@@ -397,3 +397,40 @@ fn messages_do_not_repeat_themselves() {
         }
     }
 }
+
+/// The non-empty lines of a command's stderr.
+fn stderr_lines(o: &std::process::Output) -> Vec<String> {
+    stderr_of(o)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+// youki printed every error twice on stderr: its log line (the log is stderr without --log)
+// and the message again. As runc 1.1.5 does (it passes this test): without --log only the
+// log line; with --log the line goes to the log file and the message to stderr, once each.
+#[test]
+fn errors_are_printed_once() {
+    let env = TestEnv::new("once");
+    let missing = env.work.join("no-such-bundle");
+    let create = ["create", "--bundle", missing.to_str().unwrap(), "x1"];
+    for args in [&["state", "no-such-container"][..], &create] {
+        let o = env.run(args);
+        assert!(!o.status.success(), "{}", describe(&o));
+        assert_eq!(stderr_lines(&o).len(), 1, "{}", describe(&o));
+    }
+    let log = env.path("log.json");
+    let o = env.run_global(
+        &["--log", log.to_str().unwrap(), "--log-format", "json"],
+        &create,
+    );
+    assert!(!o.status.success(), "{}", describe(&o));
+    assert_eq!(stderr_lines(&o).len(), 1, "{}", describe(&o));
+    let content = fs::read_to_string(&log).unwrap_or_default();
+    let errors = content
+        .lines()
+        .filter(|l| l.contains("\"level\":\"error\""))
+        .count();
+    assert_eq!(errors, 1, "one error line in the log:\n{content}");
+}
