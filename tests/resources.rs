@@ -337,6 +337,37 @@ fn limits_the_kernel_refuses_are_refused() {
     assert_ok(&env.delete_force(&id), "delete --force");
 }
 
+// A memory limit too small for the container's setup (two pages): the OOM killer kills init
+// before it is ready. youki said only "container init exited while we waited for Ready". runc
+// 1.1.5 passes this test with the other spelling: it sets the limit once init is in the
+// cgroup, and the kernel refuses a limit below what is in use already.
+#[test]
+fn an_init_killed_by_oom_before_ready_says_so() {
+    let env = TestEnv::new("initoom");
+    let mut b = env.bundle();
+    b.args(&["sleep", "100"]);
+    b.resource("memory", json!({ "limit": 8192 }));
+    let id = env.id();
+    let o = env.try_create(&id, &b);
+    assert_failed_with_message(&o, "create with an 8 KiB memory limit");
+    let err = stderr_of(&o);
+    assert!(
+        [
+            "container init was killed by the OOM killer (memory limit 8192 bytes)",
+            "unable to set memory limit to 8192",
+        ]
+        .iter()
+        .any(|w| err.contains(w)),
+        "the message should say the memory limit killed init\n{}",
+        describe(&o)
+    );
+    assert!(
+        env.state_entries().is_empty(),
+        "state left: {:?}",
+        env.state_entries()
+    );
+}
+
 #[test]
 fn ps_lists_the_container_processes() {
     let env = TestEnv::new("ps");

@@ -64,6 +64,21 @@ pub enum ProcessError {
     /// The spec has no process or no linux section.
     #[error("{0}")]
     Spec(String),
+    /// The kernel's OOM killer killed init before it was ready: the memory limit leaves too
+    /// little for the container's setup.
+    #[error("container init was killed by the OOM killer{}", memory_limit_text(*.limit))]
+    InitOomKilled {
+        /// `linux.resources.memory.limit`, if set (-1: unlimited).
+        limit: Option<i64>,
+    },
+}
+
+/// ` (memory limit N bytes)` when the spec sets one.
+fn memory_limit_text(limit: Option<i64>) -> String {
+    match limit {
+        Some(n) if n >= 0 => format!(" (memory limit {n} bytes)"),
+        _ => String::new(),
+    }
 }
 
 /// File descriptors to give the container's process as stdin, stdout and stderr instead of
@@ -145,20 +160,56 @@ pub fn spawn(
         &init,
     )?;
     let pid = children.child;
-    match children.to_child.recv("Ready", INIT_TIMEOUT)? {
-        Message::RunRuntimeHooks => {
-            if let Err(e) = runtime_hooks(pid) {
-                let _ = children.to_child.send(&Message::Error(e.clone()));
-                return Err(ProcessError::Hook(e));
+    let ready = (|| {
+        match children.to_child.recv("Ready", INIT_TIMEOUT)? {
+            Message::RunRuntimeHooks => {
+                if let Err(e) = runtime_hooks(pid) {
+                    let _ = children.to_child.send(&Message::Error(e.clone()));
+                    return Err(ProcessError::Hook(e));
+                }
+                children.to_child.send(&Message::RuntimeHooksDone)?;
+                children.to_child.expect(&Message::Ready, INIT_TIMEOUT)?;
             }
-            children.to_child.send(&Message::RuntimeHooksDone)?;
-            children.to_child.expect(&Message::Ready, INIT_TIMEOUT)?;
+            Message::Ready => {}
+            got => return Err(unexpected("container init", got, "Ready")),
         }
-        Message::Ready => {}
-        got => return Err(unexpected("container init", got, "Ready")),
+        Ok(())
+    })();
+    if let Err(e) = ready {
+        let limit = linux
+            .resources()
+            .as_ref()
+            .and_then(|r| r.memory().as_ref())
+            .and_then(|m| m.limit());
+        return Err(explain_death(e, setup.cgroup, limit));
     }
     children.disarm();
     Ok(pid)
+}
+
+/// An init that the OOM killer took (a memory limit too small for the setup) shows only as a
+/// channel that closed: the cgroup's OOM kill count, read while the cgroup still exists,
+/// tells why. Errors init reported itself, and every other error, are returned as they are.
+fn explain_death(e: ProcessError, cgroup: &dyn CgroupManager, limit: Option<i64>) -> ProcessError {
+    let died = matches!(
+        e,
+        ProcessError::Channel(
+            ChannelError::PeerGone { .. } | ChannelError::Send { .. } | ChannelError::Recv { .. }
+        )
+    );
+    if !died {
+        return e;
+    }
+    match cgroup.stats() {
+        Ok(stats) if stats.memory.events.is_some_and(|ev| ev.oom_kill > 0) => {
+            ProcessError::InitOomKilled { limit }
+        }
+        Ok(_) => e,
+        Err(se) => {
+            log::debug!("reading the OOM count of a dead init's cgroup: {se}");
+            e
+        }
+    }
 }
 
 /// What an exec'd process needs.
