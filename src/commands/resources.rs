@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 
 use crate::cli::{ListFormat, UpdateArgs};
 
-/// `pause`.
+/// `pause`: of a created container too, as runc's.
 pub fn pause(store: &Store, id: &str) -> Result<()> {
-    Ok(resources::pause(store, id)?)
+    Ok(resources::pause_created_too(store, id)?)
 }
 
 /// `resume`.

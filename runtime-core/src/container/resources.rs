@@ -13,17 +13,37 @@ use crate::state::{self, State, Status, Store};
 /// How often a streaming [`events`] checks whether the container is still alive.
 const ALIVE_CHECK: Duration = Duration::from_millis(200);
 
-/// Freezes every process of a running or created container; its status becomes `paused`.
-/// runc 1.1.5 pauses a created container too (its init, waiting for `start`, is frozen);
-/// `start` refuses it until it is resumed, when it is `created` again.
+/// Freezes every process of a running container; its status becomes `paused`. A created
+/// container is refused, as containerd's runc shim refuses a created task ("cannot pause task
+/// in created state"); runc's own `pause` takes it: see [`pause_created_too`].
 pub fn pause(store: &Store, id: &str) -> Result<(), ContainerError> {
+    freeze(store, id, false)
+}
+
+/// [`pause`] that also takes a created container, as runc 1.1.5's `pause` does: its init,
+/// waiting for `start`, is frozen; `start` refuses it until it is resumed, when it is
+/// `created` again.
+pub fn pause_created_too(store: &Store, id: &str) -> Result<(), ContainerError> {
+    freeze(store, id, true)
+}
+
+fn freeze(store: &Store, id: &str, created_too: bool) -> Result<(), ContainerError> {
     let entry = store.open(id)?;
     let mut c = load(&entry)?;
-    if !matches!(c.status, Status::Running | Status::Created) {
+    let allowed = match c.status {
+        Status::Running => true,
+        Status::Created => created_too,
+        _ => false,
+    };
+    if !allowed {
         return Err(ContainerError::WrongStatus {
             id: id.into(),
             status: c.status,
-            what: "only a running or created container can be paused",
+            what: if created_too {
+                "only a running or created container can be paused"
+            } else {
+                "only a running container can be paused"
+            },
         });
     }
     cgroups::manager(&c.state.cgroup_path)?.freeze()?;
