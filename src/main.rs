@@ -31,13 +31,14 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             let text = error_text(&e);
-            // As runc: the error goes to the log (which containerd and podman read from
-            // --log), and to stderr as well only when the log is not stderr already.
-            log::error!("{text}");
-            log::logger().flush();
+            // Once on stderr, plain, for people; with --log also as runc's log line there,
+            // which containerd's runc shim and podman read. Without --log the log is stderr,
+            // where the line would say it a second time.
             if log_to_file {
-                eprintln!("{text}");
+                log::error!("{text}");
+                log::logger().flush();
             }
+            eprintln!("youki: {text}");
             std::process::exit(1);
         }
     }

@@ -408,8 +408,9 @@ fn stderr_lines(o: &std::process::Output) -> Vec<String> {
 }
 
 // youki printed every error twice on stderr: its log line (the log is stderr without --log)
-// and the message again. As runc 1.1.5 does (it passes this test): without --log only the
-// log line; with --log the line goes to the log file and the message to stderr, once each.
+// and the message again. Now the message only, and with --log the JSON line in the log file.
+// runc 1.1.5 passes this test: without --log it prints its log line only; with --log the line
+// goes to the file and the message to stderr.
 #[test]
 fn errors_are_printed_once() {
     let env = TestEnv::new("once");
