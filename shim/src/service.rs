@@ -824,6 +824,11 @@ impl Shared {
         p.phase = Phase::Running;
         p.starting = false;
         p.drain = io.drain.clone();
+        // A CloseIO that came while the exec was starting found no I/O to close (ctr sends
+        // it as soon as its input ends, which can be during Start).
+        if p.stdin_closed {
+            io.close_stdin();
+        }
         p.io = Some(io);
         p.reaped = early.is_some();
         let drain = p.drain.clone();
