@@ -4,8 +4,13 @@
 //!
 //! The output copy reads the master until every slave descriptor is closed (the read fails
 //! with EIO), so that the exit of a process with a terminal is reported only after its
-//! output went out, as for pipes. If containerd's reader goes away the copy keeps reading
-//! and drops the data, so the process never blocks on a full terminal.
+//! output went out, as for pipes. It writes into a pipe whose reader is io.rs's copy to
+//! the stdout fifo, which holds its own read end of the fifo: when containerd's reader
+//! goes away (a daemon restart) the output waits in the fifo, then in the pipe, then in
+//! the terminal, and the process's writes block until the client is back; nothing is
+//! dropped. Only when that pipe's reader is gone (the task's end, io.rs's `Stop`) does
+//! this copy read and drop the rest, so that it still reaches the terminal's end. The
+//! stdin copy (stdin.rs) survives the client's writer closing the same way.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -87,7 +92,8 @@ fn copy_out(master: &File, out: Option<File>) {
         };
         if let Some(o) = &mut out {
             if let Err(e) = o.write_all(&buf[..n]) {
-                log::warn!("console copy: the reader went away ({e}); dropping further output");
+                // io.rs's copy ended: the task's end (or a failed sink).
+                log::warn!("console copy: the output ended ({e}); dropping further output");
                 out = None;
             }
         }

@@ -4,9 +4,21 @@
 //!
 //! - stdout/stderr to a fifo or a file: the container writes to a pipe; a thread copies the
 //!   pipe to the fifo or appends it to the file (`file://`: parent directories are created;
-//!   one file for both streams when both name it). If the fifo's reader goes away the thread
-//!   stops writing but keeps draining the pipe, so the container never gets SIGPIPE or
-//!   blocks on a full pipe; it ends at the pipe's end-of-file (every writer gone).
+//!   one file for both streams when both name it).
+//! - A fifo's reader is the client (containerd, ctr, dockerd through containerd), which
+//!   may go away and come back: a containerd or dockerd restart, Docker's live-restore.
+//!   As containerd's runc shim does (its process/io.go opens each output fifo `O_WRONLY`
+//!   and then `O_RDONLY`, and keeps both until the copy ends), the shim holds a read end
+//!   of every output fifo too, which it never reads: writes never fail with EPIPE while
+//!   the client is away, and what the container writes meanwhile waits in the fifo for
+//!   the client's return. When the fifo is full the copy waits, the container's pipe
+//!   fills, and the container's writes block: nothing it wrote is dropped.
+//! - Each copy ends at the end of its pipe (every writer gone: the process and whatever
+//!   inherited its stdio). Output the fifo still holds then keeps the fifo open until a
+//!   client reads it (closing both ends would throw it away). A copy that waits for a
+//!   client (a full fifo, unread output) also ends at the task's end: dropping the
+//!   [`Stop`] that [`setup_for`] returns (the service drops it with the process, at
+//!   Delete) ends it and drops what is left, as nobody can read it any more.
 //! - stdout/stderr to `binary:///path?k=v&...` (containerd's logging binaries, nerdctl's log
 //!   driver): the shim starts `/path k v ...` with the read end of the container's stdout
 //!   pipe on fd 3, of its stderr pipe on fd 4, the write end of a "ready" pipe on fd 5,
@@ -22,14 +34,15 @@
 //!   process gets /dev/null from here, which the caller replaces.
 //!
 //! Output is complete: the shim publishes an exit only after [`Drain::wait`], which waits
-//! for the copy threads to reach end-of-file and for a logging binary to exit.
+//! until the copy threads have put everything the container wrote into the fifos or files
+//! (and for a logging binary to exit).
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
@@ -43,6 +56,9 @@ use crate::error::{Kind, Result, ShimError};
 
 /// How long opening an output fifo waits for containerd's reader to appear.
 const FIFO_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest pause between two looks at an output fifo that still holds unread data
+/// after the container's output ended (the pauses start at 1 ms and double).
+const LINGER_POLL_MAX: Duration = Duration::from_millis(100);
 /// Copy buffer size.
 const BUF_SIZE: usize = 32 * 1024;
 /// Stack of a copy thread: the buffer lives on the heap, the rest is small.
@@ -70,8 +86,9 @@ pub struct ContainerStdio {
     pub stderr: OwnedFd,
 }
 
-/// Counts the output copy threads (and logging binaries) still running; waiting on it
-/// waits for the output of the container to be completely forwarded.
+/// Counts the outputs not completely forwarded yet (copy threads that have not put all the
+/// container wrote into their fifo or file, logging binaries still running); waiting on
+/// it waits for the output of the container to be completely forwarded.
 #[derive(Debug, Default)]
 pub struct Drain {
     running: Mutex<usize>,
@@ -91,7 +108,7 @@ impl Drain {
         }
     }
 
-    /// Waits until every output copy thread has ended, at most `timeout`; true if they have.
+    /// Waits until every output is forwarded, at most `timeout`; true if they are.
     pub fn wait(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut n = self.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -122,16 +139,37 @@ pub struct StdioPaths {
     pub stderr: String,
 }
 
+/// Ends the output copies of one process that still wait for a client when it is dropped
+/// (module doc): the process's I/O holds it until the task's end.
+#[derive(Debug)]
+pub struct Stop {
+    /// The write end of a pipe whose read end the copies poll: closing it hangs that up.
+    _guard: OwnedFd,
+}
+
+/// What the copies poll to see that their [`Stop`] was dropped.
+type Stopped = Arc<OwnedFd>;
+
+impl Stop {
+    /// A new stop and what the copies poll.
+    fn new() -> Result<(Stop, Stopped)> {
+        let (r, w) = pipe()?;
+        Ok((Stop { _guard: w }, Arc::new(r)))
+    }
+}
+
 /// Opens the fifos or files, or starts the logging binary, makes the pipes and starts the
 /// copy threads, for a process of container `id` (a logging binary's `CONTAINER_ID`).
 /// `owner` (uid, gid) owns the container's pipe ends (runc's `io_uid`/`io_gid`, for user
-/// namespaces). Returns when a logging binary is ready.
+/// namespaces). Returns when a logging binary is ready; the [`Stop`] is to be dropped at
+/// the task's end.
 pub fn setup_for(
     id: &str,
     paths: &StdioPaths,
     owner: Option<(u32, u32)>,
-) -> Result<(ContainerStdio, Arc<Drain>)> {
+) -> Result<(ContainerStdio, Arc<Drain>, Stop)> {
     let drain = Arc::new(Drain::default());
+    let (stop, stopped) = Stop::new()?;
     let stdout_to = parse_uri(&paths.stdout)?;
     let stderr_to = parse_uri(&paths.stderr)?;
     // stdin belongs to stdin.rs (module doc): `paths.stdin` is not read here.
@@ -166,13 +204,13 @@ pub fn setup_for(
                 Some(t) if !stderr_same => Some(open_sink(&t)?),
                 _ => None,
             };
-            let stdout = output(stdout_sink, "stdout", &drain)?;
+            let stdout = output(stdout_sink, "stdout", &drain, &stopped)?;
             let stderr = if stderr_same {
                 stdout
                     .try_clone()
                     .map_err(|e| ShimError::other(format!("dup stdout: {e}")))?
             } else {
-                output(stderr_sink, "stderr", &drain)?
+                output(stderr_sink, "stderr", &drain, &stopped)?
             };
             (stdout, stderr)
         }
@@ -188,20 +226,23 @@ pub fn setup_for(
                 .map_err(|e| ShimError::other(format!("chown stdio to {uid}:{gid}: {e}")))?;
         }
     }
-    Ok((io, drain))
+    Ok((io, drain, stop))
 }
 
-fn output(sink: Option<File>, name: &'static str, drain: &Arc<Drain>) -> Result<OwnedFd> {
+fn output(
+    sink: Option<Sink>,
+    name: &'static str,
+    drain: &Arc<Drain>,
+    stopped: &Stopped,
+) -> Result<OwnedFd> {
     match sink {
         None => null(),
         Some(sink) => {
             let (r, w) = pipe()?;
             drain.add();
             let d = drain.clone();
-            let started = spawn(name, move || {
-                copy_out(r.into(), sink);
-                d.finish();
-            });
+            let stopped = stopped.clone();
+            let started = spawn(name, move || forward(r.into(), sink, &d, stopped.as_fd()));
             if let Err(e) = started {
                 drain.finish();
                 return Err(e);
@@ -331,9 +372,28 @@ fn percent_decode(s: &str, plus_is_space: bool) -> std::result::Result<String, S
     String::from_utf8(out).map_err(|_| "not UTF-8 once decoded".to_string())
 }
 
+/// Where an output copy writes.
+#[derive(Debug)]
+enum Sink {
+    /// A fifo (module doc).
+    Fifo(FifoSink),
+    /// A file, appended to.
+    File(File),
+}
+
+/// An output fifo: the shim's write end, non-blocking so that a copy waiting for room can
+/// also wait for its [`Stop`], and the read end the shim holds so that the fifo always
+/// has a reader (module doc); the shim never reads from it.
+#[derive(Debug)]
+struct FifoSink {
+    writer: File,
+    reader: File,
+}
+
 /// Opens an output: a fifo for writing, waiting (bounded) for its reader, or a file for
-/// appending (parent directories created).
-fn open_sink(target: &Target) -> Result<File> {
+/// appending (`file://`: parent directories created; a plain path that names a file and
+/// not a fifo, as containerd's runc shim takes it too).
+fn open_sink(target: &Target) -> Result<Sink> {
     let path = match target {
         Target::File(path) => {
             if let Some(dir) = path.parent() {
@@ -344,13 +404,22 @@ fn open_sink(target: &Target) -> Result<File> {
                 .append(true)
                 .create(true)
                 .open(path)
+                .map(Sink::File)
                 .map_err(|e| ShimError::other(format!("opening {}: {e}", path.display())));
         }
         Target::Fifo(path) => path,
         Target::Binary(_) => unreachable!("logging binaries have no sink"),
     };
+    let open_err = |e: std::io::Error| ShimError::other(format!("opening {}: {e}", path.display()));
+    if std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_fifo()) {
+        return File::options()
+            .append(true)
+            .open(path)
+            .map(Sink::File)
+            .map_err(open_err);
+    }
     let deadline = Instant::now() + FIFO_OPEN_TIMEOUT;
-    let f = loop {
+    let writer = loop {
         // Non-blocking: a blocking open waits forever if no reader ever comes.
         match File::options()
             .write(true)
@@ -361,21 +430,16 @@ fn open_sink(target: &Target) -> Result<File> {
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
                 thread::sleep(Duration::from_millis(5));
             }
-            Err(e) => return Err(ShimError::other(format!("opening {}: {e}", path.display()))),
+            Err(e) => return Err(open_err(e)),
         }
     };
-    set_blocking(&f, path)?;
-    Ok(f)
-}
-
-fn set_blocking(f: &File, path: &Path) -> Result<()> {
-    let p = path.display();
-    let flags =
-        fcntl(f, FcntlArg::F_GETFL).map_err(|e| ShimError::other(format!("{p}: F_GETFL: {e}")))?;
-    let flags = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
-    fcntl(f, FcntlArg::F_SETFL(flags))
-        .map_err(|e| ShimError::other(format!("{p}: F_SETFL: {e}")))?;
-    Ok(())
+    // With our writer there, this opens at once.
+    let reader = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(open_err)?;
+    Ok(Sink::Fifo(FifoSink { writer, reader }))
 }
 
 /// The containerd namespace of this shim (its `-namespace` flag): a logging binary's
@@ -836,25 +900,161 @@ fn poll_for(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> std::result::R
     }
 }
 
-/// Copies `pipe` to `sink` until the pipe's end-of-file. When the sink fails (its reader
-/// went away) the rest is read and dropped, so that writers never block or get EPIPE.
-pub fn copy_out(mut pipe: File, sink: File) {
+/// How a copy ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The pipe's end-of-file: every writer is gone and everything was read.
+    Eof,
+    /// The [`Stop`] was dropped: the task's end.
+    Stopped,
+}
+
+/// What ended a [`wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// The descriptor is ready (or has an error or hang-up, which the next call reports).
+    Ready,
+    /// The [`Stop`] was dropped.
+    Stopped,
+    /// The timeout ran out.
+    TimedOut,
+}
+
+/// Waits until `fd` is ready for its events, or the [`Stop`] behind `stop` is dropped
+/// (which wins), at most `timeout` (None: no bound). Without `fd`, waits for the stop.
+fn wait(
+    fd: Option<(BorrowedFd<'_>, PollFlags)>,
+    stop: BorrowedFd<'_>,
+    timeout: Option<Duration>,
+) -> std::result::Result<Wake, Errno> {
+    let (watched, events) = fd.unwrap_or((stop, PollFlags::POLLIN));
+    let mut fds = [
+        PollFd::new(stop, PollFlags::POLLIN),
+        PollFd::new(watched, events),
+    ];
+    let n = if fd.is_some() { 2 } else { 1 };
+    if poll_for(&mut fds[..n], timeout)? == 0 {
+        return Ok(Wake::TimedOut);
+    }
+    if fds[0].any().unwrap_or(false) {
+        return Ok(Wake::Stopped);
+    }
+    Ok(Wake::Ready)
+}
+
+impl Sink {
+    /// Writes all of `data`, waiting for room in a full fifo; false if the [`Stop`] came
+    /// first (the rest is not written: nobody can read it any more).
+    fn write_all(&mut self, mut data: &[u8], stop: BorrowedFd<'_>) -> std::io::Result<bool> {
+        let fifo = match self {
+            Sink::File(f) => return f.write_all(data).map(|()| true),
+            Sink::Fifo(f) => f,
+        };
+        while !data.is_empty() {
+            match fifo.writer.write(data) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // Full: the client is away or slow. Its return makes room.
+                    let room = PollFlags::POLLOUT;
+                    match wait(Some((fifo.writer.as_fd(), room)), stop, None)? {
+                        Wake::Ready => {}
+                        Wake::Stopped | Wake::TimedOut => return Ok(false),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl FifoSink {
+    /// After the end of the output: keeps the fifo open while it holds bytes no client
+    /// has read, until they are read or the [`Stop`] is dropped. Closing both ends would
+    /// throw them away, and a client that comes back (or is slow) would miss the last of
+    /// the output. No poll event says "empty": this looks again after a pause.
+    fn linger(&self, stop: BorrowedFd<'_>) {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match unread(&self.reader) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    log::warn!("stdio copy: FIONREAD on the fifo: {e}");
+                    return;
+                }
+            }
+            match wait(None, stop, Some(pause)) {
+                Ok(Wake::TimedOut) => {}
+                Ok(_) => return,
+                Err(e) => {
+                    log::warn!("stdio copy: poll: {e}");
+                    return;
+                }
+            }
+            pause = (pause * 2).min(LINGER_POLL_MAX);
+        }
+    }
+}
+
+/// The number of bytes a pipe or fifo holds (FIONREAD).
+fn unread(pipe: &File) -> std::result::Result<usize, Errno> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD stores an int through the pointer, which points to `n`.
+    let r = unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// An output copy thread: [`copy_out`], then [`Drain::finish`] as soon as everything is in
+/// the sink, then [`FifoSink::linger`]. Dropping the sink at the end closes the fifo: the
+/// client reads end-of-file.
+fn forward(pipe: File, sink: Sink, drain: &Drain, stop: BorrowedFd<'_>) {
     let mut sink = Some(sink);
+    let end = copy_out(pipe, &mut sink, stop);
+    drain.finish();
+    if let (End::Eof, Some(Sink::Fifo(fifo))) = (end, &sink) {
+        fifo.linger(stop);
+    }
+}
+
+/// Copies `pipe` to `sink` until the pipe's end-of-file (every writer gone) or the
+/// [`Stop`]. Everything read is written: a full fifo makes the copy wait (module doc). If
+/// the sink fails all the same (a write error on a file, a full disk), `sink` becomes None
+/// and the rest is read and dropped, so that the container never blocks on it for good.
+fn copy_out(mut pipe: File, sink: &mut Option<Sink>, stop: BorrowedFd<'_>) -> End {
     let mut buf = vec![0u8; BUF_SIZE];
     loop {
+        match wait(Some((pipe.as_fd(), PollFlags::POLLIN)), stop, None) {
+            Ok(Wake::Ready) => {}
+            Ok(_) => return End::Stopped,
+            Err(e) => {
+                log::warn!("stdio copy: poll: {e}");
+                return End::Stopped;
+            }
+        }
         let n = match pipe.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return End::Eof,
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
                 log::warn!("stdio copy: reading the container's pipe: {e}");
-                break;
+                return End::Eof;
             }
         };
-        if let Some(s) = &mut sink {
-            if let Err(e) = s.write_all(&buf[..n]) {
-                log::warn!("stdio copy: the reader went away ({e}); dropping further output");
-                sink = None;
+        let Some(s) = sink.as_mut() else {
+            continue;
+        };
+        match s.write_all(&buf[..n], stop) {
+            Ok(true) => {}
+            Ok(false) => return End::Stopped,
+            Err(e) => {
+                log::warn!("stdio copy: writing the output: {e}; dropping further output");
+                *sink = None;
             }
         }
     }
@@ -904,11 +1104,50 @@ mod tests {
         (r.into(), w.into())
     }
 
+    /// A copy of `r` to `sink` on a thread, with a stop that is never dropped.
+    fn copy_thread(r: File, sink: Sink) -> thread::JoinHandle<End> {
+        thread::spawn(move || {
+            let (_stop, stopped) = Stop::new().unwrap();
+            copy_out(r, &mut Some(sink), stopped.as_fd())
+        })
+    }
+
+    /// Opens a fifo for reading as a client does: a non-blocking open (no writer needed),
+    /// then blocking reads.
+    fn client_reader(path: &Path) -> File {
+        let f = File::options()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .unwrap();
+        let fl = OFlag::from_bits_truncate(fcntl(&f, FcntlArg::F_GETFL).unwrap());
+        fcntl(&f, FcntlArg::F_SETFL(fl & !OFlag::O_NONBLOCK)).unwrap();
+        f
+    }
+
+    fn read_n(f: &mut File, n: usize) -> String {
+        let mut buf = vec![0u8; n];
+        f.read_exact(&mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    fn fifo_paths(out: &Path) -> StdioPaths {
+        StdioPaths {
+            stdout: out.to_str().unwrap().into(),
+            ..Default::default()
+        }
+    }
+
+    /// `line-<from>` .. `line-<to - 1>`, one a line.
+    fn lines(from: usize, to: usize) -> String {
+        (from..to).map(|i| format!("line-{i}\n")).collect()
+    }
+
     #[test]
     fn output_is_complete_after_the_writer_exits() {
         let (r, mut w) = pipe_files();
         let (sink_r, sink_w) = pipe_files();
-        let t = thread::spawn(move || copy_out(r, sink_w));
+        let t = copy_thread(r, Sink::File(sink_w));
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let reader = thread::spawn(move || {
             let mut got = vec![];
@@ -918,27 +1157,27 @@ mod tests {
         });
         w.write_all(&data).unwrap();
         drop(w);
-        t.join().unwrap();
+        assert_eq!(t.join().unwrap(), End::Eof);
         assert_eq!(reader.join().unwrap(), data);
     }
 
     #[test]
-    fn a_vanished_reader_neither_blocks_nor_breaks_the_writer() {
+    fn a_failing_sink_neither_blocks_nor_breaks_the_writer() {
         let (r, mut w) = pipe_files();
         let (sink_r, sink_w) = pipe_files();
         drop(sink_r);
-        let t = thread::spawn(move || copy_out(r, sink_w));
+        let t = copy_thread(r, Sink::File(sink_w));
         // Far more than a pipe holds: the copy keeps draining after the sink failed.
         for _ in 0..64 {
             w.write_all(&[b'x'; 16 * 1024]).unwrap();
         }
         drop(w);
-        t.join().unwrap();
+        assert_eq!(t.join().unwrap(), End::Eof);
     }
 
     #[test]
     fn setup_without_paths_gives_null_and_nothing_to_drain() {
-        let (io, drain) = setup_for("c", &StdioPaths::default(), None).unwrap();
+        let (io, drain, _stop) = setup_for("c", &StdioPaths::default(), None).unwrap();
         assert!(drain.wait(Duration::ZERO));
         let mut f = File::from(io.stdout);
         f.write_all(b"discarded").unwrap();
@@ -949,27 +1188,140 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         mkfifo(&out);
-        let reader = File::options()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&out)
-            .unwrap();
-        set_blocking(&reader, &out).unwrap();
+        let mut reader = client_reader(&out);
         let paths = StdioPaths {
             stdout: out.to_str().unwrap().into(),
             stderr: out.to_str().unwrap().into(),
             ..Default::default()
         };
-        let (io, drain) = setup_for("c", &paths, None).unwrap();
+        let (io, drain, _stop) = setup_for("c", &paths, None).unwrap();
         assert!(!drain.wait(Duration::from_millis(10)));
         File::from(io.stdout).write_all(b"out ").unwrap();
         File::from(io.stderr).write_all(b"err").unwrap();
         drop(io.stdin);
         assert!(drain.wait(Duration::from_secs(5)));
         let mut got = String::new();
-        let mut reader = reader;
         reader.read_to_string(&mut got).unwrap();
         assert_eq!(got, "out err");
+    }
+
+    #[test]
+    fn a_fifo_keeps_the_output_while_its_reader_is_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        mkfifo(&out);
+        let mut reader = client_reader(&out);
+        let (io, drain, _stop) = setup_for("c", &fifo_paths(&out), None).unwrap();
+        let mut container = File::from(io.stdout);
+        container.write_all(lines(0, 10).as_bytes()).unwrap();
+        assert_eq!(read_n(&mut reader, lines(0, 10).len()), lines(0, 10));
+        // The client goes away: writing neither fails nor loses anything.
+        drop(reader);
+        container.write_all(lines(10, 20).as_bytes()).unwrap();
+        thread::sleep(Duration::from_millis(50));
+        let mut reader = client_reader(&out);
+        assert_eq!(read_n(&mut reader, lines(10, 20).len()), lines(10, 20));
+        // Away again, while the container writes more than the fifo and its pipe hold:
+        // the container's writes block until the client is back.
+        drop(reader);
+        let big = lines(20, 60_000);
+        let len = big.len();
+        assert!(len > 512 * 1024);
+        let writer = thread::spawn(move || {
+            container.write_all(big.as_bytes()).unwrap();
+            container
+        });
+        thread::sleep(Duration::from_millis(200));
+        assert!(!writer.is_finished(), "the writes did not block");
+        let mut reader = client_reader(&out);
+        assert_eq!(read_n(&mut reader, len), lines(20, 60_000));
+        drop(writer.join().unwrap());
+        drop(io.stderr);
+        assert!(drain.wait(Duration::from_secs(5)));
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "", "end-of-file once the container's side closed");
+    }
+
+    #[test]
+    fn output_left_in_the_fifo_waits_for_a_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        mkfifo(&out);
+        let reader = client_reader(&out);
+        let (io, drain, stop) = setup_for("c", &fifo_paths(&out), None).unwrap();
+        drop(reader);
+        File::from(io.stdout).write_all(b"last words\n").unwrap();
+        drop(io.stderr);
+        // Everything is in the fifo: the exit may be reported.
+        assert!(drain.wait(Duration::from_secs(5)));
+        thread::sleep(Duration::from_millis(50));
+        // The client comes back after the container's end and gets all of it.
+        let mut reader = client_reader(&out);
+        let mut got = String::new();
+        reader.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "last words\n");
+        drop(stop);
+    }
+
+    #[test]
+    fn the_stop_ends_copies_that_wait_for_a_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+        mkfifo(&out);
+        mkfifo(&err);
+        let readers = (client_reader(&out), client_reader(&err));
+        let paths = StdioPaths {
+            stdout: out.to_str().unwrap().into(),
+            stderr: err.to_str().unwrap().into(),
+            ..Default::default()
+        };
+        let (io, drain, stop) = setup_for("c", &paths, None).unwrap();
+        drop(readers);
+        // stdout: blocked on a full fifo; stderr: ended, its last words unread.
+        let mut container = File::from(io.stdout);
+        let writer = thread::spawn(move || {
+            let chunk = [b'x'; 64 * 1024];
+            // Until the copy is stopped and its pipe's read end closed: EPIPE.
+            while container.write_all(&chunk).is_ok() {}
+        });
+        File::from(io.stderr).write_all(b"unread\n").unwrap();
+        assert!(!drain.wait(Duration::from_millis(200)));
+        drop(stop);
+        assert!(
+            drain.wait(Duration::from_secs(5)),
+            "the stop did not end the copy"
+        );
+        writer.join().unwrap();
+        // Both fifos were closed: a reader now sees no writer (end-of-file).
+        for path in [&out, &err] {
+            let closed = (0..500).any(|_| {
+                let mut f = File::options()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(path)
+                    .unwrap();
+                let mut buf = [0u8; 16];
+                if matches!(f.read(&mut buf), Ok(0)) {
+                    return true;
+                }
+                thread::sleep(Duration::from_millis(10));
+                false
+            });
+            assert!(closed, "{} still has the shim's writer", path.display());
+        }
+    }
+
+    #[test]
+    fn a_plain_file_as_output_is_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        std::fs::write(&log, "before\n").unwrap();
+        let (io, drain, _stop) = setup_for("c", &fifo_paths(&log), None).unwrap();
+        File::from(io.stdout).write_all(b"after\n").unwrap();
+        drop(io.stderr);
+        assert!(drain.wait(Duration::from_secs(5)));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "before\nafter\n");
     }
 
     #[test]
@@ -1053,7 +1405,7 @@ mod tests {
             stderr: uri,
             ..Default::default()
         };
-        let (io, drain) = setup_for("c1", &paths, None).unwrap();
+        let (io, drain, _stop) = setup_for("c1", &paths, None).unwrap();
         File::from(io.stdout).write_all(b"out\n").unwrap();
         File::from(io.stderr).write_all(b"err\n").unwrap();
         drop(io.stdin);
@@ -1064,7 +1416,7 @@ mod tests {
             stdout: format!("file://{}", log.display()),
             ..Default::default()
         };
-        let (io, drain) = setup_for("c1", &paths, None).unwrap();
+        let (io, drain, _stop) = setup_for("c1", &paths, None).unwrap();
         File::from(io.stdout).write_all(b"again\n").unwrap();
         drop(io.stderr);
         assert!(drain.wait(Duration::from_secs(10)));
@@ -1126,7 +1478,7 @@ wait"#;
         let bin = script(dir.path(), "logger-copy", COPY_FDS);
         let base = dir.path().join("log");
         let q = format!("?out={}&--flag", base.display());
-        let (io, drain) = setup_for("ctr-1", &binary(&bin, &q), None).unwrap();
+        let (io, drain, _stop) = setup_for("ctr-1", &binary(&bin, &q), None).unwrap();
         let data: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
         let mut out = File::from(io.stdout);
         let mut err = File::from(io.stderr);
@@ -1169,7 +1521,7 @@ wait"#;
             "ls /proc/self/fd > \"$1\"; exec 5>&-; cat <&3 >/dev/null",
         );
         let list = dir.path().join("fds");
-        let (io, drain) =
+        let (io, drain, _stop) =
             setup_for("c", &binary(&bin, &format!("?{}", list.display())), None).unwrap();
         drop(io);
         assert!(drain.wait(Duration::from_secs(30)));
@@ -1238,7 +1590,7 @@ wait"#;
             "logger-deaf",
             "trap '' TERM\nexec 5>&-\nwhile :; do sleep 1; done",
         );
-        let (io, drain) = setup_for("c", &binary(&bin, ""), None).unwrap();
+        let (io, drain, _stop) = setup_for("c", &binary(&bin, ""), None).unwrap();
         File::from(io.stdout).write_all(b"unread").unwrap();
         drop(io.stderr);
         drop(io.stdin);
@@ -1301,7 +1653,7 @@ wait"#;
             "logger-dies",
             "exec 5>&-\nexec 3<&- 4<&-\nsleep 0.2",
         );
-        let (io, drain) = setup_for("c", &binary(&bin, ""), None).unwrap();
+        let (io, drain, _stop) = setup_for("c", &binary(&bin, ""), None).unwrap();
         // Far more than a pipe holds: neither blocks nor SIGPIPE once the shim drains.
         let mut out = File::from(io.stdout);
         for _ in 0..64 {

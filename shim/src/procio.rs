@@ -9,6 +9,8 @@
 //!   stdout containerd names works) and the stdin fifo to the master.
 //!
 //! The exit of the process is reported once [`ProcIo::drain`] says its output went out.
+//! Dropping the [`ProcIo`] (the service does at Delete) is the task's end for its copies:
+//! those still waiting for a client that went away end then (io.rs, stdin.rs).
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -19,7 +21,7 @@ use nix::fcntl::OFlag;
 
 use crate::console::Console;
 use crate::error::{Result, ShimError};
-use crate::io::{self, Drain, StdioPaths};
+use crate::io::{self, Drain, StdioPaths, Stop};
 use crate::stdin::{self, Sink, Stdin};
 
 /// The shim's side of a running process's I/O.
@@ -30,6 +32,8 @@ pub struct ProcIo {
     pub stdin: Option<Stdin>,
     /// The terminal, if the process has one.
     pub console: Option<Console>,
+    /// Dropped with this: ends the output copies that still wait for a client.
+    _stop: Option<Stop>,
 }
 
 impl ProcIo {
@@ -40,6 +44,7 @@ impl ProcIo {
             drain,
             stdin: None,
             console: None,
+            _stop: None,
         }
     }
 
@@ -56,6 +61,7 @@ pub struct Prepared {
     /// The descriptors the process gets: stdin, stdout, stderr, or the console socket.
     pub child: Vec<OwnedFd>,
     drain: Arc<Drain>,
+    stop: Stop,
     stdin: Option<Stdin>,
     terminal: Option<TerminalSide>,
 }
@@ -91,12 +97,13 @@ pub fn prepare(
             stdout: paths.stdout.clone(),
             ..Default::default()
         };
-        let (fds, drain) = io::setup_for(id, &out, None)?;
+        let (fds, drain, stop) = io::setup_for(id, &out, None)?;
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| ShimError::other(format!("console socketpair: {e}")))?;
         return Ok(Prepared {
             child: vec![theirs.into()],
             drain,
+            stop,
             stdin: None,
             terminal: Some(TerminalSide {
                 socket: ours,
@@ -110,7 +117,7 @@ pub fn prepare(
         stdin: String::new(),
         ..paths.clone()
     };
-    let (mut fds, drain) = io::setup_for(id, &out, owner)?;
+    let (mut fds, drain, stop) = io::setup_for(id, &out, owner)?;
     let stdin = match stdin_fifo {
         None => None,
         Some(fifo) => {
@@ -127,6 +134,7 @@ pub fn prepare(
     Ok(Prepared {
         child: vec![fds.stdin, fds.stdout, fds.stderr],
         drain,
+        stop,
         stdin,
         terminal: None,
     })
@@ -148,6 +156,7 @@ impl Prepared {
                 drain: self.drain,
                 stdin: self.stdin,
                 console: None,
+                _stop: Some(self.stop),
             });
         };
         let console = Console::receive(&t.socket, Some(t.stdout))?;
@@ -159,6 +168,7 @@ impl Prepared {
             drain: self.drain,
             stdin,
             console: Some(console),
+            _stop: Some(self.stop),
         })
     }
 }

@@ -1,17 +1,27 @@
 //! A process's stdin: containerd's stdin fifo copied to the process by a thread, which
 //! CloseIO can end.
 //!
+//! The fifo's writer is the client (containerd, ctr, dockerd through containerd), which
+//! may go away and come back (a containerd or dockerd restart, Docker's live-restore): its
+//! writer closing is not the end of the input. The shim opens the fifo for reading and
+//! writing, so that the fifo always has a writer and the copy never reads end-of-file;
+//! input written after the client's return goes through. containerd's runc shim does the
+//! same: it opens the stdin fifo `O_WRONLY` itself (process/init.go and exec.go,
+//! `openStdin`) besides the reader of its copy, and only CloseIO closes that writer.
+//!
+//! Only CloseIO (or the task's end) ends the input:
 //! - To a pipe (no terminal): ending the copy closes the pipe's only write end, so the
 //!   process reads end-of-file. What the fifo holds when CloseIO comes is forwarded first:
 //!   clients write their last input and call CloseIO right after.
-//! - To a pty master (terminal): the master stays open (closing it would hang up the
-//!   terminal); CloseIO sends the terminal's end-of-file character (^D), as containerd's
-//!   runc shim does.
+//! - To a pty master (terminal): the master stays open; CloseIO sends the terminal's
+//!   end-of-file character (^D). containerd's runc shim closes the master once its copy
+//!   ends, which hangs up the terminal (SIGHUP) and loses what the process writes after;
+//!   ^D ends the input and keeps the output.
 //!
-//! The copy also ends when the fifo's writer closes it, or when nobody is left on the
-//! process's side (no reader of the pipe, the pty's slave closed): it never waits on a
-//! dead peer. CloseIO before the copy exists (an exec not started yet) is remembered by
-//! the caller, which then gives the process an already closed stdin.
+//! The copy also ends when nobody is left on the process's side (no reader of the pipe,
+//! the pty's slave closed), and when the [`Stdin`] is dropped (the task's end): it never
+//! waits on a dead peer. CloseIO before the copy exists (an exec not started yet) is
+//! remembered by the caller, which then gives the process an already closed stdin.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -50,13 +60,14 @@ struct State {
 /// The handle CloseIO uses.
 pub struct Stdin {
     state: Arc<Mutex<State>>,
-    /// Dropped (or written) to wake the thread.
+    /// Dropped (or written) to wake the thread: by CloseIO, or with the [`Stdin`].
     wake: Mutex<Option<OwnedFd>>,
     console: Option<Arc<File>>,
 }
 
-/// Opens a stdin fifo for reading (non-blocking: its writer may come later); `None` for
-/// no stdin.
+/// Opens a stdin fifo for reading, and for writing, so that the fifo never reports
+/// end-of-file when the client's writer closes (module doc); non-blocking: the copy polls.
+/// `None` for no stdin.
 pub fn open_fifo(path: &str) -> Result<Option<File>> {
     let path = path.strip_prefix("fifo://").unwrap_or(path);
     if path.is_empty() {
@@ -64,6 +75,7 @@ pub fn open_fifo(path: &str) -> Result<Option<File>> {
     }
     File::options()
         .read(true)
+        .write(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map(Some)
@@ -160,7 +172,8 @@ fn write_sink(sink: &Sink, data: &[u8]) -> std::io::Result<()> {
     }
 }
 
-/// Forwards what the fifo holds now (it is non-blocking: an empty fifo ends the loop).
+/// Forwards what the fifo holds now (it is non-blocking: an empty fifo ends the loop; it
+/// never reads end-of-file, the shim being a writer).
 fn drain(fifo: &mut File, sink: &Sink, buf: &mut [u8]) {
     loop {
         match fifo.read(buf) {
@@ -203,7 +216,7 @@ fn copy(mut fifo: File, sink: &Sink, wake: OwnedFd) {
             (ev(0), ev(1), ev(2))
         };
         if !wake_ev.is_empty() {
-            // CloseIO: what the client wrote before it asked is still forwarded.
+            // CloseIO or the task's end: what the client wrote before is still forwarded.
             drain(&mut fifo, sink, &mut buf);
             return;
         }
@@ -212,6 +225,7 @@ fn copy(mut fifo: File, sink: &Sink, wake: OwnedFd) {
         }
         if fifo_ev.contains(PollFlags::POLLIN) {
             match fifo.read(&mut buf) {
+                // Not while the shim holds its writer; if it came, polling again would spin.
                 Ok(0) => return,
                 Ok(n) => {
                     if write_sink(sink, &buf[..n]).is_err() {
@@ -226,7 +240,9 @@ fn copy(mut fifo: File, sink: &Sink, wake: OwnedFd) {
             }
         } else if fifo_ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
         {
-            // The writer came and went and nothing is left to read.
+            // No hang-up while the shim holds its writer (a client's writer closing is
+            // not one); anything else here would make the poll spin.
+            log::warn!("stdin copy: the fifo reports {fifo_ev:?}");
             return;
         }
     }
@@ -296,8 +312,24 @@ mod tests {
         assert_eq!(got, "last words\n");
     }
 
+    /// Reads what `r` gets within `wait`: None for end-of-file, else the bytes (maybe none).
+    fn read_within(r: &File, wait: Duration) -> Option<Vec<u8>> {
+        let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(wait.as_millis() as i32).unwrap();
+        if poll(&mut fds, ms).unwrap() == 0 {
+            return Some(vec![]);
+        }
+        let mut buf = vec![0u8; 4096];
+        let n = (&*r).read(&mut buf).unwrap();
+        if n == 0 {
+            return None;
+        }
+        buf.truncate(n);
+        Some(buf)
+    }
+
     #[test]
-    fn the_fifo_writer_closing_ends_the_copy() {
+    fn the_fifo_writer_closing_is_not_the_end_of_the_input() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stdin");
         mkfifo(&path);
@@ -306,15 +338,46 @@ mod tests {
             .unwrap();
         let (mut r, w) = pipe();
         let s = Stdin::start(fifo, Sink::Pipe(w)).unwrap();
+        // The client writes and goes away (a daemon restart)...
         let mut writer = File::options().write(true).open(&path).unwrap();
-        writer.write_all(b"a\nb\n").unwrap();
+        writer.write_all(b"a\n").unwrap();
         drop(writer);
-        let mut got = String::new();
-        r.read_to_string(&mut got).unwrap();
-        assert_eq!(got, "a\nb\n");
-        wait_stopped(&s);
-        // CloseIO after the end: nothing to do, no hang.
+        let mut got = vec![0u8; 2];
+        r.read_exact(&mut got).unwrap();
+        assert_eq!(got, b"a\n");
+        // ...the process sees no end-of-file while it is away...
+        assert_eq!(read_within(&r, Duration::from_millis(200)), Some(vec![]));
+        assert!(lock(&s.state).running);
+        // ...and gets what it writes once it is back.
+        let mut writer = File::options().write(true).open(&path).unwrap();
+        writer.write_all(b"b\n").unwrap();
+        drop(writer);
+        r.read_exact(&mut got).unwrap();
+        assert_eq!(got, b"b\n");
+        // CloseIO still ends it, the client's writer gone or not.
         s.close();
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        wait_stopped(&s);
+    }
+
+    #[test]
+    fn dropping_the_handle_ends_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdin");
+        mkfifo(&path);
+        let fifo = open_fifo(path.to_str().unwrap()).unwrap().unwrap();
+        let (r, w) = pipe();
+        let s = Stdin::start(fifo, Sink::Pipe(w)).unwrap();
+        let state = s.state.clone();
+        drop(s);
+        assert_eq!(read_within(&r, Duration::from_secs(5)), None);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while lock(&state).running {
+            assert!(Instant::now() < deadline, "stdin copy did not end");
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     #[test]
