@@ -33,7 +33,7 @@ use containerd_shim_protos::shim_sync::TaskClient;
 use containerd_shim_protos::ttrpc::{self, Code};
 use containerd_shim_protos::types::task::Status;
 
-use support::{ctx, ctx_for, expect_code, ok, pid_alive, Harness};
+use support::{ctx, ctx_for, expect_code, ok, pid_alive, poll, Harness};
 
 /// containerd's typeurl names for the JSON-encoded runtime-spec types.
 const PROCESS_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
@@ -869,4 +869,194 @@ fn a_task_killed_with_running_execs_reports_the_init_exit_last() {
          (paused,) the execs' exits, the init's exit, delete:\n{problems:#?}",
         problems.len()
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// stdio fifos whose client goes away and comes back (containerd or dockerd restarting),
+// with the test as the client.
+
+/// Makes a fifo at `path`.
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.to_str().expect("a UTF-8 path")).expect("no NUL");
+    // SAFETY: mkfifo(3) with a valid C string.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo {}", path.display());
+}
+
+/// Opens a fifo as a client does; non-blocking, so that a missing peer fails the test
+/// instead of hanging it.
+fn open_fifo(path: &std::path::Path, write: bool) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::File::options()
+        .read(!write)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Reads `f` into `text` until it contains `want` (or, `want` empty, until end-of-file),
+/// at most 10 s; whether it did.
+fn read_until(f: &mut std::fs::File, text: &mut String, want: &str) -> bool {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while want.is_empty() || !text.contains(want) {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        match f.read(&mut buf) {
+            Ok(0) if want.is_empty() => return true,
+            Ok(n) if n > 0 => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Ok(_) => thread::sleep(Duration::from_millis(10)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("reading a fifo: {e}"),
+        }
+    }
+    true
+}
+
+fn write_all(f: &mut std::fs::File, data: &str) {
+    use std::io::Write;
+    f.write_all(data.as_bytes())
+        .expect("write to the stdin fifo");
+}
+
+/// The shim's I/O copy threads still running (named `io-stdout`, `io-stdin`, ...).
+fn io_threads(shim: i32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{shim}/task")) else {
+        return vec![];
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .filter(|c| c.starts_with("io-"))
+        .collect()
+}
+
+/// The client's stdin writer closing and opening again is no end-of-file for the
+/// process, nor its stdout reader going away a loss of output; CloseIO, with the client's
+/// writer still open, is the end of the input; Delete ends every copy.
+#[test]
+fn stdio_survives_its_client_going_away_and_close_io_ends_stdin() {
+    let mut h = Harness::new("stdio");
+    let script = "while read l; do echo got-$l; done; echo eof; exit 4";
+    let bundle = h.bundle("c1", &["sh", "-c", script]);
+    h.start_shim("c1");
+    let t = h.client();
+    let (stdin, stdout) = (h.work.join("c1-stdin"), h.work.join("c1-stdout"));
+    mkfifo(&stdin);
+    mkfifo(&stdout);
+    // The shim waits for the client's reader of stdout at create.
+    let mut out = open_fifo(&stdout, false);
+    let mut req = create_req("c1", &bundle);
+    req.stdin = stdin.to_string_lossy().into_owned();
+    req.stdout = stdout.to_string_lossy().into_owned();
+    ok(t.create(ctx(), &req), "create");
+    ok(start(&t, "c1", ""), "start");
+    let waiter = wait_in_thread(&h, "c1");
+    let mut text = String::new();
+
+    // The writer comes and goes twice; the reader goes away meanwhile and comes back.
+    write_all(&mut open_fifo(&stdin, true), "a\n");
+    assert!(read_until(&mut out, &mut text, "got-a"), "{text:?}");
+    drop(out);
+    write_all(&mut open_fifo(&stdin, true), "b\n");
+    thread::sleep(Duration::from_millis(300));
+    assert!(!waiter.is_finished(), "the process saw end-of-file");
+    let mut out = open_fifo(&stdout, false);
+    assert!(read_until(&mut out, &mut text, "got-b"), "{text:?}");
+
+    // CloseIO while the client's writer is still open: end-of-file after "c".
+    let mut w = open_fifo(&stdin, true);
+    write_all(&mut w, "c\n");
+    let close = CloseIORequest {
+        id: "c1".into(),
+        stdin: true,
+        ..Default::default()
+    };
+    ok(t.close_io(ctx(), &close), "close io");
+    assert_eq!(exit_status(waiter, "wait c1"), 4);
+    // All of it, then end-of-file: the shim closed its end once the client had read.
+    assert!(
+        read_until(&mut out, &mut text, ""),
+        "no end-of-file: {text:?}"
+    );
+    assert_eq!(text, "got-a\ngot-b\ngot-c\neof\n");
+    drop(w);
+
+    ok(delete(&t, "c1", ""), "delete c1");
+    let pid = h.shim_pid();
+    assert!(
+        poll(Duration::from_secs(5), || io_threads(pid).is_empty()),
+        "copies left after Delete: {:?}",
+        io_threads(pid)
+    );
+    h.shutdown("c1");
+}
+
+/// An exec whose client went away and whose output fills the fifo: its writes block
+/// (nothing is dropped: the client gets it when it comes back) until it is killed; Delete
+/// of the exec ends its copies, still waiting for the client, while the shim goes on
+/// serving the task.
+#[test]
+fn copies_that_wait_for_a_client_end_with_the_exec() {
+    let mut h = Harness::new("stdio-end");
+    let bundle = h.bundle("c1", &["sleep", "1000"]);
+    h.start_shim("c1");
+    let t = h.client();
+    create(&t, "c1", &bundle);
+    ok(start(&t, "c1", ""), "start");
+    let pid = h.shim_pid();
+    assert_eq!(io_threads(pid), Vec::<String>::new());
+
+    let (stdin, stdout) = (h.work.join("e1-stdin"), h.work.join("e1-stdout"));
+    mkfifo(&stdin);
+    mkfifo(&stdout);
+    let out = open_fifo(&stdout, false);
+    let req = ExecProcessRequest {
+        id: "c1".into(),
+        exec_id: "e1".into(),
+        spec: Some(process(&["sh", "-c", "while :; do echo tick; done"])).into(),
+        stdin: stdin.to_string_lossy().into_owned(),
+        stdout: stdout.to_string_lossy().into_owned(),
+        stderr: stdout.to_string_lossy().into_owned(),
+        ..Default::default()
+    };
+    ok(t.exec(ctx(), &req), "exec e1");
+    ok(start(&t, "c1", "e1"), "start e1");
+    // The client reads a little and goes away; its writer of stdin was never there.
+    thread::sleep(Duration::from_millis(200));
+    drop(out);
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(status(&t, "c1", "e1"), Status::RUNNING);
+    let threads = io_threads(pid);
+    assert!(
+        threads.iter().any(|n| n == "io-stdout") && threads.iter().any(|n| n == "io-stdin"),
+        "{threads:?}"
+    );
+    // Back for a moment: the output waited for it. Then away again: it fills up again.
+    let mut out = open_fifo(&stdout, false);
+    let mut text = String::new();
+    assert!(read_until(&mut out, &mut text, "tick\ntick\n"), "{text:?}");
+    drop(out);
+    thread::sleep(Duration::from_millis(300));
+
+    ok(kill(&t, "c1", "e1", SIGKILL, false), "kill e1");
+    assert_eq!(ok(wait(&t, "c1", "e1"), "wait e1").exit_status, KILLED);
+    ok(delete(&t, "c1", "e1"), "delete e1");
+    assert!(
+        poll(Duration::from_secs(5), || io_threads(pid).is_empty()),
+        "copies left after the exec's Delete: {:?}",
+        io_threads(pid)
+    );
+    assert_eq!(status(&t, "c1", ""), Status::RUNNING);
+
+    ok(kill(&t, "c1", "", SIGKILL, false), "kill c1");
+    assert_eq!(ok(wait(&t, "c1", ""), "wait c1").exit_status, KILLED);
+    ok(delete(&t, "c1", ""), "delete c1");
+    h.shutdown("c1");
 }
