@@ -4,6 +4,7 @@
 #   scripts/fetch-containerd.sh SUITE DEST     e.g. sid /var/cache/youki-shim/containerd-sid
 # SUITE is a Debian suite (trixie: containerd 1.7, sid: containerd 2.x). Prints the
 # directory holding containerd and ctr. Does nothing if DEST already has them.
+# (scripts/fetch-deb.sh does the fetching, from the archive the system's apt sources name.)
 set -euo pipefail
 
 suite=${1:?usage: fetch-containerd.sh SUITE DEST}
@@ -14,26 +15,9 @@ if [ -x "$bin/containerd" ] && [ -x "$bin/ctr" ]; then
     exit 0
 fi
 
-work=$(mktemp -d /tmp/fetch-containerd.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$dest"
-cat > "$work/sources.list" <<SOURCES
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main
-SOURCES
-apt_opts=(
-    -o "Dir::Etc::SourceList=$work/sources.list"
-    -o "Dir::Etc::SourceParts=-"
-    -o "Dir::State::Lists=$work/lists"
-    -o "Dir::Cache=$work/cache"
-    -o "APT::Get::List-Cleanup=0"
-    -q
-)
-apt-get "${apt_opts[@]}" update >&2
-(cd "$work" && apt-get "${apt_opts[@]}" download containerd >&2)
-deb=$(ls "$work"/containerd_*.deb)
-dpkg -x "$deb" "$dest"
-[ -x "$bin/containerd" ] && [ -x "$bin/ctr" ] || {
-    echo "fetch-containerd: $deb has no containerd/ctr in usr/bin" >&2
+"$(dirname "$0")/fetch-deb.sh" "$suite" "$dest" containerd
+if [ ! -x "$bin/containerd" ] || [ ! -x "$bin/ctr" ]; then
+    echo "fetch-containerd: the containerd package of $suite has no containerd/ctr in usr/bin" >&2
     exit 1
-}
+fi
 echo "$bin"
