@@ -51,7 +51,8 @@ fn sees_the_container_namespaces_mounts_and_cgroup() {
         &[
             "sh",
             "-c",
-            "hostname; echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /marker; cat /proc/self/cgroup",
+            "hostname; echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /marker; \
+             cat /proc/self/cgroup; echo --; cat /proc/1/cgroup",
         ],
     );
     assert_ok(&o, "exec");
@@ -64,11 +65,26 @@ fn sees_the_container_namespaces_mounts_and_cgroup() {
     // (busybox sh -c execs a lone command.)
     assert_eq!(lines[2].trim(), "sleep 100", "{out}");
     assert_eq!(lines[3], "inside", "{out}");
-    assert!(
-        out.contains(&b.cgroups_path),
-        "not in {}: {out}",
-        b.cgroups_path
-    );
+    // In init's cgroup: /proc/self/cgroup as init's.
+    let cgroups = lines[4..].join("\n");
+    let (own, init) = cgroups
+        .split_once("\n--\n")
+        .unwrap_or_else(|| panic!("no /proc/1/cgroup: {out}"));
+    assert_eq!(own, init, "not in init's cgroup: {out}");
+    if is_cgroup_v2_only() {
+        // With the cgroup namespace of a v2 default config, the container's cgroup is its
+        // root.
+        assert_eq!(
+            own, "0::/",
+            "not in the container's cgroup namespace: {out}"
+        );
+    } else {
+        assert!(
+            own.contains(&b.cgroups_path),
+            "not in {}: {out}",
+            b.cgroups_path
+        );
+    }
 }
 
 #[test]

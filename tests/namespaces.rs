@@ -1,8 +1,11 @@
-//! Namespaces: new ones by default, joining another container's by path.
+//! Namespaces: new ones by default, joining another container's by path, and the view of
+//! the container's own cgroup a cgroup namespace gives (on cgroup v1 and v2 alike).
 
 mod common;
 
 use std::time::Duration;
+
+use serde_json::json;
 
 use common::*;
 
@@ -74,4 +77,74 @@ fn join_a_nonexistent_namespace_path_fails_cleanly() {
     let o = env.try_create(&id, &b);
     assert_failed_with_message(&o, "create joining a nonexistent namespace");
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
+}
+
+#[test]
+fn cgroup_namespace_makes_the_container_cgroup_its_root() {
+    let env = TestEnv::new("nscgroup");
+    let v2 = is_cgroup_v2_only();
+    // What the container sees of its cgroup: its /proc/self/cgroup, its cgroup namespace,
+    // and its pids limit through its own /sys/fs/cgroup.
+    let script = "cat /proc/self/cgroup; echo ns $(readlink /proc/self/ns/cgroup); \
+                  echo max $(cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max)";
+    let view = |cgroupns: bool| {
+        let mut b = env.bundle();
+        if cgroupns {
+            b.namespace("cgroup", None);
+        } else {
+            b.linux()["namespaces"]
+                .as_array_mut()
+                .expect("linux.namespaces")
+                .retain(|n| n["type"] != "cgroup");
+        }
+        b.resource("pids", json!({ "limit": 42 }));
+        b.sh(script);
+        let o = env.run_container(&env.id(), &b);
+        assert_ok(&o, "run");
+        (stdout_of(&o), b.cgroups_path.clone())
+    };
+
+    let (out, cgroups_path) = view(true);
+    let line = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line: {out}"))
+            .to_string()
+    };
+    assert_ne!(
+        line("ns "),
+        host_ns("self", "cgroup"),
+        "cgroup namespace shared with the host: {out}"
+    );
+    assert_eq!(
+        line("max "),
+        "42",
+        "/sys/fs/cgroup is not the container's: {out}"
+    );
+    let cgroup_lines: Vec<&str> = out.lines().filter(|l| !l.contains(' ')).collect();
+    if v2 {
+        // One unified hierarchy, rooted at the container's cgroup.
+        assert_eq!(cgroup_lines, ["0::/"], "{out}");
+    } else {
+        // The pids hierarchy (the runtime put the container there) is rooted at its cgroup.
+        let pids = cgroup_lines
+            .iter()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|c| c == "pids"))
+            })
+            .unwrap_or_else(|| panic!("no pids line: {out}"));
+        assert!(pids.ends_with(":/"), "{out}");
+    }
+    assert!(!out.contains(&cgroups_path), "the host's path shows: {out}");
+
+    // Without one, the container sees where it is in the host's hierarchy.
+    let (out, cgroups_path) = view(false);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("0::") || l.contains(":pids:"))
+            && out.contains(&cgroups_path),
+        "/proc/self/cgroup without a cgroup namespace should show {cgroups_path}: {out}"
+    );
 }

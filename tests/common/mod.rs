@@ -425,8 +425,22 @@ impl Bundle {
 }
 
 /// `runc spec`'s default config, with terminal off, the default capability set
-/// of containerd/Docker, and the given marker in the environment.
+/// of containerd/Docker, and the given marker in the environment. As `runc spec` on a
+/// pure cgroup v2 host, the namespaces include a cgroup namespace there (containerd and
+/// Docker also default to a private one on v2): the container's /sys/fs/cgroup and
+/// /proc/self/cgroup are then its own cgroup.
 pub fn default_config(marker: &str, cgroups_path: &str) -> Value {
+    let mut config = runc_spec_config(marker, cgroups_path);
+    if is_cgroup_v2_only() {
+        config["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("linux.namespaces")
+            .push(json!({ "type": "cgroup" }));
+    }
+    config
+}
+
+fn runc_spec_config(marker: &str, cgroups_path: &str) -> Value {
     json!({
         "ociVersion": "1.0.2-dev",
         "process": {
