@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all build release setup demo test fmt-check clippy test-only bench check-root
+.PHONY: all build release setup demo test fmt-check clippy test-only test-vm bench check-root
 
 all: build
 
@@ -35,6 +35,11 @@ clippy:
 
 test-only: check-root
 	scripts/test.sh
+
+# Only the kernel-facing tests on pure cgroup v2, in a qemu VM (part of test-only); see
+# README "cgroup setups".
+test-vm: check-root setup
+	scripts/vm-test.sh
 
 # youki vs runc: the CLI cycle, ctr run through the shims, idle shim memory, pods through
 # CRI (time and shim memory per pod); see README "Benchmark".

@@ -39,3 +39,8 @@ for suite in trixie sid; do
     scripts/fetch-containerd.sh "$suite" "/var/cache/youki-shim/containerd-$suite" >/dev/null
     echo "setup: containerd $("/var/cache/youki-shim/containerd-$suite/usr/bin/containerd" --version | awk '{print $3}') in /var/cache/youki-shim/containerd-$suite"
 done
+
+# The pure cgroup v2 test VM (scripts/vm-test.sh): Debian's stock kernel (bookworm's
+# linux-image-amd64) and sid's runc 1.3 with its libc, unpacked into /var/cache/youki-shim.
+scripts/vm-test.sh --fetch
+echo "setup: VM kernel $(basename "$(scripts/vm/fetch-kernel.sh)") and runc $("/var/cache/youki-shim/runc-sid/runc" --version | awk 'NR == 1 {print $3}') in /var/cache/youki-shim"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every unit and integration test (against the system's containerd 1.6), then the
 # shim's and the CRI end-to-end tests again against containerd 1.7 and 2.x (unpacked by
-# scripts/setup.sh), and prints one closing line that sums all test binaries ("N passed,
+# scripts/setup.sh), then the kernel-facing tests in a pure cgroup v2 VM
+# (scripts/vm-test.sh), and prints one closing line that sums all test binaries ("N passed,
 # N failed"), since cargo ends with the (empty) doc-test run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,17 @@ for bin in "${others[@]}"; do
     PATH="$bin:$PATH" cargo test --no-fail-fast "${shim_tests[@]}" 2>&1 | tee -a "$log"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
+
+# The kernel-facing tests again on pure cgroup v2, in a VM (scripts/vm-test.sh; this host
+# is hybrid v1): youki's CLI, the shim through containerd 2.1.9, and runc as the check of
+# the tests. VM_TEST=0 leaves it out.
+if [ "${VM_TEST:-1}" != 0 ]; then
+    echo "== the kernel-facing tests on pure cgroup v2 (qemu VM)"
+    scripts/vm-test.sh 2>&1 | tee -a "$log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+else
+    echo "== VM_TEST=0: the pure cgroup v2 VM tests are left out" | tee -a "$log"
+fi
 
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
