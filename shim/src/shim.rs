@@ -5,9 +5,10 @@
 //!   of one group (a CRI pod, or `io.containerd.runc.v2.group`) share one server: the
 //!   first one's `start` spawns it, the others' answer its address.
 //! - `delete`: cleans up after a dead shim from the bundle.
-//! - no command: the server. [`YoukiShim::new`] starts the zygote there (an exec of this
-//!   binary, see zygote.rs), then the crate sets up logging and serves the Task service
-//!   until [`YoukiShim::wait`] returns.
+//! - no command: the server. [`YoukiShim::new`] forks the zygote there, while the process
+//!   still has its only thread (the crate calls it before starting any), then the crate
+//!   sets up logging and serves the Task service until [`YoukiShim::wait`] returns. A
+//!   zygote that dies is replaced by an exec of this binary (zygote.rs).
 //! - `zygote` (after the server's own arguments): the zygote, dispatched in main.rs.
 
 use std::path::PathBuf;
@@ -118,10 +119,11 @@ impl containerd_shim::Shim for YoukiShim {
     type T = Service;
 
     fn new(_runtime_id: &str, flags: &Flags, _config: &mut Config) -> Self {
-        // Only the server needs a zygote. Started from this thread, the main one, which
+        // Only the server needs a zygote. Forked here, while the process still has its
+        // only thread (the crate calls this before starting any), by the main thread, which
         // lives as long as the server: the zygote's parent-death signal is tied to it.
-        let zygote =
-            (flags.action.is_empty() && !flags.socket.is_empty()).then(|| Ok(Zygote::start()));
+        let zygote = (flags.action.is_empty() && !flags.socket.is_empty())
+            .then(|| Ok(Zygote::start(flags.debug)));
         YoukiShim {
             exit: Arc::new(ExitSignal::default()),
             namespace: flags.namespace.clone(),

@@ -8,14 +8,15 @@
 //! waitpid calls of those operations (the intermediate process, hooks) away from the
 //! server, whose reaper is the only one that waits there.
 //!
-//! The zygote is the shim's own binary, exec'd (posix_spawn of /proc/self/exe, the same
-//! file even if the binary was replaced on disk since) with the server's arguments and
-//! the action `zygote`: its end of the channel is fd 3, the shim's log fd 4, stdio
-//! /dev/null. Exec, not fork, so that the server can start one at any time, from any
-//! thread, without copying its threads' state into a child: the first at start-up, and a
-//! new one whenever the reaper sees the current one exit (the OOM killer may choose it;
-//! issue 14). Its exit is reaped by the server's reaper like any other child's, never by
-//! a `wait` here.
+//! The first zygote is forked by the server at start-up, while it still has a single
+//! thread: it shares the server's pages (an exec'd one relocates the binary again and maps
+//! more of its text: measured ~300 kB more RSS once it has served a request). When the
+//! reaper sees the zygote exit (the OOM killer may choose it; issue 14), it logs it and
+//! starts a new one at once, without forking the multi-threaded server: posix_spawn of
+//! /proc/self/exe (the file this server runs, even if the binary was replaced on disk
+//! since) with the server's arguments and the action `zygote`; its end of the channel is
+//! fd 3, the shim's log fd 4, stdio /dev/null. Every zygote's exit is reaped by the
+//! server's reaper like any other child's, never by a `wait` here.
 //!
 //! The server and the zygote talk over a SOCK_SEQPACKET socketpair: one JSON message per
 //! packet, `{seq, body}`, with the process's stdio (or its console socket) and an exec's
@@ -332,6 +333,17 @@ struct Generation {
     started: Instant,
 }
 
+impl Generation {
+    /// The zygote `pid`, started now, at the other end of `chan`.
+    fn new((pid, chan): (Pid, Channel)) -> Generation {
+        Generation {
+            pid,
+            chan: Arc::new(chan),
+            started: Instant::now(),
+        }
+    }
+}
+
 /// How an exchange with a zygote ended without a reply.
 #[derive(Debug)]
 enum Lost {
@@ -372,18 +384,25 @@ fn exchange(
 }
 
 impl Zygote {
-    /// Starts the zygote: the shim's binary, exec'd (see the module documentation). A
-    /// failure to start it is kept, and reported by every request.
-    pub fn start() -> Zygote {
-        match ExecSpawner::new() {
-            Ok(s) => Zygote::with_spawner(Box::new(move || s.spawn())),
-            Err(e) => Zygote::with_spawner(Box::new(move || Err(e.clone()))),
+    /// Starts the zygote, forked: must be called while the process has a single thread
+    /// (the first thing the server does). If that fails, it is exec'd. A failure to start
+    /// any is kept, and reported by every request. `debug`: the shim's `-debug`.
+    pub fn start(debug: bool) -> Zygote {
+        match ExecSpawner::new(debug) {
+            Ok(s) => {
+                let first = s.fork().or_else(|e| {
+                    log::warn!("forking the zygote: {e}; exec'ing one");
+                    s.spawn()
+                });
+                Zygote::with_spawner(first, Box::new(move || s.spawn()))
+            }
+            Err(e) => Zygote::with_spawner(Err(e.clone()), Box::new(move || Err(e.clone()))),
         }
     }
 
-    /// A zygote started, and restarted, by `spawn`.
-    fn with_spawner(spawn: Box<SpawnFn>) -> Zygote {
-        let state = match spawn_with_retries(&*spawn) {
+    /// A zygote that is `first` (or why there is none), replaced by `spawn`.
+    fn with_spawner(first: Result<(Pid, Channel)>, spawn: Box<SpawnFn>) -> Zygote {
+        let state = match first.map(Generation::new) {
             Ok(g) => State::Running(g),
             Err(e) => {
                 log::error!("starting the zygote: {e}");
@@ -562,25 +581,20 @@ fn spawn_with_retries(spawn: &SpawnFn) -> Result<Generation> {
             std::thread::sleep(pause);
         }
         match spawn() {
-            Ok((pid, chan)) => {
-                return Ok(Generation {
-                    pid,
-                    chan: Arc::new(chan),
-                    started: Instant::now(),
-                })
-            }
+            Ok(started) => return Ok(Generation::new(started)),
             Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(|| ShimError::other("no attempt")))
 }
 
-/// Starts zygotes as the shim's own binary, exec'd with the server's arguments.
+/// Starts zygotes: the first forked, the others as the shim's own binary, exec'd with the
+/// server's arguments and environment.
 struct ExecSpawner {
-    argv: Vec<CString>,
-    env: Vec<CString>,
     /// The shim's log fifo (the server's logger writes to it too), or /dev/null.
     log: OwnedFd,
+    /// `-debug` was given.
+    debug: bool,
 }
 
 /// Copies `fd` to a new close-on-exec descriptor numbered [`HIGH_FD`] or above.
@@ -596,23 +610,28 @@ fn c_string(s: &[u8], what: &str) -> Result<CString> {
 }
 
 impl ExecSpawner {
-    /// Captures what every zygote gets: the server's arguments and environment, and the
-    /// log fifo (opened here, in the server's cwd, where containerd made it).
-    fn new() -> Result<ExecSpawner> {
-        let mut argv = std::env::args_os()
-            .map(|a| c_string(a.as_bytes(), "an argument"))
-            .collect::<Result<Vec<_>>>()?;
-        argv.push(c_string(ACTION.as_bytes(), "the action")?);
-        let env = std::env::vars_os()
-            .map(|(k, v)| {
-                let mut kv = k;
-                kv.push("=");
-                kv.push(v);
-                c_string(kv.as_bytes(), "the environment")
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let log = open_log()?;
-        Ok(ExecSpawner { argv, env, log })
+    /// Opens the log fifo every zygote gets (here, in the server's cwd, where containerd
+    /// made it).
+    fn new(debug: bool) -> Result<ExecSpawner> {
+        Ok(ExecSpawner {
+            log: open_log()?,
+            debug,
+        })
+    }
+
+    /// Forks a zygote. Must be called while the process has a single thread (runtime-core's
+    /// fork refuses otherwise).
+    fn fork(&self) -> Result<(Pid, Channel)> {
+        use runtime_core::syscall::{exit_child, fork, Forked};
+        let (ours, theirs) = Channel::pair()?;
+        match fork().map_err(|e| ShimError::other(format!("zygote: {e}")))? {
+            Forked::Child => {
+                drop(ours);
+                let log = self.log.try_clone().ok();
+                exit_child(forked_main(theirs, log, self.debug))
+            }
+            Forked::Parent(pid) => Ok((pid, ours)),
+        }
     }
 
     /// posix_spawn of /proc/self/exe: safe from a multi-threaded process (the child execs
@@ -624,6 +643,18 @@ impl ExecSpawner {
 
         let err =
             |what: &'static str| move |e: Errno| ShimError::other(format!("zygote: {what}: {e}"));
+        // Built here, not kept: a server whose zygote never dies does not pay for them.
+        let mut argv = std::env::args_os()
+            .map(|a| c_string(a.as_bytes(), "an argument"))
+            .collect::<Result<Vec<_>>>()?;
+        argv.push(c_string(ACTION.as_bytes(), "the action")?);
+        let env = std::env::vars_os()
+            .map(|(mut kv, v)| {
+                kv.push("=");
+                kv.push(v);
+                c_string(kv.as_bytes(), "the environment")
+            })
+            .collect::<Result<Vec<_>>>()?;
         let (ours, theirs) = Channel::pair()?;
         let theirs = dup_high(theirs.sock.as_fd()).map_err(err("copying its channel"))?;
         let log = dup_high(self.log.as_fd()).map_err(err("copying the log"))?;
@@ -644,7 +675,7 @@ impl ExecSpawner {
         .and_then(|()| attr.set_sigmask(&SigSet::empty()))
         .and_then(|()| attr.set_sigdefault(&SigSet::all()))
         .map_err(err("attributes"))?;
-        let pid = posix_spawn(c"/proc/self/exe", &actions, &attr, &self.argv, &self.env)
+        let pid = posix_spawn(c"/proc/self/exe", &actions, &attr, &argv, &env)
             .map_err(err("spawning /proc/self/exe"))?;
         Ok((pid, ours))
     }
@@ -682,8 +713,8 @@ fn inherited(fd: RawFd) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// The zygote's whole life: set up, then serve requests until the server closes the
-/// channel (or dies). Returns the process's exit code.
+/// The life of an exec'd zygote: take the descriptors the server's spawn placed, then
+/// [`run`]. Returns the process's exit code.
 pub fn main(debug: bool) -> i32 {
     use nix::sys::socket::{getsockopt, sockopt};
 
@@ -700,6 +731,62 @@ pub fn main(debug: bool) -> i32 {
     for fd in [Some(&sock), log.as_ref()].into_iter().flatten() {
         let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
     }
+    // The spawn reset every signal to its default: main() leaves SIGCHLD there, and SIGPIPE
+    // is ignored as in any Rust program (writes report EPIPE instead).
+    run(Channel { sock }, log, debug)
+}
+
+/// The life of the forked zygote: undo what it inherited from the server, then [`run`].
+fn forked_main(chan: Channel, log: Option<OwnedFd>, debug: bool) -> i32 {
+    if let Err(e) = undo_server() {
+        // Nothing to log to yet; the server sees the channel close.
+        let _ = e;
+        return 1;
+    }
+    run(chan, log, debug)
+}
+
+/// What a forked zygote must not keep of the server: its signal handlers (they write to
+/// the crate's self-pipe) and its stdout (the pipe `start` reads the address from until
+/// end-of-file).
+fn undo_server() -> std::result::Result<(), Errno> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+    // The parent-death signal set by [`setup`] would be lost if the server died before it.
+    let parent = nix::unistd::getppid();
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    if nix::unistd::getppid() != parent {
+        return Err(Errno::ESRCH);
+    }
+    // SIGPIPE stays ignored as in any Rust program (writes report EPIPE instead);
+    // runtime-core resets every signal for the container's process.
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGCHLD,
+        Signal::SIGHUP,
+    ] {
+        // SAFETY: installing SIG_DFL runs none of our code in signal context.
+        unsafe { sigaction(sig, &dfl) }?;
+    }
+    // SAFETY: as above, SIG_IGN.
+    unsafe { sigaction(Signal::SIGPIPE, &ign) }?;
+    let null = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    nix::unistd::dup2_stdin(&null)?;
+    nix::unistd::dup2_stdout(&null)?;
+    nix::unistd::dup2_stderr(&null)?;
+    Ok(())
+}
+
+/// A zygote's life once it has its channel: set up, then serve requests until the server
+/// closes the channel (or dies). Returns the process's exit code.
+fn run(chan: Channel, log: Option<OwnedFd>, debug: bool) -> i32 {
     if let Some(log) = log {
         init_log(log, debug);
     }
@@ -707,7 +794,7 @@ pub fn main(debug: bool) -> i32 {
         log::error!("zygote: setting up: {e}");
         return 1;
     }
-    serve(&Channel { sock }, handle);
+    serve(&chan, handle);
     0
 }
 
@@ -734,8 +821,9 @@ fn setup() -> std::result::Result<(), Errno> {
     use nix::sys::prctl;
     use nix::sys::signal::Signal;
 
-    // Die with the server (its reaper or main thread started this process, and lives as
-    // long as it does). If it died already, the channel reads end-of-file at once.
+    // Die with the server (its main thread forked this process, or its reaper thread
+    // spawned it: both live as long as the server). If the server died already, the
+    // channel reads end-of-file at once.
     prctl::set_pdeathsig(Signal::SIGKILL)?;
     // Exec'ing /proc/self/exe named the process "exe": `ps` and the OOM killer's report
     // should show the zygote as the shim it belongs to (the kernel keeps 15 bytes).
@@ -750,9 +838,6 @@ fn setup() -> std::result::Result<(), Errno> {
     // The shim disables transparent huge pages for itself (main); containers forked from
     // here must not inherit that.
     prctl::set_thp_disable(false)?;
-    // Signals: the spawn reset every one to its default, main() leaves SIGCHLD there,
-    // and SIGPIPE is ignored as in any Rust program (writes report EPIPE instead);
-    // runtime-core resets every signal for the container's process.
     Ok(())
 }
 
@@ -1059,7 +1144,7 @@ mod tests {
             std::thread::spawn(move || fake(theirs, pid, how));
             Ok((Pid::from_raw(pid), ours))
         };
-        (Zygote::with_spawner(Box::new(spawn)), starts)
+        (Zygote::with_spawner(spawn(), Box::new(spawn)), starts)
     }
 
     fn starts(n: &std::sync::atomic::AtomicUsize) -> usize {
@@ -1156,7 +1241,8 @@ mod tests {
 
     #[test]
     fn a_zygote_that_cannot_start_is_an_error_naming_the_operation() {
-        let z = Zygote::with_spawner(Box::new(|| Err(ShimError::other("spawn: EAGAIN"))));
+        let spawn = || Err(ShimError::other("spawn: EAGAIN"));
+        let z = Zygote::with_spawner(spawn(), Box::new(spawn));
         let e = z
             .call(&delete_req(), &[], Duration::from_secs(5))
             .unwrap_err();
