@@ -106,8 +106,9 @@ fn a_killed_create_leaves_nothing_that_blocks_or_lingers() {
         let o = answers(&env, &["list", "--format", "json"]);
         assert_ok(&o, "list");
         let o = answers(&env, &["delete", "--force", &id]);
-        // NOTE: runc 1.1.5 says "container does not exist" (exit 1) for a create killed
-        // before it wrote its state; we exit 0 (nothing left) or remove what there is.
+        // Its exit status is not checked: a create killed before it made the state
+        // directory leaves nothing to delete, and `delete --force` of a missing container
+        // exits 0 (as runc's), but the test is about what is left, checked below.
         let listed = stdout_of(&answers(&env, &["list", "-q"]));
         assert!(
             !listed.lines().any(|l| l == id),
