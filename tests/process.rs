@@ -106,6 +106,22 @@ fn dev_has_the_default_devices_and_no_host_devices() {
     }
 }
 
+/// A FIFO in linux.devices is made with mkfifo, with no device rule and no warning, as
+/// runc makes it (major/minor, which the spec does not ask of a FIFO, are ignored).
+#[test]
+fn a_fifo_in_linux_devices_is_made() {
+    let env = TestEnv::new("devfifo");
+    let mut b = env.bundle();
+    b.linux()["devices"] = json!([
+        {"path": "/dev/fifo", "type": "p", "major": 0, "minor": 0, "fileMode": 420}
+    ]);
+    b.sh("test -p /dev/fifo && stat -c '%a' /dev/fifo");
+    let o = env.run_container(&env.id(), &b);
+    assert_ok(&o, "run with a FIFO device");
+    assert_eq!(stdout_of(&o).trim(), "644", "{}", describe(&o));
+    assert_eq!(stderr_of(&o), "", "no warning, as with runc");
+}
+
 #[test]
 fn masked_and_readonly_paths() {
     let env = TestEnv::new("masked");

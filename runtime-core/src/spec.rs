@@ -428,13 +428,8 @@ fn check_raw(raw: &mut Value, warnings: &mut Vec<String>) -> Result<bool, (Strin
                         }
                     }
                 }
-                "p" => {
-                    if dev.get("major").is_some() || dev.get("minor").is_some() {
-                        warnings.push(format!(
-                            "linux.devices[{i}]: major/minor are ignored for a FIFO (type \"p\")"
-                        ));
-                    }
-                }
+                // As runc: a FIFO is made with mkfifo; major/minor are ignored silently.
+                "p" => {}
                 other => {
                     return Err((
                         format!("linux.devices[{i}].type"),
@@ -789,13 +784,7 @@ fn check_linux(spec: &Spec, warnings: &mut Vec<String>) -> Result<(), SpecError>
                     "invalid device type \"a\" (expected c, b, u or p; \"a\" is only for linux.resources.devices)",
                 ))
             }
-            LinuxDeviceType::P => {
-                if dev.major() != 0 || dev.minor() != 0 {
-                    warnings.push(format!(
-                        "linux.devices[{i}]: major/minor are ignored for a FIFO (type \"p\")"
-                    ));
-                }
-            }
+            LinuxDeviceType::P => {}
             LinuxDeviceType::B | LinuxDeviceType::C | LinuxDeviceType::U => {
                 for (key, value) in [("major", dev.major()), ("minor", dev.minor())] {
                     if value < 0 {
@@ -1724,16 +1713,11 @@ mod tests {
         c["linux"]["devices"] = json!([{"path": "/dev/x", "type": "c", "major": -1, "minor": 1}]);
         rejects(&c, "linux.devices[0].major");
 
-        // p needs none; given ones are ignored with a warning.
+        // p needs none; given ones are ignored without a word, as runc ignores them.
         c["linux"]["devices"] = json!([{"path": "/dev/fifo", "type": "p"}]);
         assert!(accepts(&c).is_empty());
         c["linux"]["devices"] = json!([{"path": "/dev/fifo", "type": "p", "major": 1, "minor": 2}]);
-        let warnings = accepts(&c);
-        assert!(
-            warnings.iter().all(|w| w.starts_with("linux.devices[0]: ")),
-            "{warnings:?}"
-        );
-        assert!(!warnings.is_empty());
+        assert!(accepts(&c).is_empty());
 
         // Device paths are full paths.
         c["linux"]["devices"] = json!([{"path": "dev/null", "type": "c", "major": 1, "minor": 3}]);
