@@ -10,6 +10,8 @@
 
 mod common;
 mod e2e_support;
+#[path = "data/support.rs"]
+mod support;
 
 use std::fs;
 use std::path::PathBuf;
@@ -297,5 +299,51 @@ fn ctr_run_creates_a_missing_cwd() {
     );
     assert_code(&o, 0, "ctr run --cwd /newdir/sub");
     assert_eq!(stdout_of(&o), "/newdir/sub\n0:0\n", "{}", describe(&o));
+    c.no_containers_left();
+}
+
+// Docker's default seccomp profile as it was in 2019 (tests/data/support.rs builds it)
+// through `ctr run --seccomp-profile` and containerd's runc shim: busybox starts and a
+// glibc program starts a thread; close_range answers ENOSYS (runc's -ENOSYS stub, ours).
+// Passes with runc 1.1.5 (RUNTIME_BIN=/usr/sbin/runc), the reference for the same case
+// through our shim in tests/e2e_shim.rs.
+#[test]
+fn ctr_run_under_a_2019_seccomp_profile() {
+    let c = start("ctr-sec2019");
+    support::install_sectest(&c.rootfs, "sectest", 0o755);
+    let profile = c.w.path("seccomp-2019.json");
+    fs::write(
+        &profile,
+        serde_json::to_vec(&support::profile_2019()).expect("profile JSON"),
+    )
+    .expect("write the profile");
+    let id = c.w.name("sec");
+    let o = c.run(
+        &[
+            "--rm",
+            "--seccomp",
+            "--seccomp-profile",
+            profile.to_str().expect("UTF-8 path"),
+        ],
+        &id,
+        &[
+            "sh",
+            "-c",
+            "echo busybox; echo thread $(sectest thread); echo close_range $(sectest close_range); true",
+        ],
+    );
+    assert_code(&o, 0, "ctr run --seccomp-profile (2019)");
+    let out = stdout_of(&o);
+    assert!(out.starts_with("busybox\n"), "{}", describe(&o));
+    assert!(
+        out.contains("thread ok 42\n"),
+        "a thread must start (clone3 -> clone)\n{}",
+        describe(&o)
+    );
+    assert!(
+        out.contains(&format!("close_range errno {} ", libc::ENOSYS)),
+        "close_range must answer ENOSYS under the profile\n{}",
+        describe(&o)
+    );
     c.no_containers_left();
 }

@@ -11,6 +11,8 @@
 
 mod common;
 mod e2e_support;
+#[path = "data/support.rs"]
+mod support;
 
 use std::fs;
 use std::io::Write;
@@ -1132,4 +1134,53 @@ fn a_killed_zygote_never_strands_the_group() {
             events.text()
         );
     }
+}
+
+// Docker's default seccomp profile as it was in 2019 (without close_range, clone3,
+// faccessat2, openat2, epoll_pwait2; tests/data/support.rs builds it) through `ctr run
+// --seccomp-profile`: busybox starts, and a glibc program starts a thread (glibc tries
+// clone3 first; the filter's -ENOSYS stub makes it fall back to clone). close_range
+// answering ENOSYS shows the filter is there. The same through containerd's runc shim, with
+// runc as the reference, is in tests/e2e_runc_shim.rs.
+#[test]
+fn shim_runs_a_container_under_a_2019_seccomp_profile() {
+    let c = start("shim-sec2019");
+    support::install_sectest(&c.rootfs, "sectest", 0o755);
+    let profile = c.w.path("seccomp-2019.json");
+    fs::write(
+        &profile,
+        serde_json::to_vec(&support::profile_2019()).expect("profile JSON"),
+    )
+    .expect("write the profile");
+    let id = c.w.name("sec");
+    let o = c.run(
+        &[
+            "--rm",
+            "--seccomp",
+            "--seccomp-profile",
+            profile.to_str().expect("UTF-8 path"),
+            c.rootfs_flags()[0],
+            c.rootfs_flags()[1],
+        ],
+        &id,
+        &[
+            "sh",
+            "-c",
+            "echo busybox; echo thread $(sectest thread); echo close_range $(sectest close_range); true",
+        ],
+    );
+    assert_code(&o, 0, "ctr run --seccomp-profile (2019)");
+    let out = stdout_of(&o);
+    assert!(out.starts_with("busybox\n"), "{}", describe(&o));
+    assert!(
+        out.contains("thread ok 42\n"),
+        "a thread must start (clone3 -> clone)\n{}",
+        describe(&o)
+    );
+    assert!(
+        out.contains(&format!("close_range errno {} ", libc::ENOSYS)),
+        "close_range must answer ENOSYS under the profile\n{}",
+        describe(&o)
+    );
+    c.no_containers_left();
 }

@@ -339,71 +339,6 @@ fn notify_reaches_the_listener_with_state_and_fd() {
     assert!(out.lines().any(|l| l.trim() == "0 1 2"), "{out}");
 }
 
-/// `create` with `seccomp` as linux.seccomp: must fail naming `field`, leaving nothing.
-/// Syscalls of x86_64 numbered 424 and up (Linux 5.1, 2019, onwards): what a profile
-/// written in 2019 cannot name.
-const AFTER_2019: &[&str] = &[
-    "pidfd_send_signal",
-    "io_uring_setup",
-    "io_uring_enter",
-    "io_uring_register",
-    "open_tree",
-    "move_mount",
-    "fsopen",
-    "fsconfig",
-    "fsmount",
-    "fspick",
-    "pidfd_open",
-    "clone3",
-    "close_range",
-    "openat2",
-    "pidfd_getfd",
-    "faccessat2",
-    "process_madvise",
-    "epoll_pwait2",
-    "mount_setattr",
-    "quotactl_fd",
-    "landlock_create_ruleset",
-    "landlock_add_rule",
-    "landlock_restrict_self",
-    "memfd_secret",
-    "process_mrelease",
-    "futex_waitv",
-    "set_mempolicy_home_node",
-    "cachestat",
-    "fchmodat2",
-    "map_shadow_stack",
-    "futex_wake",
-    "futex_wait",
-    "futex_requeue",
-    "statmount",
-    "listmount",
-    "lsm_get_self_attr",
-    "lsm_set_self_attr",
-    "lsm_list_modules",
-    "mseal",
-    "setxattrat",
-    "getxattrat",
-    "listxattrat",
-    "removexattrat",
-    "open_tree_attr",
-    "file_getattr",
-    "file_setattr",
-];
-
-/// Docker's default profile as it was in 2019: none of [`AFTER_2019`] (Docker's own
-/// clone3 rule included).
-fn profile_2019() -> Value {
-    let mut p = docker_profile();
-    let rules = p["syscalls"].as_array_mut().expect("syscalls");
-    for r in rules.iter_mut() {
-        let names = r["names"].as_array_mut().expect("names");
-        names.retain(|n| !AFTER_2019.contains(&n.as_str().unwrap_or_default()));
-    }
-    rules.retain(|r| !r["names"].as_array().is_some_and(|n| n.is_empty()));
-    p
-}
-
 /// An old profile must not break new programs or the runtime itself: syscalls newer than
 /// every syscall it names answer ENOSYS (as runc's stub makes them), so that glibc falls
 /// back (clone3 -> clone for threads), and the runtime's own close_range falls back too
@@ -439,6 +374,7 @@ fn a_2019_profile_gives_enosys_for_newer_syscalls() {
     assert!(out.contains("ok 0") && out.contains("ok 42"), "{out}");
 }
 
+/// `create` with `seccomp` as linux.seccomp: must fail naming `field`, leaving nothing.
 #[track_caller]
 fn refused(env: &TestEnv, seccomp: Value, field: &str, words: &str) {
     let b = bundle(env, Some(seccomp), "true");

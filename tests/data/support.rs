@@ -1,7 +1,8 @@
-//! Helpers shared by tests/seccomp.rs and tests/security.rs (included with `#[path]`):
-//! the `sectest` syscall helper (tests/data/sectest.c, built with `gcc -static` once per
-//! test run), a seccomp agent for `listenerPath`, and running the runtime with extra file
-//! descriptors.
+//! Helpers shared by tests/seccomp.rs, tests/security.rs and the seccomp cases of
+//! tests/e2e_shim.rs and tests/e2e_runc_shim.rs (included with `#[path]`): the `sectest`
+//! syscall helper (tests/data/sectest.c, built with `gcc -static` once per test run),
+//! seccomp profiles, a seccomp agent for `listenerPath`, and running the runtime with extra
+//! file descriptors.
 
 #![allow(dead_code)]
 
@@ -60,6 +61,70 @@ pub fn install_sectest(rootfs: &Path, name: &str, mode: u32) -> PathBuf {
 /// The Docker-equivalent default profile of tests/data.
 pub fn docker_profile() -> Value {
     serde_json::from_str(include_str!("docker-default-seccomp.json")).unwrap()
+}
+
+/// Syscalls of x86_64 numbered 424 and up (Linux 5.1, 2019, onwards): what a profile
+/// written in 2019 cannot name.
+const AFTER_2019: &[&str] = &[
+    "pidfd_send_signal",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "pidfd_open",
+    "clone3",
+    "close_range",
+    "openat2",
+    "pidfd_getfd",
+    "faccessat2",
+    "process_madvise",
+    "epoll_pwait2",
+    "mount_setattr",
+    "quotactl_fd",
+    "landlock_create_ruleset",
+    "landlock_add_rule",
+    "landlock_restrict_self",
+    "memfd_secret",
+    "process_mrelease",
+    "futex_waitv",
+    "set_mempolicy_home_node",
+    "cachestat",
+    "fchmodat2",
+    "map_shadow_stack",
+    "futex_wake",
+    "futex_wait",
+    "futex_requeue",
+    "statmount",
+    "listmount",
+    "lsm_get_self_attr",
+    "lsm_set_self_attr",
+    "lsm_list_modules",
+    "mseal",
+    "setxattrat",
+    "getxattrat",
+    "listxattrat",
+    "removexattrat",
+    "open_tree_attr",
+    "file_getattr",
+    "file_setattr",
+];
+
+/// Docker's default profile as it was in 2019: none of [`AFTER_2019`] (Docker's own
+/// clone3 rule included).
+pub fn profile_2019() -> Value {
+    let mut p = docker_profile();
+    let rules = p["syscalls"].as_array_mut().expect("syscalls");
+    for r in rules.iter_mut() {
+        let names = r["names"].as_array_mut().expect("names");
+        names.retain(|n| !AFTER_2019.contains(&n.as_str().unwrap_or_default()));
+    }
+    rules.retain(|r| !r["names"].as_array().is_some_and(|n| n.is_empty()));
+    p
 }
 
 // ---------------------------------------------------------------------------------------
