@@ -1,8 +1,10 @@
-//! Namespaces: new ones by default, joining another container's by path, and the view of
-//! the container's own cgroup a cgroup namespace gives (on cgroup v1 and v2 alike).
+//! Namespaces: new ones by default, joining another container's by path, the view of the
+//! container's own cgroup a cgroup namespace gives (on cgroup v1 and v2 alike), and a config
+//! with no namespace at all.
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -146,5 +148,164 @@ fn cgroup_namespace_makes_the_container_cgroup_its_root() {
             .any(|l| l.starts_with("0::") || l.contains(":pids:"))
             && out.contains(&cgroups_path),
         "/proc/self/cgroup without a cgroup namespace should show {cgroups_path}: {out}"
+    );
+}
+
+/// A config without any namespace, as runc runs it: linux.namespaces, maskedPaths and
+/// readonlyPaths empty, no hostname. Without a mount namespace of its own every mount of
+/// the spec is made in the caller's (the test's, the host's) mount namespace, under the
+/// rootfs: so only proc, which a runtime needs to start the process (runc as well).
+fn no_namespaces(env: &TestEnv) -> Bundle {
+    let mut b = env.bundle();
+    b.linux()["namespaces"] = json!([]);
+    b.linux()["maskedPaths"] = json!([]);
+    b.linux()["readonlyPaths"] = json!([]);
+    if let Some(c) = b.config.as_object_mut() {
+        c.remove("hostname");
+    }
+    b.config["mounts"] = json!([{"destination": "/proc", "type": "proc", "source": "proc"}]);
+    b
+}
+
+/// Mount points of the test's (the host's) mount namespace under `dir`.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().into_owned();
+    mount_points()
+        .into_iter()
+        .filter(|m| Path::new(m).starts_with(&dir))
+        .collect()
+}
+
+/// Detaches what a runtime left mounted under `dir` (runc leaves the rootfs bind and the
+/// spec's mounts), deepest first; returns what it found.
+fn detach_under(dir: &Path) -> Vec<String> {
+    let mut left = mounts_under(dir);
+    left.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in &left {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    left
+}
+
+const NAMESPACE_FILES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
+
+// The container shares every namespace of its caller: /proc/self/ns/* inside equal the test
+// process's, as with runc (which also fills /dev and mounts the spec's mounts in the host's
+// mount namespace, then chroots into the rootfs). This failed with "the process's user
+// cannot open the exec fifo /proc/self/fd/3" when the spec's mounts were skipped without a
+// mount namespace. Passes against runc 1.1.5 and 1.3.6.
+#[test]
+fn a_config_without_namespaces_runs_in_the_callers() {
+    let env = TestEnv::new("nsnone");
+    let mut b = no_namespaces(&env);
+    b.sh(&format!(
+        "for n in {}; do echo $n $(readlink /proc/self/ns/$n); done; \
+         [ -c /dev/null ] && echo devnull; [ -e /bin/busybox ] && echo rootfs",
+        NAMESPACE_FILES.join(" ")
+    ));
+    let o = env.run_container(&env.id(), &b);
+    let left = detach_under(&b.dir);
+    assert_ok(&o, "run without namespaces");
+    let out = stdout_of(&o);
+    for ns in NAMESPACE_FILES {
+        let line = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{ns} ")))
+            .unwrap_or_else(|| panic!("no {ns} line: {out}"));
+        assert_eq!(line, host_ns("self", ns), "{ns} namespace: {out}");
+    }
+    assert!(
+        out.contains("devnull\n") && out.contains("rootfs\n"),
+        "/dev filled, the rootfs as root: {out}"
+    );
+    // What this runtime leaves mounted is checked by the next test; runc leaves the rootfs
+    // bind and /proc: detached above.
+    eprintln!("left mounted by the runtime: {left:?}");
+}
+
+// NOTE: runc 1.1.5 (and 1.3.6) FAILS this test: it leaves the rootfs bind and the spec's
+// mounts in the host's mount namespace after delete, and after a create that failed.
+// Without a mount namespace the spec's mounts are made under a bind of the rootfs onto
+// itself in the caller's mount namespace; delete, and a failed create, detach that bind
+// with everything under it. Before, no mount was made at all (and create failed).
+#[test]
+fn a_container_without_a_mount_namespace_leaves_no_mount_on_the_host() {
+    let env = TestEnv::new("nsnomnt");
+    let mut b = no_namespaces(&env);
+    let proc_dir = b.rootfs().join("proc");
+    let proc_dir = proc_dir.to_string_lossy().into_owned();
+
+    // Running: proc is mounted under the rootfs in the host's mount namespace, as runc
+    // mounts it. Then delete --force.
+    b.args(&["sleep", "100"]);
+    let id = env.id();
+    env.create(&id, &b);
+    env.start(&id);
+    let running = mounts_under(&b.dir);
+    assert!(
+        running.contains(&proc_dir),
+        "proc not mounted at {proc_dir} in the host's mount namespace: {running:?}"
+    );
+    assert_ok(&env.delete_force(&id), "delete --force");
+    let left = detach_under(&b.dir);
+    assert!(left.is_empty(), "left mounted after delete: {left:?}");
+
+    // A create that fails after the mounts were made (no such program).
+    b.args(&["/no/such/program"]);
+    let o = env.try_create(&env.id(), &b);
+    assert_failed_with_message(&o, "create of a missing program");
+    let left = detach_under(&b.dir);
+    assert!(
+        left.is_empty(),
+        "left mounted after a failed create: {left:?}"
+    );
+
+    // `run` of a process that exits: delete at its end.
+    b.args(&["true"]);
+    assert_ok(&env.run_container(&env.id(), &b), "run true");
+    let left = detach_under(&b.dir);
+    assert!(left.is_empty(), "left mounted after run: {left:?}");
+
+    // No proc in `mounts`: the runtime cannot start the process (runc: "open
+    // /proc/self/fd: no such file or directory"), says so, and leaves nothing.
+    b.config["mounts"] = json!([]);
+    let o = env.try_create(&env.id(), &b);
+    assert_failed_with_message(&o, "create without proc");
+    assert!(stderr_of(&o).contains("/proc"), "{}", describe(&o));
+    let left = detach_under(&b.dir);
+    assert!(
+        left.is_empty(),
+        "left mounted after create without proc: {left:?}"
+    );
+}
+
+// NOTE: runc 1.1.5 (and 1.3.6) FAILS this test: its exec refuses a container without
+// namespaces ("nsexec-1: ns paths are empty").
+// An exec'd process of a container without a mount namespace enters the container's root
+// (init's chroot), not the host's, where it ran before.
+#[test]
+fn exec_without_a_mount_namespace_runs_in_the_containers_root() {
+    let env = TestEnv::new("nsnoexec");
+    let mut b = no_namespaces(&env);
+    std::fs::write(b.rootfs().join("only-in-the-container"), "inside\n").unwrap();
+    b.args(&["sleep", "100"]);
+    let id = env.id();
+    env.create(&id, &b);
+    env.start(&id);
+    let o = env.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /only-in-the-container; readlink /proc/self/ns/mnt; pwd",
+    ]);
+    let _ = env.delete_force(&id);
+    detach_under(&b.dir);
+    assert_ok(&o, "exec");
+    assert_eq!(
+        stdout_of(&o),
+        format!("inside\n{}\n/\n", host_ns("self", "mnt")),
+        "{}",
+        describe(&o)
     );
 }

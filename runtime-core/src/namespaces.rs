@@ -115,6 +115,15 @@ pub fn has_private_pid_ns(spec: &oci_spec::runtime::Spec) -> bool {
         })
 }
 
+/// The spec lists a mount namespace (new or joined): without one the container's mounts are
+/// made in the caller's mount namespace.
+pub fn has_mount_ns(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|list| list.iter().any(|n| n.typ() == LinuxNamespaceType::Mount))
+}
+
 impl Namespaces {
     /// Resolves the spec's namespaces, opening every `path` now, on the host.
     pub fn from_spec(list: &[LinuxNamespace]) -> Result<Self, NamespaceError> {
@@ -237,15 +246,27 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    /// A default spec with `namespaces` as linux.namespaces.
+    fn spec(namespaces: &str) -> oci_spec::runtime::Spec {
+        let mut spec = oci_spec::runtime::Spec::default();
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        linux.set_namespaces(Some(spec_ns(namespaces)));
+        spec.set_linux(Some(linux));
+        spec
+    }
+
+    #[test]
+    fn a_mount_namespace_is_one_listed_new_or_joined() {
+        assert!(has_mount_ns(&spec(r#"[{"type":"mount"}]"#)));
+        assert!(has_mount_ns(&spec(
+            r#"[{"type":"mount","path":"/proc/1/ns/mnt"}]"#
+        )));
+        assert!(!has_mount_ns(&spec(r#"[{"type":"pid"}]"#)));
+        assert!(!has_mount_ns(&spec("[]")));
+    }
+
     #[test]
     fn a_private_pid_namespace_is_one_created_without_a_path() {
-        let spec = |namespaces: &str| -> oci_spec::runtime::Spec {
-            let mut spec = oci_spec::runtime::Spec::default();
-            let mut linux = spec.linux().clone().unwrap_or_default();
-            linux.set_namespaces(Some(spec_ns(namespaces)));
-            spec.set_linux(Some(linux));
-            spec
-        };
         assert!(has_private_pid_ns(&spec(
             r#"[{"type":"mount"},{"type":"pid"}]"#
         )));

@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 use crate::cgroups::{self, CgroupError};
 use crate::hooks::{self, HookError};
 use crate::process::{self, ContainerSetup, ProcessError};
+use crate::rootfs::{HostBinding, RootfsError};
 use crate::spec::{self, SpecError};
 use crate::state::{self, Entry, State, StateError, Status, Store};
 use crate::syscall::{self, SyscallError};
@@ -25,6 +26,9 @@ use crate::syscall::{self, SyscallError};
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `delete` waits for killed processes to disappear.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+/// In a container's state directory: the rootfs bind of a container without a mount
+/// namespace of its own ([`HostBinding`]), which delete detaches.
+const HOST_BINDING: &str = "host-binding.json";
 
 /// Errors of container operations.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,9 @@ pub enum ContainerError {
     /// A syscall failed.
     #[error(transparent)]
     Syscall(#[from] SyscallError),
+    /// The mounts of a container without a mount namespace could not be undone.
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
     /// The operation is not allowed in the container's current status.
     #[error("container {id} is {status}: {what}")]
     WrongStatus {
@@ -192,6 +199,14 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
                 source: e.into(),
             })?;
         }
+        if !crate::namespaces::has_mount_ns(&spec) {
+            // init's mounts will land in this mount namespace: noted before it makes them,
+            // so that delete (or the cleanup of a failed create) detaches them.
+            save_host_binding(
+                &entry,
+                &HostBinding::before(&syscall::LinuxSyscall, &rootfs)?,
+            )?;
+        }
         let setup = ContainerSetup {
             spec: &spec,
             rootfs,
@@ -246,6 +261,9 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
             }
             if let Err(ce) = cgroup.remove() {
                 log::warn!("cleaning up after failed create: {ce}");
+            }
+            if let Err(re) = release_host_binding(&entry) {
+                log::warn!("cleaning up after failed create: {re}");
             }
             if let Err(se) = entry.remove() {
                 log::warn!("cleaning up after failed create: {se}");
@@ -507,11 +525,46 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError
         kill_all(&st, cgroup.as_ref())?;
     }
     cgroup.remove()?;
+    release_host_binding(&entry)?;
     if let Some(list) = st.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
         // A poststop failure is logged, and deletion goes on, as the spec says.
         hooks::run_best_effort(list, &oci_state_bytes(&st, Status::Stopped));
     }
     entry.remove()?;
+    Ok(())
+}
+
+fn save_host_binding(entry: &Entry, binding: &HostBinding) -> Result<(), ContainerError> {
+    let path = entry.dir().join(HOST_BINDING);
+    let text = serde_json::to_vec(binding).map_err(|e| ContainerError::Io {
+        path: path.clone(),
+        source: e.into(),
+    })?;
+    std::fs::write(&path, text).map_err(|source| ContainerError::Io { path, source })
+}
+
+/// Detaches the rootfs bind (and every mount under it) that init of a container without a
+/// mount namespace left in ours, if [`save_host_binding`] noted one and it is still there.
+fn release_host_binding(entry: &Entry) -> Result<(), ContainerError> {
+    let path = entry.dir().join(HOST_BINDING);
+    let text = match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        r => r.map_err(|source| ContainerError::Io {
+            path: path.clone(),
+            source,
+        })?,
+    };
+    let binding: HostBinding = serde_json::from_slice(&text).map_err(|e| ContainerError::Io {
+        path: path.clone(),
+        source: e.into(),
+    })?;
+    if binding.release(&syscall::LinuxSyscall)? {
+        log::debug!(
+            "container {}: detached the rootfs bind {}",
+            entry.id(),
+            binding.rootfs.display()
+        );
+    }
     Ok(())
 }
 

@@ -1,13 +1,18 @@
 //! A new process in a running container: joins its namespaces and cgroup, then execs.
 
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
 
 use super::init::{open_terminal, set_stdio, Program};
 use super::{ExecSetup, INIT_TIMEOUT};
 use crate::capabilities::CapabilitySets;
 use crate::channel::{Channel, Message};
 use crate::namespaces::{intermediate_flags, Namespaces};
-use crate::syscall::{self, LinuxSyscall};
+use crate::syscall::{self, LinuxSyscall, Syscall, SyscallError};
 
 /// Runs in the forked process; returns only with an exit code after failing.
 pub(super) fn run(
@@ -40,6 +45,21 @@ fn try_exec(
         Some(s) => crate::seccomp::Prepared::new(Some(&s.config), s.state.clone())?,
         None => None,
     };
+    // A container without a mount namespace of its own has init chrooted into its rootfs
+    // (runc 1.1 and 1.3 refuse to exec there: "ns paths are empty"): the process must
+    // enter that root too, or it would run in the host's. Opened while /proc is the host's.
+    let root = if ns.has(CloneFlags::CLONE_NEWNS) {
+        None
+    } else {
+        let path = format!("/proc/{}/root", setup.init_pid);
+        let fd = nix::fcntl::open(
+            path.as_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("open the container's root {path}: {e}"))?;
+        Some(fd)
+    };
     // The cgroup first: once in the container's mount namespace, the host's cgroupfs
     // paths no longer resolve.
     if super::joins_cgroup_itself(setup.cgroup, ns) {
@@ -51,6 +71,12 @@ fn try_exec(
     }
     ns.enter(&sys, !(CloneFlags::CLONE_NEWUSER | intermediate_flags()))
         .map_err(|e| e.to_string())?;
+    if let Some(root) = root {
+        let err = |e: SyscallError| format!("entering the container's root: {e}");
+        sys.fchdir(root.as_fd()).map_err(err)?;
+        sys.chroot(Path::new(".")).map_err(err)?;
+        sys.chdir(Path::new("/")).map_err(err)?;
+    }
     if let Some(console) = setup.console {
         let slave = open_terminal(console, None)?;
         crate::tty::make_controlling(&slave).map_err(|e| e.to_string())?;

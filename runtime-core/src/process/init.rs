@@ -90,16 +90,16 @@ fn try_build(
     }
 
     let in_mount_ns = ns.has(CloneFlags::CLONE_NEWNS);
+    let in_user_ns = ns.has(CloneFlags::CLONE_NEWUSER);
+    let cgroup_mounts = setup.cgroup.mounts();
     if in_mount_ns {
-        rootfs::prepare(
-            &sys,
-            spec,
-            &setup.rootfs,
-            &setup.cgroup.mounts(),
-            ns.has(CloneFlags::CLONE_NEWUSER),
-        )
-        .map_err(|e| e.to_string())?;
+        rootfs::prepare(&sys, spec, &setup.rootfs, &cgroup_mounts, in_user_ns)
+    } else {
+        // As runc: the spec's mounts and /dev are made even without a mount namespace of
+        // the container's own, in the caller's (which the spec then asks to share).
+        rootfs::prepare_in_host_namespace(&sys, spec, &setup.rootfs, &cgroup_mounts, in_user_ns)
     }
+    .map_err(|e| e.to_string())?;
 
     // Nothing above depends on our cgroup; the hooks and the user's program below do.
     if super::joins_cgroup_itself(setup.cgroup, ns) {
@@ -141,21 +141,26 @@ fn try_build(
     } else if in_mount_ns {
         rootfs::pivot(&sys, &setup.rootfs).map_err(|e| e.to_string())?;
     } else {
-        // Without a mount namespace of its own the container shares the host's mounts;
-        // it still must not see outside its rootfs.
+        // Without a mount namespace of its own (and with --no-pivot too: moving the rootfs
+        // onto the host's / would take the host's root away) the container shares the
+        // host's mounts; chroot into the rootfs, as runc does.
         nix::unistd::chroot(&setup.rootfs)
             .map_err(|e| format!("chroot {}: {e}", setup.rootfs.display()))?;
         sys.chdir(Path::new("/")).map_err(|e| e.to_string())?;
     }
+    check_proc()?;
     create_cwd(process.cwd())?;
     write_sysctls(spec)?;
     if let Some(console) = setup.console {
         // Inside the container, so that the pty comes from its own devpts; /dev/console
-        // is bound before the root may turn read-only.
-        let slave = open_terminal(console, in_mount_ns.then_some(&sys as &dyn Syscall))?;
+        // is bound before the root may turn read-only (as runc, also without a mount
+        // namespace: the bind is then under the rootfs bind, detached with it at delete).
+        let slave = open_terminal(console, Some(&sys))?;
         crate::tty::make_controlling(&slave).map_err(|e| e.to_string())?;
     }
     if in_mount_ns {
+        // Without a mount namespace runc skips this too: maskedPaths and readonlyPaths
+        // are refused then (spec validation), and root.readonly is not applied.
         rootfs::finish(&sys, spec).map_err(|e| e.to_string())?;
     }
 
@@ -325,6 +330,21 @@ fn check_fifo_writable(fifo: &OwnedFd) -> Result<(), String> {
             "the process's user cannot open the exec fifo {path}: {e}"
         )),
     }
+}
+
+/// Init reopens the exec fifo through /proc/self/fd (and marks descriptors close-on-exec
+/// through it when close_range(2) is refused): a container whose `mounts` give it no proc
+/// at /proc cannot start. Said here plainly, where the open would only report a missing
+/// /proc/self/fd/N; runc fails the same config with "open /proc/self/fd: no such file".
+fn check_proc() -> Result<(), String> {
+    if Path::new("/proc/self/fd").is_dir() {
+        return Ok(());
+    }
+    Err(
+        "the container has no /proc/self/fd: mount proc at /proc (in `mounts`); the runtime \
+         needs it to start the process"
+            .into(),
+    )
 }
 
 /// Blocks until `start` opens the fifo for reading; returns the fifo open for writing.

@@ -77,37 +77,97 @@ pub fn prepare(
     in_user_ns: bool,
 ) -> Result<(), RootfsError> {
     // Mount points are compared with mountinfo and bound onto themselves: no symlinks.
-    let rootfs = std::fs::canonicalize(rootfs).map_err(|e| RootfsError::Io {
-        path: rootfs.to_path_buf(),
-        source: e,
-    })?;
-    let linux = spec.linux().as_ref();
-
+    let rootfs = canonical(rootfs)?;
     // Default rslave, as runc: host mounts still reach the container, but nothing the
     // container mounts propagates back to the host.
-    let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        Some(p) => options::propagation(p).ok_or_else(|| {
-            RootfsError::Invalid(format!("linux.rootfsPropagation: unknown value {p:?}"))
-        })?,
-    };
+    let propagation = spec_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     sys.mount(None, Path::new("/"), None, propagation, None)
         .map_err(syscall_err("set the propagation of /"))?;
     make_parent_private(sys, &rootfs, propagation)?;
+    populate(sys, spec, &rootfs, cgroup_mounts, in_user_ns, None)
+}
 
-    // A mount point of its own, so that pivot_root accepts it and mounts below it move
-    // with it.
-    sys.mount(
-        Some(&rootfs),
+/// For a container without a mount namespace of its own (none in `linux.namespaces`): what
+/// runc's prepareRootfs does there too, in the caller's mount namespace: the rootfs bound
+/// onto itself, every `mounts` entry under it, `/dev` populated; the caller then chroots.
+///
+/// Unlike runc, the propagation of the host's `/` and of the mount holding the rootfs is
+/// left alone (runc makes `/` rslave and that parent private, for every process of the
+/// host): `linux.rootfsPropagation`, default private, applies to the rootfs bind only, so
+/// that nothing mounted under it propagates elsewhere. Everything stays below that one
+/// bind, which [`HostBinding::release`] detaches when the container is deleted (runc leaves
+/// it mounted).
+pub fn prepare_in_host_namespace(
+    sys: &dyn Syscall,
+    spec: &Spec,
+    rootfs: &Path,
+    cgroup_mounts: &[CgroupMount],
+    in_user_ns: bool,
+) -> Result<(), RootfsError> {
+    let rootfs = canonical(rootfs)?;
+    let propagation = spec_propagation(spec)?.unwrap_or(MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+    populate(
+        sys,
+        spec,
         &rootfs,
+        cgroup_mounts,
+        in_user_ns,
+        Some(propagation),
+    )
+}
+
+fn canonical(rootfs: &Path) -> Result<PathBuf, RootfsError> {
+    std::fs::canonicalize(rootfs).map_err(|e| RootfsError::Io {
+        path: rootfs.to_path_buf(),
+        source: e,
+    })
+}
+
+/// `linux.rootfsPropagation` as mount flags; `None` when unset.
+fn spec_propagation(spec: &Spec) -> Result<Option<MsFlags>, RootfsError> {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
+        None | Some("") => Ok(None),
+        Some(p) => options::propagation(p).map(Some).ok_or_else(|| {
+            RootfsError::Invalid(format!("linux.rootfsPropagation: unknown value {p:?}"))
+        }),
+    }
+}
+
+/// The rootfs bind (with `bind_propagation` applied to it, if given), every `mounts` entry
+/// in order, `/dev` contents and `linux.devices`.
+fn populate(
+    sys: &dyn Syscall,
+    spec: &Spec,
+    rootfs: &Path,
+    cgroup_mounts: &[CgroupMount],
+    in_user_ns: bool,
+    bind_propagation: Option<MsFlags>,
+) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    // A mount point of its own, so that pivot_root accepts it and mounts below it move
+    // with it (or, in the host's namespace, go with it when it is detached).
+    sys.mount(
+        Some(rootfs),
+        rootfs,
         None,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None,
     )
     .map_err(syscall_err(format!("bind the rootfs {}", rootfs.display())))?;
+    if let Some(p) = bind_propagation {
+        sys.mount(None, rootfs, None, p, None)
+            .map_err(syscall_err(format!(
+                "set the propagation of the rootfs bind {}",
+                rootfs.display()
+            )))?;
+    }
     // Opened after the bind, so that lookups start on the new mount, not the one below.
     let root = nix::fcntl::open(
-        &rootfs,
+        rootfs,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
@@ -146,6 +206,87 @@ pub fn prepare(
     Ok(())
 }
 
+/// The rootfs bind [`prepare_in_host_namespace`] stacks in the caller's mount namespace, as
+/// the runtime records it before init makes it, so that delete (or a failed create) can
+/// detach it with everything mounted under it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostBinding {
+    /// The rootfs, canonical.
+    pub rootfs: PathBuf,
+    /// How many mounts were stacked on `rootfs` before create (a shim's overlay, say):
+    /// those are not ours to detach.
+    pub mounts_below: usize,
+}
+
+impl HostBinding {
+    /// Records the mounts on `rootfs` now, before init binds it.
+    pub fn before(sys: &dyn Syscall, rootfs: &Path) -> Result<Self, RootfsError> {
+        let rootfs = canonical(rootfs)?;
+        let text = sys
+            .mountinfo()
+            .map_err(syscall_err("read the mount table"))?;
+        let mounts_below = crate::mountinfo::parse(&text)
+            .iter()
+            .filter(|m| m.mount_point == rootfs)
+            .count();
+        Ok(Self {
+            rootfs,
+            mounts_below,
+        })
+    }
+
+    /// Detaches the rootfs bind, and so every mount of the container under it, if it is
+    /// there: one more mount than before create is stacked on the rootfs and the top one is
+    /// the rootfs bound onto itself. Returns whether it detached it.
+    pub fn release(&self, sys: &dyn Syscall) -> Result<bool, RootfsError> {
+        let text = sys
+            .mountinfo()
+            .map_err(syscall_err("read the mount table"))?;
+        let all = crate::mountinfo::parse(&text);
+        let stacked: Vec<&crate::mountinfo::Mount> = all
+            .iter()
+            .filter(|m| m.mount_point == self.rootfs)
+            .collect();
+        let Some((top, rest)) = stacked.split_last() else {
+            return Ok(false);
+        };
+        if stacked.len() <= self.mounts_below {
+            return Ok(false);
+        }
+        // What the bind was made of: the mount below it on the same point, or else the
+        // mount holding the rootfs directory.
+        let parent = match rest.last() {
+            Some(m) => Some((*m).clone()),
+            None => {
+                let others: Vec<crate::mountinfo::Mount> = all
+                    .iter()
+                    .filter(|m| m.mount_point != self.rootfs)
+                    .cloned()
+                    .collect();
+                crate::mountinfo::mount_of(&others, &self.rootfs).cloned()
+            }
+        };
+        let Some(parent) = parent else {
+            return Ok(false);
+        };
+        // A bind of a directory onto itself: the same filesystem, and its root is the
+        // directory's path inside that filesystem.
+        let inside = self
+            .rootfs
+            .strip_prefix(&parent.mount_point)
+            .unwrap_or(Path::new(""));
+        let self_bind = top.dev == parent.dev && top.root == parent.root.join(inside);
+        if !self_bind {
+            return Ok(false);
+        }
+        sys.umount2(&self.rootfs, MntFlags::MNT_DETACH)
+            .map_err(syscall_err(format!(
+                "detach the rootfs bind {}",
+                self.rootfs.display()
+            )))?;
+        Ok(true)
+    }
+}
 /// pivot_root(2) refuses a new root whose parent mount is shared, and a bind onto a shared
 /// mount would propagate to the host: like runc, make the mount holding the rootfs private
 /// when it is shared. Nothing can be shared after a recursive slave or private change.

@@ -844,6 +844,122 @@ fn cgroup_bad_name_is_refused() {
 }
 
 #[test]
+fn host_namespace_binds_the_rootfs_private_and_leaves_the_host_propagation() {
+    let b = bundle();
+    let sys = RecordingSyscall::default();
+    let s = spec(json!({"mounts": [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]}
+    ]}));
+    prepare_in_host_namespace(&sys, &s, &b.rootfs, &[], false).expect("prepare");
+    let r = &b.rootfs;
+    let m = sys.mounts();
+    // Neither / nor the mount holding the rootfs is touched: only the rootfs bind.
+    assert_eq!(
+        m[..3],
+        [
+            mount(Some(r), r, None, MsFlags::MS_BIND | MsFlags::MS_REC, None),
+            mount(None, r, None, MsFlags::MS_PRIVATE | MsFlags::MS_REC, None),
+            mount(
+                Some(Path::new("proc")),
+                &r.join("proc"),
+                Some("proc"),
+                MsFlags::empty(),
+                None
+            ),
+        ]
+    );
+    assert!(
+        !m.iter()
+            .any(|c| matches!(c, Call::Mount { target, .. } if target == Path::new("/"))),
+        "{m:?}"
+    );
+
+    // linux.rootfsPropagation applies to that bind.
+    let sys = RecordingSyscall::default();
+    let s = spec(json!({"linux": {"rootfsPropagation": "rslave"},
+                        "mounts": [{"destination": "/dev", "type": "bind",
+                                    "source": "/dev", "options": ["rbind"]}]}));
+    prepare_in_host_namespace(&sys, &s, &b.rootfs, &[], false).expect("prepare");
+    assert_eq!(
+        sys.mounts()[1],
+        mount(None, r, None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)
+    );
+}
+
+/// mountinfo lines: the root filesystem, then `extra` (with `{r}` for the rootfs path).
+fn host_mountinfo(sys: &RecordingSyscall, rootfs: &Path, extra: &[&str]) {
+    let mut text = String::from("20 1 8:1 / / rw,relatime - ext4 /dev/sda rw\n");
+    for l in extra {
+        text.push_str(&l.replace("{r}", &rootfs.display().to_string()));
+        text.push('\n');
+    }
+    sys.set_mountinfo(&text);
+}
+
+#[test]
+fn host_binding_detaches_only_the_rootfs_bind_it_added() {
+    let b = bundle();
+    let r = &b.rootfs;
+    let sys = RecordingSyscall::default();
+    host_mountinfo(&sys, r, &[]);
+    let binding = HostBinding::before(&sys, r).expect("before");
+    assert_eq!(binding.mounts_below, 0);
+
+    // Init's bind of the directory onto itself (ext4's root + the rootfs path), with proc
+    // under it: detached, once, by its path.
+    host_mountinfo(
+        &sys,
+        r,
+        &[
+            "30 20 8:1 {r} {r} rw - ext4 /dev/sda rw",
+            "31 30 0:40 / {r}/proc rw - proc proc rw",
+        ],
+    );
+    assert!(binding.release(&sys).expect("release"));
+    assert_eq!(
+        sys.calls().last(),
+        Some(&Call::Umount2(r.clone(), MntFlags::MNT_DETACH))
+    );
+
+    // Gone (delete after a failed create that had detached it): nothing to do.
+    let sys = RecordingSyscall::default();
+    host_mountinfo(&sys, r, &[]);
+    assert!(!binding.release(&sys).expect("release"));
+    // Something else mounted there, not a bind of the rootfs: not ours.
+    host_mountinfo(&sys, r, &["30 20 0:41 / {r} rw - tmpfs tmpfs rw"]);
+    assert!(!binding.release(&sys).expect("release"));
+    assert!(sys.calls().iter().all(|c| !matches!(c, Call::Umount2(..))));
+}
+
+#[test]
+fn host_binding_keeps_a_mount_that_was_there_before() {
+    let b = bundle();
+    let r = &b.rootfs;
+    // A shim's overlay on the rootfs before create.
+    let overlay = "30 20 0:50 / {r} rw - overlay overlay rw";
+    let sys = RecordingSyscall::default();
+    host_mountinfo(&sys, r, &[overlay]);
+    let binding = HostBinding::before(&sys, r).expect("before");
+    assert_eq!(binding.mounts_below, 1);
+    // Init never bound it (create failed early): the overlay stays.
+    assert!(!binding.release(&sys).expect("release"));
+    // Init's bind of the overlay onto itself: detached.
+    host_mountinfo(
+        &sys,
+        r,
+        &[overlay, "31 30 0:50 / {r} rw - overlay overlay rw"],
+    );
+    assert!(binding.release(&sys).expect("release"));
+    let umounts: Vec<Call> = sys
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, Call::Umount2(..)))
+        .collect();
+    assert_eq!(umounts, [Call::Umount2(r.clone(), MntFlags::MNT_DETACH)]);
+}
+
+#[test]
 fn pivot_sequence() {
     let b = bundle();
     let sys = RecordingSyscall::default();
