@@ -233,6 +233,56 @@ fn user_uid_gid_and_additional_gids() {
     );
 }
 
+// process.user.additionalGids with duplicates, as runc 1.3 (and 1.4, 1.5) takes them: given
+// to setgroups(2) as they are, so the kernel's (sorted) list keeps every copy, for init and
+// for an exec'd process alike. runc 1.1 and 1.2 dropped the copies, through a Go map in their
+// /etc/group lookup (with the order lost, which the kernel's sort hides); runc 1.3 passes
+// the numbers through (runc commit 7dc24868, "libct: switch to numeric UID/GID/groups"; the
+// difference is runc issue #4769, open). Duplicates are no error in any of them.
+// NOTE: runc 1.1.5 FAILS this test: its Groups line holds each gid once.
+#[test]
+fn duplicate_additional_gids_are_kept_as_runc_1_3_keeps_them() {
+    let env = TestEnv::new("dupgids");
+    let user = json!({ "uid": 1000, "gid": 1000, "additionalGids": [1001, 5, 1001, 0, 5, 1001] });
+    let mut b = env.bundle();
+    b.process()["user"] = user.clone();
+    b.sh("grep Groups /proc/self/status; sleep 100");
+    let id = env.id();
+    env.create(&id, &b);
+    env.start(&id);
+    let want = "0 5 5 1001 1001 1001";
+    assert!(
+        poll(std::time::Duration::from_secs(10), || env
+            .container_stdout(&id)
+            .contains("Groups:")),
+        "no Groups line from init"
+    );
+    let out = env.container_stdout(&id);
+    assert_eq!(status_field(&out, "Groups"), want, "init: {out}");
+
+    let p = b.dir.join("process.json");
+    std::fs::write(
+        &p,
+        json!({
+            "args": ["grep", "Groups", "/proc/self/status"],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "user": user,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let o = env.run(&["exec", "--process", p.to_str().unwrap(), &id]);
+    assert_ok(&o, "exec --process");
+    assert_eq!(
+        status_field(&stdout_of(&o), "Groups"),
+        want,
+        "exec: {}",
+        describe(&o)
+    );
+    assert_ok(&env.delete_force(&id), "delete --force");
+}
+
 #[test]
 fn non_root_user_without_any_capability() {
     // A hardened pod (Kubernetes' "restricted" profile: runAsNonRoot, drop ALL): init
