@@ -4,6 +4,8 @@ mod common;
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use common::*;
 
 const T: Duration = Duration::from_secs(10);
@@ -331,4 +333,31 @@ fn delete_force_of_a_missing_container_succeeds() {
     assert!(stderr_of(&o).contains("does not exist"), "{}", describe(&o));
     // An invalid id is still an error, forced or not.
     assert_failed_with_message(&env.delete_force("../x"), "delete --force ../x");
+}
+
+// config.md: bind mount sources "are either absolute or relative to the bundle". The runtime
+// runs here from the test's working directory (the package's), not the bundle; a relative
+// source was looked up there before ("mount bind ...: source: No such file or directory").
+// Passes against runc 1.1.5 (it joins the source with the bundle it changed into).
+#[test]
+fn a_relative_bind_source_is_taken_from_the_bundle() {
+    let env = TestEnv::new("relbind");
+    let mut b = env.bundle();
+    let dir = "bind-source-in-the-bundle";
+    std::fs::create_dir(b.dir.join(dir)).unwrap();
+    std::fs::write(b.dir.join(dir).join("file"), "from the bundle\n").unwrap();
+    assert!(
+        !std::env::current_dir().unwrap().join(dir).exists(),
+        "the runtime's cwd must not hold the source too"
+    );
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/mnt",
+        "type": "bind",
+        "source": dir,
+        "options": ["rbind", "ro"],
+    }));
+    b.sh("cat /mnt/file");
+    let o = env.run_container(&env.id(), &b);
+    assert_ok(&o, "run with a relative bind source");
+    assert_eq!(stdout_of(&o), "from the bundle\n");
 }

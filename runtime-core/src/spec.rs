@@ -599,6 +599,34 @@ fn check_process(spec: &Spec) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// Makes the relative `source` of every bind mount absolute, relative to `bundle`: config.md
+/// says bind sources "are either absolute or relative to the bundle" (runc joins them with
+/// the bundle directory it changed into). Without this they would resolve against the
+/// caller's working directory, which init inherits.
+pub fn bind_sources_in_bundle(spec: &mut Spec, bundle: &Path) {
+    let Some(mounts) = spec.mounts().clone() else {
+        return;
+    };
+    let mounts = mounts
+        .into_iter()
+        .map(|mut m| {
+            let is_bind = m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind");
+            match m.source().clone() {
+                Some(src) if is_bind && src.is_relative() && !src.as_os_str().is_empty() => {
+                    m.set_source(Some(bundle.join(src)));
+                }
+                _ => {}
+            }
+            m
+        })
+        .collect();
+    spec.set_mounts(Some(mounts));
+}
+
 /// The container path a mount destination designates: relative destinations (deprecated,
 /// still allowed on Linux) are relative to the container's `/`.
 pub fn mount_destination(destination: &Path) -> PathBuf {
@@ -1068,6 +1096,37 @@ pub fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, SpecError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn relative_bind_sources_are_taken_from_the_bundle() {
+        let mut spec: Spec = serde_json::from_value(json!({
+            "ociVersion": "1.0.2",
+            "mounts": [
+                {"destination": "/a", "type": "bind", "source": "data"},
+                {"destination": "/b", "type": "none", "source": "./x/y", "options": ["rbind", "ro"]},
+                {"destination": "/c", "source": "/abs", "options": ["bind"]},
+                {"destination": "/proc", "type": "proc", "source": "proc"}
+            ]
+        }))
+        .unwrap();
+        bind_sources_in_bundle(&mut spec, Path::new("/b/dl"));
+        let sources: Vec<Option<PathBuf>> = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| m.source().clone())
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                Some(PathBuf::from("/b/dl/data")),
+                Some(PathBuf::from("/b/dl/./x/y")),
+                Some(PathBuf::from("/abs")),
+                // Not a bind: the source of a filesystem is not a path.
+                Some(PathBuf::from("proc")),
+            ]
+        );
+    }
 
     /// The smallest config.json that passes.
     fn minimal() -> Value {

@@ -128,7 +128,8 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
         path: opts.bundle.clone(),
         source,
     })?;
-    let spec = spec::load(&bundle)?;
+    let mut spec = spec::load(&bundle)?;
+    spec::bind_sources_in_bundle(&mut spec, &bundle);
     let rootfs = spec::rootfs_path(&bundle, &spec)?;
     let terminal = spec
         .process()
