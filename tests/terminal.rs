@@ -205,3 +205,31 @@ fn exec_tty_gives_the_process_a_terminal() {
     s.expect("/dev/pts/");
     assert_eq!(s.exit_code(), Some(3));
 }
+
+// process.consoleSize sets the terminal's first size (the receiver of the master does not
+// resize it here), as runc sets it. It was ignored before: `stty size` said "0 0".
+// Passes against runc 1.1.5.
+#[test]
+fn console_size_is_the_terminals_first_size() {
+    let env = TestEnv::new("consolesize");
+    let mut b = env.bundle();
+    b.process()["terminal"] = serde_json::json!(true);
+    b.process()["consoleSize"] = serde_json::json!({"height": 27, "width": 93});
+    b.sh("echo size $(stty size); sleep 100");
+    let sock = env.path("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        tty::receive_master(conn.as_fd()).unwrap()
+    });
+    let id = env.id();
+    let o = env.try_create_with(&id, &b, &["--console-socket", sock.to_str().unwrap()]);
+    assert_ok(&o, "create --console-socket");
+    let master = receiver.join().unwrap();
+    env.start(&id);
+    let mut seen = String::new();
+    read_until(&master, &mut seen, "size", Duration::from_secs(10));
+    read_until(&master, &mut seen, "\n", Duration::from_secs(10));
+    // busybox's stty fails on a terminal of size 0 0 ("stty: standard input").
+    assert!(seen.contains("size 27 93"), "{seen:?}");
+}

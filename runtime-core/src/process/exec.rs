@@ -78,7 +78,7 @@ fn try_exec(
         sys.chdir(Path::new("/")).map_err(err)?;
     }
     if let Some(console) = setup.console {
-        let slave = open_terminal(console, None)?;
+        let slave = open_terminal(console, None, setup.process)?;
         crate::tty::make_controlling(&slave).map_err(|e| e.to_string())?;
     }
     let program = Program::prepare(setup.process, caps, setup.preserve_fds, seccomp)?;

@@ -155,7 +155,7 @@ fn try_build(
         // Inside the container, so that the pty comes from its own devpts; /dev/console
         // is bound before the root may turn read-only (as runc, also without a mount
         // namespace: the bind is then under the rootfs bind, detached with it at delete).
-        let slave = open_terminal(console, Some(&sys))?;
+        let slave = open_terminal(console, Some(&sys), process)?;
         crate::tty::make_controlling(&slave).map_err(|e| e.to_string())?;
     }
     if in_mount_ns {
@@ -257,13 +257,28 @@ impl Program {
 }
 
 /// Creates the process's terminal inside the container and sends its master over the
-/// console socket; with `mount` (the container has its own mount namespace), binds the
-/// slave onto /dev/console as runc does. Returns the slave.
+/// console socket; with `mount`, binds the slave onto /dev/console as runc does. Returns the
+/// slave. `process.consoleSize` sets its first window size, as runc does when both height
+/// and width are non-zero (terminal is set, or this would not run: the spec says to ignore
+/// the size without one).
 pub(super) fn open_terminal(
     console: &OwnedFd,
     mount: Option<&dyn Syscall>,
+    process: &Process,
 ) -> Result<OwnedFd, String> {
     let pty = crate::tty::open_pty().map_err(|e| e.to_string())?;
+    if let Some(size) = process.console_size() {
+        if size.height() != 0 && size.width() != 0 {
+            let ws = syscall::terminal::Winsize {
+                ws_row: u16::try_from(size.height()).unwrap_or(u16::MAX),
+                ws_col: u16::try_from(size.width()).unwrap_or(u16::MAX),
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            syscall::terminal::set_window_size(pty.slave.as_fd(), &ws)
+                .map_err(|e| format!("process.consoleSize: {e}"))?;
+        }
+    }
     if let Some(sys) = mount {
         let console_path = Path::new("/dev/console");
         if !console_path.exists() {
