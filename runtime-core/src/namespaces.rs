@@ -52,6 +52,10 @@ pub struct Namespaces {
     pub create: CloneFlags,
     /// Namespaces to join, opened up front.
     pub join: Vec<Join>,
+    /// `linux.timeOffsets` as /proc/PID/timens_offsets takes them (`CLOCK SECS NANOS`
+    /// lines), written by the process that creates the time namespace, before its child
+    /// enters it; empty when there are none.
+    pub time_offsets: String,
 }
 
 /// The clone flag of a namespace type.
@@ -115,6 +119,31 @@ pub fn has_private_pid_ns(spec: &oci_spec::runtime::Spec) -> bool {
         })
 }
 
+/// The text of /proc/PID/timens_offsets for `linux.timeOffsets`: one `CLOCK SECS NANOS`
+/// line per clock (`monotonic`, `boottime`), as runc writes it; sorted, so that the result
+/// does not depend on the map's order.
+pub fn time_offsets_text(spec: &oci_spec::runtime::Spec) -> String {
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
+        return String::new();
+    };
+    let mut lines: Vec<String> = offsets
+        .iter()
+        .map(|(clock, o)| {
+            format!(
+                "{clock} {} {}\n",
+                o.secs().unwrap_or(0),
+                o.nanosecs().unwrap_or(0)
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.concat()
+}
+
 /// The spec lists a mount namespace (new or joined): without one the container's mounts are
 /// made in the caller's mount namespace.
 pub fn has_mount_ns(spec: &oci_spec::runtime::Spec) -> bool {
@@ -130,6 +159,7 @@ impl Namespaces {
         let mut ns = Namespaces {
             create: CloneFlags::empty(),
             join: vec![],
+            time_offsets: String::new(),
         };
         for n in list {
             let f = flag(n.typ());
@@ -156,6 +186,7 @@ impl Namespaces {
         let mut ns = Namespaces {
             create: CloneFlags::empty(),
             join: vec![],
+            time_offsets: String::new(),
         };
         for (file, f) in [
             ("user", CloneFlags::CLONE_NEWUSER),
@@ -253,6 +284,24 @@ mod tests {
         linux.set_namespaces(Some(spec_ns(namespaces)));
         spec.set_linux(Some(linux));
         spec
+    }
+
+    #[test]
+    fn time_offsets_are_one_line_per_clock() {
+        let mut spec = spec(r#"[{"type":"time"}]"#);
+        assert_eq!(time_offsets_text(&spec), "");
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        linux.set_time_offsets(Some(
+            serde_json::from_str(
+                r#"{"monotonic":{"secs":86400},"boottime":{"secs":-5,"nanosecs":7}}"#,
+            )
+            .unwrap(),
+        ));
+        spec.set_linux(Some(linux));
+        assert_eq!(
+            time_offsets_text(&spec),
+            "boottime -5 7\nmonotonic 86400 0\n"
+        );
     }
 
     #[test]

@@ -843,14 +843,26 @@ fn check_linux(spec: &Spec, warnings: &mut Vec<String>) -> Result<(), SpecError>
         check_resources(resources, "linux.resources")?;
     }
 
-    // runc: offsets only make sense for a new time namespace.
-    if linux.time_offsets().as_ref().is_some_and(|o| !o.is_empty())
-        && !has(LinuxNamespaceType::Time)
-    {
-        return Err(invalid(
-            "linux.timeOffsets",
-            "set, but linux.namespaces has no \"time\" namespace",
-        ));
+    // runc: offsets only make sense for a new time namespace (a joined one has its own).
+    if linux.time_offsets().as_ref().is_some_and(|o| !o.is_empty()) {
+        match by_type.get(&LinuxNamespaceType::Time) {
+            None => {
+                return Err(invalid(
+                    "linux.timeOffsets",
+                    "set, but linux.namespaces has no \"time\" namespace",
+                ))
+            }
+            Some((i, ns)) if ns.path().is_some() => {
+                return Err(invalid(
+                    "linux.timeOffsets",
+                    format!(
+                        "set, but the time namespace is joined (linux.namespaces[{i}].path): \
+                         its offsets cannot be changed"
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
     }
 
     // runc: masking paths needs a private mount namespace, or it would mask the host's.
@@ -1801,6 +1813,10 @@ mod tests {
         rejects(&c, "linux.timeOffsets");
         set_namespaces(&mut c, &["pid", "mount", "time"]);
         accepts(&c);
+        // A joined time namespace keeps the offsets it has.
+        c["linux"]["namespaces"][2]["path"] = json!("/proc/self/ns/time");
+        let msg = rejects(&c, "linux.timeOffsets");
+        assert!(msg.contains("joined"), "{msg}");
     }
 
     #[test]

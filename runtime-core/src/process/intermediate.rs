@@ -51,8 +51,15 @@ fn fork_child(
         setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .map_err(|e| format!("setresuid(0) in the user namespace: {e}"))?;
     }
-    let pid_time = CloneFlags::CLONE_NEWPID | flag(oci_spec::runtime::LinuxNamespaceType::Time);
-    ns.enter(&sys, pid_time).map_err(|e| e.to_string())?;
+    let time = flag(oci_spec::runtime::LinuxNamespaceType::Time);
+    ns.enter(&sys, CloneFlags::CLONE_NEWPID | time)
+        .map_err(|e| e.to_string())?;
+    if ns.creates(time) && !ns.time_offsets.is_empty() {
+        // The new time namespace is our children's: its offsets can be set until the first
+        // of them enters it. As the namespace's root we hold CAP_SYS_TIME over it.
+        std::fs::write("/proc/self/timens_offsets", &ns.time_offsets)
+            .map_err(|e| format!("linux.timeOffsets: writing /proc/self/timens_offsets: {e}"))?;
+    }
     match syscall::fork().map_err(|e| e.to_string())? {
         Forked::Child => syscall::exit_child(child(child_end)),
         Forked::Parent(pid) => to_main

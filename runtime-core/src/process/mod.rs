@@ -137,7 +137,8 @@ pub fn spawn(
         .process()
         .as_ref()
         .ok_or_else(|| ProcessError::Spec("process: missing".into()))?;
-    let ns = Namespaces::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
+    let mut ns = Namespaces::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
+    ns.time_offsets = crate::namespaces::time_offsets_text(setup.spec);
     let caps = CapabilitySets::from_spec(process.capabilities().as_ref())?;
     let resources = crate::cgroups::with_default_rules(
         linux.resources().as_ref(),
