@@ -5,7 +5,7 @@
 # (scripts/vm-test.sh), and prints one closing line that sums all test binaries ("N passed,
 # N failed"), since cargo ends with the (empty) doc-test run.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 # containerd 1.7 (Debian trixie) and 2.x (sid).
 others=(/var/cache/youki-shim/containerd-trixie/usr/bin /var/cache/youki-shim/containerd-sid/usr/bin)
