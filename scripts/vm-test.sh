@@ -113,7 +113,8 @@ shim_tests=(
     shim_exec_output_exit_code_ps_and_stdin
 )
 # Tests runc itself fails, on this hybrid host as in the VM; skipped in the runs against runc
-# only (a failure of any other test against runc fails the run, as against youki):
+# only (a failure of any other test against runc fails the run, as against youki). A new
+# test that runc fails (marked "NOTE: runc ... FAILS") belongs here too, with the reason:
 # - exec bad_exec_requests_are_clear_errors: runc's message does not name the container
 #   (NOTE in tests/exec.rs).
 # - resources bad_input_gives_clear_errors: runc says "container does not exist" without
