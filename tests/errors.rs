@@ -435,3 +435,16 @@ fn errors_are_printed_once() {
         .count();
     assert_eq!(errors, 1, "one error line in the log:\n{content}");
 }
+
+// linux.intelRdt on a host without resctrl (this one): refused, as runc refuses it, rather
+// than run the container without the cache classes it asks for. It was ignored before.
+// Passes against runc 1.1.5 ("Intel RDT is not supported or enabled") and 1.3.6.
+#[test]
+fn intel_rdt_is_refused() {
+    let env = TestEnv::new("intelrdt");
+    let mut b = env.bundle();
+    b.linux()["intelRdt"] = serde_json::json!({"closID": "youki-it", "l3CacheSchema": "L3:0=f"});
+    b.args(&["true"]);
+    let o = env.try_create(&env.id(), &b);
+    assert_clean_failure(&env, &o, "create with linux.intelRdt", &["rdt"]);
+}

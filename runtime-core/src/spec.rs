@@ -191,7 +191,7 @@ fn parse_config(bytes: &[u8], path: &Path) -> Result<(Spec, Vec<String>), SpecEr
         .map_err(|(field, reason)| with_path(invalid(field, reason)))?;
 
     // Deserializing from the bytes keeps line/column in schema errors; the Value is only used
-    // when unknown capabilities had to be removed from it. serde names no field, only the
+    // when check_raw changed it (unknown capabilities removed, scheduler flags respelled). serde names no field, only the
     // position: the field is found from the position in the text.
     let typed = if dropped_capabilities {
         serde_json::from_value::<Spec>(raw.clone()).map_err(|source| {
@@ -440,7 +440,7 @@ fn check_raw(raw: &mut Value, warnings: &mut Vec<String>) -> Result<bool, (Strin
         }
     }
 
-    let mut dropped = false;
+    let mut dropped = scheduler_flag_names(raw.pointer_mut("/process"));
     if let Some(caps) = raw
         .pointer_mut("/process/capabilities")
         .and_then(Value::as_object_mut)
@@ -472,6 +472,37 @@ fn check_raw(raw: &mut Value, warnings: &mut Vec<String>) -> Result<bool, (Strin
     Ok(dropped)
 }
 
+/// The spec's names of two `process.scheduler.flags`, and how the oci-spec crate (0.10)
+/// spells them (it refuses the spec's own): (spec, crate).
+const SCHEDULER_FLAG_SPELLINGS: [(&str, &str); 2] = [
+    ("SCHED_FLAG_RESET_ON_FORK", "SCHED_RESET_ON_FORK"),
+    ("SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_D_L_OVERRUN"),
+];
+
+/// Respells, in a raw process document, the scheduler flags that the oci-spec crate knows
+/// under other names (see [`SCHEDULER_FLAG_SPELLINGS`]), so that configs written to the
+/// spec parse. Returns whether it changed anything.
+pub fn scheduler_flag_names(process: Option<&mut Value>) -> bool {
+    let Some(flags) = process
+        .and_then(|p| p.pointer_mut("/scheduler/flags"))
+        .and_then(Value::as_array_mut)
+    else {
+        return false;
+    };
+    let mut changed = false;
+    for flag in flags.iter_mut() {
+        let crate_name = SCHEDULER_FLAG_SPELLINGS
+            .iter()
+            .find(|(spec, _)| flag.as_str() == Some(spec))
+            .map(|(_, c)| *c);
+        if let Some(name) = crate_name {
+            *flag = Value::String(name.to_string());
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// Checks `spec` against the rules of the OCI runtime spec; warnings are logged.
 pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     for warning in validate_with_warnings(spec)? {
@@ -488,6 +519,9 @@ pub fn validate_with_warnings(spec: &Spec) -> Result<Vec<String>, SpecError> {
     check_process(spec)?;
     check_mounts(spec, &mut warnings)?;
     check_hooks(spec)?;
+    if let Some(p) = spec.process() {
+        check_scheduling(p, "process")?;
+    }
     check_linux(spec, &mut warnings)?;
     crate::seccomp::validate(spec, &mut warnings).map_err(|(f, r)| invalid(f, r))?;
     Ok(warnings)
@@ -625,6 +659,45 @@ pub fn bind_sources_in_bundle(spec: &mut Spec, bundle: &Path) {
         })
         .collect();
     spec.set_mounts(Some(mounts));
+}
+
+/// `process.scheduler` and `process.ioPriority`, with runc 1.3's rules (sched_setattr(2)
+/// would refuse most of these with a bare EINVAL). `base` names the process (`process`, or
+/// an exec's process document).
+pub fn check_scheduling(process: &oci_spec::runtime::Process, base: &str) -> Result<(), SpecError> {
+    use oci_spec::runtime::LinuxSchedulerPolicy as P;
+    if let Some(s) = process.scheduler() {
+        let policy = *s.policy();
+        let nice = s.nice().unwrap_or(0);
+        if matches!(policy, P::SchedOther | P::SchedBatch) && !(-20..=19).contains(&nice) {
+            return Err(invalid(
+                format!("{base}.scheduler.nice"),
+                format!("must be between -20 and 19 for {policy}, got {nice}"),
+            ));
+        }
+        if s.priority().unwrap_or(0) != 0 && !matches!(policy, P::SchedFifo | P::SchedRr) {
+            return Err(invalid(
+                format!("{base}.scheduler.priority"),
+                format!("only for SCHED_FIFO and SCHED_RR, not {policy}"),
+            ));
+        }
+        let deadline_params = [s.runtime(), s.deadline(), s.period()];
+        if policy != P::SchedDeadline && deadline_params.iter().any(|v| v.unwrap_or(0) != 0) {
+            return Err(invalid(
+                format!("{base}.scheduler"),
+                format!("runtime, deadline and period are only for SCHED_DEADLINE, not {policy}"),
+            ));
+        }
+    }
+    if let Some(io) = process.io_priority() {
+        if !(0..=7).contains(&io.priority()) {
+            return Err(invalid(
+                format!("{base}.ioPriority.priority"),
+                format!("must be between 0 and 7, got {}", io.priority()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The container path a mount destination designates: relative destinations (deprecated,
@@ -863,6 +936,26 @@ fn check_linux(spec: &Spec, warnings: &mut Vec<String>) -> Result<(), SpecError>
             }
             Some(_) => {}
         }
+    }
+
+    // Intel RDT (resctrl) is not implemented: as runc on a host without RDT, refuse it
+    // rather than run the container without the cache and bandwidth classes it asks for.
+    if linux.intel_rdt().is_some() {
+        return Err(invalid(
+            "linux.intelRdt",
+            "Intel RDT (resctrl) is not supported by this runtime",
+        ));
+    }
+    // runc: personality flags are ignored with a warning (the spec defines none).
+    if let Some(flags) = linux
+        .personality()
+        .as_ref()
+        .and_then(|p| p.flags().as_ref())
+        .filter(|f| !f.is_empty())
+    {
+        warnings.push(format!(
+            "linux.personality.flags: {flags:?} ignored (no flag is supported)"
+        ));
     }
 
     // runc: masking paths needs a private mount namespace, or it would mask the host's.
@@ -1108,6 +1201,48 @@ pub fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, SpecError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn scheduler_flags_spelled_as_the_spec_spells_them_parse() {
+        let mut c = minimal();
+        c["process"]["scheduler"] = json!({"policy": "SCHED_OTHER",
+            "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_RECLAIM"]});
+        let (spec, _) = check(&c).expect("parses");
+        let flags = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.scheduler().as_ref())
+            .and_then(|s| s.flags().clone())
+            .unwrap_or_default();
+        use oci_spec::runtime::LinuxSchedulerFlag as F;
+        assert_eq!(
+            flags,
+            [
+                F::SchedResetOnFork,
+                F::SchedFlagDLOverrun,
+                F::SchedFlagReclaim
+            ]
+        );
+    }
+
+    #[test]
+    fn scheduler_io_priority_and_intel_rdt() {
+        let mut c = minimal();
+        c["process"]["scheduler"] = json!({"policy": "SCHED_OTHER", "nice": 20});
+        rejects(&c, "process.scheduler.nice");
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "priority": 5});
+        rejects(&c, "process.scheduler.priority");
+        c["process"]["scheduler"] = json!({"policy": "SCHED_RR", "runtime": 5});
+        rejects(&c, "process.scheduler");
+        c["process"]["scheduler"] = json!({"policy": "SCHED_FIFO", "priority": 5});
+        accepts(&c);
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 8});
+        rejects(&c, "process.ioPriority.priority");
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 7});
+        accepts(&c);
+        c["linux"]["intelRdt"] = json!({"closID": "gold"});
+        rejects(&c, "linux.intelRdt");
+    }
 
     #[test]
     fn relative_bind_sources_are_taken_from_the_bundle() {

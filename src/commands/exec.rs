@@ -20,13 +20,25 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("--process {}", path.display()))?;
-            serde_json::from_str::<Process>(&text).map_err(|e| {
-                anyhow::anyhow!(
-                    "--process {}: not an OCI process: {}",
-                    path.display(),
-                    super::json_error(text.as_bytes(), &e)
-                )
-            })?
+            serde_json::from_str::<Process>(&text)
+                .or_else(|e| {
+                    // Scheduler flags spelled as the spec spells them (which the oci-spec
+                    // crate does not take) parse once respelled; any other error stands.
+                    let Ok(mut raw) = serde_json::from_str::<serde_json::Value>(&text) else {
+                        return Err(e);
+                    };
+                    if !runtime_core::spec::scheduler_flag_names(Some(&mut raw)) {
+                        return Err(e);
+                    }
+                    serde_json::from_value::<Process>(raw)
+                })
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "--process {}: not an OCI process: {}",
+                        path.display(),
+                        super::json_error(text.as_bytes(), &e)
+                    )
+                })?
         }
         None => process_from_flags(store, args)?,
     };

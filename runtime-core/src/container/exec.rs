@@ -42,6 +42,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<Pid, Containe
         opts.process.terminal().unwrap_or(false),
         opts.console.is_some(),
     )?;
+    crate::spec::check_scheduling(&opts.process, "process")?;
     let cgroup = cgroups::manager(&c.state.cgroup_path)?;
     // The container's seccomp filter applies to every process in it.
     let seccomp = c.state.seccomp.clone().map(|config| ContainerSeccomp {

@@ -60,6 +60,9 @@ fn try_exec(
         .map_err(|e| format!("open the container's root {path}: {e}"))?;
         Some(fd)
     };
+    // linux.personality of the container, through its init (read while /proc is the host's).
+    let personality =
+        super::attrs::personality_of_init(setup.init_pid).map_err(|e| e.to_string())?;
     // The cgroup first: once in the container's mount namespace, the host's cgroupfs
     // paths no longer resolve.
     if super::joins_cgroup_itself(setup.cgroup, ns) {
@@ -81,7 +84,13 @@ fn try_exec(
         let slave = open_terminal(console, None, setup.process)?;
         crate::tty::make_controlling(&slave).map_err(|e| e.to_string())?;
     }
-    let program = Program::prepare(setup.process, caps, setup.preserve_fds, seccomp)?;
+    let program = Program::prepare(
+        setup.process,
+        caps,
+        setup.preserve_fds,
+        seccomp,
+        personality,
+    )?;
     to_main.send(&Message::Ready).map_err(|e| e.to_string())?;
     Err(program.exec())
 }

@@ -164,7 +164,10 @@ fn try_build(
         rootfs::finish(&sys, spec).map_err(|e| e.to_string())?;
     }
 
-    let program = Program::prepare(process, caps, setup.preserve_fds, seccomp)?;
+    let personality = super::attrs::personality_of_spec(
+        spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
+    );
+    let program = Program::prepare(process, caps, setup.preserve_fds, seccomp, personality)?;
     check_fifo_writable(&fifo)?;
     to_main.send(&Message::Ready).map_err(|e| e.to_string())?;
 
@@ -202,20 +205,24 @@ pub(super) struct Program {
 }
 
 impl Program {
-    /// Applies rlimits, oomScoreAdj, cwd, user, capabilities, AppArmor, noNewPrivileges and
-    /// the seccomp filter, and finds the program; errors here fail `create` (or `exec`)
-    /// rather than `start`.
+    /// Applies rlimits, oomScoreAdj, scheduler, ioPriority, cwd, personality, user,
+    /// capabilities, AppArmor, noNewPrivileges and the seccomp filter, and finds the
+    /// program; errors here fail `create` (or `exec`) rather than `start`.
     pub(super) fn prepare(
         process: &Process,
         caps: &CapabilitySets,
         preserve_fds: u32,
         mut seccomp: Option<crate::seccomp::Prepared>,
+        personality: Option<libc::c_ulong>,
     ) -> Result<Self, String> {
         let sys = LinuxSyscall;
         apply_rlimits(process)?;
         if let Some(adj) = process.oom_score_adj() {
             write_oom_score_adj(adj)?;
         }
+        // With every capability still held (a real-time policy needs CAP_SYS_NICE).
+        super::attrs::apply_scheduler(process).map_err(|e| e.to_string())?;
+        super::attrs::apply_io_priority(process).map_err(|e| e.to_string())?;
         let exe = find_program(process)?;
         let env = environment(process);
         let cwd = process.cwd();
@@ -230,6 +237,11 @@ impl Program {
             )
         })?;
         crate::seccomp::lsm::apply(process)?;
+        // Before any filter: a profile may not allow personality(2) (Docker's allows only
+        // some personas), and the persona is kept across execve.
+        if let Some(p) = personality {
+            super::attrs::apply_personality(p).map_err(|e| e.to_string())?;
+        }
         let nnp = process.no_new_privileges().unwrap_or(false);
         if !nnp {
             // Without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: before the drop.

@@ -7,6 +7,7 @@
 //! creating any, and execs at once. Two forks are needed because a pid namespace, created
 //! or joined, only applies to children.
 
+mod attrs;
 mod exec;
 mod init;
 mod intermediate;

@@ -1,0 +1,248 @@
+//! Scheduling and execution attributes of a container's process, as runc 1.3 applies them:
+//! `process.scheduler` (sched_setattr(2)), `process.ioPriority` (ioprio_set(2)) and
+//! `linux.personality` (personality(2)). The first two hold for init and exec'd processes
+//! alike (each has its own process spec); an exec'd process takes the personality of the
+//! container's init, which the container's spec gave it.
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
+    LinuxSchedulerPolicy, Process, Scheduler,
+};
+
+/// Errors applying a process attribute, naming the spec field.
+#[derive(Debug, thiserror::Error)]
+pub enum AttrError {
+    /// sched_setattr(2) refused `process.scheduler`.
+    #[error("process.scheduler {policy}: sched_setattr(2): {errno}{hint}")]
+    Scheduler {
+        /// The policy asked for.
+        policy: LinuxSchedulerPolicy,
+        /// The error.
+        errno: Errno,
+        /// Why, when the errno suggests it.
+        hint: &'static str,
+    },
+    /// ioprio_set(2) refused `process.ioPriority`.
+    #[error("process.ioPriority {class} {priority}: ioprio_set(2): {errno}")]
+    IoPriority {
+        /// The class asked for.
+        class: IOPriorityClass,
+        /// The level asked for.
+        priority: i64,
+        /// The error.
+        errno: Errno,
+    },
+    /// personality(2) refused the personality.
+    #[error("linux.personality {value:#x}: personality(2): {errno}")]
+    Personality {
+        /// The persona asked for.
+        value: libc::c_ulong,
+        /// The error.
+        errno: Errno,
+    },
+    /// The personality of the container's init could not be read (for an exec).
+    #[error("reading /proc/{pid}/personality of the container's init: {reason}")]
+    InitPersonality {
+        /// The init pid.
+        pid: Pid,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// personality(2)'s PER_LINUX.
+const PER_LINUX: libc::c_ulong = 0;
+/// personality(2)'s PER_LINUX32: `uname -m` says i686 (or the like).
+const PER_LINUX32: libc::c_ulong = 0x0008;
+/// ioprio_set(2)'s `which` for a single process (0 then means the caller).
+const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+/// The bit position of the class in an I/O priority value.
+const IOPRIO_CLASS_SHIFT: i64 = 13;
+/// `struct sched_attr` with the utilization clamps (SCHED_ATTR_SIZE_VER1), as runc passes
+/// it.
+const SCHED_ATTR_SIZE: u32 = 56;
+
+/// `struct sched_attr` of sched_setattr(2).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct SchedAttr {
+    size: u32,
+    sched_policy: u32,
+    sched_flags: u64,
+    sched_nice: i32,
+    sched_priority: u32,
+    sched_runtime: u64,
+    sched_deadline: u64,
+    sched_period: u64,
+    sched_util_min: u32,
+    sched_util_max: u32,
+}
+
+/// The kernel's number of a policy (include/uapi/linux/sched.h).
+fn policy_number(p: LinuxSchedulerPolicy) -> u32 {
+    match p {
+        LinuxSchedulerPolicy::SchedOther => 0,
+        LinuxSchedulerPolicy::SchedFifo => 1,
+        LinuxSchedulerPolicy::SchedRr => 2,
+        LinuxSchedulerPolicy::SchedBatch => 3,
+        // Reserved by the kernel, never implemented: sched_setattr answers EINVAL.
+        LinuxSchedulerPolicy::SchedIso => 4,
+        LinuxSchedulerPolicy::SchedIdle => 5,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    }
+}
+
+/// The kernel's bit of a scheduling flag (include/uapi/linux/sched.h).
+fn flag_bit(f: LinuxSchedulerFlag) -> u64 {
+    match f {
+        LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+        LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+        LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+        LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+        LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+        LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+        LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+    }
+}
+
+fn sched_attr(s: &Scheduler) -> SchedAttr {
+    SchedAttr {
+        size: SCHED_ATTR_SIZE,
+        sched_policy: policy_number(*s.policy()),
+        sched_flags: s.flags().iter().flatten().map(|f| flag_bit(*f)).sum(),
+        sched_nice: s.nice().unwrap_or(0),
+        // A negative priority is refused by the spec's validation; as runc, it is cast.
+        sched_priority: s.priority().unwrap_or(0) as u32,
+        sched_runtime: s.runtime().unwrap_or(0),
+        sched_deadline: s.deadline().unwrap_or(0),
+        sched_period: s.period().unwrap_or(0),
+        ..SchedAttr::default()
+    }
+}
+
+/// Applies `process.scheduler` to the calling (single-threaded) process.
+pub fn apply_scheduler(process: &Process) -> Result<(), AttrError> {
+    let Some(s) = process.scheduler() else {
+        return Ok(());
+    };
+    let attr = sched_attr(s);
+    // SAFETY: sched_setattr reads `size` bytes of a properly laid out struct sched_attr that
+    // lives across the call; pid 0 is the calling thread.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0u32) };
+    Errno::result(rc).map(drop).map_err(|errno| {
+        let hint = match (errno, *s.policy()) {
+            (Errno::EPERM, LinuxSchedulerPolicy::SchedFifo | LinuxSchedulerPolicy::SchedRr) => {
+                " (a real-time policy needs CAP_SYS_NICE and, on cgroup v1, real-time runtime \
+                 in the cgroup: cpu.rt_runtime_us)"
+            }
+            (Errno::EINVAL, LinuxSchedulerPolicy::SchedIso) => " (Linux has no SCHED_ISO)",
+            _ => "",
+        };
+        AttrError::Scheduler {
+            policy: *s.policy(),
+            errno,
+            hint,
+        }
+    })
+}
+
+/// Applies `process.ioPriority` to the calling process.
+pub fn apply_io_priority(process: &Process) -> Result<(), AttrError> {
+    let Some(io) = process.io_priority() else {
+        return Ok(());
+    };
+    let class: i64 = match io.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    let value = (class << IOPRIO_CLASS_SHIFT) | io.priority();
+    // SAFETY: ioprio_set takes integers only.
+    let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
+    Errno::result(rc)
+        .map(drop)
+        .map_err(|errno| AttrError::IoPriority {
+            class: io.class(),
+            priority: io.priority(),
+            errno,
+        })
+}
+
+/// The persona `linux.personality` asks for (its flags are ignored, as runc ignores them
+/// with a warning: the spec defines none).
+pub fn personality_of_spec(p: Option<&LinuxPersonality>) -> Option<libc::c_ulong> {
+    p.map(|p| match p.domain() {
+        LinuxPersonalityDomain::PerLinux => PER_LINUX,
+        LinuxPersonalityDomain::PerLinux32 => PER_LINUX32,
+    })
+}
+
+/// The persona of the container's init (for an exec'd process), when it is not the
+/// default: /proc/PID/personality, in hexadecimal.
+pub fn personality_of_init(pid: Pid) -> Result<Option<libc::c_ulong>, AttrError> {
+    let err = |reason: String| AttrError::InitPersonality { pid, reason };
+    let text = std::fs::read_to_string(format!("/proc/{pid}/personality"))
+        .map_err(|e| err(e.to_string()))?;
+    let value = libc::c_ulong::from_str_radix(text.trim(), 16)
+        .map_err(|e| err(format!("{:?}: {e}", text.trim())))?;
+    Ok((value != PER_LINUX).then_some(value))
+}
+
+/// Sets the persona of the calling process (kept across execve).
+pub fn apply_personality(value: libc::c_ulong) -> Result<(), AttrError> {
+    // SAFETY: personality takes an integer only.
+    let rc = unsafe { libc::personality(value) };
+    Errno::result(rc)
+        .map(drop)
+        .map_err(|errno| AttrError::Personality { value, errno })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(json: &str) -> Process {
+        let mut v: serde_json::Value =
+            serde_json::from_str(r#"{"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}}"#)
+                .unwrap();
+        let extra: serde_json::Value = serde_json::from_str(json).unwrap();
+        for (k, val) in extra.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn sched_attr_as_the_kernel_lays_it_out() {
+        assert_eq!(std::mem::size_of::<SchedAttr>(), SCHED_ATTR_SIZE as usize);
+        let p = process(
+            r#"{"scheduler": {"policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 20,
+                "period": 30, "flags": ["SCHED_FLAG_RECLAIM", "SCHED_FLAG_KEEP_PARAMS"]}}"#,
+        );
+        let a = sched_attr(p.scheduler().as_ref().unwrap());
+        assert_eq!(
+            (a.size, a.sched_policy, a.sched_flags),
+            (SCHED_ATTR_SIZE, 6, 0x12)
+        );
+        assert_eq!(
+            (a.sched_runtime, a.sched_deadline, a.sched_period),
+            (10, 20, 30)
+        );
+        let p = process(r#"{"scheduler": {"policy": "SCHED_BATCH", "nice": 7}}"#);
+        let a = sched_attr(p.scheduler().as_ref().unwrap());
+        assert_eq!((a.sched_policy, a.sched_nice, a.sched_priority), (3, 7, 0));
+    }
+
+    #[test]
+    fn personalities() {
+        let linux32: LinuxPersonality = serde_json::from_str(r#"{"domain": "LINUX32"}"#).unwrap();
+        assert_eq!(personality_of_spec(Some(&linux32)), Some(PER_LINUX32));
+        let linux: LinuxPersonality = serde_json::from_str(r#"{"domain": "LINUX"}"#).unwrap();
+        assert_eq!(personality_of_spec(Some(&linux)), Some(PER_LINUX));
+        assert_eq!(personality_of_spec(None), None);
+        // This process runs with the default persona.
+        assert_eq!(personality_of_init(nix::unistd::getpid()).unwrap(), None);
+    }
+}
