@@ -269,6 +269,12 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
             if let Err(se) = entry.remove() {
                 log::warn!("cleaning up after failed create: {se}");
             }
+            // runtime.md: a create that fails "continue[s] the lifecycle at step 12": the
+            // container is destroyed, then the poststop hooks run (step 13), as runc runs
+            // them after any failed create. A failure among them is only a warning.
+            if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
+                hooks::run_best_effort(list, &oci_state_bytes(&st, Status::Stopped));
+            }
             Err(e)
         }
     }
