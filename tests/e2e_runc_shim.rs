@@ -347,3 +347,59 @@ fn ctr_run_under_a_2019_seccomp_profile() {
     );
     c.no_containers_left();
 }
+
+// A config without any namespace through containerd's runc shim (`ctr run --config`): the
+// container's namespaces are the host's. Passes with runc 1.1.5 and 1.3.6, which leave the
+// rootfs bind and /proc mounted on the host (detached here; tests/namespaces.rs asserts that
+// youki leaves nothing); the same through our shim is in tests/e2e_shim.rs.
+#[test]
+fn ctr_run_a_config_without_namespaces() {
+    let c = start("ctr-nons");
+    let id = c.w.name("nons");
+    let mut spec = common::default_config(&c.w.marker, &format!("/{}/{id}", c.ns));
+    spec["root"] = serde_json::json!({"path": c.rootfs, "readonly": false});
+    spec["linux"]["namespaces"] = serde_json::json!([]);
+    spec["linux"]["maskedPaths"] = serde_json::json!([]);
+    spec["linux"]["readonlyPaths"] = serde_json::json!([]);
+    if let Some(o) = spec.as_object_mut() {
+        o.remove("hostname");
+    }
+    spec["mounts"] =
+        serde_json::json!([{"destination": "/proc", "type": "proc", "source": "proc"}]);
+    spec["process"]["args"] = serde_json::json!([
+        "sh",
+        "-c",
+        "for n in mnt net pid; do readlink /proc/self/ns/$n; done"
+    ]);
+    let config = c.w.path("nons-config.json");
+    fs::write(&config, spec.to_string()).expect("write the config");
+    let mut cmd = c.cmd();
+    cmd.arg("run")
+        .args(c.runtime_flags())
+        .args(["--rm", "--config", config.to_str().expect("UTF-8")])
+        .arg(&id);
+    let o = c.w.run(&mut cmd);
+    let rootfs = c.rootfs.to_string_lossy().into_owned();
+    let mut left: Vec<String> = common::mount_points()
+        .into_iter()
+        .filter(|m| m.starts_with(&rootfs))
+        .collect();
+    left.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in &left {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert_code(&o, 0, "ctr run --config (no namespaces)");
+    let ns = |n: &str| {
+        fs::read_link(format!("/proc/self/ns/{n}"))
+            .expect("own namespace")
+            .to_string_lossy()
+            .into_owned()
+    };
+    assert_eq!(
+        stdout_of(&o),
+        format!("{}\n{}\n{}\n", ns("mnt"), ns("net"), ns("pid")),
+        "{}",
+        describe(&o)
+    );
+    c.no_containers_left();
+}

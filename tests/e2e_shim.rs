@@ -1184,3 +1184,55 @@ fn shim_runs_a_container_under_a_2019_seccomp_profile() {
     );
     c.no_containers_left();
 }
+
+// A config without any namespace, given whole to `ctr run --config`: the shim runs it in
+// its own namespaces (those of the host here), the spec's proc mount is made in the host's
+// mount namespace under a bind of the rootfs, and nothing of it is left mounted once the
+// task is deleted. tests/namespaces.rs checks the same through the CLI.
+#[test]
+fn shim_runs_a_config_without_namespaces() {
+    let c = start("shim-nons");
+    let id = c.w.name("nons");
+    let mut spec = common::default_config(&c.w.marker, &format!("/{}/{id}", c.ns));
+    spec["root"] = serde_json::json!({"path": c.rootfs, "readonly": false});
+    spec["linux"]["namespaces"] = serde_json::json!([]);
+    spec["linux"]["maskedPaths"] = serde_json::json!([]);
+    spec["linux"]["readonlyPaths"] = serde_json::json!([]);
+    if let Some(o) = spec.as_object_mut() {
+        o.remove("hostname");
+    }
+    spec["mounts"] =
+        serde_json::json!([{"destination": "/proc", "type": "proc", "source": "proc"}]);
+    spec["process"]["args"] = serde_json::json!([
+        "sh",
+        "-c",
+        "for n in mnt net pid; do readlink /proc/self/ns/$n; done; [ -c /dev/null ] && echo devnull"
+    ]);
+    let config = c.w.path("nons-config.json");
+    fs::write(&config, spec.to_string()).expect("write the config");
+    let o = c.run(
+        &["--rm", "--config", config.to_str().expect("UTF-8")],
+        &id,
+        &[],
+    );
+    assert_code(&o, 0, "ctr run --config (no namespaces)");
+    let ns = |n: &str| {
+        fs::read_link(format!("/proc/self/ns/{n}"))
+            .expect("own namespace")
+            .to_string_lossy()
+            .into_owned()
+    };
+    assert_eq!(
+        stdout_of(&o),
+        format!("{}\n{}\n{}\ndevnull\n", ns("mnt"), ns("net"), ns("pid")),
+        "{}",
+        describe(&o)
+    );
+    let rootfs = c.rootfs.to_string_lossy().into_owned();
+    let left: Vec<String> = common::mount_points()
+        .into_iter()
+        .filter(|m| m.starts_with(&rootfs))
+        .collect();
+    assert!(left.is_empty(), "left mounted: {left:?}");
+    c.no_containers_left();
+}
