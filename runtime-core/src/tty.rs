@@ -39,6 +39,16 @@ pub enum TtyError {
     /// The console socket carried no descriptor.
     #[error("console socket: no file descriptor received")]
     NoDescriptor,
+    /// `process.consoleSize` could not be given to the terminal.
+    #[error("process.consoleSize {height}x{width}: {source}")]
+    Size {
+        /// The height asked for, in rows.
+        height: u64,
+        /// The width asked for, in columns.
+        width: u64,
+        /// The error.
+        source: SyscallError,
+    },
 }
 
 fn pty_err(step: &'static str) -> impl FnOnce(nix::errno::Errno) -> TtyError {
@@ -85,6 +95,33 @@ pub fn open_pty() -> Result<Pty, TtyError> {
         master,
         slave,
         slave_path,
+    })
+}
+
+/// Gives a new terminal its first window size, `process.consoleSize`, before its master
+/// leaves and before the process starts: a client's own resize comes only after `start`,
+/// and a program that asks for the size first (`stty size`, a shell's line editor) would
+/// see 0x0. As runc does (setupConsole in libcontainer/init_linux.go), only when both
+/// height and width are non-zero; a size beyond a `winsize` is clamped to it.
+pub fn set_first_size(pty: &Pty, size: Option<&oci_spec::runtime::Box>) -> Result<(), TtyError> {
+    let Some(size) = size else {
+        return Ok(());
+    };
+    let (height, width) = (size.height(), size.width());
+    if height == 0 || width == 0 {
+        return Ok(());
+    }
+    let clamp = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+    let ws = terminal::Winsize {
+        ws_row: clamp(height),
+        ws_col: clamp(width),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    terminal::set_window_size(pty.master.as_fd(), &ws).map_err(|source| TtyError::Size {
+        height,
+        width,
+        source,
     })
 }
 
@@ -163,6 +200,35 @@ mod tests {
         terminal::set_window_size(pty.master.as_fd(), &ws).unwrap();
         let got = terminal::window_size(pty.slave.as_fd()).unwrap();
         assert_eq!((got.ws_row, got.ws_col), (33, 101));
+    }
+
+    fn size_of(pty: &Pty) -> (u16, u16) {
+        let ws = terminal::window_size(pty.slave.as_fd()).unwrap();
+        (ws.ws_row, ws.ws_col)
+    }
+
+    fn console_box(height: u64, width: u64) -> oci_spec::runtime::Box {
+        oci_spec::runtime::BoxBuilder::default()
+            .height(height)
+            .width(width)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn console_size_is_the_first_size_and_a_zero_leaves_it() {
+        let pty = open_pty().unwrap();
+        assert_eq!(size_of(&pty), (0, 0), "a new pty is 0x0");
+        set_first_size(&pty, None).unwrap();
+        assert_eq!(size_of(&pty), (0, 0));
+        // As runc: a zero height or width means no size.
+        set_first_size(&pty, Some(&console_box(0, 80))).unwrap();
+        set_first_size(&pty, Some(&console_box(24, 0))).unwrap();
+        assert_eq!(size_of(&pty), (0, 0));
+        set_first_size(&pty, Some(&console_box(27, 93))).unwrap();
+        assert_eq!(size_of(&pty), (27, 93));
+        set_first_size(&pty, Some(&console_box(70000, 1 << 40))).unwrap();
+        assert_eq!(size_of(&pty), (u16::MAX, u16::MAX));
     }
 
     #[test]

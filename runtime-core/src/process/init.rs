@@ -279,18 +279,7 @@ pub(super) fn open_terminal(
     process: &Process,
 ) -> Result<OwnedFd, String> {
     let pty = crate::tty::open_pty().map_err(|e| e.to_string())?;
-    if let Some(size) = process.console_size() {
-        if size.height() != 0 && size.width() != 0 {
-            let ws = syscall::terminal::Winsize {
-                ws_row: u16::try_from(size.height()).unwrap_or(u16::MAX),
-                ws_col: u16::try_from(size.width()).unwrap_or(u16::MAX),
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            syscall::terminal::set_window_size(pty.slave.as_fd(), &ws)
-                .map_err(|e| format!("process.consoleSize: {e}"))?;
-        }
-    }
+    crate::tty::set_first_size(&pty, process.console_size().as_ref()).map_err(|e| e.to_string())?;
     if let Some(sys) = mount {
         let console_path = Path::new("/dev/console");
         if !console_path.exists() {
