@@ -4,8 +4,6 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
@@ -223,7 +221,6 @@ impl Program {
         // With every capability still held (a real-time policy needs CAP_SYS_NICE).
         super::attrs::apply_scheduler(process).map_err(|e| e.to_string())?;
         super::attrs::apply_io_priority(process).map_err(|e| e.to_string())?;
-        let exe = find_program(process)?;
         let env = environment(process);
         let cwd = process.cwd();
         sys.chdir(cwd)
@@ -254,6 +251,11 @@ impl Program {
             nix::sys::prctl::set_no_new_privs()
                 .map_err(|e| format!("process.noNewPrivileges: {e}"))?;
         }
+        // As runc finds it: as the process's user, so that a file it may not execute fails
+        // create (or exec) here, in words clients know, rather than execve after start.
+        let path = env_value(process, "PATH").unwrap_or(DEFAULT_PATH);
+        let exe = super::lookup::find_program(process.args().as_deref(), path, cwd)
+            .map_err(|e| e.to_string())?;
         // Only stdio and the preserved descriptors reach the program.
         syscall::cloexec_from(3 + preserve_fds).map_err(|e| e.to_string())?;
         let args = cstrings(process.args().as_deref().unwrap_or_default())?;
@@ -482,48 +484,6 @@ fn change_user(process: &Process) -> Result<(), String> {
     setresgid(gid, gid, gid).map_err(|e| format!("process.user.gid {gid}: {e}"))?;
     setresuid(uid, uid, uid).map_err(|e| format!("process.user.uid {uid}: {e}"))?;
     nix::sys::prctl::set_keepcaps(false).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))
-}
-
-/// The program to exec: `args[0]` itself if it has a `/`, else found on the process's PATH
-/// inside the container. Checked here so that `create` fails, not `start`.
-fn find_program(process: &Process) -> Result<CString, String> {
-    let arg0 = process
-        .args()
-        .as_ref()
-        .and_then(|a| a.first())
-        .ok_or("process.args: empty")?;
-    let candidates: Vec<PathBuf> = if arg0.contains('/') {
-        vec![PathBuf::from(arg0)]
-    } else {
-        let path = env_value(process, "PATH").unwrap_or(DEFAULT_PATH);
-        path.split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| Path::new(d).join(arg0))
-            .collect()
-    };
-    let cwd = process.cwd();
-    for c in &candidates {
-        // A relative path with a `/` is relative to the process's cwd.
-        let full = if c.is_absolute() {
-            c.clone()
-        } else {
-            cwd.join(c)
-        };
-        if let Ok(meta) = std::fs::metadata(&full) {
-            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-                return CString::new(full.as_os_str().as_bytes())
-                    .map_err(|_| format!("process.args[0] {arg0:?}: contains NUL"));
-            }
-        }
-    }
-    Err(format!(
-        "process.args[0]: executable {arg0:?} not found{}",
-        if arg0.contains('/') {
-            String::new()
-        } else {
-            " in $PATH".to_string()
-        }
-    ))
 }
 
 fn env_value<'a>(process: &'a Process, key: &str) -> Option<&'a str> {

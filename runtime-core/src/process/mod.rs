@@ -11,6 +11,7 @@ mod attrs;
 mod exec;
 mod init;
 mod intermediate;
+mod lookup;
 
 pub use init::{START_FAILED, START_OK};
 
