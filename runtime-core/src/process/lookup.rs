@@ -19,6 +19,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::AtFlags;
 use nix::unistd::AccessFlags;
 
 /// Why there is no program to run; the texts are runc's (see the module's comment).
@@ -79,6 +80,23 @@ fn is_executable(path: &Path) -> Result<bool, Errno> {
     Ok(mode != libc::S_IFDIR && st.st_mode & 0o111 != 0)
 }
 
+/// Whether this process may execute `path`, with its effective ids and capabilities (a
+/// user holding CAP_DAC_OVERRIDE may run a file only root has execute permission on, as
+/// execve lets it), and not on a noexec mount: faccessat2(AT_EACCESS), as runc's Eaccess.
+/// Where a seccomp profile older than faccessat2 refuses it (EPERM, or ENOSYS), plain
+/// access(2) as runc falls back to: the real ids are the effective ones here.
+fn may_execute(path: &Path) -> Result<(), Errno> {
+    match nix::unistd::faccessat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        AccessFlags::X_OK,
+        AtFlags::AT_EACCESS,
+    ) {
+        Err(Errno::EPERM | Errno::ENOSYS) => nix::unistd::access(path, AccessFlags::X_OK),
+        r => r,
+    }
+}
+
 /// The program `args[0]` names: itself if it has a `/` (relative to `cwd` if relative),
 /// else the first executable file of that name in a directory of `path` (a PATH value).
 /// Then, as the caller's user (the process's, by now), access(X_OK) must allow it.
@@ -114,7 +132,7 @@ pub(super) fn find_program(
             .find(|c| is_executable(c).unwrap_or(false))
             .ok_or_else(|| LookupError::NotInPath { name: name.clone() })?
     };
-    nix::unistd::access(&found, AccessFlags::X_OK).map_err(|errno| LookupError::Access {
+    may_execute(&found).map_err(|errno| LookupError::Access {
         path: found.clone(),
         errno,
     })?;
