@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// An OCI container runtime, runc-compatible.
 #[derive(Debug, Parser)]
-#[command(name = "youki", version = crate::VERSION_TEXT, disable_version_flag = true)]
+#[command(name = "youki", disable_version_flag = true)]
 pub struct Cli {
     /// Root directory for container state.
     #[arg(long, global = true, default_value = "/run/youki")]

@@ -8,18 +8,30 @@ mod run;
 
 use clap::Parser;
 
-/// What `--version` prints, in runc's layout.
-pub const VERSION_TEXT: &str = concat!(
-    "youki version ",
-    env!("CARGO_PKG_VERSION"),
-    "\nspec: ",
-    "1.2.0"
-);
+/// The commit `--version` names: `YOUKI_COMMIT` at build time (what runc's Makefile
+/// passes as its commit: `git describe --dirty --long --always`), else the package version,
+/// as Debian builds runc from a source tarball with its package version as the commit.
+const COMMIT: &str = match option_env!("YOUKI_COMMIT") {
+    Some(c) => c,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
+/// What `--version` prints: runc's three lines (`runc version X`, `commit: Y`, `spec: Z`)
+/// under our name. Docker's `docker info` reads them (moby daemon/info_unix.go,
+/// parseRuntimeVersion: the version from the line holding "version", the commit from the
+/// line starting "commit:", shown as the runtime's version; N/A without one).
+fn version_text() -> String {
+    format!(
+        "youki version {}\ncommit: {COMMIT}\nspec: {}",
+        env!("CARGO_PKG_VERSION"),
+        runtime_core::features::OCI_VERSION_MAX
+    )
+}
 
 fn main() {
     let cli = cli::Cli::parse();
     if cli.version {
-        println!("{VERSION_TEXT}");
+        println!("{}", version_text());
         return;
     }
     if let Err(e) = logger::init(cli.log.as_deref(), cli.log_format, cli.debug) {

@@ -279,3 +279,65 @@ fn spec_output_runs_a_container() {
     assert_ok(&o, "run with the config of `youki spec`");
     assert_eq!(stdout_of(&o).trim(), "spec-ok runc");
 }
+
+/// moby's parseRuntimeVersion (v28.5.2 daemon/info_unix.go), which `docker info` shows the
+/// default runtime's `--version` through: (runtime, version, commit) from the line holding
+/// "version" and the line starting "commit:"; an error when neither is there.
+fn moby_parse_runtime_version(v: &str) -> Result<(String, String, String), String> {
+    let (mut runtime, mut version, mut commit) = (String::new(), String::new(), String::new());
+    for line in v.trim().split('\n') {
+        if line.contains("version") {
+            let parts: Vec<&str> = line.split("version").collect();
+            runtime = parts[0].trim().to_string();
+            version = parts[parts.len() - 1].trim().to_string();
+            continue;
+        }
+        if let Some(c) = line.strip_prefix("commit:") {
+            commit = c.trim().to_string();
+        }
+    }
+    if version.is_empty() && commit.is_empty() {
+        return Err(format!("unknown output format: {v}"));
+    }
+    Ok((runtime, version, commit))
+}
+
+/// `youki --version` (and `-v`) prints runc's three lines, `NAME version X`, `commit: Y`,
+/// `spec: Z`, so that Docker shows our version where it shows runc's (`runc version:` in
+/// `docker info` is the commit line; without it, N/A, as before this test). runc's own
+/// output parses the same way (the check of the parser).
+#[test]
+fn version_is_runcs_three_lines_as_docker_parses_them() {
+    let runc_out = output(Command::new(runc()).arg("--version"));
+    assert_ok(&runc_out, "runc --version");
+    let (name, version, commit) = moby_parse_runtime_version(&stdout_of(&runc_out)).unwrap();
+    assert_eq!(name, "runc");
+    assert!(
+        !version.is_empty() && !commit.is_empty(),
+        "{version} {commit}"
+    );
+
+    let max = youki_features()["ociVersionMax"]
+        .as_str()
+        .expect("ociVersionMax")
+        .to_string();
+    for flag in ["--version", "-v"] {
+        let o = output(Command::new(youki()).arg(flag));
+        assert_ok(&o, &format!("youki {flag}"));
+        let text = stdout_of(&o);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(
+            lines[0],
+            format!("youki version {}", env!("CARGO_PKG_VERSION"))
+        );
+        assert!(lines[1].starts_with("commit: "), "{text}");
+        assert_eq!(lines[2], format!("spec: {max}"));
+        let (name, version, commit) = moby_parse_runtime_version(&text).unwrap();
+        assert_eq!(
+            (name.as_str(), version.as_str()),
+            ("youki", env!("CARGO_PKG_VERSION"))
+        );
+        assert!(!commit.is_empty(), "docker info would show N/A:\n{text}");
+    }
+}
