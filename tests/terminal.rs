@@ -206,30 +206,96 @@ fn exec_tty_gives_the_process_a_terminal() {
     assert_eq!(s.exit_code(), Some(3));
 }
 
+/// Receives the master a create or exec sends to a console socket at `sock`.
+fn console_receiver(sock: &std::path::Path) -> std::thread::JoinHandle<OwnedFd> {
+    let listener = UnixListener::bind(sock).unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        tty::receive_master(conn.as_fd()).unwrap()
+    })
+}
+
+/// What `stty size` printed first in the terminal (`size ROWS COLS`, or busybox's error for
+/// a terminal of size 0x0, "stty: standard input").
+fn first_size(master: &OwnedFd) -> String {
+    let mut seen = String::new();
+    read_until(master, &mut seen, "size", Duration::from_secs(10));
+    read_until(master, &mut seen, "\n", Duration::from_secs(10));
+    seen
+}
+
+const SIZE_SCRIPT: &str = "echo size $(stty size 2>&1); sleep 100";
+
 // process.consoleSize sets the terminal's first size (the receiver of the master does not
-// resize it here), as runc sets it. It was ignored before: `stty size` said "0 0".
-// Passes against runc 1.1.5.
+// resize it here), as runc sets it, for create, every time: a client's resize comes only
+// after start, and the program may ask before it (Docker's `run -it busybox stty size`).
+// It was ignored before: `stty size` said "stty: standard input". Passes against runc 1.1.5
+// and 1.3.6.
 #[test]
 fn console_size_is_the_terminals_first_size() {
     let env = TestEnv::new("consolesize");
+    for i in 0..10u64 {
+        let (rows, cols) = (20 + i, 90 + i);
+        let mut b = env.bundle();
+        b.process()["terminal"] = serde_json::json!(true);
+        b.process()["consoleSize"] = serde_json::json!({"height": rows, "width": cols});
+        b.sh(SIZE_SCRIPT);
+        let sock = env.path("console.sock");
+        let receiver = console_receiver(&sock);
+        let id = env.id();
+        let o = env.try_create_with(&id, &b, &["--console-socket", sock.to_str().unwrap()]);
+        assert_ok(&o, "create --console-socket");
+        let master = receiver.join().unwrap();
+        env.start(&id);
+        let seen = first_size(&master);
+        assert!(
+            seen.contains(&format!("size {rows} {cols}")),
+            "run {i}: {seen:?}"
+        );
+        assert_ok(&env.delete_force(&id), "delete --force");
+    }
+}
+
+// The same for exec: the exec's process.consoleSize (`exec --process`, as containerd's
+// runc shim passes Docker's `exec -it`) is the first size of its terminal, every time.
+// Passes against runc 1.1.5 and 1.3.6.
+#[test]
+fn exec_console_size_is_the_terminals_first_size() {
+    let env = TestEnv::new("execsize");
     let mut b = env.bundle();
-    b.process()["terminal"] = serde_json::json!(true);
-    b.process()["consoleSize"] = serde_json::json!({"height": 27, "width": 93});
-    b.sh("echo size $(stty size); sleep 100");
-    let sock = env.path("console.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let receiver = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        tty::receive_master(conn.as_fd()).unwrap()
-    });
+    b.sh("sleep 100");
     let id = env.id();
-    let o = env.try_create_with(&id, &b, &["--console-socket", sock.to_str().unwrap()]);
-    assert_ok(&o, "create --console-socket");
-    let master = receiver.join().unwrap();
+    env.create(&id, &b);
     env.start(&id);
-    let mut seen = String::new();
-    read_until(&master, &mut seen, "size", Duration::from_secs(10));
-    read_until(&master, &mut seen, "\n", Duration::from_secs(10));
-    // busybox's stty fails on a terminal of size 0 0 ("stty: standard input").
-    assert!(seen.contains("size 27 93"), "{seen:?}");
+    for i in 0..10u64 {
+        let (rows, cols) = (30 + i, 100 + i);
+        let process = env.path("process.json");
+        let spec = serde_json::json!({
+            "terminal": true,
+            "consoleSize": {"height": rows, "width": cols},
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", SIZE_SCRIPT],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+        });
+        std::fs::write(&process, spec.to_string()).unwrap();
+        let sock = env.path("console.sock");
+        let receiver = console_receiver(&sock);
+        let o = env.run(&[
+            "exec",
+            "--detach",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--process",
+            process.to_str().unwrap(),
+            &id,
+        ]);
+        assert_ok(&o, "exec --detach --console-socket --process");
+        let master = receiver.join().unwrap();
+        let seen = first_size(&master);
+        assert!(
+            seen.contains(&format!("size {rows} {cols}")),
+            "exec {i}: {seen:?}"
+        );
+    }
 }
