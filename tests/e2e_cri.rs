@@ -13,6 +13,8 @@
 mod common;
 #[path = "e2e_support/cri.rs"]
 mod cri;
+#[path = "data/docker_exit_codes.rs"]
+mod docker;
 mod e2e_support;
 
 use std::fs;
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 use common::{describe, poll, stderr_of, stdout_of};
 use cri::*;
+use docker::assert_docker_exit_code;
 use youki_cri::api;
 
 /// The pod's main container: says "started" (for the log), then sleeps until SIGTERM,
@@ -528,29 +531,83 @@ fn cri_youki_restart_in_pod() {
     restart_in_pod(YOUKI);
 }
 
-/// A container whose command does not exist: StartContainer fails with a message that
-/// names it, and removing the pod leaves nothing behind.
-fn failing_command(handler: &str) {
-    let cri = Cri::start(&format!("cri-fail-{handler}"), handler == YOUKI);
-    let pod = cri.run_pod(cri.pod_config("fail", false), handler);
-    let id = cri.create_container(
-        &pod,
-        &cri.container_config(&pod, "broken", &["/no/such/program"]),
-    );
+/// What StartContainer of a program that cannot run gives: its error, and the container's
+/// status after it.
+fn start_failure(
+    cri: &Cri,
+    pod: &Pod,
+    name: &str,
+    program: &str,
+) -> (String, api::ContainerStatus) {
+    let id = cri.create_container(pod, &cri.container_config(pod, name, &[program]));
     let e = cri
         .client
         .start_container(&id)
-        .expect_err("StartContainer of a missing program must fail");
-    assert!(
-        e.to_string().contains("/no/such/program"),
-        "the error does not name the program: {e}"
-    );
+        .expect_err("StartContainer of a program that cannot run must fail");
     let st = cri.client.container_state(&id).expect("ContainerStatus");
-    assert_ne!(
-        st.state,
-        api::ContainerState::ContainerRunning as i32,
-        "{st:?}"
-    );
+    (e.to_string(), st)
+}
+
+/// Programs that cannot run: (program, runc's words for it, the exit code Docker derives
+/// from them). /etc/hosts is a file CRI mounts into every container, mode 0644.
+const FAILING_PROGRAMS: &[(&str, &str, i32)] = &[
+    (
+        "/no/such/program",
+        "stat /no/such/program: no such file or directory",
+        127,
+    ),
+    (
+        "nosuchcmd",
+        r#""nosuchcmd": executable file not found in $PATH"#,
+        127,
+    ),
+    ("/etc/hosts", r#""/etc/hosts": permission denied"#, 126),
+];
+
+/// A container whose program does not exist, or is not executable: StartContainer fails
+/// with runc's words for it (which kubelet shows and from which Docker derives 127 or 126),
+/// the container is exited with containerd's reason StartError and exit code 128, and
+/// removing the pod leaves nothing behind. With the youki handler, the same containers in
+/// a pod of runc's handler give the same reason, exit code and kind of message.
+fn failing_command(handler: &str) {
+    let cri = Cri::start(&format!("cri-fail-{handler}"), handler == YOUKI);
+    let pod = cri.run_pod(cri.pod_config("fail", false), handler);
+    let runc_pod =
+        (handler == YOUKI).then(|| cri.run_pod(cri.pod_config("fail-runc", false), RUNC));
+    for (i, &(program, words, docker)) in FAILING_PROGRAMS.iter().enumerate() {
+        let name = format!("broken-{i}");
+        let (e, st) = start_failure(&cri, &pod, &name, program);
+        let what = format!("{program} ({handler})");
+        assert!(
+            e.contains(program),
+            "{what}: the error does not name it: {e}"
+        );
+        assert!(e.contains(words), "{what}: no {words:?} in: {e}");
+        assert_docker_exit_code(&e, docker, &what);
+        assert_eq!(
+            st.state,
+            api::ContainerState::ContainerExited as i32,
+            "{what}: {st:?}"
+        );
+        assert_eq!(
+            (st.reason.as_str(), st.exit_code),
+            ("StartError", 128),
+            "{what}: {st:?}"
+        );
+        assert_docker_exit_code(&st.message, docker, &format!("{what}: status message"));
+        if let Some(runc_pod) = &runc_pod {
+            let (runc_e, runc_st) = start_failure(&cri, runc_pod, &name, program);
+            assert_eq!(
+                (st.reason.as_str(), st.exit_code, st.state),
+                (runc_st.reason.as_str(), runc_st.exit_code, runc_st.state),
+                "{what}: youki's status vs runc's\n{st:?}\n{runc_st:?}"
+            );
+            assert!(runc_e.contains(words), "{what}: runc said: {runc_e}");
+        }
+    }
+    if let Some(runc_pod) = runc_pod {
+        cri.remove_pod(&runc_pod);
+    }
     cri.remove_pod(&pod);
     cri.ctd.no_containers_left();
 }
