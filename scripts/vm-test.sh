@@ -16,10 +16,12 @@
 #   files of the host's /etc (passwd, group, ld.so.cache, ...). Built per run in a temp dir.
 # - Files: by virtio-9p. The host's /usr read-only as the guest's /usr (busybox, gcc for
 #   the tests' helper, runc, the libraries of runc and containerd); the repository
-#   read-write at the same absolute path (test binaries embed CARGO_MANIFEST_DIR,
-#   CARGO_TARGET_TMPDIR and the youki binary's path; tests build their helper into
-#   target/tmp); /var/cache/youki-shim read-only (containerd 2.1.9 and runc 1.3.6 from sid);
-#   a results directory read-write. Containers, bundles and containerd's state live in the
+#   read-write at the same absolute path (test binaries embed CARGO_MANIFEST_DIR and
+#   CARGO_TARGET_TMPDIR: tests read tests/data and build their helper into
+#   target/<triple>/tmp); /var/cache/youki-shim read-only (containerd 2.1.9 and runc 1.3.6
+#   from sid); at /vm/bin a snapshot of the test executables, youki (RUNTIME_BIN) and the
+#   shim (SHIM_DIR), read-only, taken when the run starts (a rebuild in the shared tree
+#   meanwhile changes nothing in the VM); a results directory read-write. Containers, bundles and containerd's state live in the
 #   guest's tmpfs /tmp.
 # - Boot: qemu-system-x86_64 -nographic -no-reboot, serial console, 2 vCPUs, VM_MEM (3 GiB),
 #   no network device, under `timeout` (VM_TIMEOUT seconds); killed by its pid at the end
@@ -133,8 +135,13 @@ shim_tests=(
 # - resources limits_the_kernel_refuses_are_refused (on v2 only; it passes on the host): runc
 #   maps cpu shares to cpu.weight, and 262145 becomes 10000 (1.3.6 also takes shares 1, as
 #   weight 1), which the kernel accepts: runc creates the container.
+# - namespaces a_container_without_a_mount_namespace_leaves_no_mount_on_the_host,
+#   exec_without_a_mount_namespace_runs_in_the_containers_root: runc leaves the rootfs bind
+#   and the spec's mounts after delete, and refuses the exec (NOTEs in tests/namespaces.rs).
 runc_skips=(
     limits_the_kernel_refuses_are_refused
+    a_container_without_a_mount_namespace_leaves_no_mount_on_the_host
+    exec_without_a_mount_namespace_runs_in_the_containers_root
     bad_exec_requests_are_clear_errors
     bad_input_gives_clear_errors
     pause_freezes_and_resume_thaws
@@ -151,7 +158,10 @@ runc_skips=(
 #   SIGKILLs the leftover process and removes the v2 cgroup with one rmdir, without waiting
 #   for the process to be gone: under TCG the rmdir often comes first (EBUSY) and the cgroup
 #   is left behind (2 runs in 4; later runc waits; 1.3.6 passes).
+# - namespaces time_offsets_shift_the_clocks_of_a_new_time_namespace: runc 1.1.5 knows no
+#   time namespace (NOTE in tests/namespaces.rs).
 runc11_skips=(
+    time_offsets_shift_the_clocks_of_a_new_time_namespace
     memory_pids_cpu_limits_are_visible
     events_stats_reports_psi_as_runc
     delete_kills_what_outlived_init_without_a_pid_namespace
@@ -165,19 +175,25 @@ runc13_skips=(user_env_and_cwd)
 # Build (a no-op after `cargo test --workspace`).
 
 echo "== vm-test: building the test binaries"
+build_json=$(mktemp /tmp/youki-vm-build.XXXXXX)
 # The whole workspace's test targets, as `cargo test --workspace` builds them (same features,
 # so this is a no-op after it): "PACKAGE-DIR TARGET EXECUTABLE" per test target.
 declare -A exe
+# (json-render-diagnostics: compiler messages on stderr, as usual; JSON on stdout.)
+if ! cargo test --workspace --no-run --message-format=json-render-diagnostics >"$build_json"; then
+    rm -f "$build_json"
+    die "cargo test --workspace --no-run failed (the errors are above)"
+fi
 while read -r dir name path; do
     case $dir in
     "$repo") exe[$name]=$path ;;
     "$repo/runtime-core") exe[core_$name]=$path ;;
     "$repo/shim") exe[shim_$name]=$path ;;
     esac
-done < <(cargo test --workspace --no-run --message-format=json |
-    jq -r 'select(.reason == "compiler-artifact" and .executable != null and .profile.test
+done < <(jq -r 'select(.reason == "compiler-artifact" and .executable != null and .profile.test
                   and (.target.kind | index("test")))
-           | "\(.manifest_path | rtrimstr("/Cargo.toml")) \(.target.name) \(.executable)"')
+           | "\(.manifest_path | rtrimstr("/Cargo.toml")) \(.target.name) \(.executable)"' "$build_json")
+rm -f "$build_json"
 for t in "${cli_tests[@]}" e2e_shim core_cgroups; do
     [ -n "${exe[$t]:-}" ] || die "cargo built no test executable for $t"
 done
@@ -230,7 +246,18 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-mkdir -p "$run/initramfs" "$run/results"
+mkdir -p "$run/initramfs" "$run/results" "$run/bin"
+
+# A snapshot of what runs, shared read-only at /vm/bin: the test executables, youki (the
+# tests' RUNTIME_BIN) and the shim (SHIM_DIR). Other work in the same tree may rebuild
+# target/ during the run; a binary replaced under the guest's 9p cache is not one to test.
+for b in youki containerd-shim-youki-v2; do
+    cp "$bin_dir/$b" "$run/bin/$b"
+done
+for t in "${cli_tests[@]}" e2e_shim core_cgroups; do
+    cp "${exe[$t]}" "$run/bin/test-$t"
+done
+vm_bin=/vm/bin
 
 # --------------------------------------------------------------------------------------
 # The plan: one `run LABEL SECONDS DIR COMMAND...` line per test binary (scripts/vm/stage2).
@@ -257,20 +284,21 @@ test_args=(--test-threads "$threads")
 : >"$run/plan"
 # youki: the CLI tests, runtime-core's cgroup tests and the shim through containerd 2.1.9.
 for t in "${cli_tests[@]}"; do
-    plan_line "youki-$t" "$repo" env "SHIM_DIR=$bin_dir" "${exe[$t]}" "${test_args[@]}"
+    plan_line "youki-$t" "$repo" env "RUNTIME_BIN=$vm_bin/youki" "SHIM_DIR=$vm_bin" \
+        "$vm_bin/test-$t" "${test_args[@]}"
 done
-plan_line youki-core-cgroups "$repo/runtime-core" "${exe[core_cgroups]}" "${test_args[@]}"
+plan_line youki-core-cgroups "$repo/runtime-core" "$vm_bin/test-core_cgroups" "${test_args[@]}"
 plan_line youki-e2e_shim-containerd2 "$repo" env "PATH=$containerd_bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    "SHIM_DIR=$bin_dir" "${exe[e2e_shim]}" "${test_args[@]}" --exact "${shim_tests[@]}"
+    "SHIM_DIR=$vm_bin" "$vm_bin/test-e2e_shim" "${test_args[@]}" --exact "${shim_tests[@]}"
 # runc: the CLI tests again.
 mapfile -t skips < <(skip_args "${runc_skips[@]}" "${runc11_skips[@]}")
 for t in "${cli_tests[@]}"; do
-    plan_line "runc1.1-$t" "$repo" env RUNTIME_BIN=/usr/sbin/runc "${exe[$t]}" "${test_args[@]}" --exact "${skips[@]}"
+    plan_line "runc1.1-$t" "$repo" env RUNTIME_BIN=/usr/sbin/runc "$vm_bin/test-$t" "${test_args[@]}" --exact "${skips[@]}"
 done
 if [ "$runc_sid" = 1 ]; then
     mapfile -t skips < <(skip_args "${runc_skips[@]}" "${runc13_skips[@]}")
     for t in "${cli_tests[@]}"; do
-        plan_line "runc1.3-$t" "$repo" env "RUNTIME_BIN=$cache/runc-sid/runc" "${exe[$t]}" "${test_args[@]}" --exact "${skips[@]}"
+        plan_line "runc1.3-$t" "$repo" env "RUNTIME_BIN=$cache/runc-sid/runc" "$vm_bin/test-$t" "${test_args[@]}" --exact "${skips[@]}"
     done
 fi
 
@@ -378,7 +406,8 @@ start=$(date +%s.%N)
 # shellcheck disable=SC2046 # qemu_args and ninep print words
 timeout -k 10 "$vm_timeout" qemu-system-x86_64 $(qemu_args "$accel") -append "$cmdline" \
     -pidfile "$run/qemu.pid" \
-    $(ninep usr /usr ro) $(ninep repo "$repo") $(ninep cache "$cache" ro) $(ninep results "$run/results") \
+    $(ninep usr /usr ro) $(ninep repo "$repo") $(ninep cache "$cache" ro) $(ninep bin "$run/bin" ro) \
+    $(ninep results "$run/results") \
     </dev/null >"$run/console.log" 2>&1 &
 qemu_pid=$!
 # The console, live. tail ends when qemu (under timeout) is gone. In the background, so
