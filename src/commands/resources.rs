@@ -98,8 +98,12 @@ fn print_event(out: &mut impl Write, id: &str, ev: &Event) -> std::io::Result<()
             data: None,
         },
     };
-    serde_json::to_writer(&mut *out, &e)?;
-    writeln!(out)?;
+    // One write(2) per line, as runc writes it: through stdout's 1 KiB buffer a stats
+    // event of a v2 cgroup (memory.stat and PSI: over 1 KiB) would reach a file in pieces,
+    // and a reader following it would see half a line.
+    let mut line = serde_json::to_vec(&e)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
     out.flush()
 }
 
@@ -388,6 +392,34 @@ root        4243    4242  0 10:01 ?        00:00:00 sh -c x 4242
 
     /// `events --stats` on a v2 host with PSI: `psi` under cpu, memory and blkio as runc
     /// 1.2+ prints it (types/events.go), `full` included even where the file has none.
+    /// A writer that keeps each write call apart.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// An event is one write, whatever its size: a reader following the output never sees
+    /// half a line (v2 stats, with memory.stat and PSI, are over 1 KiB).
+    #[test]
+    fn a_large_event_is_one_write() {
+        let mut s = Stats::default();
+        for i in 0..100 {
+            s.memory.raw.insert(format!("counter_{i}"), i);
+        }
+        let mut out = Writes::default();
+        print_event(&mut out, "c1", &Event::Stats(Box::new(s))).expect("print");
+        assert_eq!(out.0.len(), 1, "{} writes", out.0.len());
+        assert!(out.0[0].len() > 1024 && out.0[0].ends_with(b"}\n"));
+    }
+
     #[test]
     fn stats_event_carries_psi_as_runc() {
         use runtime_core::cgroups::stats::{PsiData, PsiStats};
