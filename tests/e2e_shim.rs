@@ -1147,11 +1147,7 @@ fn shim_runs_a_container_under_a_2019_seccomp_profile() {
     let c = start("shim-sec2019");
     support::install_sectest(&c.rootfs, "sectest", 0o755);
     let profile = c.w.path("seccomp-2019.json");
-    fs::write(
-        &profile,
-        serde_json::to_vec(&support::profile_2019()).expect("profile JSON"),
-    )
-    .expect("write the profile");
+    support::write_profile_2019(&profile);
     let id = c.w.name("sec");
     let o = c.run(
         &[
@@ -1163,25 +1159,10 @@ fn shim_runs_a_container_under_a_2019_seccomp_profile() {
             c.rootfs_flags()[1],
         ],
         &id,
-        &[
-            "sh",
-            "-c",
-            "echo busybox; echo thread $(sectest thread); echo close_range $(sectest close_range); true",
-        ],
+        &["sh", "-c", support::PROFILE_2019_SCRIPT],
     );
     assert_code(&o, 0, "ctr run --seccomp-profile (2019)");
-    let out = stdout_of(&o);
-    assert!(out.starts_with("busybox\n"), "{}", describe(&o));
-    assert!(
-        out.contains("thread ok 42\n"),
-        "a thread must start (clone3 -> clone)\n{}",
-        describe(&o)
-    );
-    assert!(
-        out.contains(&format!("close_range errno {} ", libc::ENOSYS)),
-        "close_range must answer ENOSYS under the profile\n{}",
-        describe(&o)
-    );
+    support::assert_profile_2019_output(&o);
     c.no_containers_left();
 }
 
@@ -1193,16 +1174,8 @@ fn shim_runs_a_container_under_a_2019_seccomp_profile() {
 fn shim_runs_a_config_without_namespaces() {
     let c = start("shim-nons");
     let id = c.w.name("nons");
-    let mut spec = common::default_config(&c.w.marker, &format!("/{}/{id}", c.ns));
-    spec["root"] = serde_json::json!({"path": c.rootfs, "readonly": false});
-    spec["linux"]["namespaces"] = serde_json::json!([]);
-    spec["linux"]["maskedPaths"] = serde_json::json!([]);
-    spec["linux"]["readonlyPaths"] = serde_json::json!([]);
-    if let Some(o) = spec.as_object_mut() {
-        o.remove("hostname");
-    }
-    spec["mounts"] =
-        serde_json::json!([{"destination": "/proc", "type": "proc", "source": "proc"}]);
+    let mut spec =
+        common::config_without_namespaces(&c.w.marker, &format!("/{}/{id}", c.ns), &c.rootfs);
     spec["process"]["args"] = serde_json::json!([
         "sh",
         "-c",
@@ -1216,12 +1189,7 @@ fn shim_runs_a_config_without_namespaces() {
         &[],
     );
     assert_code(&o, 0, "ctr run --config (no namespaces)");
-    let ns = |n: &str| {
-        fs::read_link(format!("/proc/self/ns/{n}"))
-            .expect("own namespace")
-            .to_string_lossy()
-            .into_owned()
-    };
+    let ns = common::own_namespace;
     assert_eq!(
         stdout_of(&o),
         format!("{}\n{}\n{}\ndevnull\n", ns("mnt"), ns("net"), ns("pid")),

@@ -258,6 +258,29 @@ pub fn cgroup_hierarchies() -> Vec<Hierarchy> {
     out
 }
 
+/// A config with no namespace at all (the caller's are shared), no masked or read-only
+/// paths, no hostname and only /proc mounted: what runc runs in the caller's namespaces.
+pub fn config_without_namespaces(marker: &str, cgroups_path: &str, rootfs: &Path) -> Value {
+    let mut spec = default_config(marker, cgroups_path);
+    spec["root"] = json!({"path": rootfs, "readonly": false});
+    spec["linux"]["namespaces"] = json!([]);
+    spec["linux"]["maskedPaths"] = json!([]);
+    spec["linux"]["readonlyPaths"] = json!([]);
+    if let Some(o) = spec.as_object_mut() {
+        o.remove("hostname");
+    }
+    spec["mounts"] = json!([{"destination": "/proc", "type": "proc", "source": "proc"}]);
+    spec
+}
+
+/// The test process's own namespace of kind `n` (`mnt`, `net`, ...), as readlink shows it.
+pub fn own_namespace(n: &str) -> String {
+    fs::read_link(format!("/proc/self/ns/{n}"))
+        .expect("own namespace")
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// Is the host a pure cgroup v2 host (a single cgroup2 mount at /sys/fs/cgroup)?
 pub fn is_cgroup_v2_only() -> bool {
     let h = cgroup_hierarchies();

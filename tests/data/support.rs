@@ -127,6 +127,39 @@ pub fn profile_2019() -> Value {
     p
 }
 
+/// Writes [`profile_2019`] to `path`, for `ctr run --seccomp-profile`.
+pub fn write_profile_2019(path: &Path) {
+    fs::write(
+        path,
+        serde_json::to_vec(&profile_2019()).expect("profile JSON"),
+    )
+    .expect("write the profile");
+}
+
+/// What [`PROFILE_2019_SCRIPT`] run by busybox under [`profile_2019`] must print: it
+/// started, a glibc thread started (clone3 -> clone) and close_range answered ENOSYS (the
+/// -ENOSYS stub; it shows the filter is there).
+#[track_caller]
+pub fn assert_profile_2019_output(o: &Output) {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let shown = || format!("{o:?}");
+    assert!(out.starts_with("busybox\n"), "{}", shown());
+    assert!(
+        out.contains("thread ok 42\n"),
+        "a thread must start (clone3 -> clone)\n{}",
+        shown()
+    );
+    assert!(
+        out.contains(&format!("close_range errno {} ", libc::ENOSYS)),
+        "close_range must answer ENOSYS under the profile\n{}",
+        shown()
+    );
+}
+
+/// The script whose output [`assert_profile_2019_output`] checks.
+pub const PROFILE_2019_SCRIPT: &str =
+    "echo busybox; echo thread $(sectest thread); echo close_range $(sectest close_range); true";
+
 // ---------------------------------------------------------------------------------------
 // A seccomp agent.
 
