@@ -6,6 +6,8 @@
 
 use nix::errno::Errno;
 use nix::unistd::Pid;
+
+use crate::syscall::{self, SchedAttr};
 use oci_spec::runtime::{
     IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
     LinuxSchedulerPolicy, Process, Scheduler,
@@ -56,30 +58,8 @@ pub enum AttrError {
 const PER_LINUX: libc::c_ulong = 0;
 /// personality(2)'s PER_LINUX32: `uname -m` says i686 (or the like).
 const PER_LINUX32: libc::c_ulong = 0x0008;
-/// ioprio_set(2)'s `which` for a single process (0 then means the caller).
-const IOPRIO_WHO_PROCESS: libc::c_long = 1;
 /// The bit position of the class in an I/O priority value.
 const IOPRIO_CLASS_SHIFT: i64 = 13;
-/// `struct sched_attr` with the utilization clamps (SCHED_ATTR_SIZE_VER1), as runc passes
-/// it.
-const SCHED_ATTR_SIZE: u32 = 56;
-
-/// `struct sched_attr` of sched_setattr(2).
-#[repr(C)]
-#[derive(Debug, Default)]
-struct SchedAttr {
-    size: u32,
-    sched_policy: u32,
-    sched_flags: u64,
-    sched_nice: i32,
-    sched_priority: u32,
-    sched_runtime: u64,
-    sched_deadline: u64,
-    sched_period: u64,
-    sched_util_min: u32,
-    sched_util_max: u32,
-}
-
 /// The kernel's number of a policy (include/uapi/linux/sched.h).
 fn policy_number(p: LinuxSchedulerPolicy) -> u32 {
     match p {
@@ -109,7 +89,6 @@ fn flag_bit(f: LinuxSchedulerFlag) -> u64 {
 
 fn sched_attr(s: &Scheduler) -> SchedAttr {
     SchedAttr {
-        size: SCHED_ATTR_SIZE,
         sched_policy: policy_number(*s.policy()),
         sched_flags: s.flags().iter().flatten().map(|f| flag_bit(*f)).sum(),
         sched_nice: s.nice().unwrap_or(0),
@@ -127,11 +106,7 @@ pub fn apply_scheduler(process: &Process) -> Result<(), AttrError> {
     let Some(s) = process.scheduler() else {
         return Ok(());
     };
-    let attr = sched_attr(s);
-    // SAFETY: sched_setattr reads `size` bytes of a properly laid out struct sched_attr that
-    // lives across the call; pid 0 is the calling thread.
-    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0u32) };
-    Errno::result(rc).map(drop).map_err(|errno| {
+    syscall::sched_setattr(&sched_attr(s)).map_err(|errno| {
         let hint = match (errno, *s.policy()) {
             (Errno::EPERM, LinuxSchedulerPolicy::SchedFifo | LinuxSchedulerPolicy::SchedRr) => {
                 " (a real-time policy needs CAP_SYS_NICE and, on cgroup v1, real-time runtime \
@@ -159,15 +134,11 @@ pub fn apply_io_priority(process: &Process) -> Result<(), AttrError> {
         IOPriorityClass::IoprioClassIdle => 3,
     };
     let value = (class << IOPRIO_CLASS_SHIFT) | io.priority();
-    // SAFETY: ioprio_set takes integers only.
-    let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
-    Errno::result(rc)
-        .map(drop)
-        .map_err(|errno| AttrError::IoPriority {
-            class: io.class(),
-            priority: io.priority(),
-            errno,
-        })
+    syscall::ioprio_set_self(value).map_err(|errno| AttrError::IoPriority {
+        class: io.class(),
+        priority: io.priority(),
+        errno,
+    })
 }
 
 /// The persona `linux.personality` asks for (its flags are ignored, as runc ignores them
@@ -192,11 +163,7 @@ pub fn personality_of_init(pid: Pid) -> Result<Option<libc::c_ulong>, AttrError>
 
 /// Sets the persona of the calling process (kept across execve).
 pub fn apply_personality(value: libc::c_ulong) -> Result<(), AttrError> {
-    // SAFETY: personality takes an integer only.
-    let rc = unsafe { libc::personality(value) };
-    Errno::result(rc)
-        .map(drop)
-        .map_err(|errno| AttrError::Personality { value, errno })
+    syscall::personality(value).map_err(|errno| AttrError::Personality { value, errno })
 }
 
 #[cfg(test)]
@@ -216,16 +183,12 @@ mod tests {
 
     #[test]
     fn sched_attr_as_the_kernel_lays_it_out() {
-        assert_eq!(std::mem::size_of::<SchedAttr>(), SCHED_ATTR_SIZE as usize);
         let p = process(
             r#"{"scheduler": {"policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 20,
                 "period": 30, "flags": ["SCHED_FLAG_RECLAIM", "SCHED_FLAG_KEEP_PARAMS"]}}"#,
         );
         let a = sched_attr(p.scheduler().as_ref().unwrap());
-        assert_eq!(
-            (a.size, a.sched_policy, a.sched_flags),
-            (SCHED_ATTR_SIZE, 6, 0x12)
-        );
+        assert_eq!((a.sched_policy, a.sched_flags), (6, 0x12));
         assert_eq!(
             (a.sched_runtime, a.sched_deadline, a.sched_period),
             (10, 20, 30)

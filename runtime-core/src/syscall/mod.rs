@@ -394,6 +394,60 @@ pub fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
+/// `struct sched_attr` of sched_setattr(2), with the utilization clamps
+/// (SCHED_ATTR_SIZE_VER1) as runc passes it; `size` is filled in by [`sched_setattr`].
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SchedAttr {
+    /// The size of this struct.
+    pub size: u32,
+    /// SCHED_* policy.
+    pub sched_policy: u32,
+    /// SCHED_FLAG_* bits.
+    pub sched_flags: u64,
+    /// Nice value (SCHED_OTHER, SCHED_BATCH).
+    pub sched_nice: i32,
+    /// Static priority (SCHED_FIFO, SCHED_RR).
+    pub sched_priority: u32,
+    /// SCHED_DEADLINE runtime, ns.
+    pub sched_runtime: u64,
+    /// SCHED_DEADLINE deadline, ns.
+    pub sched_deadline: u64,
+    /// SCHED_DEADLINE period, ns.
+    pub sched_period: u64,
+    /// Utilization clamp, minimum.
+    pub sched_util_min: u32,
+    /// Utilization clamp, maximum.
+    pub sched_util_max: u32,
+}
+
+/// sched_setattr(2) of the calling thread.
+pub fn sched_setattr(attr: &SchedAttr) -> std::result::Result<(), Errno> {
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        ..*attr
+    };
+    // SAFETY: sched_setattr reads `size` bytes of a properly laid out struct sched_attr that
+    // lives across the call; pid 0 is the calling thread.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0u32) };
+    Errno::result(rc).map(drop)
+}
+
+/// ioprio_set(2) of the calling process (IOPRIO_WHO_PROCESS, pid 0).
+pub fn ioprio_set_self(value: i64) -> std::result::Result<(), Errno> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: ioprio_set takes integers only.
+    let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
+    Errno::result(rc).map(drop)
+}
+
+/// personality(2): sets the persona of the calling process (kept across execve).
+pub fn personality(value: libc::c_ulong) -> std::result::Result<(), Errno> {
+    // SAFETY: personality takes an integer only.
+    let rc = unsafe { libc::personality(value) };
+    Errno::result(rc).map(drop)
+}
+
 /// SECCOMP_FILTER_FLAG_NEW_LISTENER: the load returns a notify descriptor.
 pub const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 1 << 3;
 
@@ -529,6 +583,11 @@ pub fn borrow<F: AsFd>(f: &F) -> BorrowedFd<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sched_attr_is_the_kernels_ver1_size() {
+        assert_eq!(std::mem::size_of::<SchedAttr>(), 56);
+    }
 
     #[test]
     fn descriptors_are_marked_one_by_one_where_close_range_fails() {
