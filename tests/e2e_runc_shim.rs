@@ -26,15 +26,7 @@ use e2e_support::*;
 fn start(kind: &str) -> Containerd {
     client("containerd-shim-runc-v2", "containerd");
     runtime();
-    Containerd::start(
-        kind,
-        Shim {
-            binary: "containerd-shim-runc-v2",
-            dir: None,
-            wait_gone: false,
-            strict_task_ls: true,
-        },
-    )
+    Containerd::start(kind, Shim::runc())
 }
 
 /// What these tests do with their containerd beyond the shared harness.

@@ -20,7 +20,6 @@ mod e2e_support;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -274,15 +273,7 @@ fn start_for(kind: &str, rt: Rt) -> Containerd {
         Rt::Youki => start(kind),
         Rt::Runc => {
             client("containerd-shim-runc-v2", "containerd");
-            Containerd::start(
-                kind,
-                Shim {
-                    binary: "containerd-shim-runc-v2",
-                    dir: None,
-                    wait_gone: false,
-                    strict_task_ls: true,
-                },
-            )
+            Containerd::start(kind, Shim::runc())
         }
     }
 }
@@ -311,25 +302,6 @@ fn rt_flags(c: &Containerd, rt: Rt, id: &str) -> Vec<String> {
     flags
 }
 
-/// A new pseudo-terminal: (master, slave).
-fn openpty() -> (OwnedFd, OwnedFd) {
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: openpty stores two new descriptors into the ints; name, termios and winsize
-    // are NULL.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both descriptors are new and owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
-}
-
 /// `ctr run -d [-t] ... ID sh -c SCRIPT`: ctr makes the fifos, starts the task and exits,
 /// and with it its ends of the fifos: the client is gone. Its stdin is a pipe (or, for
 /// `-t`, a terminal) that stays open until ctr has exited, so that ctr never reads the end
@@ -341,7 +313,7 @@ fn run_detached(c: &Containerd, rt: Rt, tty: bool, id: &str, script: &str) {
     let file = || fs::File::create(&log).unwrap();
     let mut keep = Vec::new();
     if tty {
-        let (master, slave) = openpty();
+        let (master, slave) = e2e_support::openpty();
         let io = || Stdio::from(slave.try_clone().unwrap());
         cmd.stdin(io()).stdout(io()).stderr(io());
         keep.push(master);

@@ -60,15 +60,7 @@ fn start(kind: &str, rt: &Rt) -> Containerd {
         Rt::Youki => Containerd::start(kind, Shim::youki()),
         Rt::RuncShim(_) => {
             client("containerd-shim-runc-v2", "containerd");
-            Containerd::start(
-                kind,
-                Shim {
-                    binary: "containerd-shim-runc-v2",
-                    dir: None,
-                    wait_gone: false,
-                    strict_task_ls: true,
-                },
-            )
+            Containerd::start(kind, Shim::runc())
         }
     }
 }

@@ -114,6 +114,16 @@ impl Shim<'static> {
             strict_task_ls: false,
         }
     }
+
+    /// containerd's own runc shim, the reference (found on containerd's PATH).
+    pub fn runc() -> Shim<'static> {
+        Shim {
+            binary: "containerd-shim-runc-v2",
+            dir: None,
+            wait_gone: false,
+            strict_task_ls: true,
+        }
+    }
 }
 
 pub struct Containerd {

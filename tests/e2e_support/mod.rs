@@ -413,7 +413,8 @@ pub fn wait_child(child: &mut std::process::Child, timeout: Duration) -> Option<
     }
 }
 
-fn openpty() -> (OwnedFd, OwnedFd) {
+/// A new pseudo-terminal: (master, slave).
+pub fn openpty() -> (OwnedFd, OwnedFd) {
     let mut master = -1;
     let mut slave = -1;
     // SAFETY: openpty writes two descriptors into the ints we pass; the optional
