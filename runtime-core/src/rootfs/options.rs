@@ -132,43 +132,67 @@ pub fn propagation(opt: &str) -> Option<MsFlags> {
     })
 }
 
-/// The mount_setattr(2) change a recursive option (`rro`, `rnoexec`, ...) makes.
-fn recursive_attr(opt: &str) -> Option<MountAttrChange> {
-    let set = |bits| MountAttrChange {
-        set: bits,
-        clear: 0,
-    };
-    let clear = |bits| MountAttrChange {
-        set: 0,
-        clear: bits,
-    };
-    // An atime mode is replaced as a whole: the mask is cleared and the new mode set.
-    let atime = |mode| MountAttrChange {
-        set: mode,
-        clear: MOUNT_ATTR__ATIME,
-    };
+/// What a recursive option (`rro`, `rnoexec`, ...) does to mount_setattr(2)'s attributes:
+/// set one `MOUNT_ATTR_*` value, or clear it.
+enum RecAttr {
+    Set(u64),
+    Clear(u64),
+}
+
+fn recursive_attr(opt: &str) -> Option<RecAttr> {
+    use RecAttr::{Clear, Set};
     Some(match opt {
-        "rro" => set(MOUNT_ATTR_RDONLY),
-        "rrw" => clear(MOUNT_ATTR_RDONLY),
-        "rnosuid" => set(MOUNT_ATTR_NOSUID),
-        "rsuid" => clear(MOUNT_ATTR_NOSUID),
-        "rnodev" => set(MOUNT_ATTR_NODEV),
-        "rdev" => clear(MOUNT_ATTR_NODEV),
-        "rnoexec" => set(MOUNT_ATTR_NOEXEC),
-        "rexec" => clear(MOUNT_ATTR_NOEXEC),
-        "rnodiratime" => set(MOUNT_ATTR_NODIRATIME),
-        "rdiratime" => clear(MOUNT_ATTR_NODIRATIME),
-        "rnosymfollow" => set(MOUNT_ATTR_NOSYMFOLLOW),
-        "rsymfollow" => clear(MOUNT_ATTR_NOSYMFOLLOW),
-        "rnoatime" => atime(MOUNT_ATTR_NOATIME),
-        "rstrictatime" => atime(MOUNT_ATTR_STRICTATIME),
-        "rrelatime" => atime(MOUNT_ATTR_RELATIME),
-        // Undoing noatime or strictatime means the kernel default, relatime; undoing
-        // relatime means updating atime on every access, strictatime.
-        "ratime" | "rnostrictatime" => atime(MOUNT_ATTR_RELATIME),
-        "rnorelatime" => atime(MOUNT_ATTR_STRICTATIME),
+        "rro" => Set(MOUNT_ATTR_RDONLY),
+        "rrw" => Clear(MOUNT_ATTR_RDONLY),
+        "rnosuid" => Set(MOUNT_ATTR_NOSUID),
+        "rsuid" => Clear(MOUNT_ATTR_NOSUID),
+        "rnodev" => Set(MOUNT_ATTR_NODEV),
+        "rdev" => Clear(MOUNT_ATTR_NODEV),
+        "rnoexec" => Set(MOUNT_ATTR_NOEXEC),
+        "rexec" => Clear(MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => Set(MOUNT_ATTR_NODIRATIME),
+        "rdiratime" => Clear(MOUNT_ATTR_NODIRATIME),
+        "rnosymfollow" => Set(MOUNT_ATTR_NOSYMFOLLOW),
+        "rsymfollow" => Clear(MOUNT_ATTR_NOSYMFOLLOW),
+        "rrelatime" => Set(MOUNT_ATTR_RELATIME),
+        "rnorelatime" => Clear(MOUNT_ATTR_RELATIME),
+        "rnoatime" => Set(MOUNT_ATTR_NOATIME),
+        "ratime" => Clear(MOUNT_ATTR_NOATIME),
+        "rstrictatime" => Set(MOUNT_ATTR_STRICTATIME),
+        "rnostrictatime" => Clear(MOUNT_ATTR_STRICTATIME),
         _ => return None,
     })
+}
+
+impl MountAttrChange {
+    /// Adds one recursive option, the later winning for the bits it names, with runc
+    /// 1.2+'s rule for the access-time mode: the atime values are an enum, not bits
+    /// (relatime is 0), and mount_setattr(2) takes a new mode only with the whole
+    /// MOUNT_ATTR__ATIME mask cleared, so every atime option clears the mask and the
+    /// mode is whatever atime value is left set. Hence `rnorelatime` (clearing the value
+    /// 0) and `ratime`/`rnostrictatime` alone all give relatime, not strictatime.
+    fn add(&mut self, attr: RecAttr) {
+        let (RecAttr::Set(bits) | RecAttr::Clear(bits)) = attr;
+        let atime = bits & MOUNT_ATTR__ATIME == bits;
+        match attr {
+            RecAttr::Set(_) => {
+                // A second mode replaces the first (runc 1.3 ORs both in, which the
+                // kernel refuses with EINVAL).
+                if atime {
+                    self.set &= !MOUNT_ATTR__ATIME;
+                }
+                self.set |= bits;
+                self.clear &= !bits;
+            }
+            RecAttr::Clear(_) => {
+                self.clear |= bits;
+                self.set &= !bits;
+            }
+        }
+        if atime {
+            self.clear |= MOUNT_ATTR__ATIME;
+        }
+    }
 }
 
 /// Every option name [`parse`] recognizes itself: flags, propagation, recursive attributes
@@ -209,10 +233,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
         } else if let Some(p) = propagation(opt) {
             out.propagation.push(p);
         } else if let Some(a) = recursive_attr(opt) {
-            let acc = out.attr.get_or_insert_with(MountAttrChange::default);
-            // The later option wins for the bits it names.
-            acc.set = (acc.set & !a.clear & !a.set) | a.set;
-            acc.clear = (acc.clear & !a.set & !a.clear) | a.clear;
+            out.attr.get_or_insert_with(MountAttrChange::default).add(a);
         } else if opt == "tmpcopyup" {
             out.tmpcopyup = true;
         } else if opt == "idmap" || opt == "ridmap" {
@@ -369,6 +390,43 @@ mod tests {
             })
         );
         assert_eq!(p(&["ro"]).attr, None);
+    }
+
+    /// The access-time options as runc 1.2+ turns them into mount_setattr(2) arguments
+    /// (libcontainer/specconv: every atime option clears MOUNT_ATTR__ATIME).
+    #[test]
+    fn recursive_atime_options_follow_runc() {
+        let change = |set, clear| {
+            Some(MountAttrChange {
+                set,
+                clear: clear | MOUNT_ATTR__ATIME,
+            })
+        };
+        let cases: &[(&[&str], Option<MountAttrChange>)] = &[
+            (&["rnoatime"], change(MOUNT_ATTR_NOATIME, 0)),
+            (&["rstrictatime"], change(MOUNT_ATTR_STRICTATIME, 0)),
+            (&["rrelatime"], change(MOUNT_ATTR_RELATIME, 0)),
+            // Clearing relatime (the value 0) names no mode: relatime, not strictatime.
+            (&["rnorelatime"], change(0, 0)),
+            (&["ratime"], change(0, MOUNT_ATTR_NOATIME)),
+            (&["rnostrictatime"], change(0, MOUNT_ATTR_STRICTATIME)),
+            (&["rnoatime", "ratime"], change(0, MOUNT_ATTR_NOATIME)),
+            // A mode set earlier stays unless the later option clears that very mode.
+            (&["rnoatime", "rnorelatime"], change(MOUNT_ATTR_NOATIME, 0)),
+            (
+                &["rnoatime", "rnostrictatime"],
+                change(MOUNT_ATTR_NOATIME, MOUNT_ATTR_STRICTATIME),
+            ),
+            // The later mode wins (runc 1.3 sets both and mount_setattr fails).
+            (&["rstrictatime", "rnoatime"], change(MOUNT_ATTR_NOATIME, 0)),
+            (
+                &["rnodiratime", "rnorelatime"],
+                change(MOUNT_ATTR_NODIRATIME, 0),
+            ),
+        ];
+        for (opts, want) in cases {
+            assert_eq!(p(opts).attr, *want, "{opts:?}");
+        }
     }
 
     #[test]
