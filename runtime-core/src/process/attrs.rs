@@ -7,7 +7,7 @@
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use crate::syscall::{self, SchedAttr};
+use crate::syscall::{SchedAttr, Syscall};
 use oci_spec::runtime::{
     IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
     LinuxSchedulerPolicy, Process, Scheduler,
@@ -101,12 +101,21 @@ fn sched_attr(s: &Scheduler) -> SchedAttr {
     }
 }
 
-/// Applies `process.scheduler` to the calling (single-threaded) process.
-pub fn apply_scheduler(process: &Process) -> Result<(), AttrError> {
+/// Applies `process.scheduler`, then `process.ioPriority`, to the calling
+/// (single-threaded) process, in runc's order and as runc does it: before the user and
+/// capabilities change, while CAP_SYS_NICE (which a real-time policy, a lower nice value
+/// and the real-time I/O class need) is still held.
+pub fn apply_scheduling(sys: &impl Syscall, process: &Process) -> Result<(), AttrError> {
+    apply_scheduler(sys, process)?;
+    apply_io_priority(sys, process)
+}
+
+fn apply_scheduler(sys: &impl Syscall, process: &Process) -> Result<(), AttrError> {
     let Some(s) = process.scheduler() else {
         return Ok(());
     };
-    syscall::sched_setattr(&sched_attr(s)).map_err(|errno| {
+    sys.sched_setattr(&sched_attr(s)).map_err(|e| {
+        let errno = e.errno;
         let hint = match (errno, *s.policy()) {
             (Errno::EPERM, LinuxSchedulerPolicy::SchedFifo | LinuxSchedulerPolicy::SchedRr) => {
                 " (a real-time policy needs CAP_SYS_NICE and, on cgroup v1, real-time runtime \
@@ -123,8 +132,7 @@ pub fn apply_scheduler(process: &Process) -> Result<(), AttrError> {
     })
 }
 
-/// Applies `process.ioPriority` to the calling process.
-pub fn apply_io_priority(process: &Process) -> Result<(), AttrError> {
+fn apply_io_priority(sys: &impl Syscall, process: &Process) -> Result<(), AttrError> {
     let Some(io) = process.io_priority() else {
         return Ok(());
     };
@@ -134,10 +142,10 @@ pub fn apply_io_priority(process: &Process) -> Result<(), AttrError> {
         IOPriorityClass::IoprioClassIdle => 3,
     };
     let value = (class << IOPRIO_CLASS_SHIFT) | io.priority();
-    syscall::ioprio_set_self(value).map_err(|errno| AttrError::IoPriority {
+    sys.ioprio_set(value).map_err(|e| AttrError::IoPriority {
         class: io.class(),
         priority: io.priority(),
-        errno,
+        errno: e.errno,
     })
 }
 
@@ -162,8 +170,11 @@ pub fn personality_of_init(pid: Pid) -> Result<Option<libc::c_ulong>, AttrError>
 }
 
 /// Sets the persona of the calling process (kept across execve).
-pub fn apply_personality(value: libc::c_ulong) -> Result<(), AttrError> {
-    syscall::personality(value).map_err(|errno| AttrError::Personality { value, errno })
+pub fn apply_personality(sys: &impl Syscall, value: libc::c_ulong) -> Result<(), AttrError> {
+    sys.personality(value).map_err(|e| AttrError::Personality {
+        value,
+        errno: e.errno,
+    })
 }
 
 #[cfg(test)]
@@ -196,6 +207,45 @@ mod tests {
         let p = process(r#"{"scheduler": {"policy": "SCHED_BATCH", "nice": 7}}"#);
         let a = sched_attr(p.scheduler().as_ref().unwrap());
         assert_eq!((a.sched_policy, a.sched_nice, a.sched_priority), (3, 7, 0));
+    }
+
+    #[test]
+    fn scheduler_then_io_priority_each_once() {
+        use crate::syscall::recording::{Call, RecordingSyscall};
+        let p = process(
+            r#"{"scheduler": {"policy": "SCHED_IDLE"},
+                "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 6}}"#,
+        );
+        let sys = RecordingSyscall::default();
+        apply_scheduling(&sys, &p).unwrap();
+        let idle = SchedAttr {
+            sched_policy: 5,
+            ..SchedAttr::default()
+        };
+        assert_eq!(
+            sys.calls(),
+            [Call::SchedSetattr(idle), Call::IoprioSet(2 << 13 | 6)]
+        );
+
+        // Neither asked for: nothing is called.
+        let sys = RecordingSyscall::default();
+        apply_scheduling(&sys, &process("{}")).unwrap();
+        assert_eq!(sys.calls(), []);
+
+        // A refused policy stops before the I/O priority, naming the field.
+        let sys = RecordingSyscall::default();
+        sys.fail_when(|c| matches!(c, Call::SchedSetattr(_)), Errno::EPERM);
+        let p = process(
+            r#"{"scheduler": {"policy": "SCHED_FIFO", "priority": 10},
+                "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0}}"#,
+        );
+        let e = apply_scheduling(&sys, &p).unwrap_err().to_string();
+        assert!(
+            e.starts_with("process.scheduler SCHED_FIFO: sched_setattr(2): EPERM"),
+            "{e}"
+        );
+        assert!(e.contains("CAP_SYS_NICE"), "{e}");
+        assert_eq!(sys.calls().len(), 1);
     }
 
     #[test]

@@ -219,8 +219,7 @@ impl Program {
             write_oom_score_adj(adj)?;
         }
         // With every capability still held (a real-time policy needs CAP_SYS_NICE).
-        super::attrs::apply_scheduler(process).map_err(|e| e.to_string())?;
-        super::attrs::apply_io_priority(process).map_err(|e| e.to_string())?;
+        super::attrs::apply_scheduling(&sys, process).map_err(|e| e.to_string())?;
         let env = environment(process);
         let cwd = process.cwd();
         sys.chdir(cwd)
@@ -237,7 +236,7 @@ impl Program {
         // Before any filter: a profile may not allow personality(2) (Docker's allows only
         // some personas), and the persona is kept across execve.
         if let Some(p) = personality {
-            super::attrs::apply_personality(p).map_err(|e| e.to_string())?;
+            super::attrs::apply_personality(&sys, p).map_err(|e| e.to_string())?;
         }
         let nnp = process.no_new_privileges().unwrap_or(false);
         if !nnp {

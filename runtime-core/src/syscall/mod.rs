@@ -118,6 +118,12 @@ pub trait Syscall {
     fn mountinfo(&self) -> Result<String>;
     /// Whether `path` exists (following symlinks), e.g. a file the kernel may lack.
     fn exists(&self, path: &Path) -> bool;
+    /// sched_setattr(2) of the calling thread.
+    fn sched_setattr(&self, attr: &SchedAttr) -> Result<()>;
+    /// ioprio_set(2) of the calling process (IOPRIO_WHO_PROCESS, pid 0).
+    fn ioprio_set(&self, value: i64) -> Result<()>;
+    /// personality(2): sets the persona of the calling process (kept across execve).
+    fn personality(&self, value: libc::c_ulong) -> Result<()>;
 }
 
 /// The real kernel.
@@ -300,6 +306,37 @@ impl Syscall for LinuxSyscall {
     fn exists(&self, path: &Path) -> bool {
         path.exists()
     }
+
+    fn sched_setattr(&self, attr: &SchedAttr) -> Result<()> {
+        let attr = SchedAttr {
+            size: std::mem::size_of::<SchedAttr>() as u32,
+            ..*attr
+        };
+        // SAFETY: sched_setattr reads `size` bytes of a properly laid out struct sched_attr
+        // that lives across the call; pid 0 is the calling thread.
+        let rc =
+            unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0u32) };
+        Errno::result(rc)
+            .map(drop)
+            .map_err(err("sched_setattr", attr.sched_policy))
+    }
+
+    fn ioprio_set(&self, value: i64) -> Result<()> {
+        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+        // SAFETY: ioprio_set takes integers only.
+        let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
+        Errno::result(rc)
+            .map(drop)
+            .map_err(err("ioprio_set", value))
+    }
+
+    fn personality(&self, value: libc::c_ulong) -> Result<()> {
+        // SAFETY: personality takes an integer only.
+        let rc = unsafe { libc::personality(value) };
+        Errno::result(rc)
+            .map(drop)
+            .map_err(err("personality", format!("{value:#x}")))
+    }
 }
 
 /// struct mount_attr of <linux/mount.h> (MOUNT_ATTR_SIZE_VER0), the argument of mount_setattr(2).
@@ -395,9 +432,10 @@ pub fn io_errno(e: &std::io::Error) -> Errno {
 }
 
 /// `struct sched_attr` of sched_setattr(2), with the utilization clamps
-/// (SCHED_ATTR_SIZE_VER1) as runc passes it; `size` is filled in by [`sched_setattr`].
+/// (SCHED_ATTR_SIZE_VER1) as runc passes it; `size` is filled in by
+/// [`Syscall::sched_setattr`].
 #[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SchedAttr {
     /// The size of this struct.
     pub size: u32,
@@ -419,33 +457,6 @@ pub struct SchedAttr {
     pub sched_util_min: u32,
     /// Utilization clamp, maximum.
     pub sched_util_max: u32,
-}
-
-/// sched_setattr(2) of the calling thread.
-pub fn sched_setattr(attr: &SchedAttr) -> std::result::Result<(), Errno> {
-    let attr = SchedAttr {
-        size: std::mem::size_of::<SchedAttr>() as u32,
-        ..*attr
-    };
-    // SAFETY: sched_setattr reads `size` bytes of a properly laid out struct sched_attr that
-    // lives across the call; pid 0 is the calling thread.
-    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0u32) };
-    Errno::result(rc).map(drop)
-}
-
-/// ioprio_set(2) of the calling process (IOPRIO_WHO_PROCESS, pid 0).
-pub fn ioprio_set_self(value: i64) -> std::result::Result<(), Errno> {
-    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
-    // SAFETY: ioprio_set takes integers only.
-    let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
-    Errno::result(rc).map(drop)
-}
-
-/// personality(2): sets the persona of the calling process (kept across execve).
-pub fn personality(value: libc::c_ulong) -> std::result::Result<(), Errno> {
-    // SAFETY: personality takes an integer only.
-    let rc = unsafe { libc::personality(value) };
-    Errno::result(rc).map(drop)
 }
 
 /// SECCOMP_FILTER_FLAG_NEW_LISTENER: the load returns a notify descriptor.

@@ -13,7 +13,7 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 
-use super::{Result, Syscall, SyscallError};
+use super::{Result, SchedAttr, Syscall, SyscallError};
 
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,12 @@ pub enum Call {
     },
     /// statvfs for the mount flags of a path.
     MountFlags(PathBuf),
+    /// sched_setattr with the attributes asked for (`size` left 0).
+    SchedSetattr(SchedAttr),
+    /// ioprio_set of the calling process with the value.
+    IoprioSet(i64),
+    /// personality with the persona.
+    Personality(libc::c_ulong),
 }
 
 impl Call {
@@ -82,6 +88,9 @@ impl Call {
             Call::Umask(_) => "umask",
             Call::MountSetattr { .. } => "mount_setattr",
             Call::MountFlags(_) => "statvfs",
+            Call::SchedSetattr(_) => "sched_setattr",
+            Call::IoprioSet(_) => "ioprio_set",
+            Call::Personality(_) => "personality",
         }
     }
 }
@@ -292,5 +301,14 @@ impl Syscall for RecordingSyscall {
     }
     fn exists(&self, path: &Path) -> bool {
         self.existing.borrow().iter().any(|p| p == path)
+    }
+    fn sched_setattr(&self, attr: &SchedAttr) -> Result<()> {
+        self.push(Call::SchedSetattr(*attr))
+    }
+    fn ioprio_set(&self, value: i64) -> Result<()> {
+        self.push(Call::IoprioSet(value))
+    }
+    fn personality(&self, value: libc::c_ulong) -> Result<()> {
+        self.push(Call::Personality(value))
     }
 }
