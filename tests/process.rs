@@ -351,6 +351,121 @@ fn scheduler_io_priority_and_personality() {
     assert_ok(&env.delete_force(&id), "delete --force");
 }
 
+// SCHED_IDLE for init and an exec'd process with its own; the I/O class idle for init and
+// real-time for the exec (root in the container holds CAP_SYS_ADMIN, which RT needs).
+// NOTE: runc 1.1.5 FAILS this test (it ignores both fields); runc 1.3.6 passes it.
+#[test]
+fn scheduler_idle_and_io_classes() {
+    let env = TestEnv::new("schedidle");
+    let mut b = env.bundle();
+    b.process()["scheduler"] = json!({"policy": "SCHED_IDLE"});
+    b.process()["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    b.sh("cat /proc/$$/stat; ionice -p $$; sleep 100");
+    let id = env.id();
+    env.create(&id, &b);
+    env.start(&id);
+    assert!(
+        poll(std::time::Duration::from_secs(10), || env
+            .container_stdout(&id)
+            .lines()
+            .count()
+            >= 2),
+        "init printed: {:?}",
+        env.container_stdout(&id)
+    );
+    let out = env.container_stdout(&id);
+    let lines: Vec<&str> = out.lines().collect();
+    // Field 41 (policy): SCHED_IDLE is 5.
+    assert_eq!(stat_fields(lines[0])[38], "5", "init: {out}");
+    assert_eq!(lines[1], "idle", "init: {out}");
+
+    let p = b.dir.join("process.json");
+    std::fs::write(
+        &p,
+        json!({
+            "args": ["sh", "-c", "cat /proc/$$/stat; ionice -p $$"],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0},
+            "capabilities": {"bounding": ["CAP_SYS_ADMIN"], "effective": ["CAP_SYS_ADMIN"],
+                             "permitted": ["CAP_SYS_ADMIN"]},
+            "scheduler": {"policy": "SCHED_BATCH", "nice": 10},
+            "ioPriority": {"class": "IOPRIO_CLASS_RT", "priority": 2},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let o = env.run(&["exec", "--process", p.to_str().unwrap(), &id]);
+    assert_ok(&o, "exec --process");
+    let out = stdout_of(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let stat = stat_fields(lines[0]);
+    assert_eq!((stat[16], stat[38]), ("10", "3"), "exec: {out}");
+    assert_eq!(lines[1], "realtime: prio 2", "exec: {out}");
+    assert_ok(&env.delete_force(&id), "delete --force");
+}
+
+// Scheduling fields the kernel would refuse with a bare EINVAL are refused before anything
+// is created, naming the field (every word listed must appear); nothing is left (no state,
+// no cgroup: the harness checks).
+// NOTE: runc 1.3.6 FAILS only the SCHED_DEADLINE case: it leaves the missing runtime to
+// the kernel ("error setting scheduler: invalid argument" from init). runc 1.1.5 FAILS
+// this test: it ignores both fields and creates the container.
+#[test]
+fn bad_scheduling_fields_are_refused_naming_the_field() {
+    let env = TestEnv::new("schedbad");
+    let cases = [
+        (
+            json!({"policy": "SCHED_FOO"}),
+            None,
+            &["scheduler", "policy"][..],
+        ),
+        (
+            json!({"policy": "SCHED_OTHER", "nice": 30}),
+            None,
+            &["scheduler", "nice"],
+        ),
+        (
+            json!({"policy": "SCHED_DEADLINE"}),
+            None,
+            &["scheduler", "runtime"],
+        ),
+        (
+            json!({"policy": "SCHED_OTHER"}),
+            Some(json!({"class": "IOPRIO_CLASS_BE", "priority": 9})),
+            &["ioPriority", "priority", "9"],
+        ),
+        (
+            json!({"policy": "SCHED_OTHER"}),
+            Some(json!({"class": "IOPRIO_CLASS_NONE", "priority": 0})),
+            &["ioPriority", "class"],
+        ),
+    ];
+    for (scheduler, io, words) in cases {
+        let mut b = env.bundle();
+        b.process()["scheduler"] = scheduler.clone();
+        if let Some(io) = io.clone() {
+            b.process()["ioPriority"] = io;
+        }
+        let id = env.id();
+        let o = env.try_create(&id, &b);
+        assert_failed_with_message(&o, &format!("create with {scheduler} {io:?}"));
+        let err = stderr_of(&o).to_lowercase();
+        for w in words {
+            assert!(
+                err.contains(&w.to_lowercase()),
+                "{scheduler} {io:?}: the error does not say {w:?}: {}",
+                describe(&o)
+            );
+        }
+        assert!(
+            env.state_entries().is_empty(),
+            "{scheduler}: state left: {:?}",
+            env.state_entries()
+        );
+    }
+}
+
 #[test]
 fn non_root_user_without_any_capability() {
     // A hardened pod (Kubernetes' "restricted" profile: runAsNonRoot, drop ALL): init

@@ -661,6 +661,41 @@ pub fn bind_sources_in_bundle(spec: &mut Spec, bundle: &Path) {
     spec.set_mounts(Some(mounts));
 }
 
+/// SCHED_DEADLINE's parameters as the kernel checks them (kernel/sched/deadline.c:
+/// __checkparam_dl), so that a config missing them fails before anything is forked with
+/// the field named, not in the container's init with a bare EINVAL. runc 1.3 leaves
+/// this to the kernel.
+fn check_deadline(s: &oci_spec::runtime::Scheduler, base: &str) -> Result<(), SpecError> {
+    // The kernel's DL_SCALE: a runtime under 2^10 ns is too fine to account.
+    const MIN_RUNTIME_NS: u64 = 1 << 10;
+    let runtime = s.runtime().unwrap_or(0);
+    let deadline = s.deadline().unwrap_or(0);
+    // A period of 0 means the deadline.
+    let period = s.period().filter(|&p| p != 0).unwrap_or(deadline);
+    let field = |f: &str| format!("{base}.scheduler.{f}");
+    if runtime < MIN_RUNTIME_NS {
+        return Err(invalid(
+            field("runtime"),
+            format!(
+                "SCHED_DEADLINE needs a runtime of at least {MIN_RUNTIME_NS} ns, got {runtime}"
+            ),
+        ));
+    }
+    if deadline < runtime {
+        return Err(invalid(
+            field("deadline"),
+            format!("SCHED_DEADLINE needs a deadline of at least the runtime ({runtime} ns), got {deadline}"),
+        ));
+    }
+    if period < deadline {
+        return Err(invalid(
+            field("period"),
+            format!("SCHED_DEADLINE needs a period of at least the deadline ({deadline} ns), got {period}"),
+        ));
+    }
+    Ok(())
+}
+
 /// `process.scheduler` and `process.ioPriority`, with runc 1.3's rules (sched_setattr(2)
 /// would refuse most of these with a bare EINVAL). `base` names the process (`process`, or
 /// an exec's process document).
@@ -687,6 +722,9 @@ pub fn check_scheduling(process: &oci_spec::runtime::Process, base: &str) -> Res
                 format!("{base}.scheduler"),
                 format!("runtime, deadline and period are only for SCHED_DEADLINE, not {policy}"),
             ));
+        }
+        if policy == P::SchedDeadline {
+            check_deadline(s, base)?;
         }
     }
     if let Some(io) = process.io_priority() {
@@ -1230,6 +1268,16 @@ mod tests {
         let mut c = minimal();
         c["process"]["scheduler"] = json!({"policy": "SCHED_OTHER", "nice": 20});
         rejects(&c, "process.scheduler.nice");
+        c["process"]["scheduler"] = json!({"policy": "SCHED_DEADLINE"});
+        rejects(&c, "process.scheduler.runtime");
+        c["process"]["scheduler"] = json!({"policy": "SCHED_DEADLINE", "runtime": 2000000});
+        rejects(&c, "process.scheduler.deadline");
+        c["process"]["scheduler"] = json!({"policy": "SCHED_DEADLINE", "runtime": 2000000, "deadline": 3000000,
+                   "period": 2500000});
+        rejects(&c, "process.scheduler.period");
+        c["process"]["scheduler"] =
+            json!({"policy": "SCHED_DEADLINE", "runtime": 2000000, "deadline": 3000000});
+        accepts(&c);
         c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "priority": 5});
         rejects(&c, "process.scheduler.priority");
         c["process"]["scheduler"] = json!({"policy": "SCHED_RR", "runtime": 5});
