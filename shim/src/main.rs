@@ -5,6 +5,7 @@
 mod console;
 mod error;
 mod events;
+mod info;
 mod io;
 mod metrics;
 mod mounts;
@@ -34,6 +35,17 @@ fn main() {
             "containerd-shim-youki-v2:\n  Version: {}\n  Runtime: runtime-core (in-process)\n  Task API: v2",
             env!("CARGO_PKG_VERSION")
         );
+        return;
+    }
+    // containerd 2.x's introspection (info.rs): answered before anything of the
+    // containerd-shim crate runs, which would ask for a namespace and socket first.
+    if std::env::args().skip(1).any(|a| info::is_info_flag(&a)) {
+        let stdout = std::io::stdout().lock();
+        if let Err(e) = info::write_info(RUNTIME_ID, std::io::stdin().lock(), stdout) {
+            // containerd puts the shim's stderr into its error, as for the runc shim.
+            eprintln!("{RUNTIME_ID}: {e}");
+            std::process::exit(1);
+        }
         return;
     }
     // A panic in any thread ends the shim, in every build (release already aborts): a

@@ -1,10 +1,16 @@
 //! The `options` of CreateTaskRequest: none, runc's `containerd.runc.v1.Options`, or CRI's
 //! `runtimeoptions.v1.Options` (what CRI sends for any runtime type that is not runc's).
-//! What does not apply to this shim is ignored.
+//! What does not apply to this shim is ignored, and said once in the shim's log.
+//!
+//! runc's options arrive when the CRI runtime entry has `runtime_type =
+//! "io.containerd.runc.v2"` and `runtime_path` naming this binary (the registration that
+//! lets containerd 2.x introspect the handler, see info.rs), with the entry's `options`
+//! table: SystemdCgroup, BinaryName and Root are what operators usually set there.
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::oci::Options as RuncOptions;
+use std::sync::Mutex;
 
 use crate::error::{Result, ShimError};
 
@@ -28,9 +34,7 @@ pub fn parse(any: Option<&Any>) -> Result<TaskOptions> {
         "containerd.runc.v1.Options" => {
             let o = RuncOptions::parse_from_bytes(&any.value)
                 .map_err(|e| ShimError::invalid(format!("decoding {}: {e}", any.type_url)))?;
-            if o.systemd_cgroup {
-                log::warn!("options: SystemdCgroup is not supported yet; using cgroupfs");
-            }
+            log_ignored(&ignored(&o));
             Ok(TaskOptions {
                 no_pivot: o.no_pivot_root,
                 io_owner: (o.io_uid != 0 || o.io_gid != 0).then_some((o.io_uid, o.io_gid)),
@@ -42,6 +46,64 @@ pub fn parse(any: Option<&Any>) -> Result<TaskOptions> {
             log::warn!("options: ignoring unknown options type {other}");
             Ok(TaskOptions::default())
         }
+    }
+}
+
+/// What runc's options ask for that this shim does not do, one phrase each. NoNewKeyring
+/// is not among them: runtime-core never creates a session keyring, which is what it asks.
+fn ignored(o: &RuncOptions) -> Vec<String> {
+    let mut out = Vec::new();
+    if o.systemd_cgroup {
+        out.push(
+            "SystemdCgroup=true: the systemd cgroup driver is not available yet, \
+             cgroupfs is used (the cgroup paths CRI gives are taken as cgroupfs paths)"
+                .to_string(),
+        );
+    }
+    if !o.binary_name.is_empty() {
+        out.push(format!(
+            "BinaryName={:?}: containers run in-process, no runtime binary is executed",
+            o.binary_name
+        ));
+    }
+    if !o.root.is_empty() {
+        out.push(format!(
+            "Root={:?}: the shim keeps its state in the bundle",
+            o.root
+        ));
+    }
+    if !o.shim_cgroup.is_empty() {
+        out.push(format!(
+            "ShimCgroup={:?}: the shim stays in the cgroup containerd started it in",
+            o.shim_cgroup
+        ));
+    }
+    if !o.criu_image_path.is_empty() || !o.criu_work_path.is_empty() {
+        out.push("CriuImagePath/CriuWorkPath: checkpoint and restore are not supported".into());
+    }
+    if !o.task_api_address.is_empty() || o.task_api_version != 0 {
+        out.push("TaskApiAddress/TaskApiVersion: the shim serves its own task API".into());
+    }
+    out
+}
+
+/// The last ignore message logged: every container of a runtime handler gets the same
+/// options, and one line per shim says it.
+static LOGGED: Mutex<Option<String>> = Mutex::new(None);
+
+/// Logs `ignored` as one warning, unless this shim said the same already.
+fn log_ignored(ignored: &[String]) {
+    if ignored.is_empty() {
+        return;
+    }
+    let line = format!(
+        "options: ignoring what does not apply to this shim: {}",
+        ignored.join("; ")
+    );
+    let mut last = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+    if last.as_deref() != Some(line.as_str()) {
+        log::warn!("{line}");
+        *last = Some(line);
     }
 }
 
@@ -91,6 +153,33 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn what_is_ignored_is_named() {
+        assert!(ignored(&RuncOptions::default()).is_empty());
+        // What honoured options alone never produce.
+        let honoured = RuncOptions {
+            no_pivot_root: true,
+            no_new_keyring: true,
+            io_uid: 1,
+            io_gid: 1,
+            ..Default::default()
+        };
+        assert!(ignored(&honoured).is_empty());
+        let o = RuncOptions {
+            systemd_cgroup: true,
+            binary_name: "/usr/bin/runc".into(),
+            root: "/run/x".into(),
+            shim_cgroup: "/shims".into(),
+            criu_work_path: "/w".into(),
+            task_api_version: 3,
+            ..Default::default()
+        };
+        let got = ignored(&o);
+        assert_eq!(got.len(), 6, "{got:#?}");
+        assert!(got[0].starts_with("SystemdCgroup=true: the systemd cgroup driver is not"));
+        assert!(got[1].contains("\"/usr/bin/runc\""));
     }
 
     #[test]
