@@ -18,7 +18,7 @@ status=${PIPESTATUS[0]}
 # The shim's tests and the CRI tests (tests/e2e_cri.rs writes a `version = 2` config for
 # containerd 1.x and `version = 3` for 2.x).
 shim_tests=()
-for f in tests/e2e_shim*.rs tests/e2e_cri.rs; do
+for f in tests/e2e_shim*.rs tests/e2e_cri*.rs; do
     shim_tests+=(--test "$(basename "$f" .rs)")
 done
 for bin in "${others[@]}"; do

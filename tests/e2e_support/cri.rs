@@ -6,9 +6,12 @@
 //! `bridge`, `host-local` and `loopback` plugins of Debian's containernetworking-plugins,
 //! linked in) with a bridge and a subnet of the test's own and host-local's data dir;
 //! the pod logs; the two images (scripts/cri-images.sh: the local pause image, which is
-//! CRI's sandbox image, and busybox), imported into `k8s.io`. Two runtime handlers:
-//! `runc` (containerd-shim-runc-v2) and `youki` (io.containerd.youki.v2, the cargo-built
-//! shim first on containerd's PATH). The config is `version = 2` for containerd 1.x and
+//! CRI's sandbox image, and busybox), imported into `k8s.io`. Runtime handlers: `runc`
+//! (containerd-shim-runc-v2) and `youki` (io.containerd.youki.v2, the cargo-built shim
+//! first on containerd's PATH), and with the shim also `youki-runc-type` (runc's runtime
+//! type with `runtime_path` naming the cargo-built shim: the entry containerd 2.x
+//! introspects, and that gets runc's options; not on 1.6, which ignores `runtime_path`).
+//! The config is `version = 2` for containerd 1.x and
 //! `version = 3` for 2.x, whichever containerd is first on PATH (scripts/test.sh runs the
 //! tests again with containerd 2.x).
 //!
@@ -33,13 +36,21 @@ pub use youki_cri::Client;
 
 use crate::common::{cgroup_hierarchies, describe, pid_alive, poll};
 pub use crate::e2e_support::containerd::containerd_major;
-use crate::e2e_support::containerd::{processes_with, shim_dir, Containerd, Shim};
+use crate::e2e_support::containerd::{processes_with, shim_dir, Containerd, Shim, SHIM};
 use crate::e2e_support::{client, World};
 
 /// The runc handler: containerd's own runc shim.
 pub const RUNC: &str = "runc";
 /// The youki handler: `runtime_type = "io.containerd.youki.v2"`.
 pub const YOUKI: &str = "youki";
+/// The youki shim registered under runc's runtime type: `runtime_type =
+/// "io.containerd.runc.v2"`, `runtime_path` naming the shim, runc's options
+/// ([`YOUKI_RUNC_TYPE_OPTIONS`]). Present when the Cri was started with the shim, on
+/// containerd 1.7 and later ([`honours_runtime_path`]).
+pub const YOUKI_RUNC_TYPE: &str = "youki-runc-type";
+/// The `options` table of [`YOUKI_RUNC_TYPE`] (TOML lines): what an operator copies from
+/// the runc entry, so that the tests see what the shim makes of it.
+pub const YOUKI_RUNC_TYPE_OPTIONS: &str = "SystemdCgroup = true\nBinaryName = \"runc\"";
 /// The sandbox image, imported by scripts/cri-images.sh.
 pub const PAUSE_IMAGE: &str = "localhost/youki-pause:latest";
 /// The containers' image.
@@ -64,6 +75,53 @@ struct Settings<'a> {
     address: &'a Path,
     cni_bin: &'a Path,
     cni_conf: &'a Path,
+    /// The shim binary, for the [`YOUKI_RUNC_TYPE`] handler (None: no such handler).
+    youki_shim: Option<PathBuf>,
+}
+
+/// The (major, minor) version of the containerd binary `containerd` (from `containerd
+/// --version`: "containerd PACKAGE VERSION REVISION").
+pub fn containerd_version(containerd: &Path) -> (u32, u32) {
+    let o = Command::new(containerd)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{} --version: {e}", containerd.display()));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let v = text.split_whitespace().nth(2).unwrap_or_default();
+    let mut parts = v.trim_start_matches('v').split('.');
+    let mut next = || parts.next().and_then(|p| p.parse().ok());
+    match (next(), next()) {
+        (Some(major), Some(minor)) => (major, minor),
+        _ => panic!("cannot read a version from `containerd --version`: {text:?}"),
+    }
+}
+
+/// Whether containerd `version` runs a CRI runtime entry's `runtime_path`: 1.6's client
+/// never passes it on to the task service (its TaskInfo keeps it in a field the request
+/// does not read), so 1.6 runs the shim of the runtime type; 1.7 sends it.
+pub fn honours_runtime_path(version: (u32, u32)) -> bool {
+    version >= (1, 7)
+}
+
+/// The [`YOUKI_RUNC_TYPE`] runtime table under `prefix` (the runtimes table of the
+/// config's version), or nothing without a shim.
+fn youki_runc_type_entry(prefix: &str, shim: Option<&Path>) -> String {
+    let Some(shim) = shim else {
+        return String::new();
+    };
+    let options: String = YOUKI_RUNC_TYPE_OPTIONS
+        .lines()
+        .map(|l| format!("        {l}\n"))
+        .collect();
+    format!(
+        r#"
+    [{prefix}.{YOUKI_RUNC_TYPE}]
+      runtime_type = "io.containerd.runc.v2"
+      runtime_path = "{shim}"
+      [{prefix}.{YOUKI_RUNC_TYPE}.options]
+{options}"#,
+        shim = shim.display()
+    )
 }
 
 /// containerd 1.6/1.7 (`version = 2`): CRI is one plugin, `io.containerd.grpc.v1.cri`.
@@ -113,7 +171,7 @@ state = "{state}"
 
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.youki]
       runtime_type = "io.containerd.youki.v2"
-
+{youki_runc_type}
 # 1.7: NRI would listen on the global /var/run/nri/nri.sock (1.6 ignores this).
 [plugins."io.containerd.nri.v1.nri"]
   disable = true
@@ -129,6 +187,10 @@ state = "{state}"
         cni_bin = s.cni_bin.display(),
         cni_conf = s.cni_conf.display(),
         opt = s.root.join("opt").display(),
+        youki_runc_type = youki_runc_type_entry(
+            r#"plugins."io.containerd.grpc.v1.cri".containerd.runtimes"#,
+            s.youki_shim.as_deref()
+        ),
     )
 }
 
@@ -186,7 +248,7 @@ state = "{state}"
 
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.youki]
       runtime_type = "io.containerd.youki.v2"
-
+{youki_runc_type}
 # NRI would listen on the global /var/run/nri/nri.sock.
 [plugins.'io.containerd.nri.v1.nri']
   disable = true
@@ -202,6 +264,10 @@ state = "{state}"
         cni_bin = s.cni_bin.display(),
         cni_conf = s.cni_conf.display(),
         opt = s.root.join("opt").display(),
+        youki_runc_type = youki_runc_type_entry(
+            "plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes",
+            s.youki_shim.as_deref()
+        ),
     )
 }
 
@@ -342,6 +408,8 @@ impl Cri {
             address: &address,
             cni_bin: &cni_bin,
             cni_conf: &cni_conf,
+            youki_shim: (youki_shim && honours_runtime_path(containerd_version(&containerd)))
+                .then(|| shim_dir().join(SHIM)),
         };
         let config = if major >= 2 {
             config_v3(&settings)
@@ -376,6 +444,23 @@ impl Cri {
         };
         cri.wait_ready();
         cri
+    }
+
+    /// What Status says runtime handler `name` supports (`runtime_handlers[].features`,
+    /// CRI 1.30's; containerd 2.x fills it from the shim's `-info`, 1.x lists no
+    /// handlers): None when the handler is not listed or has no features.
+    // Used by tests/e2e_cri_info.rs; tests/e2e_cri.rs includes this file too.
+    #[allow(dead_code)]
+    #[track_caller]
+    pub fn handler_features(&self, name: &str) -> Option<api::RuntimeHandlerFeatures> {
+        let st = self
+            .client
+            .status(false)
+            .unwrap_or_else(|e| panic!("Status: {e}\n{}", self.ctd.log_tail()));
+        st.runtime_handlers
+            .into_iter()
+            .find(|h| h.name == name)
+            .and_then(|h| h.features)
     }
 
     /// The test's world.
