@@ -89,9 +89,12 @@ pub fn runtime_info(name: &str, input: &[u8]) -> Result<RuntimeInfo, InfoError> 
 }
 
 /// Reads the options from `stdin` and writes the encoded RuntimeInfo, alone, to `stdout`.
-pub fn write_info(name: &str, stdin: impl Read, mut stdout: impl Write) -> Result<(), InfoError> {
+pub fn write_info(
+    name: &str,
+    mut stdin: impl Read,
+    mut stdout: impl Write,
+) -> Result<(), InfoError> {
     let mut input = Vec::new();
-    let mut stdin = stdin;
     stdin
         .read_to_end(&mut input)
         .map_err(InfoError::ReadOptions)?;

@@ -7,10 +7,11 @@
 //! lets containerd 2.x introspect the handler, see info.rs), with the entry's `options`
 //! table: SystemdCgroup, BinaryName and Root are what operators usually set there.
 
+use std::sync::Mutex;
+
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::oci::Options as RuncOptions;
-use std::sync::Mutex;
 
 use crate::error::{Result, ShimError};
 
@@ -49,8 +50,10 @@ pub fn parse(any: Option<&Any>) -> Result<TaskOptions> {
     }
 }
 
-/// What runc's options ask for that this shim does not do, one phrase each. NoNewKeyring
-/// is not among them: runtime-core never creates a session keyring, which is what it asks.
+/// What runc's options ask for that this shim does not do, one phrase each. Not among
+/// them: NoNewKeyring (runtime-core never creates a session keyring, which is what it
+/// asks) and TaskApiAddress/TaskApiVersion (containerd's own: its task service dials
+/// that address instead of a shim's).
 fn ignored(o: &RuncOptions) -> Vec<String> {
     let mut out = Vec::new();
     if o.systemd_cgroup {
@@ -80,9 +83,6 @@ fn ignored(o: &RuncOptions) -> Vec<String> {
     }
     if !o.criu_image_path.is_empty() || !o.criu_work_path.is_empty() {
         out.push("CriuImagePath/CriuWorkPath: checkpoint and restore are not supported".into());
-    }
-    if !o.task_api_address.is_empty() || o.task_api_version != 0 {
-        out.push("TaskApiAddress/TaskApiVersion: the shim serves its own task API".into());
     }
     out
 }
@@ -158,12 +158,14 @@ mod tests {
     #[test]
     fn what_is_ignored_is_named() {
         assert!(ignored(&RuncOptions::default()).is_empty());
-        // What honoured options alone never produce.
+        // Options that apply, or that containerd itself consumes, are not named.
         let honoured = RuncOptions {
             no_pivot_root: true,
             no_new_keyring: true,
             io_uid: 1,
             io_gid: 1,
+            task_api_address: "ttrpc+unix:///run/x.sock".into(),
+            task_api_version: 3,
             ..Default::default()
         };
         assert!(ignored(&honoured).is_empty());
@@ -173,11 +175,10 @@ mod tests {
             root: "/run/x".into(),
             shim_cgroup: "/shims".into(),
             criu_work_path: "/w".into(),
-            task_api_version: 3,
             ..Default::default()
         };
         let got = ignored(&o);
-        assert_eq!(got.len(), 6, "{got:#?}");
+        assert_eq!(got.len(), 5, "{got:#?}");
         assert!(got[0].starts_with("SystemdCgroup=true: the systemd cgroup driver is not"));
         assert!(got[1].contains("\"/usr/bin/runc\""));
     }
