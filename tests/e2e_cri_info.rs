@@ -603,24 +603,7 @@ fn cri_runc_type_example_configs() {
     };
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     for f in files {
-        let o = Command::new(&containerd)
-            .arg("--config")
-            .arg(examples.join(f))
-            .args(["config", "dump"])
-            .output()
-            .expect("run containerd config dump");
-        assert!(o.status.success(), "{f}: {}", describe(&o));
-        let dump = String::from_utf8_lossy(&o.stdout).into_owned();
-        let lines: Vec<&str> = dump.lines().collect();
-        let at = lines
-            .iter()
-            .position(|l| l.trim_end().ends_with("runtimes.youki]"))
-            .unwrap_or_else(|| panic!("{f}: no youki runtime in\n{dump}"));
-        let table = lines[at + 1..]
-            .iter()
-            .take_while(|l| !l.trim_start().starts_with('['))
-            .copied()
-            .collect::<Vec<_>>();
+        let table = dumped_runtime_table(&containerd, &examples.join(f), "youki");
         let has = |key: &str, value: &str| {
             table
                 .iter()

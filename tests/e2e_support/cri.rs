@@ -96,6 +96,32 @@ pub fn containerd_version(containerd: &Path) -> (u32, u32) {
     }
 }
 
+/// The lines of CRI runtime `handler`'s table in `containerd --config CONFIG config dump`
+/// (what containerd makes of an example config; panics when it refuses the file or has
+/// no such runtime).
+// Used by tests/e2e_cri_info.rs; tests/e2e_cri.rs includes this file too.
+#[allow(dead_code)]
+pub fn dumped_runtime_table(containerd: &Path, config: &Path, handler: &str) -> Vec<String> {
+    let o = Command::new(containerd)
+        .arg("--config")
+        .arg(config)
+        .args(["config", "dump"])
+        .output()
+        .expect("run containerd config dump");
+    assert!(o.status.success(), "{}: {}", config.display(), describe(&o));
+    let dump = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<&str> = dump.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim_end().ends_with(&format!("runtimes.{handler}]")))
+        .unwrap_or_else(|| panic!("{}: no {handler} runtime in\n{dump}", config.display()));
+    lines[at + 1..]
+        .iter()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .map(|l| l.to_string())
+        .collect()
+}
+
 /// Whether containerd `version` runs a CRI runtime entry's `runtime_path`: 1.6's client
 /// never passes it on to the task service (its TaskInfo keeps it in a field the request
 /// does not read), so 1.6 runs the shim of the runtime type; 1.7 sends it.
