@@ -846,7 +846,8 @@ impl Shared {
         self.changed.notify_all();
         drop(t);
         if let Some(exit) = early {
-            log::warn!("exec {exec_id} of task {id}: {pid} exited before exec returned");
+            // The expected race of a command that exits at once (an exec probe): handled.
+            log::debug!("exec {exec_id} of task {id}: {pid} exited before exec returned");
             self.report_exit(id.to_string(), exec_id.to_string(), pid, exit, drain);
         }
         Ok(())

@@ -22,6 +22,8 @@ use crate::events::{Events, Publisher};
 use crate::service::{self, Service, Shared};
 use crate::zygote::Zygote;
 
+mod logger;
+
 /// The shim.
 pub struct YoukiShim {
     exit: Arc<ExitSignal>,
@@ -118,12 +120,17 @@ fn remove_socket(address: &str) {
 impl containerd_shim::Shim for YoukiShim {
     type T = Service;
 
-    fn new(_runtime_id: &str, flags: &Flags, _config: &mut Config) -> Self {
+    fn new(runtime_id: &str, flags: &Flags, config: &mut Config) -> Self {
+        let server = flags.action.is_empty() && !flags.socket.is_empty();
         // Only the server needs a zygote. Forked here, while the process still has its
         // only thread (the crate calls this before starting any), by the main thread, which
         // lives as long as the server: the zygote's parent-death signal is tied to it.
-        let zygote = (flags.action.is_empty() && !flags.socket.is_empty())
-            .then(|| Ok(Zygote::start(flags.debug)));
+        let zygote = server.then(|| Ok(Zygote::start(flags.debug)));
+        // After the fork: the zygote has no logger, as before. Should the fifo not open,
+        // the crate sets up its own logger and fails the server with its error.
+        if server {
+            config.no_setup_logger = logger::init(flags.debug, runtime_id.to_string()).is_ok();
+        }
         YoukiShim {
             exit: Arc::new(ExitSignal::default()),
             namespace: flags.namespace.clone(),
