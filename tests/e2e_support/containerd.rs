@@ -248,6 +248,29 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The lines of containerd's log that the shims of `runtime` (e.g.
+    /// "io.containerd.runc.v2") printed at warning level or above. containerd copies each
+    /// shim's log into its own output as it is; containerd's Go shims name their runtime
+    /// on every line (`runtime=io.containerd.runc.v2`), ours too (quoted, by the
+    /// containerd-shim crate's format).
+    pub fn shim_warnings(&self, runtime: &str) -> Vec<String> {
+        let plain = format!("runtime={runtime}");
+        let quoted = format!("runtime=\"{runtime}\"");
+        self.log_text()
+            .lines()
+            .filter(|l| {
+                l.split_whitespace().any(|w| w == plain || w == quoted)
+                    && l.split_whitespace().any(|w| {
+                        matches!(
+                            w.strip_prefix("level="),
+                            Some("warn" | "warning" | "error" | "fatal" | "panic")
+                        )
+                    })
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
     fn stop_daemon(&mut self) {
         if let Some(mut d) = self.daemon.take() {
             // SAFETY: kill(2) of the daemon this test started, by its pid.
