@@ -24,11 +24,13 @@ mod files;
 mod mountinfo;
 mod oom;
 pub mod stats;
+mod systemd;
 mod v1;
 mod v2;
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::unistd::Pid;
@@ -39,6 +41,7 @@ use files::FileWrite;
 use mountinfo::{CgroupFsMount, FsKind};
 pub use oom::OomWatcher;
 pub use stats::Stats;
+pub use systemd::SystemdError;
 
 /// How long freeze and thaw wait for the kernel to report the new state.
 pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -158,6 +161,9 @@ pub enum CgroupError {
     /// The device rules cannot be applied or enforced.
     #[error(transparent)]
     Devices(#[from] DeviceError),
+    /// The systemd driver failed.
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
     /// The kernel did not reach the freezer state in time.
     #[error("cgroup {path}: still {state:?} after {waited:?}, expected {expected:?}")]
     FreezeTimeout {
@@ -226,8 +232,25 @@ pub trait CgroupManager {
     fn oom_watcher(&self) -> Result<OomWatcher, CgroupError>;
 }
 
-/// The cgroup path of a container: `cgroupsPath` if absolute, else under `/youki`.
+/// Whether new containers get the systemd driver: one driver per process, as runc's global
+/// `--systemd-cgroup` flag chooses it for the CLI.
+static SYSTEMD_DRIVER: AtomicBool = AtomicBool::new(false);
+
+/// Makes [`cgroup_path`] and [`manager`] use the systemd driver from now on.
+pub fn use_systemd_driver() {
+    SYSTEMD_DRIVER.store(true, Ordering::Relaxed);
+}
+
+/// The cgroup path of a container: `cgroupsPath` if absolute, else under `/youki`; with the
+/// systemd driver, `cgroupsPath` as it is (`slice:prefix:name`), by default
+/// `system.slice:youki:<id>`.
 pub fn cgroup_path(spec_path: Option<&Path>, id: &str) -> PathBuf {
+    if SYSTEMD_DRIVER.load(Ordering::Relaxed) {
+        return match spec_path.filter(|p| !p.as_os_str().is_empty()) {
+            Some(p) => p.to_path_buf(),
+            None => systemd::default_path(id).into(),
+        };
+    }
     match spec_path {
         Some(p) if p.is_absolute() => p.to_path_buf(),
         Some(p) => Path::new("/youki").join(p),
@@ -235,7 +258,9 @@ pub fn cgroup_path(spec_path: Option<&Path>, id: &str) -> PathBuf {
     }
 }
 
-/// The manager for the cgroup at `path` on this host's cgroup layout.
+/// The manager for the cgroup at `path` on this host's cgroup layout; a systemd-form path
+/// (`slice:prefix:name`, as [`cgroup_path`] gives it with the systemd driver) gets the
+/// systemd driver.
 pub fn manager(path: &Path) -> Result<Box<dyn CgroupManager>, CgroupError> {
     relative(path)?;
     let text = std::fs::read_to_string(MOUNTINFO).map_err(|source| CgroupError::Mountinfo {
@@ -250,6 +275,10 @@ fn manager_from_mountinfo(
     path: &Path,
     mountinfo: &str,
 ) -> Result<Box<dyn CgroupManager>, CgroupError> {
+    if SYSTEMD_DRIVER.load(Ordering::Relaxed) || systemd::is_unit_path(path) {
+        let layout = detect(&mountinfo::parse(mountinfo));
+        return Ok(Box::new(systemd::SystemdManager::new(path, layout)?));
+    }
     relative(path)?;
     match detect(&mountinfo::parse(mountinfo)) {
         Some(Layout::V2 { mount_point }) => Ok(Box::new(v2::V2Manager::new(path, mount_point)?)),
@@ -411,7 +440,7 @@ mod tests {
         assert_eq!(unified, Some(PathBuf::from("/sys/fs/cgroup/unified")));
         let m = manager_from_mountinfo(Path::new("/youki/c1"), HYBRID).expect("manager");
         let names: Vec<String> = m.mounts().into_iter().map(|m| m.name).collect();
-        // No `unified` entry: the container has no directory there without hugetlb limits.
+        // No `unified` entry: runc binds only the v1 hierarchies into the container.
         assert_eq!(
             names,
             [
