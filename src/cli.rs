@@ -20,7 +20,8 @@ pub struct Cli {
     /// Debug logging.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd for cgroups.
+    /// Use systemd for cgroups: cgroupsPath is `slice:prefix:name` (default
+    /// `system.slice:youki:<id>`), the container a transient scope.
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Print the version.

@@ -14,7 +14,9 @@ use crate::logger::rfc3339;
 /// Runs the command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     if cli.systemd_cgroup {
-        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet");
+        // For the containers this process creates; the others' driver is in their state
+        // (a systemd-form cgroup path), so their commands need no flag.
+        runtime_core::cgroups::use_systemd_driver();
     }
     let store = Store::new(&cli.root);
     let Some(command) = cli.command else {
