@@ -55,9 +55,9 @@ pub fn features() -> Features {
     selinux.set_enabled(Some(false));
     let mut intel_rdt = IntelRdt::default();
     intel_rdt.set_enabled(Some(false));
-    // The option parser refuses `idmap`/`ridmap`.
+    // `idmap`/`ridmap` and per-mount mappings: rootfs::idmap.
     let mut idmap = IDMap::default();
-    idmap.set_enabled(Some(false));
+    idmap.set_enabled(Some(true));
     let mut mount_extensions = MountExtensions::default();
     mount_extensions.set_idmap(Some(idmap));
 
@@ -134,7 +134,8 @@ mod tests {
         let listed = strings(&features_json()["mountOptions"]);
         assert_eq!(listed, crate::rootfs::supported_options());
         assert!(listed.iter().any(|o| o == "rbind"));
-        assert!(!listed.iter().any(|o| o == "idmap" || o == "mode=755"));
+        assert!(listed.iter().any(|o| o == "idmap") && listed.iter().any(|o| o == "ridmap"));
+        assert!(!listed.iter().any(|o| o == "mode=755"));
     }
 
     #[test]
@@ -210,7 +211,7 @@ mod tests {
         );
         assert_eq!(
             v["linux"]["mountExtensions"],
-            serde_json::json!({"idmap": {"enabled": false}})
+            serde_json::json!({"idmap": {"enabled": true}})
         );
         assert_eq!(
             v["annotations"][VERSION_ANNOTATION],

@@ -268,6 +268,14 @@ impl Namespaces {
     }
 }
 
+/// The text of a user namespace's id map file (uid_map, gid_map): one
+/// `container host size` line per mapping.
+pub fn id_map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,5 +384,14 @@ mod tests {
         assert!(matches!(calls[2], Call::Setns(_, f) if f == CloneFlags::CLONE_NEWNET));
         assert_eq!(calls[3], Call::Unshare(CloneFlags::CLONE_NEWUTS));
         assert_eq!(calls.len(), 4);
+    }
+
+    #[test]
+    fn id_map_lines() {
+        let maps: Vec<oci_spec::runtime::LinuxIdMapping> = serde_json::from_str(
+            r#"[{"containerID":0,"hostID":100000,"size":65536},{"containerID":65536,"hostID":1000,"size":1}]"#,
+        )
+        .unwrap();
+        assert_eq!(id_map_text(&maps), "0 100000 65536\n65536 1000 1\n");
     }
 }

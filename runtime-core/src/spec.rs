@@ -779,6 +779,44 @@ fn check_mounts(spec: &Spec, warnings: &mut Vec<String>) -> Result<(), SpecError
             }
             _ => {}
         }
+        check_idmapped_mount(spec, mount, i)?;
+    }
+    Ok(())
+}
+
+/// An id-mapped mount (runc's rules): a bind mount, with mappings of its own or a user
+/// namespace in `linux.namespaces` to take them from.
+fn check_idmapped_mount(
+    spec: &Spec,
+    mount: &oci_spec::runtime::Mount,
+    i: usize,
+) -> Result<(), SpecError> {
+    if crate::rootfs::idmap_requested(mount).is_none() {
+        return Ok(());
+    }
+    let is_bind = mount.typ().as_deref() == Some("bind")
+        || mount
+            .options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind");
+    if !is_bind {
+        return Err(invalid(
+            format!("mounts[{i}]"),
+            "only bind mounts can be id-mapped (idmap, ridmap, uidMappings)",
+        ));
+    }
+    let has_userns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    if mount.uid_mappings().is_none() && !has_userns {
+        return Err(invalid(
+            format!("mounts[{i}].uidMappings"),
+            "an id-mapped mount needs uidMappings and gidMappings, or a user namespace in \
+             linux.namespaces to take them from",
+        ));
     }
     Ok(())
 }
@@ -1623,6 +1661,19 @@ mod tests {
             "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]
         }]);
         rejects(&c, "mounts[0].gidMappings");
+        c["mounts"][0]["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        accepts(&c);
+        // No mappings of its own and no user namespace to take them from.
+        c["mounts"] = json!([{
+            "destination": "/data", "type": "bind", "source": "/src", "options": ["rbind", "ridmap"]
+        }]);
+        rejects(&c, "mounts[0].uidMappings");
+        c["linux"]["namespaces"] = json!([{"type": "user"}, {"type": "mount"}]);
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        accepts(&c);
+        c["mounts"] = json!([{"destination": "/t", "type": "tmpfs", "options": ["idmap"]}]);
+        rejects(&c, "mounts[0]");
     }
 
     #[test]

@@ -28,9 +28,10 @@ pub(super) fn run(
     setup: &ContainerSetup<'_>,
     ns: &Namespaces,
     caps: &CapabilitySets,
+    idmapped: &rootfs::IdmappedMounts,
     to_main: Channel,
 ) -> ! {
-    let Err(e) = try_build(setup, ns, caps, &to_main);
+    let Err(e) = try_build(setup, ns, caps, idmapped, &to_main);
     // Until Ready, main is listening and reports the error. After it main is gone, and a
     // failure shows as init exiting before `start` takes it (startContainer hook failures
     // are reported through the fifo instead).
@@ -42,6 +43,7 @@ fn try_build(
     setup: &ContainerSetup<'_>,
     ns: &Namespaces,
     caps: &CapabilitySets,
+    idmapped: &rootfs::IdmappedMounts,
     to_main: &Channel,
 ) -> Result<std::convert::Infallible, String> {
     let sys = LinuxSyscall;
@@ -90,12 +92,16 @@ fn try_build(
     let in_mount_ns = ns.has(CloneFlags::CLONE_NEWNS);
     let in_user_ns = ns.has(CloneFlags::CLONE_NEWUSER);
     let cgroup_mounts = setup.cgroup.mounts();
+    let sources = rootfs::MountSources {
+        cgroups: &cgroup_mounts,
+        idmapped: Some(idmapped),
+    };
     if in_mount_ns {
-        rootfs::prepare(&sys, spec, &setup.rootfs, &cgroup_mounts, in_user_ns)
+        rootfs::prepare(&sys, spec, &setup.rootfs, &sources, in_user_ns)
     } else {
         // As runc: the spec's mounts and /dev are made even without a mount namespace of
         // the container's own, in the caller's (which the spec then asks to share).
-        rootfs::prepare_in_host_namespace(&sys, spec, &setup.rootfs, &cgroup_mounts, in_user_ns)
+        rootfs::prepare_in_host_namespace(&sys, spec, &setup.rootfs, &sources, in_user_ns)
     }
     .map_err(|e| e.to_string())?;
 

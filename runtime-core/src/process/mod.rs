@@ -49,6 +49,9 @@ pub enum ProcessError {
     /// Capabilities are invalid or not available.
     #[error(transparent)]
     Capability(#[from] CapabilityError),
+    /// An id-mapped mount could not be made.
+    #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::RootfsError),
     /// The cgroup could not be set up.
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
@@ -142,6 +145,8 @@ pub fn spawn(
     let mut ns = Namespaces::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
     ns.time_offsets = crate::namespaces::time_offsets_text(setup.spec);
     let caps = CapabilitySets::from_spec(process.capabilities().as_ref())?;
+    // Made here, in the host's user namespace (init could not), inherited by init.
+    let idmapped = crate::rootfs::prepare_idmapped(&crate::syscall::LinuxSyscall, setup.spec)?;
     let resources = crate::cgroups::with_default_rules(
         linux.resources().as_ref(),
         linux.devices().as_deref().unwrap_or_default(),
@@ -153,7 +158,7 @@ pub fn spawn(
         uid: linux.uid_mappings().as_deref().unwrap_or_default(),
         gid: linux.gid_mappings().as_deref().unwrap_or_default(),
     };
-    let init = |ch| -> i32 { init::run(setup, &ns, &caps, ch) };
+    let init = |ch| -> i32 { init::run(setup, &ns, &caps, &idmapped, ch) };
     let mut children = double_fork(
         &ns,
         &maps,
@@ -351,7 +356,15 @@ fn double_fork(
         // The child builds its namespaces (and init its mounts) meanwhile, and waits for
         // CgroupJoined before anything that needs the cgroup.
         cgroup.add_task(children.child)?;
-        children.to_child.send(&Message::CgroupJoined)?;
+        if let Err(e) = children.to_child.send(&Message::CgroupJoined) {
+            // The child failed before it listened: its report is what went wrong.
+            return Err(
+                match children.to_child.recv("CgroupJoined", INTERMEDIATE_TIMEOUT) {
+                    Err(reported @ ChannelError::Remote { .. }) => reported.into(),
+                    _ => e.into(),
+                },
+            );
+        }
     }
     Ok(children)
 }
@@ -365,26 +378,6 @@ fn joins_cgroup_itself(cgroup: &dyn CgroupManager, ns: &Namespaces) -> bool {
 /// Writes a user namespace id map of the intermediate process (uid_map or gid_map).
 fn write_id_map(pid: Pid, file: &str, maps: &[LinuxIdMapping]) -> Result<(), ProcessError> {
     let path = PathBuf::from(format!("/proc/{pid}/{file}"));
-    std::fs::write(&path, id_map_text(maps)).map_err(|source| ProcessError::IdMap { path, source })
-}
-
-/// The text of an id map file: one `container host size` line per mapping.
-fn id_map_text(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn id_map_lines() {
-        let maps: Vec<LinuxIdMapping> = serde_json::from_str(
-            r#"[{"containerID":0,"hostID":100000,"size":65536},{"containerID":65536,"hostID":1000,"size":1}]"#,
-        )
-        .unwrap();
-        assert_eq!(id_map_text(&maps), "0 100000 65536\n65536 1000 1\n");
-    }
+    std::fs::write(&path, crate::namespaces::id_map_text(maps))
+        .map_err(|source| ProcessError::IdMap { path, source })
 }

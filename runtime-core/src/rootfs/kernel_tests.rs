@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use super::{finish, pivot, prepare};
+use super::{finish, pivot, prepare, MountSources};
 use crate::cgroups::CgroupMount;
 use crate::syscall::LinuxSyscall;
 
@@ -152,7 +152,17 @@ fn kernel_child() {
         }]
     };
     let sys = LinuxSyscall;
-    prepare(&sys, &spec, &rootfs, &cgroups, false).expect("prepare");
+    prepare(
+        &sys,
+        &spec,
+        &rootfs,
+        &MountSources {
+            cgroups: &cgroups,
+            idmapped: None,
+        },
+        false,
+    )
+    .expect("prepare");
 
     // Before pivot_root, seen from the host paths: the tmpfs for /evil is inside the rootfs.
     let inside = rootfs.join(host.strip_prefix("/").expect("absolute"));
@@ -315,7 +325,7 @@ fn kernel_userns_child() {
     }))
     .expect("spec");
     let sys = LinuxSyscall;
-    prepare(&sys, &spec, &rootfs, &[], true).expect("prepare");
+    prepare(&sys, &spec, &rootfs, &MountSources::default(), true).expect("prepare");
     pivot(&sys, &rootfs).expect("pivot");
     finish(&sys, &spec).expect("finish");
 

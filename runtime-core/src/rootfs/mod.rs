@@ -6,10 +6,12 @@
 //! directory or file that was checked.
 
 mod devices;
+mod idmap;
 mod mounts;
 mod options;
 mod resolve;
 
+pub use idmap::{prepare as prepare_idmapped, requested as idmap_requested, IdmappedMounts};
 pub use options::supported_options;
 
 #[cfg(test)]
@@ -61,6 +63,15 @@ pub enum RootfsError {
     },
 }
 
+/// What the runtime made ready for the container's mounts before it forked.
+#[derive(Debug, Default)]
+pub struct MountSources<'a> {
+    /// The host's cgroup directories of the container, for `cgroup` entries.
+    pub cgroups: &'a [CgroupMount],
+    /// The id-mapped trees of `idmap` entries.
+    pub idmapped: Option<&'a IdmappedMounts>,
+}
+
 /// Wraps a failed syscall with what it was done for.
 fn syscall_err(context: impl Into<String>) -> impl FnOnce(SyscallError) -> RootfsError {
     let context = context.into();
@@ -73,7 +84,7 @@ pub fn prepare(
     sys: &dyn Syscall,
     spec: &Spec,
     rootfs: &Path,
-    cgroup_mounts: &[CgroupMount],
+    sources: &MountSources<'_>,
     in_user_ns: bool,
 ) -> Result<(), RootfsError> {
     // Mount points are compared with mountinfo and bound onto themselves: no symlinks.
@@ -84,7 +95,7 @@ pub fn prepare(
     sys.mount(None, Path::new("/"), None, propagation, None)
         .map_err(syscall_err("set the propagation of /"))?;
     make_parent_private(sys, &rootfs, propagation)?;
-    populate(sys, spec, &rootfs, cgroup_mounts, in_user_ns, None)
+    populate(sys, spec, &rootfs, sources, in_user_ns, None)
 }
 
 /// For a container without a mount namespace of its own (none in `linux.namespaces`): what
@@ -101,19 +112,12 @@ pub fn prepare_in_host_namespace(
     sys: &dyn Syscall,
     spec: &Spec,
     rootfs: &Path,
-    cgroup_mounts: &[CgroupMount],
+    sources: &MountSources<'_>,
     in_user_ns: bool,
 ) -> Result<(), RootfsError> {
     let rootfs = canonical(rootfs)?;
     let propagation = spec_propagation(spec)?.unwrap_or(MsFlags::MS_PRIVATE | MsFlags::MS_REC);
-    populate(
-        sys,
-        spec,
-        &rootfs,
-        cgroup_mounts,
-        in_user_ns,
-        Some(propagation),
-    )
+    populate(sys, spec, &rootfs, sources, in_user_ns, Some(propagation))
 }
 
 fn canonical(rootfs: &Path) -> Result<PathBuf, RootfsError> {
@@ -143,7 +147,7 @@ fn populate(
     sys: &dyn Syscall,
     spec: &Spec,
     rootfs: &Path,
-    cgroup_mounts: &[CgroupMount],
+    sources: &MountSources<'_>,
     in_user_ns: bool,
     bind_propagation: Option<MsFlags>,
 ) -> Result<(), RootfsError> {
@@ -183,19 +187,18 @@ fn populate(
     let ctx = mounts::Ctx {
         sys,
         root: root.as_fd(),
-        cgroup_mounts,
+        sources,
     };
     let entries = spec.mounts().as_deref().unwrap_or_default();
-    for m in entries {
-        ctx.mount(m)?;
+    for (i, m) in entries.iter().enumerate() {
+        ctx.mount(i, m)?;
     }
 
     // As runc: /dev is populated unless it is bound from elsewhere (then it is complete).
     let dev_is_bound = entries.iter().any(|m| {
         resolve::absolute(m.destination()) == Path::new("/dev")
             && (m.typ().as_deref() == Some("bind")
-                || options::parse(m.options().as_deref().unwrap_or_default())
-                    .is_ok_and(|o| o.is_bind()))
+                || options::parse(m.options().as_deref().unwrap_or_default()).is_bind())
     });
     if !dev_is_bound {
         let spec_devices = linux

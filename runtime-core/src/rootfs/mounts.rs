@@ -9,8 +9,7 @@ use oci_spec::runtime::Mount;
 
 use super::options::{self, MountOptions};
 use super::resolve::{self, Kind};
-use super::{syscall_err, RootfsError};
-use crate::cgroups::CgroupMount;
+use super::{syscall_err, MountSources, RootfsError};
 use crate::syscall::{fd_path, Syscall, SyscallError};
 
 /// Flags the kernel locks on a mount that a less privileged user namespace received: a
@@ -26,8 +25,8 @@ pub struct Ctx<'a> {
     pub sys: &'a dyn Syscall,
     /// O_PATH descriptor of the rootfs (taken after it was bind-mounted onto itself).
     pub root: BorrowedFd<'a>,
-    /// The host's cgroup directories of the container.
-    pub cgroup_mounts: &'a [CgroupMount],
+    /// What the runtime made ready: cgroup directories, id-mapped trees.
+    pub sources: &'a MountSources<'a>,
 }
 
 /// Remounts the bind mount at `target` with `flags` (MS_BIND|MS_REMOUNT added). On EPERM,
@@ -53,16 +52,20 @@ pub fn remount_bind(
 }
 
 impl Ctx<'_> {
-    /// Mounts one spec entry.
-    pub fn mount(&self, m: &Mount) -> Result<(), RootfsError> {
+    /// Mounts one spec entry, `mounts[index]`.
+    pub fn mount(&self, index: usize, m: &Mount) -> Result<(), RootfsError> {
         let dest = resolve::absolute(m.destination());
         let what = describe(m, &dest);
-        let opts = options::parse(m.options().as_deref().unwrap_or_default())
-            .map_err(|e| RootfsError::Invalid(format!("{what}: {e}")))?;
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(RootfsError::Invalid(format!(
-                "{what}: id-mapped mounts are not supported"
-            )));
+        let opts = options::parse(m.options().as_deref().unwrap_or_default());
+        if let Some(idmap) = super::idmap::requested(m) {
+            let tree = self.sources.idmapped.and_then(|t| t.tree(index));
+            let source = m.source().as_deref();
+            let (Some(tree), Some(source)) = (tree, source) else {
+                return Err(RootfsError::Invalid(format!(
+                    "{what}: id-mapped ({idmap:?}), but the runtime made no id-mapped tree for it"
+                )));
+            };
+            return self.move_bind(tree, source, &dest, &opts, &what);
         }
         if opts.tmpcopyup {
             log::warn!("{what}: option tmpcopyup is not supported; the tmpfs starts empty");
@@ -118,16 +121,32 @@ impl Ctx<'_> {
         opts: &MountOptions,
         what: &str,
     ) -> Result<(), RootfsError> {
-        let meta = std::fs::metadata(source).map_err(|e| RootfsError::Source {
-            what: what.to_string(),
-            source: e,
-        })?;
-        let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
+        let kind = source_kind(source, what)?;
         let (resolved, fd) =
             resolve::create_in_root(self.root, dest, kind).map_err(syscall_err(what))?;
         let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
         self.sys
             .mount(Some(source), &fd_path(fd.as_fd()), None, flags, None)
+            .map_err(syscall_err(what))?;
+        drop(fd);
+        self.after_mount(&resolved, opts, opts.remount_flags(), what)
+    }
+
+    /// An id-mapped bind: the tree the runtime made (see [`super::idmap`]) moved onto the
+    /// destination, created as the kind of `source`; then what follows any bind.
+    fn move_bind(
+        &self,
+        tree: BorrowedFd<'_>,
+        source: &Path,
+        dest: &Path,
+        opts: &MountOptions,
+        what: &str,
+    ) -> Result<(), RootfsError> {
+        let kind = source_kind(source, what)?;
+        let (resolved, fd) =
+            resolve::create_in_root(self.root, dest, kind).map_err(syscall_err(what))?;
+        self.sys
+            .move_mount(tree, fd.as_fd())
             .map_err(syscall_err(what))?;
         drop(fd);
         self.after_mount(&resolved, opts, opts.remount_flags(), what)
@@ -174,7 +193,7 @@ impl Ctx<'_> {
         opts: &MountOptions,
         what: &str,
     ) -> Result<(), RootfsError> {
-        let cms = self.cgroup_mounts;
+        let cms = self.sources.cgroups;
         if cms.is_empty() {
             log::warn!("{what}: no cgroup directories were given; nothing mounted");
             return Ok(());
@@ -276,6 +295,15 @@ impl Ctx<'_> {
         };
         self.after_mount(&resolved, &rest, None, what)
     }
+}
+
+/// Whether a bind's destination is made a directory or a file: as the source is.
+fn source_kind(source: &Path, what: &str) -> Result<Kind, RootfsError> {
+    let meta = std::fs::metadata(source).map_err(|e| RootfsError::Source {
+        what: what.to_string(),
+        source: e,
+    })?;
+    Ok(if meta.is_dir() { Kind::Dir } else { Kind::File })
 }
 
 /// "mount <type> <source> on <destination>", for messages.

@@ -27,6 +27,17 @@ pub struct MountOptions {
     pub data: Vec<String>,
     /// `tmpcopyup` was given.
     pub tmpcopyup: bool,
+    /// `idmap` or `ridmap` was given (the later one counts).
+    pub idmap: Option<Idmap>,
+}
+
+/// Which mounts of an id-mapped bind get the mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idmap {
+    /// `idmap`: the top mount only (submounts of an `rbind` keep their ids), as runc.
+    Top,
+    /// `ridmap`: every mount of the tree.
+    Recursive,
 }
 
 /// Attributes that mount_setattr(2) sets and clears, recursively.
@@ -47,6 +58,7 @@ impl Default for MountOptions {
             attr: None,
             data: Vec::new(),
             tmpcopyup: false,
+            idmap: None,
         }
     }
 }
@@ -195,8 +207,8 @@ impl MountAttrChange {
     }
 }
 
-/// Every option name [`parse`] recognizes itself: flags, propagation, recursive attributes
-/// and `tmpcopyup`. Anything else is filesystem data (or, for `idmap`/`ridmap`, refused).
+/// Every option name [`parse`] recognizes itself: flags, propagation, recursive attributes,
+/// `tmpcopyup`, `idmap` and `ridmap`. Anything else is filesystem data.
 /// This is what `features` reports as `mountOptions`.
 pub fn supported_options() -> Vec<&'static str> {
     // Flags, then propagation, then recursive attributes, as the parser's tables have them.
@@ -207,7 +219,7 @@ pub fn supported_options() -> Vec<&'static str> {
         private rprivate shared rshared slave rslave unbindable runbindable \
         rro rrw rnosuid rsuid rnodev rdev rnoexec rexec rnodiratime rdiratime rnosymfollow \
         rsymfollow rnoatime rstrictatime rrelatime ratime rnostrictatime rnorelatime \
-        tmpcopyup";
+        tmpcopyup idmap ridmap";
     let mut all: Vec<&'static str> = NAMES.split_whitespace().collect();
     all.sort_unstable();
     all
@@ -215,7 +227,7 @@ pub fn supported_options() -> Vec<&'static str> {
 
 /// Parses a mount entry's options in order (a later option overrides an earlier one).
 /// Unknown options are filesystem-specific and go to the data string, as runc does.
-pub fn parse(options: &[String]) -> Result<MountOptions, String> {
+pub fn parse(options: &[String]) -> MountOptions {
     let mut out = MountOptions::default();
     for opt in options {
         let opt = opt.as_str();
@@ -236,15 +248,15 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
             out.attr.get_or_insert_with(MountAttrChange::default).add(a);
         } else if opt == "tmpcopyup" {
             out.tmpcopyup = true;
-        } else if opt == "idmap" || opt == "ridmap" {
-            return Err(format!(
-                "mount option {opt:?} (id-mapped mounts) is not supported"
-            ));
+        } else if opt == "idmap" {
+            out.idmap = Some(Idmap::Top);
+        } else if opt == "ridmap" {
+            out.idmap = Some(Idmap::Recursive);
         } else if !opt.is_empty() {
             out.data.push(opt.to_string());
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -253,7 +265,7 @@ mod tests {
 
     fn p(opts: &[&str]) -> MountOptions {
         let v: Vec<String> = opts.iter().map(|s| s.to_string()).collect();
-        parse(&v).expect("options parse")
+        parse(&v)
     }
 
     #[test]
@@ -444,7 +456,7 @@ mod tests {
     /// Does the parser handle `opt` itself (rather than passing it to the filesystem as
     /// data, or refusing it)?
     fn recognized(opt: &str) -> bool {
-        parse(&[opt.to_string()]).is_ok_and(|o| o.data().is_none())
+        parse(&[opt.to_string()]).data().is_none()
     }
 
     #[test]
@@ -486,7 +498,9 @@ mod tests {
     fn special_options() {
         assert!(p(&["tmpcopyup"]).tmpcopyup);
         assert_eq!(p(&["tmpcopyup"]).data(), None);
-        assert!(parse(&["idmap".to_string()]).is_err());
-        assert!(parse(&["ridmap".to_string()]).is_err());
+        assert_eq!(p(&["idmap"]).idmap, Some(Idmap::Top));
+        assert_eq!(p(&["rbind", "ridmap"]).idmap, Some(Idmap::Recursive));
+        assert_eq!(p(&["ridmap", "idmap"]).idmap, Some(Idmap::Top));
+        assert_eq!(p(&["rbind"]).idmap, None);
     }
 }

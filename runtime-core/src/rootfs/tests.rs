@@ -69,7 +69,14 @@ fn only_mounts(mounts: Value) -> Spec {
 /// Runs prepare and returns the spec mounts after the /dev bind.
 fn prepare_mounts(b: &Bundle, mounts: Value) -> (RecordingSyscall, Vec<Call>) {
     let sys = RecordingSyscall::default();
-    prepare(&sys, &only_mounts(mounts), &b.rootfs, &[], false).expect("prepare");
+    prepare(
+        &sys,
+        &only_mounts(mounts),
+        &b.rootfs,
+        &MountSources::default(),
+        false,
+    )
+    .expect("prepare");
     let m = spec_mounts(&sys).into_iter().skip(1).collect();
     (sys, m)
 }
@@ -95,7 +102,7 @@ fn prepare_default_spec_sequence() {
     let sys = RecordingSyscall::default();
     // The kernel has /proc/kcore: /dev/core points there.
     sys.set_exists(Path::new("/proc/kcore"));
-    prepare(&sys, &s, &b.rootfs, &[], false).expect("prepare");
+    prepare(&sys, &s, &b.rootfs, &MountSources::default(), false).expect("prepare");
     let r = &b.rootfs;
     let nse = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
     let calls = sys.calls();
@@ -375,7 +382,7 @@ fn locked_flags_are_kept_on_eperm() {
         json!([{"destination": "/data", "type": "bind", "source": src.path(),
                                 "options": ["rbind", "ro"]}]),
     );
-    prepare(&sys, &s, &b.rootfs, &[], true).expect("prepare");
+    prepare(&sys, &s, &b.rootfs, &MountSources::default(), true).expect("prepare");
     let t = b.rootfs.join("data");
     let tail: Vec<Call> = sys.calls().into_iter().rev().take(3).rev().collect();
     assert_eq!(
@@ -408,7 +415,7 @@ fn explicitly_cleared_flag_is_not_added_back() {
         json!([{"destination": "/data", "type": "bind", "source": src.path(),
                                 "options": ["rbind", "rw", "nodev"]}]),
     );
-    let e = prepare(&sys, &s, &b.rootfs, &[], true).expect_err("must fail");
+    let e = prepare(&sys, &s, &b.rootfs, &MountSources::default(), true).expect_err("must fail");
     let msg = e.to_string();
     assert!(msg.contains("/data"), "{msg}");
     assert!(msg.contains("EPERM"), "{msg}");
@@ -424,7 +431,7 @@ fn mount_errors_name_the_mount_and_call() {
     );
     let s = only_mounts(json!([{"destination": "/dev/mqueue", "type": "mqueue",
                                 "source": "mqueue"}]));
-    let e = prepare(&sys, &s, &b.rootfs, &[], false).expect_err("fails");
+    let e = prepare(&sys, &s, &b.rootfs, &MountSources::default(), false).expect_err("fails");
     match &e {
         RootfsError::Syscall { context, source } => {
             assert_eq!(context, "mount mqueue mqueue on /dev/mqueue");
@@ -445,19 +452,19 @@ fn invalid_mounts_are_refused() {
         json!({"destination": "/x", "type": "tmpfs", "options": ["idmap"]}),
     ] {
         let s = spec(json!({ "mounts": [m] }));
-        let e = prepare(&sys, &s, &b.rootfs, &[], false).expect_err("invalid");
+        let e = prepare(&sys, &s, &b.rootfs, &MountSources::default(), false).expect_err("invalid");
         assert!(matches!(e, RootfsError::Invalid(_)), "{e}");
     }
     let s = spec(json!({"linux": {"rootfsPropagation": "sideways"}}));
     assert!(matches!(
-        prepare(&sys, &s, &b.rootfs, &[], false),
+        prepare(&sys, &s, &b.rootfs, &MountSources::default(), false),
         Err(RootfsError::Invalid(_))
     ));
     let missing = b.rootfs.join("does-not-exist");
     let s = spec(json!({"mounts": [{"destination": "/x", "type": "bind",
                                     "source": missing, "options": ["bind"]}]}));
     assert!(matches!(
-        prepare(&sys, &s, &b.rootfs, &[], false),
+        prepare(&sys, &s, &b.rootfs, &MountSources::default(), false),
         Err(RootfsError::Source { .. })
     ));
 }
@@ -501,7 +508,7 @@ fn shared_rootfs_propagation_makes_the_parent_private() {
     let s = spec(json!({"linux": {"rootfsPropagation": "shared"},
                         "mounts": [{"destination": "/dev", "type": "bind",
                                     "source": "/dev", "options": ["rbind"]}]}));
-    prepare(&sys, &s, &b.rootfs, &[], false).expect("prepare");
+    prepare(&sys, &s, &b.rootfs, &MountSources::default(), false).expect("prepare");
     let m = sys.mounts();
     assert_eq!(
         m[0],
@@ -528,7 +535,7 @@ fn private_parent_is_left_alone() {
     let s = spec(json!({"linux": {"rootfsPropagation": "slave"},
                         "mounts": [{"destination": "/dev", "type": "bind",
                                     "source": "/dev", "options": ["rbind"]}]}));
-    prepare(&sys, &s, &b.rootfs, &[], false).expect("prepare");
+    prepare(&sys, &s, &b.rootfs, &MountSources::default(), false).expect("prepare");
     let m = sys.mounts();
     assert_eq!(
         m[0],
@@ -562,7 +569,7 @@ fn user_namespace_binds_host_device_nodes() {
         json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
                             {"path": "/dev/myfifo", "type": "p", "fileMode": 0o600}]),
     );
-    prepare(&sys, &s, &b.rootfs, &[], true).expect("prepare");
+    prepare(&sys, &s, &b.rootfs, &MountSources::default(), true).expect("prepare");
     let dev = b.rootfs.join("dev");
     let binds: Vec<Call> = sys.mounts().into_iter().skip(3).collect();
     let want: Vec<Call> = ["null", "zero", "full", "random", "urandom", "tty", "fuse"]
@@ -603,7 +610,14 @@ fn mknod_eperm_falls_back_to_bind() {
     let b = bundle();
     let sys = RecordingSyscall::default();
     sys.fail_when(|c| matches!(c, Call::Mknodat(..)), Errno::EPERM);
-    prepare(&sys, &dev_spec(json!([])), &b.rootfs, &[], false).expect("prepare");
+    prepare(
+        &sys,
+        &dev_spec(json!([])),
+        &b.rootfs,
+        &MountSources::default(),
+        false,
+    )
+    .expect("prepare");
     let null = b.rootfs.join("dev/null");
     assert!(sys.mounts().contains(&mount(
         Some(Path::new("/dev/null")),
@@ -625,7 +639,7 @@ fn spec_devices_after_defaults_and_replacing_them() {
         {"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200},
         {"path": "/dev/sda", "type": "b", "major": 8, "minor": 0, "fileMode": 0o660}
     ]));
-    prepare(&sys, &s, &b.rootfs, &[], false).expect("prepare");
+    prepare(&sys, &s, &b.rootfs, &MountSources::default(), false).expect("prepare");
     let dev = b.rootfs.join("dev");
     let nodes: Vec<(PathBuf, SFlag, u32, u64)> = sys
         .calls()
@@ -666,7 +680,14 @@ fn bad_spec_devices_are_refused() {
         json!({"path": "/", "type": "c", "major": 1, "minor": 3}),
     ] {
         let sys = RecordingSyscall::default();
-        let e = prepare(&sys, &dev_spec(json!([d])), &b.rootfs, &[], false).expect_err("bad");
+        let e = prepare(
+            &sys,
+            &dev_spec(json!([d])),
+            &b.rootfs,
+            &MountSources::default(),
+            false,
+        )
+        .expect_err("bad");
         assert!(matches!(e, RootfsError::Invalid(_)), "{e}");
     }
 }
@@ -682,7 +703,7 @@ fn existing_file_that_is_not_the_device_is_an_error() {
         Errno::EEXIST,
     );
     let s = dev_spec(json!([{"path": "/dev/kvm", "type": "c", "major": 10, "minor": 232}]));
-    let e = prepare(&sys, &s, &b.rootfs, &[], false).expect_err("exists");
+    let e = prepare(&sys, &s, &b.rootfs, &MountSources::default(), false).expect_err("exists");
     assert!(e.to_string().contains("already exists"), "{e}");
 }
 
@@ -696,7 +717,14 @@ fn existing_ptmx_is_replaced_by_the_symlink() {
     );
     // The injected failure is permanent, so the retried symlink fails too: the error must
     // name the symlink.
-    let e = prepare(&sys, &dev_spec(json!([])), &b.rootfs, &[], false).expect_err("fails");
+    let e = prepare(
+        &sys,
+        &dev_spec(json!([])),
+        &b.rootfs,
+        &MountSources::default(),
+        false,
+    )
+    .expect_err("fails");
     assert!(e.to_string().contains("/dev/ptmx"), "{e}");
     let ptmx = b.rootfs.join("dev/ptmx");
     assert!(sys.calls().contains(&Call::Unlinkat(ptmx.clone())));
@@ -712,7 +740,14 @@ fn no_dev_core_without_proc_kcore() {
     // A kernel without CONFIG_PROC_KCORE: no dangling /dev/core, as runc.
     let b = bundle();
     let sys = RecordingSyscall::default();
-    prepare(&sys, &dev_spec(json!([])), &b.rootfs, &[], false).expect("prepare");
+    prepare(
+        &sys,
+        &dev_spec(json!([])),
+        &b.rootfs,
+        &MountSources::default(),
+        false,
+    )
+    .expect("prepare");
     let links: Vec<Call> = sys
         .calls()
         .into_iter()
@@ -747,7 +782,7 @@ fn cgroup_v1_is_a_tmpfs_with_each_hierarchy_bound() {
         },
     ];
     let s = cgroup_spec(json!(["nosuid", "noexec", "nodev", "relatime", "ro"]));
-    prepare(&sys, &s, &b.rootfs, &cgs, false).expect("prepare");
+    prepare(&sys, &s, &b.rootfs, &cg_sources(&cgs), false).expect("prepare");
     let cg = b.rootfs.join("sys/fs/cgroup");
     let f = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV | MsFlags::MS_RELATIME;
     let br = MsFlags::MS_BIND | MsFlags::MS_REC;
@@ -806,7 +841,7 @@ fn cgroup_v2_binds_the_directory() {
         source: src.path().to_path_buf(),
     }];
     let s = cgroup_spec(json!(["nosuid", "noexec", "nodev", "relatime", "ro"]));
-    prepare(&sys, &s, &b.rootfs, &cgs, false).expect("prepare");
+    prepare(&sys, &s, &b.rootfs, &cg_sources(&cgs), false).expect("prepare");
     let cg = b.rootfs.join("sys/fs/cgroup");
     let m: Vec<Call> = spec_mounts(&sys).into_iter().skip(1).collect();
     let f = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV | MsFlags::MS_RELATIME;
@@ -839,7 +874,14 @@ fn cgroup_bad_name_is_refused() {
         name: "../../etc".into(),
         source: PathBuf::from("/sys/fs/cgroup/memory"),
     }];
-    let e = prepare(&sys, &cgroup_spec(json!([])), &b.rootfs, &cgs, false).expect_err("bad");
+    let e = prepare(
+        &sys,
+        &cgroup_spec(json!([])),
+        &b.rootfs,
+        &cg_sources(&cgs),
+        false,
+    )
+    .expect_err("bad");
     assert!(matches!(e, RootfsError::Invalid(_)), "{e}");
 }
 
@@ -851,7 +893,8 @@ fn host_namespace_binds_the_rootfs_private_and_leaves_the_host_propagation() {
         {"destination": "/proc", "type": "proc", "source": "proc"},
         {"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]}
     ]}));
-    prepare_in_host_namespace(&sys, &s, &b.rootfs, &[], false).expect("prepare");
+    prepare_in_host_namespace(&sys, &s, &b.rootfs, &MountSources::default(), false)
+        .expect("prepare");
     let r = &b.rootfs;
     let m = sys.mounts();
     // Neither / nor the mount holding the rootfs is touched: only the rootfs bind.
@@ -880,7 +923,8 @@ fn host_namespace_binds_the_rootfs_private_and_leaves_the_host_propagation() {
     let s = spec(json!({"linux": {"rootfsPropagation": "rslave"},
                         "mounts": [{"destination": "/dev", "type": "bind",
                                     "source": "/dev", "options": ["rbind"]}]}));
-    prepare_in_host_namespace(&sys, &s, &b.rootfs, &[], false).expect("prepare");
+    prepare_in_host_namespace(&sys, &s, &b.rootfs, &MountSources::default(), false)
+        .expect("prepare");
     assert_eq!(
         sys.mounts()[1],
         mount(None, r, None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)
@@ -1086,4 +1130,56 @@ fn finish_without_linux_section_does_nothing() {
     let sys = RecordingSyscall::default();
     finish_at(&sys, &spec(json!({"root": {"path": "rootfs"}})), &b.rootfs).expect("finish");
     assert!(sys.calls().is_empty());
+}
+
+fn cg_sources(cgs: &[CgroupMount]) -> MountSources<'_> {
+    MountSources {
+        cgroups: cgs,
+        idmapped: None,
+    }
+}
+
+// An id-mapped bind is the tree the runtime made, moved onto the destination (created as
+// the source's kind), then remounted with its flags like any bind; without a tree it is
+// refused rather than bound unmapped.
+#[test]
+fn idmapped_bind_moves_the_prepared_tree_into_place() {
+    let b = bundle();
+    let src = b._tmp.path().canonicalize().unwrap().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let s = spec(json!({
+        "linux": {"namespaces": [{"type": "user"}, {"type": "mount"}],
+                  "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                  "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]},
+        "mounts": [{"destination": "/data", "type": "bind", "source": src,
+                    "options": ["rbind", "idmap", "ro"]}]
+    }));
+    let sys = RecordingSyscall::default();
+    let trees = crate::rootfs::prepare_idmapped(&sys, &s).expect("trees");
+    let sources = MountSources {
+        cgroups: &[],
+        idmapped: Some(&trees),
+    };
+    prepare(&sys, &s, &b.rootfs, &sources, true).expect("prepare");
+    let data = b.rootfs.canonicalize().unwrap().join("data");
+    assert!(data.is_dir());
+    let calls = sys.calls();
+    let moved = calls
+        .iter()
+        .position(|c| *c == Call::MoveMount(data.clone()))
+        .unwrap_or_else(|| panic!("no move_mount onto {}: {calls:#?}", data.display()));
+    assert!(
+        matches!(&calls[moved + 1], Call::Mount { target, flags, .. }
+            if *target == data && flags.contains(MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY)),
+        "{calls:#?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Mount { source: Some(p), .. } if *p == src)),
+        "the source was bound unmapped: {calls:#?}"
+    );
+
+    let e = prepare(&sys, &s, &b.rootfs, &MountSources::default(), true).expect_err("no tree");
+    assert!(e.to_string().contains("no id-mapped tree"), "{e}");
 }

@@ -12,6 +12,7 @@ pub mod terminal;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -124,6 +125,22 @@ pub trait Syscall {
     fn ioprio_set(&self, value: i64) -> Result<()>;
     /// personality(2): sets the persona of the calling process (kept across execve).
     fn personality(&self, value: libc::c_ulong) -> Result<()>;
+    /// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at `path`, with the
+    /// mounts below it if `recursive`.
+    fn open_tree_clone(&self, path: &Path, recursive: bool) -> Result<OwnedFd>;
+    /// mount_setattr(2) with MOUNT_ATTR_IDMAP on the detached mount `fd` (and the mounts
+    /// below it if `recursive`): its ids are seen through the user namespace `userns`.
+    fn mount_setattr_idmap(
+        &self,
+        fd: BorrowedFd<'_>,
+        recursive: bool,
+        userns: BorrowedFd<'_>,
+    ) -> Result<()>;
+    /// move_mount(2) of the detached mount `from` onto the directory or file `to`.
+    fn move_mount(&self, from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()>;
+    /// A new user namespace with these uid_map and gid_map contents, held by the returned
+    /// descriptor (of a short-lived child that created it).
+    fn new_user_namespace(&self, uid_map: &str, gid_map: &str) -> Result<OwnedFd>;
 }
 
 /// The real kernel.
@@ -258,26 +275,7 @@ impl Syscall for LinuxSyscall {
             propagation: 0,
             userns_fd: 0,
         };
-        let mut flags = libc::AT_EMPTY_PATH;
-        if recursive {
-            flags |= libc::AT_RECURSIVE;
-        }
-        // SAFETY: the path is a NUL-terminated empty string and `attr` a fully initialised
-        // struct mount_attr whose exact size is passed; both outlive the call, and the kernel
-        // only reads them. AT_EMPTY_PATH makes the call act on `fd` itself.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                fd.as_raw_fd(),
-                c"".as_ptr(),
-                flags as libc::c_uint,
-                &attr as *const MountAttr,
-                std::mem::size_of::<MountAttr>(),
-            )
-        };
-        Errno::result(rc)
-            .map(drop)
-            .map_err(err("mount_setattr", fd.as_raw_fd()))
+        mount_setattr_fd(fd, recursive, &attr).map_err(err("mount_setattr", fd.as_raw_fd()))
     }
 
     fn mount_flags(&self, path: &Path) -> Result<MsFlags> {
@@ -337,6 +335,140 @@ impl Syscall for LinuxSyscall {
             .map(drop)
             .map_err(err("personality", format!("{value:#x}")))
     }
+
+    fn open_tree_clone(&self, path: &Path, recursive: bool) -> Result<OwnedFd> {
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| err("open_tree", path.display())(Errno::EINVAL))?;
+        let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+        if recursive {
+            flags |= libc::AT_RECURSIVE as libc::c_uint;
+        }
+        // SAFETY: `c` is a NUL-terminated path that outlives the call; the kernel only reads
+        // it.
+        let rc = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+        let fd = Errno::result(rc).map_err(err("open_tree", path.display()))?;
+        // SAFETY: on success open_tree returns a new descriptor that nothing else owns.
+        Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
+    }
+
+    fn mount_setattr_idmap(
+        &self,
+        fd: BorrowedFd<'_>,
+        recursive: bool,
+        userns: BorrowedFd<'_>,
+    ) -> Result<()> {
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns.as_raw_fd() as u64,
+        };
+        mount_setattr_fd(fd, recursive, &attr).map_err(err(
+            "mount_setattr(MOUNT_ATTR_IDMAP)",
+            fd_path(fd).display(),
+        ))
+    }
+
+    fn move_mount(&self, from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()> {
+        const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+        const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+        // SAFETY: both paths are the same NUL-terminated empty string, which outlives the
+        // call; with the *_EMPTY_PATH flags the call acts on the two descriptors themselves.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                from.as_raw_fd(),
+                c"".as_ptr(),
+                to.as_raw_fd(),
+                c"".as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+            )
+        };
+        Errno::result(rc)
+            .map(drop)
+            .map_err(err("move_mount", fd_path(to).display()))
+    }
+
+    fn new_user_namespace(&self, uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
+        let call = "create a user namespace";
+        // The child reports on `ready` once it has unshared, and exits when `hold` closes.
+        let (ready_r, ready_w) = nix::unistd::pipe().map_err(err(call, "pipe"))?;
+        let (hold_r, hold_w) = nix::unistd::pipe().map_err(err(call, "pipe"))?;
+        let child = match fork()? {
+            Forked::Child => {
+                drop(ready_r);
+                drop(hold_w);
+                let status = match nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
+                    Ok(()) => 0,
+                    Err(e) => e as i32,
+                };
+                let ok = nix::unistd::write(&ready_w, &status.to_ne_bytes()).is_ok();
+                let _ = nix::unistd::read(&hold_r, &mut [0u8; 1]);
+                exit_child(if ok && status == 0 { 0 } else { 1 })
+            }
+            Forked::Parent(pid) => pid,
+        };
+        drop(ready_w);
+        drop(hold_r);
+        let result = (|| {
+            let mut status = [0u8; 4];
+            let n = nix::unistd::read(&ready_r, &mut status)
+                .map_err(err(call, "read the child's report"))?;
+            if n != status.len() {
+                return Err(err(call, "the child died")(Errno::ECHILD));
+            }
+            match i32::from_ne_bytes(status) {
+                0 => {}
+                e => return Err(err("unshare", "CLONE_NEWUSER")(Errno::from_raw(e))),
+            }
+            for (file, text) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+                let path = format!("/proc/{child}/{file}");
+                std::fs::write(&path, text).map_err(|e| err("write", &path)(io_errno(&e)))?;
+            }
+            let path = format!("/proc/{child}/ns/user");
+            nix::fcntl::open(
+                path.as_str(),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(err("open", &path))
+        })();
+        // The namespace lives on in the descriptor; the child goes, whatever happened.
+        drop(hold_w);
+        let _ = nix::sys::wait::waitpid(child, None);
+        result
+    }
+}
+
+/// OPEN_TREE_CLONE of <linux/mount.h>.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// MOUNT_ATTR_IDMAP of <linux/mount.h>.
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// mount_setattr(2) on the mount `fd` refers to.
+fn mount_setattr_fd(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    attr: &MountAttr,
+) -> std::result::Result<(), Errno> {
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
+    // SAFETY: the path is a NUL-terminated empty string and `attr` a fully initialised
+    // struct mount_attr whose exact size is passed; both outlive the call, and the kernel
+    // only reads them. AT_EMPTY_PATH makes the call act on `fd` itself.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(rc).map(drop)
 }
 
 /// struct mount_attr of <linux/mount.h> (MOUNT_ATTR_SIZE_VER0), the argument of mount_setattr(2).

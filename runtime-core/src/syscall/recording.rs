@@ -4,7 +4,7 @@
 //! they resolve to at the time of the call, so that tests can assert on real paths.
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -63,6 +63,14 @@ pub enum Call {
     IoprioSet(i64),
     /// personality with the persona.
     Personality(libc::c_ulong),
+    /// open_tree(OPEN_TREE_CLONE) of a path, recursive or not.
+    OpenTreeClone(PathBuf, bool),
+    /// mount_setattr(MOUNT_ATTR_IDMAP) on a detached tree, recursive or not.
+    MountSetattrIdmap(bool),
+    /// move_mount of a detached tree onto the path the target descriptor refers to.
+    MoveMount(PathBuf),
+    /// A new user namespace with these uid_map and gid_map texts.
+    NewUserNamespace(String, String),
 }
 
 impl Call {
@@ -91,6 +99,10 @@ impl Call {
             Call::SchedSetattr(_) => "sched_setattr",
             Call::IoprioSet(_) => "ioprio_set",
             Call::Personality(_) => "personality",
+            Call::OpenTreeClone(..) => "open_tree",
+            Call::MountSetattrIdmap(_) => "mount_setattr",
+            Call::MoveMount(_) => "move_mount",
+            Call::NewUserNamespace(..) => "unshare",
         }
     }
 }
@@ -311,4 +323,30 @@ impl Syscall for RecordingSyscall {
     fn personality(&self, value: libc::c_ulong) -> Result<()> {
         self.push(Call::Personality(value))
     }
+    fn open_tree_clone(&self, path: &Path, recursive: bool) -> Result<OwnedFd> {
+        self.push(Call::OpenTreeClone(path.to_path_buf(), recursive))?;
+        Ok(dev_null())
+    }
+    fn mount_setattr_idmap(
+        &self,
+        _fd: BorrowedFd<'_>,
+        recursive: bool,
+        _userns: BorrowedFd<'_>,
+    ) -> Result<()> {
+        self.push(Call::MountSetattrIdmap(recursive))
+    }
+    fn move_mount(&self, _from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()> {
+        self.push(Call::MoveMount(fd_real(to)))
+    }
+    fn new_user_namespace(&self, uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
+        self.push(Call::NewUserNamespace(uid_map.into(), gid_map.into()))?;
+        Ok(dev_null())
+    }
+}
+
+/// A descriptor standing in for one the kernel would have made.
+fn dev_null() -> OwnedFd {
+    std::fs::File::open("/dev/null")
+        .expect("open /dev/null")
+        .into()
 }
