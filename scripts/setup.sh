@@ -44,3 +44,6 @@ done
 # linux-image-amd64) and sid's runc 1.3 with its libc, unpacked into /var/cache/youki-shim.
 scripts/vm-test.sh --fetch
 echo "setup: VM kernel $(basename "$(scripts/vm/fetch-kernel.sh)") and runc $("/var/cache/youki-shim/runc-sid/runc" --version | awk 'NR == 1 {print $3}') in /var/cache/youki-shim"
+
+# Docker 28 (sid's docker.io and docker-cli with sid's libc, patchelf'd) for tests/e2e_docker.rs.
+echo "setup: $(scripts/fetch-docker.sh sid /var/cache/youki-shim/docker-sid)/dockerd: $(/var/cache/youki-shim/docker-sid/bin/dockerd --version)"
