@@ -4,7 +4,14 @@
 #   scripts/vm-test.sh            build the test binaries, boot the VM, run them, report
 #   scripts/vm-test.sh --fetch    only fetch the kernel and sid's runc (scripts/setup.sh)
 # Run by scripts/test.sh (make test) and by `make test-vm`. Needs root, qemu-system-x86,
-# cpio, busybox-static, jq, patchelf (scripts/debian-packages.txt).
+# cpio, busybox-static, jq, patchelf, systemd (scripts/debian-packages.txt).
+#
+# Then a second VM, with systemd as pid 1 (VM_MODE=systemd, which this script runs itself
+# with at its end unless VM_SYSTEMD=0): the same kernel and shares, but stage 1 switch_roots
+# into the host's /lib/systemd/systemd (Debian's systemd package, shared with /usr) with
+# systemd.unit=youki-vm.target, whose one service runs stage 2's plan: the systemd cgroup
+# driver's tests (tests/systemd.rs, its `--ignored` tests) against youki, runc 1.1.5 and
+# runc 1.3.6. No dbus-daemon: the driver and systemctl use systemd's private socket.
 #
 # How:
 # - Kernel: the linux-image-6.x-amd64 package bookworm's linux-image-amd64 depends on,
@@ -65,6 +72,12 @@ runc_sid=${VM_RUNC_SID:-1}
 # Only the test binaries whose label (as the results table shows it, e.g. youki-resources,
 # runc1.1-exec) matches this extended regular expression.
 only=${VM_ONLY:-}
+# cgroup2: the VM above; systemd: the VM with systemd as pid 1.
+mode=${VM_MODE:-cgroup2}
+case $mode in
+cgroup2 | systemd) ;;
+*) echo "vm-test: VM_MODE=$mode: cgroup2 or systemd" >&2; exit 1 ;;
+esac
 
 die() {
     echo "vm-test: $*" >&2
@@ -85,7 +98,7 @@ if [ "${1:-}" = "--fetch" ]; then
 fi
 [ "$#" -eq 0 ] || die "usage: scripts/vm-test.sh [--fetch]"
 [ "$(id -u)" -eq 0 ] || die "must run as root (the tests run containers in the VM; qemu shares files as root)"
-for tool in qemu-system-x86_64:qemu-system-x86 cpio:cpio gzip:gzip jq:jq patchelf:patchelf timeout:coreutils cargo:rustup; do
+for tool in qemu-system-x86_64:qemu-system-x86 cpio:cpio gzip:gzip jq:jq patchelf:patchelf timeout:coreutils cargo:rustup /lib/systemd/systemd:systemd; do
     command -v "${tool%%:*}" >/dev/null ||
         die "${tool%%:*} not found: install Debian's ${tool#*:} (scripts/setup.sh, scripts/debian-packages.txt)"
 done
@@ -194,7 +207,7 @@ done < <(jq -r 'select(.reason == "compiler-artifact" and .executable != null an
                   and (.target.kind | index("test")))
            | "\(.manifest_path | rtrimstr("/Cargo.toml")) \(.target.name) \(.executable)"' "$build_json")
 rm -f "$build_json"
-for t in "${cli_tests[@]}" e2e_shim core_cgroups; do
+for t in "${cli_tests[@]}" e2e_shim core_cgroups systemd; do
     [ -n "${exe[$t]:-}" ] || die "cargo built no test executable for $t"
 done
 # target/<triple>/debug, where cargo put youki and containerd-shim-youki-v2 for the tests.
@@ -254,7 +267,7 @@ mkdir -p "$run/initramfs" "$run/results" "$run/bin"
 for b in youki containerd-shim-youki-v2; do
     cp "$bin_dir/$b" "$run/bin/$b"
 done
-for t in "${cli_tests[@]}" e2e_shim core_cgroups; do
+for t in "${cli_tests[@]}" e2e_shim core_cgroups systemd; do
     cp "${exe[$t]}" "$run/bin/test-$t"
 done
 vm_bin=/vm/bin
@@ -282,27 +295,40 @@ skip_args() {
 }
 test_args=(--test-threads "$threads")
 : >"$run/plan"
+if [ "$mode" = systemd ]; then
+    # The tests that need systemd as init; the others of tests/systemd.rs need its absence
+    # (they run on the host).
+    plan_line youki-systemd "$repo" env "RUNTIME_BIN=$vm_bin/youki" "$vm_bin/test-systemd" "${test_args[@]}" --ignored
+    plan_line runc1.1-systemd "$repo" env RUNTIME_BIN=/usr/sbin/runc "$vm_bin/test-systemd" "${test_args[@]}" --ignored
+    if [ "$runc_sid" = 1 ]; then
+        plan_line runc1.3-systemd "$repo" env "RUNTIME_BIN=$cache/runc-sid/runc" "$vm_bin/test-systemd" "${test_args[@]}" --ignored
+    fi
+fi
 # youki: the CLI tests, runtime-core's cgroup tests and the shim through containerd 2.1.9.
-for t in "${cli_tests[@]}"; do
+[ "$mode" = cgroup2 ] && for t in "${cli_tests[@]}"; do
     plan_line "youki-$t" "$repo" env "RUNTIME_BIN=$vm_bin/youki" "SHIM_DIR=$vm_bin" \
         "$vm_bin/test-$t" "${test_args[@]}"
 done
-plan_line youki-core-cgroups "$repo/runtime-core" "$vm_bin/test-core_cgroups" "${test_args[@]}"
-plan_line youki-e2e_shim-containerd2 "$repo" env "PATH=$containerd_bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+[ "$mode" = cgroup2 ] && plan_line youki-core-cgroups "$repo/runtime-core" "$vm_bin/test-core_cgroups" "${test_args[@]}"
+[ "$mode" = cgroup2 ] && plan_line youki-e2e_shim-containerd2 "$repo" env "PATH=$containerd_bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     "SHIM_DIR=$vm_bin" "$vm_bin/test-e2e_shim" "${test_args[@]}" --exact "${shim_tests[@]}"
 # runc: the CLI tests again.
 mapfile -t skips < <(skip_args "${runc_skips[@]}" "${runc11_skips[@]}")
-for t in "${cli_tests[@]}"; do
+[ "$mode" = cgroup2 ] && for t in "${cli_tests[@]}"; do
     plan_line "runc1.1-$t" "$repo" env RUNTIME_BIN=/usr/sbin/runc "$vm_bin/test-$t" "${test_args[@]}" --exact "${skips[@]}"
 done
-if [ "$runc_sid" = 1 ]; then
+if [ "$mode" = cgroup2 ] && [ "$runc_sid" = 1 ]; then
     mapfile -t skips < <(skip_args "${runc_skips[@]}" "${runc13_skips[@]}")
     for t in "${cli_tests[@]}"; do
         plan_line "runc1.3-$t" "$repo" env "RUNTIME_BIN=$cache/runc-sid/runc" "$vm_bin/test-$t" "${test_args[@]}" --exact "${skips[@]}"
     done
 fi
 
-[ "${#labels[@]}" -gt 0 ] || die "VM_ONLY=$only matches no test binary"
+if [ "${#labels[@]}" -eq 0 ]; then
+    # The systemd VM's labels are few: a VM_ONLY for the other VM leaves it nothing to do.
+    [ "$mode" = systemd ] && exit 0
+    die "VM_ONLY=$only matches no test binary"
+fi
 
 # --------------------------------------------------------------------------------------
 # The initramfs.
@@ -316,7 +342,14 @@ chmod 755 "$ird/init" "$ird/vm/stage2"
 {
     echo "VM_REPO=$repo"
     echo "VM_CACHE=$cache"
+    # What stage 1 switch_roots into: stage 2 itself, or systemd, which runs stage 2 as the
+    # service of youki-vm.target.
+    if [ "$mode" = systemd ]; then echo "VM_INIT=/lib/systemd/systemd"; fi
 } >"$ird/vm/conf"
+if [ "$mode" = systemd ]; then
+    mkdir -p "$ird/etc/systemd/system"
+    cp scripts/vm/youki-vm.target scripts/vm/youki-vm.service "$ird/etc/systemd/system/"
+fi
 for f in passwd group shadow nsswitch.conf hosts ld.so.cache ld.so.conf ld.so.conf.d; do
     if [ -e "/etc/$f" ]; then cp -a "/etc/$f" "$ird/etc/"; fi
 done
@@ -367,6 +400,9 @@ ninep() { # TAG PATH [ro]
     echo "-virtfs" "local,path=$2,mount_tag=$1,security_model=passthrough,multidevs=remap$opt"
 }
 cmdline="console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=1"
+if [ "$mode" = systemd ]; then
+    cmdline+=" systemd.unit=youki-vm.target systemd.show_status=0"
+fi
 qemu_args() { # ACCEL
     local cpu=max
     [ "$1" = kvm ] && cpu=host
@@ -400,7 +436,7 @@ kvm | tcg) ;;
 *) die "VM_ACCEL=$accel: kvm or tcg" ;;
 esac
 
-echo "== vm-test: booting $(basename "$vmlinuz") ($accel, $vm_mem MiB, 2 vCPUs), cgroup_no_v1=all; ${#labels[@]} test binaries, at most $vm_timeout s"
+echo "== vm-test: booting $(basename "$vmlinuz") ($accel, $vm_mem MiB, 2 vCPUs), cgroup_no_v1=all, init: ${mode/cgroup2/busybox}; ${#labels[@]} test binaries, at most $vm_timeout s"
 start=$(date +%s.%N)
 : >"$run/console.log"
 # shellcheck disable=SC2046 # qemu_args and ninep print words
@@ -470,7 +506,12 @@ done
 if [ "$status" -ne 0 ]; then
     echo "vm-test: FAILED (scroll up for the vm| console; VM_KEEP=1 keeps $run)"
 else
-    echo "vm-test: all ${#labels[@]} test binaries passed on pure cgroup v2"
+    echo "vm-test: all ${#labels[@]} test binaries passed on pure cgroup v2 (init: ${mode/cgroup2/busybox})"
+fi
+if [ "$mode" = cgroup2 ] && [ "${VM_SYSTEMD:-1}" != 0 ]; then
+    kill_vm
+    echo "== vm-test: the systemd VM (systemd as pid 1)"
+    VM_MODE=systemd "$repo/scripts/vm-test.sh" || status=1
 fi
 exit "$status"
 }

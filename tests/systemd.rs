@@ -1,10 +1,16 @@
 //! The systemd cgroup driver, `--systemd-cgroup`: on a host not booted with systemd (this
 //! machine), a systemd-form cgroupsPath is a clear error and leaves nothing; a cgroupfs
-//! path given to the systemd driver is refused as runc refuses it.
+//! path given to the systemd driver is refused as runc refuses it. The tests that need
+//! systemd as init are `#[ignore]`d here and run by scripts/vm-test.sh in its systemd VM
+//! (`--ignored`).
 
 mod common;
 
 use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
 
 use common::*;
 
@@ -96,4 +102,83 @@ fn cgroupfs_path_with_the_systemd_driver_is_refused() {
     for path in ["/youki-it-not-systemd", "a.slice:b", "a.slice:b:c:d"] {
         run_refused(&env, Some(path), &["slice:prefix:name"]);
     }
+}
+
+/// `systemctl show UNIT -p NAME --value`.
+fn show(unit: &str, property: &str) -> String {
+    let o = Command::new("systemctl")
+        .args(["show", unit, "-p", property, "--value"])
+        .output()
+        .expect("run systemctl");
+    assert_ok(&o, &format!("systemctl show {unit} -p {property}"));
+    stdout_of(&o).trim().to_string()
+}
+
+/// With systemd as init (the VM): the container is the scope `<prefix>-<id>.scope` in
+/// system.slice; systemd reports its limits, its cgroup files hold them, its processes'
+/// /proc/self/cgroup names it; after delete no unit of that name is left.
+#[test]
+#[ignore = "needs systemd as init: scripts/vm-test.sh runs it in its systemd VM"]
+fn systemd_scope_holds_the_limits_and_goes_with_delete() {
+    assert!(Path::new(BOOTED).is_dir(), "needs systemd as init");
+    let env = TestEnv::new("sdscope");
+    let mut b = env.bundle();
+    let id = env.id();
+    // The marker as prefix: the guard finds a scope left behind.
+    let unit = format!("{}-{id}.scope", env.marker);
+    b.linux()["cgroupsPath"] = format!("system.slice:{}:{id}", env.marker).into();
+    // No cgroup namespace, so that /proc/self/cgroup shows the host's path of the scope.
+    b.linux()["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .retain(|n| n["type"] != "cgroup");
+    b.resource("memory", json!({ "limit": 100 * 1024 * 1024 }));
+    b.resource("pids", json!({ "limit": 42 }));
+    b.resource("cpu", json!({ "quota": 50000, "period": 100000 }));
+    b.args(&["sleep", "1000"]).save();
+    env.track(&id);
+    let o = env.run_global(
+        &["--systemd-cgroup"],
+        &["create", "--bundle", b.dir.to_str().expect("utf-8"), &id],
+    );
+    assert_ok(&o, "--systemd-cgroup create");
+    env.start(&id);
+
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(show(&unit, "Delegate"), "yes");
+    assert_eq!(show(&unit, "MemoryMax"), "104857600");
+    assert_eq!(show(&unit, "TasksMax"), "42");
+    assert_eq!(show(&unit, "CPUQuotaPerSecUSec"), "500ms");
+    let cgroup = show(&unit, "ControlGroup");
+    assert_eq!(cgroup, format!("/system.slice/{unit}"));
+
+    let dir = Path::new("/sys/fs/cgroup").join(cgroup.trim_start_matches('/'));
+    let file = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap_or_else(|e| panic!("{}/{f}: {e}", dir.display()))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(file("memory.max"), "104857600");
+    assert_eq!(file("pids.max"), "42");
+    assert_eq!(file("cpu.max"), "50000 100000");
+
+    let want = format!("0::{cgroup}");
+    let pid = env.pid(&id);
+    let init = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("init's cgroup");
+    assert_eq!(init.trim(), want, "init");
+    let o = env.run(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    assert_ok(&o, "exec cat /proc/self/cgroup");
+    assert_eq!(stdout_of(&o).trim(), want, "an exec'd process");
+
+    assert_ok(&env.kill(&id, "KILL"), "kill");
+    env.wait_for_status(&id, "stopped", Duration::from_secs(10));
+    assert_ok(&env.delete(&id), "delete");
+    let o = Command::new("systemctl")
+        .args(["list-units", "--all", "--plain", "--no-legend", &unit])
+        .output()
+        .expect("systemctl list-units");
+    assert_ok(&o, "systemctl list-units");
+    assert_eq!(stdout_of(&o).trim(), "", "a unit is left");
+    assert!(!dir.exists(), "{} is left", dir.display());
 }
