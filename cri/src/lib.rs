@@ -556,6 +556,39 @@ pub fn set_share_process_namespace(pod: &mut PodSandboxConfig, share: bool) {
     } as i32;
 }
 
+/// Runs the pod in a user namespace of its own, as kubelet asks for a pod with
+/// `hostUsers: false`: mode POD, ids 0..`size` in the pod are `host_id`.. on the host,
+/// for users and groups alike. Containers created with [`container_config`] get the
+/// same options (kubelet sends them with every container of the pod).
+pub fn set_user_namespace(pod: &mut PodSandboxConfig, host_id: u32, size: u32) {
+    let map = vec![IdMapping {
+        host_id,
+        container_id: 0,
+        length: size,
+    }];
+    pod_namespace_options(pod).userns_options = Some(UserNamespace {
+        mode: NamespaceMode::Pod as i32,
+        uids: map.clone(),
+        gids: map,
+    });
+}
+
+/// The user namespace mappings of a pod made with [`set_user_namespace`] (None: the
+/// node's user namespace): what kubelet also puts on each volume of such a pod, for
+/// an id-mapped mount.
+pub fn user_namespace_mappings(pod: &PodSandboxConfig) -> Option<(Vec<IdMapping>, Vec<IdMapping>)> {
+    let userns = pod
+        .linux
+        .as_ref()?
+        .security_context
+        .as_ref()?
+        .namespace_options
+        .as_ref()?
+        .userns_options
+        .as_ref()?;
+    (userns.mode == NamespaceMode::Pod as i32).then(|| (userns.uids.clone(), userns.gids.clone()))
+}
+
 /// The pod's namespace options, created if absent.
 pub fn pod_namespace_options(pod: &mut PodSandboxConfig) -> &mut NamespaceOption {
     pod.linux
@@ -670,6 +703,24 @@ mod tests {
             .unwrap();
         assert_eq!(cns, ns, "containers follow the pod's namespaces");
         assert_eq!(c.log_path, "", "no log directory, no log");
+    }
+
+    #[test]
+    fn user_namespace_reaches_the_containers() {
+        let mut pod = pod_sandbox_config("p", "ns", "u");
+        assert_eq!(user_namespace_mappings(&pod), None);
+        set_user_namespace(&mut pod, 65536 * 3, 65536);
+        let map = vec![IdMapping {
+            host_id: 196608,
+            container_id: 0,
+            length: 65536,
+        }];
+        assert_eq!(user_namespace_mappings(&pod), Some((map.clone(), map)));
+        let ns = pod_namespace_options(&mut pod).clone();
+        assert_eq!(ns.network, NamespaceMode::Pod as i32, "the rest unchanged");
+        let c = container_config("c", "img", &[], &pod);
+        let cns = c.linux.unwrap().security_context.unwrap().namespace_options;
+        assert_eq!(cns, Some(ns));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! linked in) with a bridge and a subnet of the test's own and host-local's data dir;
 //! the pod logs; the two images (scripts/cri-images.sh: the local pause image, which is
 //! CRI's sandbox image, and busybox), imported into `k8s.io`. Runtime handlers: `runc`
-//! (containerd-shim-runc-v2) and `youki` (io.containerd.youki.v2, the cargo-built shim
+//! (containerd-shim-runc-v2), `runc13` (the same with runc 1.3.6 as BinaryName) and `youki` (io.containerd.youki.v2, the cargo-built shim
 //! first on containerd's PATH), and with the shim also `youki-runc-type` (runc's runtime
 //! type with `runtime_path` naming the cargo-built shim: the entry containerd 2.x
 //! introspects, and that gets runc's options; not on 1.6, which ignores `runtime_path`).
@@ -41,6 +41,12 @@ use crate::e2e_support::{client, World};
 
 /// The runc handler: containerd's own runc shim.
 pub const RUNC: &str = "runc";
+/// runc 1.3.6 behind containerd's runc shim (`BinaryName`): the reference for what
+/// needs runc 1.2 or later (id-mapped mounts, user-namespaced pods), where Debian's
+/// runc (1.1.5, the `runc` handler's on containerd's PATH) is too old.
+pub const RUNC_1_3_HANDLER: &str = "runc13";
+/// The runc 1.3.6 binary of [`RUNC_1_3_HANDLER`] (unpacked by scripts/setup.sh).
+pub const RUNC_1_3_BIN: &str = "/var/cache/youki-shim/runc-sid/runc";
 /// The youki handler: `runtime_type = "io.containerd.youki.v2"`.
 pub const YOUKI: &str = "youki";
 /// The youki shim registered under runc's runtime type: `runtime_type =
@@ -195,6 +201,12 @@ state = "{state}"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         Root = "{state}/runc"
 
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{runc_1_3}]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{runc_1_3}.options]
+        BinaryName = "{runc_1_3_bin}"
+        Root = "{state}/runc"
+
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.youki]
       runtime_type = "io.containerd.youki.v2"
 {youki_runc_type}
@@ -210,6 +222,8 @@ state = "{state}"
         state = s.state.display(),
         address = s.address.display(),
         pause = PAUSE_IMAGE,
+        runc_1_3 = RUNC_1_3_HANDLER,
+        runc_1_3_bin = RUNC_1_3_BIN,
         cni_bin = s.cni_bin.display(),
         cni_conf = s.cni_conf.display(),
         opt = s.root.join("opt").display(),
@@ -272,6 +286,12 @@ state = "{state}"
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
         Root = "{state}/runc"
 
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.{runc_1_3}]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.{runc_1_3}.options]
+        BinaryName = "{runc_1_3_bin}"
+        Root = "{state}/runc"
+
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.youki]
       runtime_type = "io.containerd.youki.v2"
 {youki_runc_type}
@@ -287,6 +307,8 @@ state = "{state}"
         state = s.state.display(),
         address = s.address.display(),
         pause = PAUSE_IMAGE,
+        runc_1_3 = RUNC_1_3_HANDLER,
+        runc_1_3_bin = RUNC_1_3_BIN,
         cni_bin = s.cni_bin.display(),
         cni_conf = s.cni_conf.display(),
         opt = s.root.join("opt").display(),
