@@ -39,7 +39,8 @@ pub struct V1Manager {
     rel: PathBuf,
     hierarchies: Vec<Hierarchy>,
     /// The cgroup2 hierarchy of a hybrid host; the container joins it too, as runc does, and
-    /// it holds the controllers not bound to v1 (here: hugetlb).
+    /// it holds the controllers not bound to v1 (here: hugetlb). Not bound into the
+    /// container: runc binds only the v1 hierarchies.
     unified: Option<V2Manager>,
 }
 
@@ -402,12 +403,8 @@ impl V1Manager {
             }
         }
         if let Some(u) = &self.unified {
-            // On a hybrid host the unified hierarchy only carries controllers that v1 lacks
-            // (here hugetlb): the container gets a directory there only when it has such
-            // limits, as runc's v1 driver never joins it. Enabling controllers in the unified
-            // root changes the host for everybody, so only what is needed.
-            if hugetlb_unified {
-                u.create_dirs(Some(&["hugetlb"]))?;
+            if create || hugetlb_unified {
+                self.create_unified(u, hugetlb_unified)?;
             }
         }
         if let Some(mem) = self.find("memory") {
@@ -424,6 +421,27 @@ impl V1Manager {
             }
         }
         Ok(())
+    }
+
+    /// Creates the container's directory in the hybrid unified hierarchy `u`. runc's v1
+    /// driver (1.1.5 and 1.3) joins it on every hybrid host, as a named hierarchy without
+    /// controllers, so that the container is accounted to its own cgroup there (a
+    /// systemd hybrid host keeps its units in it), and ignores failures. So does this, but
+    /// for `hugetlb`: the controllers v1 lacks (here hugetlb) are enabled only for a
+    /// container that has such limits, which then must get them. Enabling a controller
+    /// changes the hierarchy for everybody below, so only what is needed.
+    fn create_unified(&self, u: &V2Manager, hugetlb: bool) -> Result<(), CgroupError> {
+        let enable: &[&str] = if hugetlb { &["hugetlb"] } else { &[] };
+        match u.create_dirs(Some(enable)) {
+            Err(e) if !hugetlb => {
+                log::warn!(
+                    "not joining the unified hierarchy at {}: {e}",
+                    u.mount_point().display()
+                );
+                Ok(())
+            }
+            result => result,
+        }
     }
 
     /// Every hierarchy directory of the container, v1 then unified (if it has one there).
@@ -500,21 +518,13 @@ impl CgroupManager for V1Manager {
     }
 
     fn mounts(&self) -> Vec<CgroupMount> {
-        let mut out: Vec<CgroupMount> = self
-            .hierarchies
+        self.hierarchies
             .iter()
             .map(|h| CgroupMount {
                 name: super::basename(&h.mount_point),
                 source: self.dir(h),
             })
-            .collect();
-        if let (Some(u), Some(dir)) = (&self.unified, self.unified_dir()) {
-            out.push(CgroupMount {
-                name: super::basename(u.mount_point()),
-                source: dir,
-            });
-        }
-        out
+            .collect()
     }
 
     fn can_join_self(&self) -> bool {
