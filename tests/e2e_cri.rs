@@ -1032,6 +1032,26 @@ fn probes(cri: &Cri, id: &str, n: usize) {
     }
 }
 
+/// On a hybrid host (v1 controllers, a cgroup2 hierarchy beside), the container's
+/// processes are in its cgroup in the cgroup2 hierarchy too, as runc puts them: an exec'd
+/// process's `0::` line names the same cgroup as its v1 `memory` line.
+fn assert_member_of_unified(cri: &Cri, id: &str) {
+    let hs = common::cgroup_hierarchies();
+    if !(hs.iter().any(|h| h.v2) && hs.iter().any(|h| !h.v2)) {
+        return;
+    }
+    let cgroup = exec_ok(cri, id, &["cat", "/proc/self/cgroup"]);
+    let path = |prefix: &str| {
+        cgroup
+            .lines()
+            .find_map(|l| l.split_once(prefix).map(|(_, p)| p.to_string()))
+            .unwrap_or_default()
+    };
+    let memory = path(":memory:");
+    assert!(!memory.is_empty(), "{cgroup}");
+    assert_eq!(path("0::"), memory, "{cgroup}");
+}
+
 /// What a node does in a day, for a pod of `handler`, up to the containerd restart: a
 /// long-running container probed many times, one that crashes and is restarted
 /// (CrashLoopBackOff's attempts), one stopped and removed. Returns the pod and its
@@ -1039,6 +1059,7 @@ fn probes(cri: &Cri, id: &str, n: usize) {
 fn busy_pod(cri: &Cri, handler: &str) -> (Pod, String) {
     let pod = cri.run_pod(cri.pod_config(&format!("busy-{handler}"), false), handler);
     let main = cri.start_container(&pod, &cri.container_config(&pod, "main", SLEEPER));
+    assert_member_of_unified(cri, &main);
     probes(cri, &main, 40);
     for attempt in 0..3 {
         let mut config = cri.container_config(&pod, "crash", &["sh", "-c", "exit 3"]);
@@ -1091,7 +1112,9 @@ fn restart_containerd(cri: &mut Cri) {
 /// operator must not see errors for normal events. Before, every exit of a task that ran
 /// across the restart logged the ttrpc crate's `write_message got Socket("Nix error:
 /// EPIPE: Broken pipe")` at error level, and about one exec probe in eight `exited
-/// before exec returned` at warning level. runc's shim (containerd 1.6) printed: nothing.
+/// before exec returned` at warning level. runc's shim (containerd 1.6, 1.7, 2.1) printed
+/// nothing. On a hybrid host each pod's main container is also checked to be in its cgroup
+/// in the cgroup2 hierarchy.
 #[test]
 fn cri_shim_logs_no_warning_on_a_busy_node_across_a_containerd_restart() {
     let mut cri = Cri::start("cri-quiet", true);
