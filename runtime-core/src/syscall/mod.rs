@@ -139,7 +139,7 @@ pub trait Syscall {
     /// move_mount(2) of the detached mount `from` onto the directory or file `to`.
     fn move_mount(&self, from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()>;
     /// A new user namespace with these uid_map and gid_map contents, held by the returned
-    /// descriptor (of a short-lived child that created it).
+    /// descriptor (see [`new_user_namespace`]).
     fn new_user_namespace(&self, uid_map: &str, gid_map: &str) -> Result<OwnedFd>;
 }
 
@@ -390,54 +390,68 @@ impl Syscall for LinuxSyscall {
     }
 
     fn new_user_namespace(&self, uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
-        let call = "create a user namespace";
-        // The child reports on `ready` once it has unshared, and exits when `hold` closes.
-        let (ready_r, ready_w) = nix::unistd::pipe().map_err(err(call, "pipe"))?;
-        let (hold_r, hold_w) = nix::unistd::pipe().map_err(err(call, "pipe"))?;
-        let child = match fork()? {
-            Forked::Child => {
-                drop(ready_r);
-                drop(hold_w);
-                let status = match nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
-                    Ok(()) => 0,
-                    Err(e) => e as i32,
-                };
-                let ok = nix::unistd::write(&ready_w, &status.to_ne_bytes()).is_ok();
-                let _ = nix::unistd::read(&hold_r, &mut [0u8; 1]);
-                exit_child(if ok && status == 0 { 0 } else { 1 })
-            }
-            Forked::Parent(pid) => pid,
-        };
-        drop(ready_w);
-        drop(hold_r);
-        let result = (|| {
-            let mut status = [0u8; 4];
-            let n = nix::unistd::read(&ready_r, &mut status)
-                .map_err(err(call, "read the child's report"))?;
-            if n != status.len() {
-                return Err(err(call, "the child died")(Errno::ECHILD));
-            }
-            match i32::from_ne_bytes(status) {
-                0 => {}
-                e => return Err(err("unshare", "CLONE_NEWUSER")(Errno::from_raw(e))),
-            }
-            for (file, text) in [("uid_map", uid_map), ("gid_map", gid_map)] {
-                let path = format!("/proc/{child}/{file}");
-                std::fs::write(&path, text).map_err(|e| err("write", &path)(io_errno(&e)))?;
-            }
-            let path = format!("/proc/{child}/ns/user");
-            nix::fcntl::open(
-                path.as_str(),
-                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(err("open", &path))
-        })();
-        // The namespace lives on in the descriptor; the child goes, whatever happened.
-        drop(hold_w);
-        let _ = nix::sys::wait::waitpid(child, None);
-        result
+        new_user_namespace(uid_map, gid_map)
     }
+}
+
+/// A new user namespace with these uid_map and gid_map contents, held by the returned
+/// descriptor, e.g. to id-map a mount with.
+///
+/// A namespace needs a process: a child is cloned straight into a new user namespace,
+/// its maps are written and its namespace opened, then it exits. This also works from a
+/// multi-threaded process (the shim's server, which id-maps overlay layers): the child's
+/// copy of the address space may hold other threads' locks, so it only makes raw
+/// async-signal-safe calls and never returns into Rust code. It delivers no exit signal,
+/// so a `waitpid(-1)` reaper elsewhere in the process does not take it (only a __WCLONE
+/// wait does); it exits when the parent closes its end of the pipe, or dies.
+pub fn new_user_namespace(uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
+    let call = "create a user namespace";
+    // Close-on-exec: a process another thread spawns meanwhile must not keep the child.
+    let (hold_r, hold_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(err(call, "pipe"))?;
+    let (r, w) = (hold_r.as_raw_fd(), hold_w.as_raw_fd());
+    // SAFETY: clone(2) without CLONE_VM is a fork into a new user namespace, with exit
+    // signal 0. The child only runs the block below: close, read and _exit on the integers
+    // copied above, all async-signal-safe, then ends without unwinding.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_NEWUSER as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if rc == 0 {
+        // SAFETY: in the child, as said above; `b` is a local byte the read fills.
+        unsafe {
+            libc::close(w);
+            let mut b = 0u8;
+            while libc::read(r, (&mut b as *mut u8).cast(), 1) < 0
+                && *libc::__errno_location() == libc::EINTR
+            {}
+            libc::_exit(0)
+        }
+    }
+    let child = Pid::from_raw(Errno::result(rc).map_err(err("clone", "CLONE_NEWUSER"))? as i32);
+    drop(hold_r);
+    let result = (|| {
+        for (file, text) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+            let path = format!("/proc/{child}/{file}");
+            std::fs::write(&path, text).map_err(|e| err("write", &path)(io_errno(&e)))?;
+        }
+        let path = format!("/proc/{child}/ns/user");
+        nix::fcntl::open(
+            path.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(err("open", &path))
+    })();
+    // The namespace lives on in the descriptor; the child goes, whatever happened.
+    drop(hold_w);
+    let _ = nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::__WCLONE));
+    result
 }
 
 /// OPEN_TREE_CLONE of <linux/mount.h>.
@@ -730,6 +744,36 @@ mod tests {
     #[test]
     fn sched_attr_is_the_kernels_ver1_size() {
         assert_eq!(std::mem::size_of::<SchedAttr>(), 56);
+    }
+
+    /// From a multi-threaded process (as the shim's server): the namespace has the maps
+    /// asked for, seen through a mount id-mapped with it, and no child is left to reap.
+    #[test]
+    fn a_user_namespace_from_a_multi_threaded_process() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || rx.recv());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ns = new_user_namespace("0 100000 65536\n", "0 200000 65536\n").expect("userns");
+        let link = std::fs::read_link(fd_path(ns.as_fd())).expect("readlink");
+        assert!(link.to_string_lossy().starts_with("user:["), "{link:?}");
+        assert_ne!(link, std::fs::read_link("/proc/self/ns/user").expect("own"));
+        let sys = LinuxSyscall;
+        let tree = sys.open_tree_clone(dir.path(), false).expect("open_tree");
+        sys.mount_setattr_idmap(tree.as_fd(), false, ns.as_fd())
+            .expect("mount_setattr");
+        let st = nix::sys::stat::fstat(&tree).expect("fstat");
+        assert_eq!(
+            (st.st_uid, st.st_gid),
+            (100000, 200000),
+            "root's dir, mapped"
+        );
+        let left = nix::sys::wait::waitpid(
+            None,
+            Some(nix::sys::wait::WaitPidFlag::__WCLONE | nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        assert_eq!(left, Err(Errno::ECHILD), "the child was reaped");
+        tx.send(()).expect("thread");
+        other.join().expect("join").expect("recv");
     }
 
     #[test]
