@@ -209,7 +209,7 @@ pub(super) struct Program {
 }
 
 impl Program {
-    /// Applies rlimits, oomScoreAdj, scheduler, ioPriority, cwd, personality, user,
+    /// Applies rlimits, scheduler, ioPriority, cwd, personality, user,
     /// capabilities, AppArmor, noNewPrivileges and the seccomp filter, and finds the
     /// program; errors here fail `create` (or `exec`) rather than `start`.
     pub(super) fn prepare(
@@ -220,10 +220,8 @@ impl Program {
         personality: Option<libc::c_ulong>,
     ) -> Result<Self, String> {
         let sys = LinuxSyscall;
+        // oomScoreAdj was set by the intermediate process, before the namespaces.
         apply_rlimits(process)?;
-        if let Some(adj) = process.oom_score_adj() {
-            write_oom_score_adj(adj)?;
-        }
         // With every capability still held (a real-time policy needs CAP_SYS_NICE).
         super::attrs::apply_scheduling(&sys, process).map_err(|e| e.to_string())?;
         let env = environment(process);
@@ -458,7 +456,8 @@ fn apply_rlimits(process: &Process) -> Result<(), String> {
     Ok(())
 }
 
-fn write_oom_score_adj(adj: i32) -> Result<(), String> {
+/// Sets the calling process's oom_score_adj (process.oomScoreAdj).
+pub(super) fn write_oom_score_adj(adj: i32) -> Result<(), String> {
     std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
             " (lowering it below the current value needs CAP_SYS_RESOURCE)"
@@ -485,7 +484,13 @@ fn change_user(process: &Process) -> Result<(), String> {
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    setgroups(&groups).map_err(|e| format!("process.user.additionalGids {groups:?}: {e}"))?;
+    if super::setgroups_denied() {
+        // As runc: an unprivileged user's namespace with its own gid mapped directly
+        // forbids setgroups(2); the groups are left as they are, silently.
+        log::debug!("setgroups denied in this user namespace: additionalGids {groups:?} not set");
+    } else {
+        setgroups(&groups).map_err(|e| format!("process.user.additionalGids {groups:?}: {e}"))?;
+    }
     setresgid(gid, gid, gid).map_err(|e| format!("process.user.gid {gid}: {e}"))?;
     setresuid(uid, uid, uid).map_err(|e| format!("process.user.uid {uid}: {e}"))?;
     nix::sys::prctl::set_keepcaps(false).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))

@@ -1,5 +1,6 @@
-//! The intermediate process: enters the user, pid and time namespaces, forks the container's
-//! process (init, or an exec'd process), reports its pid, exits.
+//! The intermediate process: sets the process's oomScoreAdj, enters the user, pid and time
+//! namespaces, forks the container's process (init, or an exec'd process), reports its
+//! pid, exits.
 
 use nix::sched::CloneFlags;
 use nix::unistd::{setresgid, setresuid, Gid, Uid};
@@ -10,14 +11,23 @@ use crate::namespaces::{flag, Namespaces};
 use crate::syscall::{self, Forked, LinuxSyscall};
 
 /// Runs in the intermediate process; returns its exit code. `child` runs in the forked
-/// process with its channel to main and never returns there (it execs or exits).
+/// process with its channel to main and never returns there (it execs or exits), with
+/// `oom_score_adj` (process.oomScoreAdj) inherited from here.
 pub(super) fn run(
     ns: &Namespaces,
+    oom_score_adj: Option<i32>,
     to_main: Channel,
     child_end: Channel,
     child: &dyn Fn(Channel) -> i32,
 ) -> i32 {
-    match fork_child(ns, &to_main, child_end, child) {
+    // Before any namespace is entered, as runc does: once in a user namespace other than
+    // the host's, /proc/self/oom_score_adj cannot be written, not even with its current
+    // value (a joined pod's namespace: containerd 2.x's user-namespaced pods).
+    let adjusted = match oom_score_adj {
+        Some(adj) => super::init::write_oom_score_adj(adj),
+        None => Ok(()),
+    };
+    match adjusted.and_then(|()| fork_child(ns, &to_main, child_end, child)) {
         Ok(()) => 0,
         Err(e) => {
             let _ = to_main.send(&Message::Error(e));
