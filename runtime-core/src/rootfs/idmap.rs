@@ -7,6 +7,11 @@
 //! clones the source, gives it the mapping through a user namespace made for it (one per
 //! distinct mapping), and init, which inherits the descriptors, moves them into place with
 //! move_mount(2) where it would have bind-mounted the source.
+//!
+//! In a container with a user namespace, every other bind mount's source is cloned here
+//! too (without a mapping): init, root of that namespace only, may not reach a source
+//! below a directory closed to others (containerd 2.x's sandbox /dev/shm, under its
+//! state directory), and runc too opens such sources from the host's side.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -21,15 +26,15 @@ use super::{syscall_err, RootfsError};
 use crate::namespaces::id_map_text;
 use crate::syscall::Syscall;
 
-/// The id-mapped trees of a container's mounts, by index in `mounts`, ready to be moved
-/// into place.
+/// The detached trees of a container's bind mounts (id-mapped, or plain clones in a
+/// container with a user namespace), by index in `mounts`, ready to be moved into place.
 #[derive(Debug, Default)]
 pub struct IdmappedMounts {
     trees: Vec<(usize, OwnedFd)>,
 }
 
 impl IdmappedMounts {
-    /// The detached, id-mapped tree for `mounts[index]`, if that mount is id-mapped.
+    /// The detached tree for `mounts[index]`, if the runtime made one.
     pub fn tree(&self, index: usize) -> Option<BorrowedFd<'_>> {
         self.trees
             .iter()
@@ -92,8 +97,18 @@ pub fn prepare(sys: &dyn Syscall, spec: &Spec) -> Result<IdmappedMounts, RootfsE
     let mut out = IdmappedMounts::default();
     // One user namespace per distinct mapping, as runc.
     let mut namespaces: HashMap<(String, String), OwnedFd> = HashMap::new();
+    let in_userns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let Some(idmap) = requested(m) else {
+            if in_userns {
+                if let Some(tree) = clone_bind_source(sys, m, i)? {
+                    out.trees.push((i, tree));
+                }
+            }
             continue;
         };
         let what = format!(
@@ -155,6 +170,28 @@ pub fn prepare(sys: &dyn Syscall, spec: &Spec) -> Result<IdmappedMounts, RootfsE
     Ok(out)
 }
 
+/// A detached clone of a (not id-mapped) bind mount's source, recursive for `rbind`;
+/// None for any other mount.
+fn clone_bind_source(
+    sys: &dyn Syscall,
+    m: &Mount,
+    i: usize,
+) -> Result<Option<OwnedFd>, RootfsError> {
+    let opts = options::parse(m.options().as_deref().unwrap_or_default());
+    let source = match m.source().as_deref() {
+        Some(s) if opts.is_bind() || m.typ().as_deref() == Some("bind") => s,
+        _ => return Ok(None),
+    };
+    let what = format!(
+        "mounts[{i}] (bind of {} on {})",
+        source.display(),
+        m.destination().display()
+    );
+    sys.open_tree_clone(source, opts.flags.contains(MsFlags::MS_REC))
+        .map(Some)
+        .map_err(syscall_err(what))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +236,8 @@ mod tests {
                 Call::NewUserNamespace(container.clone(), container),
                 Call::OpenTreeClone("/src/a".into(), true),
                 Call::MountSetattrIdmap(false),
+                // In a user namespace, a plain bind's source is cloned too, unmapped.
+                Call::OpenTreeClone("/src/p".into(), true),
                 Call::OpenTreeClone("/src/b".into(), false),
                 Call::MountSetattrIdmap(true),
                 Call::NewUserNamespace(own.clone(), own),
@@ -206,8 +245,36 @@ mod tests {
                 Call::MountSetattrIdmap(false),
             ]
         );
-        assert!(trees.tree(0).is_some() && trees.tree(2).is_some() && trees.tree(3).is_some());
-        assert!(trees.tree(1).is_none());
+        assert!((0..4).all(|i| trees.tree(i).is_some()));
+    }
+
+    #[test]
+    fn plain_binds_are_cloned_only_in_a_user_namespace() {
+        let mounts = serde_json::json!([
+            {"destination": "/p", "type": "bind", "source": "/src/p", "options": ["bind"]},
+            {"destination": "/t", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/r", "source": "/src/r", "options": ["rbind", "ro"]}
+        ]);
+        let sys = RecordingSyscall::default();
+        let trees = prepare(&sys, &spec(serde_json::json!({"mounts": mounts.clone()}))).unwrap();
+        assert_eq!(sys.calls(), [], "no user namespace: init binds the sources");
+        assert!(trees.tree(0).is_none());
+        let joined = spec(serde_json::json!({
+            "linux": {"namespaces": [{"type": "user", "path": "/proc/1/ns/user"}]},
+            "mounts": mounts
+        }));
+        let trees = prepare(&sys, &joined).unwrap();
+        assert_eq!(
+            sys.calls(),
+            [
+                Call::OpenTreeClone("/src/p".into(), false),
+                Call::OpenTreeClone("/src/r".into(), true),
+            ]
+        );
+        assert!(trees.tree(0).is_some() && trees.tree(1).is_none() && trees.tree(2).is_some());
+        sys.fail_when(|c| matches!(c, Call::OpenTreeClone(..)), Errno::EACCES);
+        let e = prepare(&sys, &joined).unwrap_err().to_string();
+        assert!(e.contains("mounts[0]") && e.contains("/src/p"), "{e}");
     }
 
     #[test]

@@ -57,15 +57,14 @@ impl Ctx<'_> {
         let dest = resolve::absolute(m.destination());
         let what = describe(m, &dest);
         let opts = options::parse(m.options().as_deref().unwrap_or_default());
+        let tree = self.sources.idmapped.and_then(|t| t.tree(index));
+        if let Some(tree) = tree {
+            return self.move_bind(tree, &dest, &opts, &what);
+        }
         if let Some(idmap) = super::idmap::requested(m) {
-            let tree = self.sources.idmapped.and_then(|t| t.tree(index));
-            let source = m.source().as_deref();
-            let (Some(tree), Some(source)) = (tree, source) else {
-                return Err(RootfsError::Invalid(format!(
-                    "{what}: id-mapped ({idmap:?}), but the runtime made no id-mapped tree for it"
-                )));
-            };
-            return self.move_bind(tree, source, &dest, &opts, &what);
+            return Err(RootfsError::Invalid(format!(
+                "{what}: id-mapped ({idmap:?}), but the runtime made no id-mapped tree for it"
+            )));
         }
         if opts.tmpcopyup {
             log::warn!("{what}: option tmpcopyup is not supported; the tmpfs starts empty");
@@ -132,17 +131,17 @@ impl Ctx<'_> {
         self.after_mount(&resolved, opts, opts.remount_flags(), what)
     }
 
-    /// An id-mapped bind: the tree the runtime made (see [`super::idmap`]) moved onto the
-    /// destination, created as the kind of `source`; then what follows any bind.
+    /// A bind whose tree the runtime made (see [`super::idmap`]): moved onto the
+    /// destination, created as the kind of the tree's root (init may not reach the
+    /// source itself); then what follows any bind.
     fn move_bind(
         &self,
         tree: BorrowedFd<'_>,
-        source: &Path,
         dest: &Path,
         opts: &MountOptions,
         what: &str,
     ) -> Result<(), RootfsError> {
-        let kind = source_kind(source, what)?;
+        let kind = tree_kind(tree, what)?;
         let (resolved, fd) =
             resolve::create_in_root(self.root, dest, kind).map_err(syscall_err(what))?;
         self.sys
@@ -304,6 +303,17 @@ fn source_kind(source: &Path, what: &str) -> Result<Kind, RootfsError> {
         source: e,
     })?;
     Ok(if meta.is_dir() { Kind::Dir } else { Kind::File })
+}
+
+/// Whether a detached tree's root is a directory or a file.
+fn tree_kind(tree: BorrowedFd<'_>, what: &str) -> Result<Kind, RootfsError> {
+    let st = nix::sys::stat::fstat(tree).map_err(|e| RootfsError::Source {
+        what: what.to_string(),
+        source: e.into(),
+    })?;
+    let dir = nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+        == nix::sys::stat::SFlag::S_IFDIR;
+    Ok(if dir { Kind::Dir } else { Kind::File })
 }
 
 /// "mount <type> <source> on <destination>", for messages.

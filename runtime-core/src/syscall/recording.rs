@@ -325,7 +325,11 @@ impl Syscall for RecordingSyscall {
     }
     fn open_tree_clone(&self, path: &Path, recursive: bool) -> Result<OwnedFd> {
         self.push(Call::OpenTreeClone(path.to_path_buf(), recursive))?;
-        Ok(dev_null())
+        // Like a clone, of the path's kind (init creates the destination from it); a path
+        // that does not exist gets /dev/null.
+        let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC;
+        Ok(nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty())
+            .unwrap_or_else(|_| dev_null()))
     }
     fn mount_setattr_idmap(
         &self,
