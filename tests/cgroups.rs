@@ -18,6 +18,17 @@ fn read_trim(p: &std::path::Path) -> String {
         .to_string()
 }
 
+/// `pid` is listed in the cgroup.procs file `procs`.
+#[track_caller]
+fn assert_member(procs: &std::path::Path, pid: i32) {
+    let members = read_trim(procs);
+    assert!(
+        members.lines().any(|l| l.trim() == pid.to_string()),
+        "init {pid} not in {}: {members:?}",
+        procs.display()
+    );
+}
+
 #[test]
 fn memory_pids_cpu_limits_are_visible() {
     let env = TestEnv::new("cglimits");
@@ -52,12 +63,7 @@ fn memory_pids_cpu_limits_are_visible() {
     }
     // The init process is in that cgroup.
     let procs = host_cgroup_file(cg, "pids", "cgroup.procs", "cgroup.procs");
-    let members = read_trim(&procs);
-    assert!(
-        members.lines().any(|l| l.trim() == pid.to_string()),
-        "init {pid} not in {}: {members:?}",
-        procs.display()
-    );
+    assert_member(&procs, pid);
 
     // In the container.
     env.start(&id);
@@ -154,13 +160,7 @@ fn absent_cgroups_path_is_under_youki_named_by_id() {
     let pid = env.pid(&id);
     let cg = format!("/youki/{id}");
     let procs = host_cgroup_file(&cg, "pids", "cgroup.procs", "cgroup.procs");
-    assert!(
-        read_trim(&procs)
-            .lines()
-            .any(|l| l.trim() == pid.to_string()),
-        "init {pid} not in {}",
-        procs.display()
-    );
+    assert_member(&procs, pid);
     assert_ok(&env.delete_force(&id), "delete --force");
     assert!(
         !procs.parent().expect("dir").exists(),
@@ -216,12 +216,7 @@ fn hybrid_host_processes_join_their_cgroup_in_the_unified_hierarchy() {
 
     let host_view = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
     assert_eq!(unified_line(&host_view), want, "init {pid}:\n{host_view}");
-    let members = read_trim(&dir.join("cgroup.procs"));
-    assert!(
-        members.lines().any(|l| l.trim() == pid.to_string()),
-        "init {pid} not in {}: {members:?}",
-        dir.display()
-    );
+    assert_member(&dir.join("cgroup.procs"), pid);
 
     env.start(&id);
     assert!(
@@ -284,12 +279,7 @@ fn hybrid_host_hugepage_limit_is_set_in_the_unified_hierarchy() {
         "{}",
         dir.display()
     );
-    let members = read_trim(&dir.join("cgroup.procs"));
-    assert!(
-        members.lines().any(|l| l.trim() == pid.to_string()),
-        "init {pid} not in {}: {members:?}",
-        dir.display()
-    );
+    assert_member(&dir.join("cgroup.procs"), pid);
     assert_ok(&env.delete_force(&id), "delete --force");
     assert!(!dir.exists(), "{} left after delete", dir.display());
 }
