@@ -24,12 +24,20 @@
 #    b. The shim memory of one pod of 3 `sleep` containers (and the sandbox) per
 #       handler (`youki-cri pod-up`), from /proc/PID/smaps_rollup summed over the pod's
 #       shim processes (ours: server + zygote), with their number and threads.
+# 5. Docker: a private dockerd (Docker 28 from sid, scripts/fetch-docker.sh) on a private
+#    containerd 2.1 (sid's, scripts/fetch-containerd.sh), with the runtime `youki`
+#    (runtimeType io.containerd.youki.v2, examples/docker-daemon.json) next to Docker's
+#    default runc; `docker run --rm --network none IMAGE /bin/true` (the busybox rootfs,
+#    `docker import`ed) through each, interleaved, N each: median and p90 in ms and ratio.
+#    Left out, with a note, when /var/cache/youki-shim/docker-sid is missing.
 #
 #   BENCH_RUNS=50        CLI cycles per runtime (after 3 warm-up cycles each)
 #   BENCH_SHIM_RUNS=50   `ctr run --rm` per runtime (after 3 warm-up runs each)
 #   BENCH_SHIMS=20       containers (shims) per runtime for the memory figures
 #   BENCH_POD_RUNS=20    pod cycles per handler (after 3 warm-up cycles each)
-#   BENCH_ONLY=cli|shim|pod  run only one part (default: all; `shim` is 2 and 3, `pod` 4)
+#   BENCH_DOCKER_RUNS=20 `docker run --rm` per runtime (after 3 warm-up runs each)
+#   BENCH_ONLY=cli|shim|pod|docker  run only one part (default: all; `shim` is 2 and 3,
+#                        `pod` 4, `docker` 5)
 #   YOUKI_BIN=target/x86_64-unknown-linux-gnu/release/youki
 #   SHIM_DIR=target/x86_64-unknown-linux-gnu/release (holds containerd-shim-youki-v2; unset: built here first)
 #   YOUKI_CRI_BIN=target/x86_64-unknown-linux-gnu/release/youki-cri (unset: built here first)
@@ -46,6 +54,9 @@ runs=${BENCH_RUNS:-50}
 shim_runs=${BENCH_SHIM_RUNS:-50}
 nshims=${BENCH_SHIMS:-20}
 pod_runs=${BENCH_POD_RUNS:-20}
+docker_runs=${BENCH_DOCKER_RUNS:-20}
+docker_dir=/var/cache/youki-shim/docker-sid/bin
+containerd_sid=/var/cache/youki-shim/containerd-sid/usr/bin
 only=${BENCH_ONLY:-}
 youki=${YOUKI_BIN:-target/x86_64-unknown-linux-gnu/release/youki}
 shim_dir=${SHIM_DIR:-target/x86_64-unknown-linux-gnu/release}
@@ -54,10 +65,10 @@ runc=${RUNC_BIN:-$(command -v runc || true)}
 warmup=3
 
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
-for v in runs shim_runs nshims pod_runs; do
+for v in runs shim_runs nshims pod_runs docker_runs; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "bench: $v (BENCH_*) must be a positive integer" >&2; exit 1; }
 done
-case "$only" in ""|cli|shim|pod) ;; *) echo "bench: BENCH_ONLY must be cli, shim or pod" >&2; exit 1 ;; esac
+case "$only" in ""|cli|shim|pod|docker) ;; *) echo "bench: BENCH_ONLY must be cli, shim, pod or docker" >&2; exit 1 ;; esac
 # Which parts run.
 want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 [ -n "$runc" ] && [ -x "$runc" ] || { echo "bench: runc not found (scripts/setup.sh)" >&2; exit 1; }
@@ -72,7 +83,7 @@ if want pod; then
     fi
     [ -x "$cri_bin" ] || { echo "bench: $cri_bin not built (cargo build --release -p youki-cri)" >&2; exit 1; }
 fi
-if want shim || want pod; then
+if want shim || want pod || want docker; then
     if [ -z "${SHIM_DIR:-}" ]; then
         # `cargo build --release` at the root builds the CLI only: the shim is its own package.
         cargo build --release -q -p containerd-shim-youki --bin containerd-shim-youki-v2
@@ -95,6 +106,10 @@ ctd_pid=
 cri_pid=
 pod_prefix=youki-bench-$$-
 pod_cgroup=youki-bench-$$-pods
+# The Docker part's containerd and dockerd, and its containers' cgroup parent.
+dk_ctd_pid=
+dk_pid=
+dk_cgroup=youki-bench-$$-docker
 
 ctr() { command ctr --address "$work/ctd/c.sock" -n "$ns" "$@"; }
 
@@ -183,9 +198,28 @@ cleanup() {
             kill -KILL "$p" 2>/dev/null
         done
     fi
+    if [ -n "$dk_pid" ]; then
+        for id in $(dk ps -aq 2>/dev/null); do
+            dk rm -f "$id" >/dev/null 2>&1
+        done
+        kill "$dk_pid" 2>/dev/null
+        wait "$dk_pid" 2>/dev/null
+    fi
+    if [ -n "$dk_ctd_pid" ]; then
+        kill "$dk_ctd_pid" 2>/dev/null
+        wait "$dk_ctd_pid" 2>/dev/null
+        wait_no_shims "$work/dk/c.sock" 10
+        for p in $(pids_with containerd-shim- " -address $work/dk/c.sock"); do
+            echo "bench: shim $p still running: killed" >&2
+            kill -KILL "$p" 2>/dev/null
+        done
+    fi
     local m d
     for m in $(mounts_under "$work" | sort -r); do
         umount -l "$m" 2>/dev/null
+    done
+    for d in $(cgroup_dirs "$dk_cgroup" | sort -r); do
+        rmdir "$d" 2>/dev/null
     done
     for d in /sys/fs/cgroup/*/"$ns" /sys/fs/cgroup/*/*/"$ns" /sys/fs/cgroup/"$ns" /run/containerd/runc/"$ns"; do
         [ -d "$d" ] && rmdir "$d" 2>/dev/null
@@ -691,6 +725,102 @@ pod_bench() {
             printf "%-16s %8.2f %8.2f %7.2f %8.2f\n", "ratio youki/runc", yr / rr, yp / rp, yc / rc, yt / rt }'
 }
 
+# ---------------------------------------------------------------------------------------
+# 5. Docker: `docker run --rm` through our shim against runc
+
+dk() { "$docker_dir/docker" -H "unix://$work/dk/d.sock" "$@"; }
+docker_image=youki-bench-busybox:latest
+
+# sid's containerd 2.1 and dockerd, private to the run (as tests/e2e_docker.rs starts them).
+start_docker() {
+    local d=$work/dk
+    mkdir -p "$d"
+    cat > "$d/containerd.toml" <<EOF
+version = 2
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$d/c.sock"
+[ttrpc]
+  address = "$d/c.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+EOF
+    PATH="$shim_dir:$PATH" "$containerd_sid/containerd" --config "$d/containerd.toml" > "$d/containerd.log" 2>&1 &
+    dk_ctd_pid=$!
+    for _ in $(seq 100); do
+        [ -S "$d/c.sock" ] && break
+        sleep 0.1
+    done
+    # examples/docker-daemon.json's shim entry, and a cgroup parent of the run's own.
+    cat > "$d/daemon.json" <<EOF
+{"runtimes": {"youki": {"runtimeType": "io.containerd.youki.v2"}}, "cgroup-parent": "/$dk_cgroup"}
+EOF
+    PATH="$shim_dir:$PATH" "$docker_dir/dockerd" --config-file "$d/daemon.json" --containerd "$d/c.sock" \
+        --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/d.pid" -H "unix://$d/d.sock" \
+        --iptables=false --ip6tables=false --ip-masq=false --bridge=none --userland-proxy=false \
+        > "$d/dockerd.log" 2>&1 &
+    dk_pid=$!
+    for _ in $(seq 300); do
+        dk version > /dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "bench: dockerd did not come up:" >&2
+    tail -n 20 "$d/dockerd.log" >&2
+    return 1
+}
+
+# `docker run --rm` of /bin/true through runtime $1; sets $elapsed (microseconds).
+docker_run() {
+    local t0 t1
+    t0=${EPOCHREALTIME/./}
+    dk run --rm --runtime "$1" --network none "$docker_image" /bin/true > /dev/null 2>> "$work/stderr" \
+        || { echo "bench: docker run --rm --runtime $1 failed: $(tail -n 5 "$work/stderr")" >&2; return 1; }
+    t1=${EPOCHREALTIME/./}
+    elapsed=$((t1 - t0))
+}
+
+docker_bench() {
+    local n rt
+    if [ ! -x "$docker_dir/dockerd" ] || [ ! -x "$containerd_sid/containerd" ]; then
+        echo
+        echo "bench: docker left out: $docker_dir/dockerd or $containerd_sid/containerd missing (scripts/setup.sh)"
+        return 0
+    fi
+    scripts/mkbundle.sh "$work/dk-bundle" /bin/true > /dev/null
+    start_docker
+    tar -C "$work/dk-bundle/rootfs" -cf "$work/dk-busybox.tar" .
+    dk import "$work/dk-busybox.tar" "$docker_image" > /dev/null
+    echo
+    echo "bench: $docker_runs interleaved \`docker run --rm --network none IMAGE /bin/true\` each, private dockerd"
+    echo "  dockerd:    $("$docker_dir/dockerd" --version), containerd $("$containerd_sid/containerd" --version | awk '{ print $3 }')"
+    echo "  youki:      runtimeType io.containerd.youki.v2, $shim_dir/containerd-shim-youki-v2"
+    echo "  runc:       Docker's default, containerd-shim-runc-v2 with $(command -v runc)"
+    for ((n = 0; n < warmup; n++)); do
+        docker_run youki; docker_run runc
+    done
+    : > "$work/dk-youki"
+    : > "$work/dk-runc"
+    for ((n = 0; n < docker_runs; n++)); do
+        for rt in youki runc; do
+            docker_run "$rt"
+            echo "$elapsed" >> "$work/dk-$rt"
+        done
+    done
+    local y_med y_p90 r_med r_p90
+    read -r y_med y_p90 < <(stats "$work/dk-youki")
+    read -r r_med r_p90 < <(stats "$work/dk-runc")
+    echo
+    printf '%-16s %6s %11s %9s\n' "docker run --rm" runs "median ms" "p90 ms"
+    printf '%-16s %6s %11s %9s\n' "youki shim" "$docker_runs" "$y_med" "$y_p90"
+    printf '%-16s %6s %11s %9s\n' "runc" "$docker_runs" "$r_med" "$r_p90"
+    awk -v ym="$y_med" -v rm="$r_med" -v yp="$y_p90" -v rp="$r_p90" 'BEGIN {
+        printf "ratio youki shim/runc: median %.2f, p90 %.2f\n", ym / rm, yp / rp }'
+}
+
 if want cli; then
     cli_bench
 fi
@@ -699,4 +829,7 @@ if want shim; then
 fi
 if want pod; then
     pod_bench
+fi
+if want docker; then
+    docker_bench
 fi
