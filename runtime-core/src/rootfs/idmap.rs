@@ -102,9 +102,13 @@ pub fn prepare(sys: &dyn Syscall, spec: &Spec) -> Result<IdmappedMounts, RootfsE
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    // Not for an unprivileged runtime (rootless), as runc does not: without CAP_SYS_ADMIN
+    // over the host's mount namespace OPEN_TREE_CLONE fails (EPERM), and init, then the
+    // same user as the runtime, reaches every source the runtime could.
+    let clone_binds = in_userns && nix::unistd::geteuid().is_root();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let Some(idmap) = requested(m) else {
-            if in_userns {
+            if clone_binds {
                 if let Some(tree) = clone_bind_source(sys, m, i)? {
                     out.trees.push((i, tree));
                 }
