@@ -8,9 +8,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "youki", disable_version_flag = true)]
 pub struct Cli {
-    /// Root directory for container state.
-    #[arg(long, global = true, default_value = "/run/youki")]
-    pub root: PathBuf,
+    /// Root directory for container state (default /run/youki; for an unprivileged user
+    /// $XDG_RUNTIME_DIR/youki when that is set).
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Log file (default: stderr).
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -24,12 +25,28 @@ pub struct Cli {
     /// `system.slice:youki:<id>`), the container a transient scope.
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
+    /// Ignore cgroup permission errors: true, false or auto (unprivileged, or root in a
+    /// user namespace). Before the command, as runc takes it: `spec` has a `--rootless`
+    /// of its own.
+    #[arg(long = "rootless", id = "rootless_cgroups", value_enum, default_value_t = Rootless::Auto)]
+    pub rootless: Rootless,
     /// Print the version.
     #[arg(short = 'v', long = "version")]
     pub version: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// Values of `--rootless`, as runc takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Rootless {
+    /// Rootless when not root, or root in a user namespace.
+    Auto,
+    /// Always.
+    True,
+    /// Never.
+    False,
 }
 
 /// Format of log lines.

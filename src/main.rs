@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod foreground;
 mod logger;
+mod rootless;
 mod run;
 
 use clap::Parser;

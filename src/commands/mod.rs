@@ -18,7 +18,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         // (a systemd-form cgroup path), so their commands need no flag.
         runtime_core::cgroups::use_systemd_driver();
     }
-    let store = Store::new(&cli.root);
+    if crate::rootless::cgroups_rootless(cli.rootless) {
+        runtime_core::cgroups::use_rootless_cgroups();
+    }
+    let store = Store::new(crate::rootless::state_root(cli.root.as_deref())?);
     let Some(command) = cli.command else {
         bail!("no command given; see --help");
     };

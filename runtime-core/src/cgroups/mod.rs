@@ -23,6 +23,7 @@ mod devices;
 mod files;
 mod mountinfo;
 mod oom;
+mod rootless;
 pub mod stats;
 mod systemd;
 mod v1;
@@ -40,6 +41,7 @@ pub use devices::{check as check_device_rules, with_default_rules, DeviceError};
 use files::FileWrite;
 use mountinfo::{CgroupFsMount, FsKind};
 pub use oom::OomWatcher;
+pub use rootless::use_rootless_cgroups;
 pub use stats::Stats;
 pub use systemd::SystemdError;
 
@@ -243,13 +245,18 @@ pub fn use_systemd_driver() {
 
 /// The cgroup path of a container: `cgroupsPath` if absolute, else under `/youki`; with the
 /// systemd driver, `cgroupsPath` as it is (`slice:prefix:name`), by default
-/// `system.slice:youki:<id>`.
+/// `system.slice:youki:<id>`; rootless on pure v2, by default beside the caller's cgroup.
 pub fn cgroup_path(spec_path: Option<&Path>, id: &str) -> PathBuf {
     if SYSTEMD_DRIVER.load(Ordering::Relaxed) {
         return match spec_path.filter(|p| !p.as_os_str().is_empty()) {
             Some(p) => p.to_path_buf(),
             None => systemd::default_path(id).into(),
         };
+    }
+    if spec_path.is_none() && rootless::enabled() && host_is_pure_v2() {
+        if let Some(p) = rootless::default_v2_path(&rootless::own_cgroups(), id) {
+            return p;
+        }
     }
     match spec_path {
         Some(p) if p.is_absolute() => p.to_path_buf(),
@@ -280,16 +287,28 @@ fn manager_from_mountinfo(
         return Ok(Box::new(systemd::SystemdManager::new(path, layout)?));
     }
     relative(path)?;
-    match detect(&mountinfo::parse(mountinfo)) {
-        Some(Layout::V2 { mount_point }) => Ok(Box::new(v2::V2Manager::new(path, mount_point)?)),
+    let manager: Box<dyn CgroupManager> = match detect(&mountinfo::parse(mountinfo)) {
+        Some(Layout::V2 { mount_point }) => Box::new(v2::V2Manager::new(path, mount_point)?),
         Some(Layout::V1 {
             hierarchies,
             unified,
-        }) => Ok(Box::new(v1::V1Manager::new(path, hierarchies, unified)?)),
-        None => Err(CgroupError::NoCgroupFs {
-            path: MOUNTINFO.into(),
-        }),
+        }) => Box::new(v1::V1Manager::new(path, hierarchies, unified)?),
+        None => {
+            return Err(CgroupError::NoCgroupFs {
+                path: MOUNTINFO.into(),
+            })
+        }
+    };
+    if rootless::enabled() {
+        return Ok(Box::new(rootless::RootlessManager::new(manager)));
     }
+    Ok(manager)
+}
+
+/// Whether this host's cgroups are pure v2; false if the mount table cannot be read.
+fn host_is_pure_v2() -> bool {
+    std::fs::read_to_string(MOUNTINFO)
+        .is_ok_and(|text| matches!(detect(&mountinfo::parse(&text)), Some(Layout::V2 { .. })))
 }
 
 /// The cgroup layout of a host.

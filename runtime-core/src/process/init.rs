@@ -484,7 +484,13 @@ fn change_user(process: &Process) -> Result<(), String> {
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    setgroups(&groups).map_err(|e| format!("process.user.additionalGids {groups:?}: {e}"))?;
+    if super::setgroups_denied() {
+        // As runc: an unprivileged user's namespace with its own gid mapped directly
+        // forbids setgroups(2); the groups are left as they are, silently.
+        log::debug!("setgroups denied in this user namespace: additionalGids {groups:?} not set");
+    } else {
+        setgroups(&groups).map_err(|e| format!("process.user.additionalGids {groups:?}: {e}"))?;
+    }
     setresgid(gid, gid, gid).map_err(|e| format!("process.user.gid {gid}: {e}"))?;
     setresuid(uid, uid, uid).map_err(|e| format!("process.user.uid {uid}: {e}"))?;
     nix::sys::prctl::set_keepcaps(false).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))

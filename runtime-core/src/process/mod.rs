@@ -385,9 +385,76 @@ fn joins_cgroup_itself(cgroup: &dyn CgroupManager, ns: &Namespaces) -> bool {
     cgroup.can_join_self() && !ns.has(nix::sched::CloneFlags::CLONE_NEWUSER)
 }
 
-/// Writes a user namespace id map of the intermediate process (uid_map or gid_map).
+/// Writes a user namespace id map of the intermediate process (uid_map or gid_map), as runc
+/// does: directly first (root may write any map, an unprivileged caller only its own id),
+/// and if the kernel refuses (EPERM), through the setuid newuidmap/newgidmap of the uidmap
+/// package, which allow the ranges /etc/subuid and /etc/subgid give the caller.
 fn write_id_map(pid: Pid, file: &str, maps: &[LinuxIdMapping]) -> Result<(), ProcessError> {
     let path = PathBuf::from(format!("/proc/{pid}/{file}"));
-    std::fs::write(&path, crate::namespaces::id_map_text(maps))
-        .map_err(|source| ProcessError::IdMap { path, source })
+    let err = |source| ProcessError::IdMap {
+        path: path.clone(),
+        source,
+    };
+    if file == "gid_map" && maps_only_own_gid(maps) {
+        // An unprivileged writer may map its own gid only after setgroups is denied in the
+        // namespace (user_namespaces(7)); runc does it for exactly this mapping.
+        let setgroups = PathBuf::from(format!("/proc/{pid}/setgroups"));
+        std::fs::write(&setgroups, "deny").map_err(|source| ProcessError::IdMap {
+            path: setgroups,
+            source,
+        })?;
+    }
+    match std::fs::write(&path, crate::namespaces::id_map_text(maps)) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) && !maps.is_empty() => {
+            let tool = if file == "uid_map" {
+                "newuidmap"
+            } else {
+                "newgidmap"
+            };
+            log::debug!("writing {}: {e}; trying {tool}", path.display());
+            run_mapping_tool(tool, pid, maps).map_err(err)
+        }
+        r => r.map_err(err),
+    }
+}
+
+/// Whether setgroups(2) is denied in the calling process's user namespace, as
+/// [`write_id_map`] makes it for an unprivileged caller mapping its own gid.
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+}
+
+/// Whether an unprivileged caller maps only its own gid: one id, the caller's egid.
+fn maps_only_own_gid(maps: &[LinuxIdMapping]) -> bool {
+    let egid = nix::unistd::getegid();
+    !nix::unistd::geteuid().is_root()
+        && matches!(maps, [m] if m.size() == 1 && m.host_id() == egid.as_raw())
+}
+
+/// Runs newuidmap or newgidmap (found on PATH, as runc looks it up) for `pid` with the
+/// mappings as its `container-id host-id count` triples, with an empty environment as runc.
+fn run_mapping_tool(tool: &str, pid: Pid, maps: &[LinuxIdMapping]) -> Result<(), std::io::Error> {
+    let mut cmd = std::process::Command::new(tool);
+    cmd.env_clear().arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd.output().map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("the kernel refused the mapping and {tool} could not run (Debian package uidmap): {e}"),
+        )
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(std::io::Error::other(format!(
+        "the kernel refused the mapping and {tool} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
 }

@@ -1,0 +1,453 @@
+//! Rootless containers with the CLI, as runc runs them: the runtime run by an unprivileged
+//! user (nobody, through setpriv) on a bundle from its own `spec --rootless`, with
+//! `$XDG_RUNTIME_DIR` set and no `--root`. The state goes to `$XDG_RUNTIME_DIR/<runtime>`;
+//! the container runs without a cgroup when none may be created and no limit is asked for,
+//! a limit that cannot be honoured is refused, and multi-range id mappings go through
+//! newuidmap/newgidmap (Debian's uidmap) with the ranges /etc/subuid and /etc/subgid give.
+//!
+//! Each test passes with runc 1.1.5 and 1.3.6 as RUNTIME_BIN too. runc departs from our
+//! output in one place only: its refusal of a limit names the first controller
+//! (`cannot set pids limit`), ours every field asked for (`linux.resources.pids`).
+
+mod common;
+
+use std::cell::RefCell;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use common::*;
+
+/// The unprivileged user (and group) the runtime runs as: nobody/nogroup.
+const NOBODY: u32 = 65534;
+
+/// First host id of the subordinate ranges the multi-range test gives nobody: far above
+/// any id in use (Debian's useradd hands out ranges from 100000).
+const SUB_BASE: u32 = 1_879_048_192;
+
+/// Ids in that range.
+const SUB_COUNT: u32 = 65536;
+
+/// The runtime under test run as nobody, with its state in a private `$XDG_RUNTIME_DIR`;
+/// force-deletes the containers it created when dropped (before `TestEnv` checks leaks).
+struct Rootless<'a> {
+    env: &'a TestEnv,
+    /// `$XDG_RUNTIME_DIR`: owned by nobody, mode 0700.
+    xdg: PathBuf,
+    ids: RefCell<Vec<String>>,
+}
+
+impl<'a> Rootless<'a> {
+    fn new(env: &'a TestEnv) -> Self {
+        // tempfile makes the work directory 0700: nobody must reach its bundles.
+        fs::set_permissions(&env.work, fs::Permissions::from_mode(0o755)).expect("chmod work");
+        let xdg = env.work.join("xdg");
+        fs::create_dir(&xdg).expect("mkdir xdg");
+        chown(&xdg, NOBODY, NOBODY);
+        fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).expect("chmod xdg");
+        Self {
+            env,
+            xdg,
+            ids: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Runs the runtime as nobody with `args`, in `dir`; stdout and stderr through files,
+    /// so that a detached container holding them cannot hang the test.
+    fn run_in<S: AsRef<OsStr>>(&self, dir: &Path, args: &[S]) -> Output {
+        let io = self.env.path("io");
+        let (out_path, err_path) = (io.with_extension("out"), io.with_extension("err"));
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid",
+            &NOBODY.to_string(),
+            "--regid",
+            &NOBODY.to_string(),
+        ])
+        .args(["--clear-groups", "env", "-i"])
+        .arg(format!(
+            "PATH={}",
+            std::env::var("PATH").unwrap_or_default()
+        ))
+        .arg(format!("HOME={}", self.env.work.display()))
+        .arg(format!("XDG_RUNTIME_DIR={}", self.xdg.display()))
+        .arg(&self.env.runtime)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).expect("stdout file"))
+        .stderr(fs::File::create(&err_path).expect("stderr file"));
+        let shown = format!("{cmd:?}");
+        let mut child = cmd.spawn().expect("spawn setpriv");
+        let deadline = Instant::now() + CMD_TIMEOUT;
+        let status = loop {
+            match child.try_wait().expect("wait for setpriv") {
+                Some(s) => break s,
+                None if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{shown} did not finish within {CMD_TIMEOUT:?}");
+                }
+                None => std::thread::sleep(Duration::from_millis(2)),
+            }
+        };
+        Output {
+            status,
+            stdout: fs::read(&out_path).unwrap_or_default(),
+            stderr: fs::read(&err_path).unwrap_or_default(),
+        }
+    }
+
+    fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        self.run_in(&self.env.work, args)
+    }
+
+    /// A busybox bundle owned by nobody whose config.json is the runtime's own
+    /// `spec --rootless` (as nobody), terminal off, the test's marker in the environment,
+    /// then changed by `edit`.
+    fn bundle(&self, edit: impl FnOnce(&mut Value)) -> PathBuf {
+        let b = self.env.bundle();
+        fs::remove_file(b.config_path()).expect("remove the default config.json");
+        chown(&b.dir, NOBODY, NOBODY);
+        assert_ok(
+            &self.run_in(&b.dir, &["spec", "--rootless"]),
+            "spec --rootless",
+        );
+        let text = fs::read(b.config_path()).expect("read config.json");
+        let mut config: Value = serde_json::from_slice(&text).expect("config.json");
+        assert!(
+            config["linux"]["cgroupsPath"].is_null() && config["linux"]["resources"].is_null(),
+            "spec --rootless names no cgroup and no limit: {config}"
+        );
+        config["process"]["terminal"] = json!(false);
+        config["process"]["env"]
+            .as_array_mut()
+            .expect("process.env")
+            .push(json!(format!("{MARKER_VAR}={}", self.env.marker)));
+        edit(&mut config);
+        fs::write(b.config_path(), config.to_string()).expect("write config.json");
+        b.dir
+    }
+
+    /// A fresh container id, force-deleted (as nobody) when `self` is dropped.
+    fn id(&self) -> String {
+        let id = self.env.id();
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    /// `$XDG_RUNTIME_DIR/<runtime>`, the only directory the runtime made there.
+    fn state_root(&self) -> PathBuf {
+        let entries: Vec<PathBuf> = fs::read_dir(&self.xdg)
+            .expect("read XDG_RUNTIME_DIR")
+            .map(|e| e.expect("dir entry").path())
+            .collect();
+        assert_eq!(
+            entries.len(),
+            1,
+            "one state root in $XDG_RUNTIME_DIR: {entries:?}"
+        );
+        let name = entries[0].file_name().unwrap_or_default().to_owned();
+        assert!(
+            name == "youki" || name == "runc",
+            "state root named after the runtime: {entries:?}"
+        );
+        entries[0].clone()
+    }
+
+    /// The container ids in the state root.
+    fn state_entries(&self) -> Vec<String> {
+        fs::read_dir(self.state_root())
+            .expect("read the state root")
+            .map(|e| e.expect("dir entry").file_name().to_string_lossy().into())
+            .collect()
+    }
+
+    fn status(&self, id: &str) -> String {
+        let o = self.run(&["state", id]);
+        assert_ok(&o, "state");
+        let v: Value = serde_json::from_slice(&o.stdout).expect("state JSON");
+        v["status"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for Rootless<'_> {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self.run(&["delete", "--force", id]);
+        }
+    }
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+}
+
+/// Directories named `id` in any cgroup hierarchy, up to a few levels deep (where runc's
+/// default, the caller's cgroup plus the id, or ours, /youki/<id>, would put it).
+fn cgroups_named(id: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, id: &str, depth: usize, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name() == id {
+                out.push(e.path());
+            } else if depth > 1 {
+                walk(&e.path(), id, depth - 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for h in cgroup_hierarchies() {
+        walk(&h.mount_point, id, 4, &mut out);
+    }
+    out
+}
+
+/// Appends a line to a file and takes exactly that line out again when dropped.
+struct AddedLine {
+    path: &'static str,
+    line: String,
+}
+
+impl AddedLine {
+    fn add(path: &'static str, line: String) -> Self {
+        let mut text = fs::read_to_string(path).unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        text.push('\n');
+        fs::write(path, text).unwrap_or_else(|e| panic!("write {path}: {e}"));
+        Self { path, line }
+    }
+}
+
+impl Drop for AddedLine {
+    fn drop(&mut self) {
+        let Ok(text) = fs::read_to_string(self.path) else {
+            return;
+        };
+        let mut lines: Vec<&str> = text.lines().collect();
+        if let Some(i) = lines.iter().position(|l| *l == self.line) {
+            lines.remove(i);
+        }
+        let mut rest = lines.join("\n");
+        if !rest.is_empty() {
+            rest.push('\n');
+        }
+        let _ = fs::write(self.path, rest);
+    }
+}
+
+/// An unprivileged user's container through its life: run detached, state (in
+/// `$XDG_RUNTIME_DIR`, not /run), exec (root in the container is nobody on the host, with
+/// the one-id mapping of `spec --rootless`; /dev/null usable), kill, delete; nothing left.
+#[test]
+fn run_exec_kill_delete_as_an_unprivileged_user() {
+    let env = TestEnv::new("rl-life");
+    let rl = Rootless::new(&env);
+    let bundle = rl.bundle(|c| c["process"]["args"] = json!(["sleep", "1000"]));
+    let id = rl.id();
+    let o = rl.run(&[
+        "run",
+        "--detach",
+        "--bundle",
+        bundle.to_str().expect("utf-8"),
+        &id,
+    ]);
+    assert_ok(&o, "run --detach as nobody");
+    assert_eq!(rl.status(&id), "running");
+    assert_eq!(
+        rl.state_entries(),
+        std::slice::from_ref(&id),
+        "state under XDG_RUNTIME_DIR"
+    );
+    for root in ["/run/youki", "/run/runc"] {
+        assert!(!Path::new(root).join(&id).exists(), "no state in {root}");
+    }
+
+    let o = rl.run(&["state", &id]);
+    let pid = serde_json::from_slice::<Value>(&o.stdout).expect("state JSON")["pid"]
+        .as_i64()
+        .expect("pid");
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("init's status");
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or("");
+    assert_eq!(
+        uid_line.split_whitespace().nth(1),
+        Some("65534"),
+        "container root is nobody on the host: {uid_line}"
+    );
+
+    let o = rl.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; echo x > /dev/null && echo null-ok",
+    ]);
+    assert_ok(&o, "exec as nobody");
+    let words: Vec<String> = stdout_of(&o)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        words,
+        ["0", "0", "0", "65534", "1", "0", "65534", "1", "null-ok"],
+        "exec's view: {}",
+        describe(&o)
+    );
+
+    assert_ok(&rl.run(&["kill", &id, "KILL"]), "kill");
+    assert!(
+        poll(Duration::from_secs(10), || rl.status(&id) == "stopped"),
+        "stopped after SIGKILL"
+    );
+    assert_ok(&rl.run(&["delete", &id]), "delete");
+    assert!(rl.state_entries().is_empty(), "state removed");
+    assert!(cgroups_named(&id).is_empty(), "{:?}", cgroups_named(&id));
+    assert!(!pid_alive(pid as i32), "init gone");
+}
+
+/// `run` in the foreground as nobody: the program's output and exit code, and nothing left
+/// in the state root afterwards.
+#[test]
+fn foreground_run_gives_the_exit_code() {
+    let env = TestEnv::new("rl-fg");
+    let rl = Rootless::new(&env);
+    let bundle = rl.bundle(|c| {
+        c["process"]["args"] = json!(["sh", "-c", "id -u; cat /proc/self/uid_map; exit 3"])
+    });
+    let id = rl.id();
+    let o = rl.run(&["run", "--bundle", bundle.to_str().expect("utf-8"), &id]);
+    assert_eq!(o.status.code(), Some(3), "{}", describe(&o));
+    let words: Vec<String> = stdout_of(&o)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(words, ["0", "0", "65534", "1"], "{}", describe(&o));
+    assert!(
+        rl.state_entries().is_empty(),
+        "nothing left in the state root"
+    );
+}
+
+/// A limit asked for without a cgroup the user may create: a clear error (naming the limit
+/// and the cgroup), no container, no cgroup, nothing in the state root.
+#[test]
+fn a_limit_that_cannot_be_honoured_is_refused() {
+    let env = TestEnv::new("rl-limit");
+    let rl = Rootless::new(&env);
+    let bundle = rl.bundle(|c| {
+        c["process"]["args"] = json!(["true"]);
+        c["linux"]["resources"] = json!({ "pids": { "limit": 50 } });
+    });
+    let id = rl.id();
+    let o = rl.run(&["run", "--bundle", bundle.to_str().expect("utf-8"), &id]);
+    assert_failed_with_message(&o, "run with a pids limit as nobody");
+    let err = stderr_of(&o);
+    assert!(
+        err.contains("pids") && err.contains("could not") && err.contains("cgroup"),
+        "the error names the limit and the cgroup: {err}"
+    );
+    assert!(
+        rl.state_entries().is_empty(),
+        "nothing left in the state root"
+    );
+    assert!(cgroups_named(&id).is_empty(), "{:?}", cgroups_named(&id));
+}
+
+/// `--rootless false` as nobody: cgroup permission errors are not ignored (runc's
+/// "ignore cgroup permission errors" flag), so the run fails on the cgroup, leaving nothing.
+#[test]
+fn rootless_false_keeps_cgroup_errors() {
+    let env = TestEnv::new("rl-false");
+    let rl = Rootless::new(&env);
+    let bundle = rl.bundle(|c| c["process"]["args"] = json!(["true"]));
+    let id = rl.id();
+    let b = bundle.to_str().expect("utf-8");
+    let o = rl.run(&["--rootless", "false", "run", "--bundle", b, &id]);
+    assert_failed_with_message(&o, "--rootless false run as nobody");
+    assert!(
+        stderr_of(&o).contains("ermission denied"),
+        "the cgroup's EACCES: {}",
+        describe(&o)
+    );
+    assert!(
+        rl.state_entries().is_empty(),
+        "nothing left in the state root"
+    );
+    let o = rl.run(&["--rootless", "true", "run", "--bundle", b, &id]);
+    assert_ok(&o, "--rootless true run as nobody");
+}
+
+/// A mapping of more than the caller's own id (its own for root, a subordinate range for
+/// the rest) goes through newuidmap/newgidmap, which check /etc/subuid and /etc/subgid:
+/// the container sees both ranges, and a file it gives uid/gid 1000 on a bind-mounted host
+/// directory belongs to the range's id 999 on the host.
+#[test]
+fn multi_range_mappings_use_newuidmap() {
+    let env = TestEnv::new("rl-subid");
+    let rl = Rootless::new(&env);
+    let range = format!("{NOBODY}:{SUB_BASE}:{SUB_COUNT}");
+    let _subuid = AddedLine::add("/etc/subuid", range.clone());
+    let _subgid = AddedLine::add("/etc/subgid", range);
+    let vol = env.path("vol");
+    fs::create_dir(&vol).expect("mkdir vol");
+    chown(&vol, NOBODY, NOBODY);
+    let maps = json!([
+        { "containerID": 0, "hostID": NOBODY, "size": 1 },
+        { "containerID": 1, "hostID": SUB_BASE, "size": SUB_COUNT }
+    ]);
+    let vol_text = vol.to_str().expect("utf-8").to_string();
+    let bundle = rl.bundle(|c| {
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps.clone();
+        c["mounts"].as_array_mut().expect("mounts").push(json!({
+            "destination": "/vol", "type": "bind", "source": vol_text,
+            "options": ["rbind", "nosuid", "nodev"]
+        }));
+        // spec --rootless's three capabilities lack CAP_CHOWN.
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = json!(["CAP_CHOWN"]);
+        }
+        c["process"]["capabilities"]
+            .as_object_mut()
+            .expect("capabilities")
+            .remove("ambient");
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; touch /vol/f && chown 1000:1000 /vol/f"
+        ]);
+    });
+    // The rootfs is root's: the container's root (nobody) could not make the mount point.
+    fs::create_dir(bundle.join("rootfs/vol")).expect("mkdir rootfs/vol");
+    let id = rl.id();
+    let o = rl.run(&["run", "--bundle", bundle.to_str().expect("utf-8"), &id]);
+    assert_ok(&o, "run with two id ranges as nobody");
+    let words: Vec<String> = stdout_of(&o)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let one = ["0", "65534", "1", "1", "1879048192", "65536"];
+    assert_eq!(words, [one, one].concat(), "{}", describe(&o));
+    let meta = fs::metadata(vol.join("f")).expect("the container's file");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (SUB_BASE + 999, SUB_BASE + 999),
+        "container id 1000 is the range's 1000th id"
+    );
+    assert!(
+        rl.state_entries().is_empty(),
+        "nothing left in the state root"
+    );
+}
