@@ -749,7 +749,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [metrics]
   address = ""
 EOF
-    PATH="$shim_dir:$PATH" "$containerd_sid/containerd" --config "$d/containerd.toml" > "$d/containerd.log" 2>&1 &
+    # sid's runc shim (2.1.9) next to its containerd, not the system's (1.6).
+    PATH="$shim_dir:$containerd_sid:$PATH" "$containerd_sid/containerd" --config "$d/containerd.toml" > "$d/containerd.log" 2>&1 &
     dk_ctd_pid=$!
     for _ in $(seq 100); do
         [ -S "$d/c.sock" ] && break
@@ -798,7 +799,7 @@ docker_bench() {
     echo "bench: $docker_runs interleaved \`docker run --rm --network none IMAGE /bin/true\` each, private dockerd"
     echo "  dockerd:    $("$docker_dir/dockerd" --version), containerd $("$containerd_sid/containerd" --version | awk '{ print $3 }')"
     echo "  youki:      runtimeType io.containerd.youki.v2, $shim_dir/containerd-shim-youki-v2"
-    echo "  runc:       Docker's default, containerd-shim-runc-v2 with $(command -v runc)"
+    echo "  runc:       Docker's default, $containerd_sid/containerd-shim-runc-v2 with $(command -v runc)"
     for ((n = 0; n < warmup; n++)); do
         docker_run youki; docker_run runc
     done

@@ -8,7 +8,8 @@
 //!   youki CLI) behind containerd's runc shim;
 //!
 //! and every scenario also with Docker's default runtime, `runc` (the system's runc 1.1.5
-//! behind containerd's runc shim), as the reference.
+//! behind containerd's runc shim), as the reference. containerd's runc shim is sid's
+//! (2.1.9): its directory is put first on this process's PATH, which containerd inherits.
 //!
 //! Each test starts containerd ([`Containerd::start`], in its [`World`]) and a dockerd of
 //! its own: `--data-root`, `--exec-root`, `--pidfile` and the API socket in the test's temp
