@@ -4,11 +4,22 @@
 //! This runs in the server and never changes the process's working directory: containerd
 //! relies on it (the `address` file is relative to the bundle), and long overlay options
 //! are refused rather than shortened with a chdir.
+//!
+//! For a user-namespaced pod, containerd 2.x's overlay snapshotter (when the kernel can
+//! id-map overlayfs layers: its `remap-ids` capability) adds `uidmap=` and `gidmap=`
+//! options (`container:host:size` mappings, comma-separated) instead of chowning a copy
+//! of the image. As containerd's own mount code, the shim then mounts each lower layer
+//! through an id-mapped clone of it (a user namespace with those maps), so that the
+//! image's root-owned files belong to the container's root; any other filesystem is
+//! id-mapped as a whole once mounted.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use runtime_core::syscall::{fd_path, LinuxSyscall, Syscall};
 
 use crate::error::{Result, ShimError};
 
@@ -32,17 +43,60 @@ pub struct Parsed {
     pub propagation: MsFlags,
     /// Filesystem-specific options, comma-joined.
     pub data: String,
+    /// containerd's `uidmap=` and `gidmap=` options, as uid_map and gid_map file contents.
+    pub idmap: Option<IdMaps>,
 }
 
-/// Parses options: flags are recognised, everything else is filesystem data.
-pub fn parse_options(options: &[String]) -> Parsed {
+/// The id mapping containerd asks a mount to be seen through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMaps {
+    /// uid_map contents: `container host size` lines.
+    pub uid_map: String,
+    /// gid_map contents.
+    pub gid_map: String,
+}
+
+/// containerd's `container:host:size[,...]` as uid_map/gid_map lines; None if malformed.
+fn id_map_lines(option: &str) -> Option<String> {
+    let mut out = String::new();
+    for m in option.split(',') {
+        let ids: Vec<u32> = m
+            .split(':')
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        let [container, host, size] = ids[..] else {
+            return None;
+        };
+        out.push_str(&format!("{container} {host} {size}\n"));
+    }
+    Some(out)
+}
+
+/// Parses options: flags are recognised, containerd's id maps taken apart, everything
+/// else is filesystem data. Only a uidmap with a gidmap is a mapping, as for containerd;
+/// a malformed one is an error naming it.
+pub fn parse_options(options: &[String]) -> Result<Parsed> {
     let mut p = Parsed {
         flags: MsFlags::empty(),
         propagation: MsFlags::empty(),
         data: String::new(),
+        idmap: None,
     };
     let mut data: Vec<&str> = vec![];
+    let (mut uid_map, mut gid_map) = (None, None);
     for o in options {
+        for (key, map) in [("uidmap=", &mut uid_map), ("gidmap=", &mut gid_map)] {
+            if let Some(v) = o.strip_prefix(key) {
+                *map = Some(id_map_lines(v).ok_or_else(|| {
+                    ShimError::invalid(format!(
+                        "mount option {o}: mappings are container:host:size, comma-separated"
+                    ))
+                })?);
+            }
+        }
+        if o.starts_with("uidmap=") || o.starts_with("gidmap=") {
+            continue;
+        }
         let (set, clear) = match o.as_str() {
             "defaults" | "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
             "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
@@ -80,7 +134,57 @@ pub fn parse_options(options: &[String]) -> Parsed {
         p.flags = (p.flags | set) & !clear;
     }
     p.data = data.join(",");
-    p
+    if let (Some(uid_map), Some(gid_map)) = (uid_map, gid_map) {
+        p.idmap = Some(IdMaps { uid_map, gid_map });
+    }
+    Ok(p)
+}
+
+/// An overlay's `lowerdir=` option with each layer replaced by an id-mapped clone of it,
+/// reached through the returned descriptors (which must stay open until the overlay is
+/// mounted: it then holds the layers).
+fn idmapped_lowerdirs(data: &str, userns: &OwnedFd) -> Result<(String, Vec<OwnedFd>)> {
+    let sys = LinuxSyscall;
+    let mut trees = vec![];
+    let mut options = vec![];
+    for o in data.split(',') {
+        let Some(lower) = o.strip_prefix("lowerdir=") else {
+            options.push(o.to_string());
+            continue;
+        };
+        let mut layers = vec![];
+        for layer in lower.split(':') {
+            let tree = sys
+                .open_tree_clone(Path::new(layer), false)
+                .and_then(|t| {
+                    sys.mount_setattr_idmap(t.as_fd(), false, userns.as_fd())
+                        .map(|()| t)
+                })
+                .map_err(|e| ShimError::other(format!("id-mapping overlay layer {layer}: {e}")))?;
+            layers.push(fd_path(tree.as_fd()).display().to_string());
+            trees.push(tree);
+        }
+        options.push(format!("lowerdir={}", layers.join(":")));
+    }
+    Ok((options.join(","), trees))
+}
+
+/// Puts an id-mapped clone of the mount on `target` over it.
+fn idmap_in_place(target: &Path, userns: &OwnedFd) -> std::result::Result<(), String> {
+    let sys = LinuxSyscall;
+    let tree = sys
+        .open_tree_clone(target, true)
+        .map_err(|e| e.to_string())?;
+    sys.mount_setattr_idmap(tree.as_fd(), true, userns.as_fd())
+        .map_err(|e| e.to_string())?;
+    let to = nix::fcntl::open(
+        target,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open {}: {e}", target.display()))?;
+    sys.move_mount(tree.as_fd(), to.as_fd())
+        .map_err(|e| e.to_string())
 }
 
 fn propagation(o: &str) -> Option<MsFlags> {
@@ -119,7 +223,20 @@ pub fn mount_rootfs(mounts: &[Mount], target: &Path) -> Result<bool> {
 }
 
 fn mount_one(m: &Mount, target: &Path) -> Result<()> {
-    let p = parse_options(&m.options);
+    let mut p = parse_options(&m.options)?;
+    let userns = match &p.idmap {
+        Some(maps) => Some(
+            runtime_core::syscall::new_user_namespace(&maps.uid_map, &maps.gid_map).map_err(
+                |e| ShimError::other(format!("mount {} ({}): id mapping: {e}", m.source, m.kind)),
+            )?,
+        ),
+        None => None,
+    };
+    // Held until the overlay is mounted.
+    let mut _layers = vec![];
+    if let (Some(userns), "overlay") = (&userns, m.kind.as_str()) {
+        (p.data, _layers) = idmapped_lowerdirs(&p.data, userns)?;
+    }
     let fail = |what: &str, e: Errno| {
         ShimError::other(format!(
             "{what} {} ({}) on {}: {e}",
@@ -173,6 +290,17 @@ fn mount_one(m: &Mount, target: &Path) -> Result<()> {
         )
         .map_err(|e| fail("mounting", e))?;
     }
+    if let (Some(userns), false) = (&userns, m.kind == "overlay") {
+        if let Err(e) = idmap_in_place(target, userns) {
+            let _ = umount2(target, MntFlags::MNT_DETACH);
+            return Err(ShimError::other(format!(
+                "id-mapping {} ({}) on {}: {e}",
+                m.source,
+                m.kind,
+                target.display()
+            )));
+        }
+    }
     if !p.propagation.is_empty() {
         mount(
             None::<&str>,
@@ -210,6 +338,8 @@ pub fn unmount_rootfs(target: &Path) {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     fn opts(o: &[&str]) -> Vec<String> {
@@ -218,7 +348,7 @@ mod tests {
 
     #[test]
     fn bind_options() {
-        let p = parse_options(&opts(&["rbind", "ro", "nosuid"]));
+        let p = parse_options(&opts(&["rbind", "ro", "nosuid"])).unwrap();
         assert_eq!(
             p.flags,
             MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
@@ -234,7 +364,8 @@ mod tests {
             "workdir=/s/2/work",
             "upperdir=/s/2/fs",
             "lowerdir=/s/1/fs",
-        ]));
+        ]))
+        .unwrap();
         assert_eq!(p.flags, MsFlags::empty());
         assert_eq!(
             p.data,
@@ -244,9 +375,74 @@ mod tests {
 
     #[test]
     fn later_options_win_and_propagation_is_separate() {
-        let p = parse_options(&opts(&["ro", "rw", "noexec", "exec", "rslave"]));
+        let p = parse_options(&opts(&["ro", "rw", "noexec", "exec", "rslave"])).unwrap();
         assert_eq!(p.flags, MsFlags::empty());
         assert_eq!(p.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    }
+
+    #[test]
+    fn containerd_id_maps_are_taken_apart() {
+        let p = parse_options(&opts(&[
+            "index=off",
+            "uidmap=0:65536:65536",
+            "gidmap=0:131072:1,1:200000:10",
+            "lowerdir=/s/1/fs",
+        ]))
+        .unwrap();
+        assert_eq!(p.data, "index=off,lowerdir=/s/1/fs");
+        assert_eq!(
+            p.idmap,
+            Some(IdMaps {
+                uid_map: "0 65536 65536\n".into(),
+                gid_map: "0 131072 1\n1 200000 10\n".into(),
+            })
+        );
+        // As containerd: one without the other maps nothing.
+        assert_eq!(parse_options(&opts(&["uidmap=0:1:1"])).unwrap().idmap, None);
+        let e = parse_options(&opts(&["uidmap=0:1", "gidmap=0:1:1"])).unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::InvalidArgument);
+        assert!(e.to_string().contains("uidmap=0:1"), "{e}");
+    }
+
+    /// What containerd 2.x's overlay snapshotter sends for a user-namespaced pod: the
+    /// layers' root-owned files belong to the mapped root through the overlay, and
+    /// nothing of the mapping is left mounted once the overlay is unmounted.
+    #[test]
+    fn an_overlay_with_id_maps_shows_the_mapped_owners() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = |n: &str| {
+            let p = dir.path().join(n);
+            std::fs::create_dir(&p).unwrap();
+            p
+        };
+        let (l1, l2, upper, work, target) = (d("l1"), d("l2"), d("upper"), d("work"), d("t"));
+        std::fs::write(l1.join("f"), "lower").unwrap();
+        let m = Mount {
+            kind: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                format!("workdir={}", work.display()),
+                format!("upperdir={}", upper.display()),
+                format!("lowerdir={}:{}", l2.display(), l1.display()),
+                "uidmap=0:100000:65536".into(),
+                "gidmap=0:200000:65536".into(),
+            ],
+        };
+        assert!(mount_rootfs(&[m], &target).unwrap());
+        let meta = std::fs::metadata(target.join("f"));
+        let data = std::fs::read_to_string(target.join("f"));
+        unmount_rootfs(&target);
+        let meta = meta.unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (100000, 200000));
+        assert_eq!(data.unwrap(), "lower");
+        let tmp = dir.path().to_string_lossy().into_owned();
+        let left: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&tmp))
+            .map(str::to_string)
+            .collect();
+        assert!(left.is_empty(), "mounts left: {left:#?}");
     }
 
     #[test]
