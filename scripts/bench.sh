@@ -366,22 +366,27 @@ shim_runtimes=(io.containerd.youki.v2 io.containerd.runc.v2)
 shim_bins=(containerd-shim-youki-v2 containerd-shim-runc-v2)
 shim_names=("youki shim" "runc shim+runc")
 
-start_containerd() {
-    mkdir -p "$work/ctd" "$work/fifo"
-    cat > "$work/ctd/config.toml" <<EOF
+# The config of a private containerd without CRI: root, state and sockets under $1.
+containerd_config() {
+    cat <<EOF
 version = 2
-root = "$work/ctd/root"
-state = "$work/ctd/state"
+root = "$1/root"
+state = "$1/state"
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [grpc]
-  address = "$work/ctd/c.sock"
+  address = "$1/c.sock"
 [ttrpc]
-  address = "$work/ctd/c.sock.ttrpc"
+  address = "$1/c.sock.ttrpc"
 [debug]
   address = ""
 [metrics]
   address = ""
 EOF
+}
+
+start_containerd() {
+    mkdir -p "$work/ctd" "$work/fifo"
+    containerd_config "$work/ctd" > "$work/ctd/config.toml"
     PATH="$shim_dir:$PATH" containerd --config "$work/ctd/config.toml" > "$work/ctd/log" 2>&1 &
     ctd_pid=$!
     for _ in $(seq 100); do
@@ -735,20 +740,7 @@ docker_image=youki-bench-busybox:latest
 start_docker() {
     local d=$work/dk
     mkdir -p "$d"
-    cat > "$d/containerd.toml" <<EOF
-version = 2
-root = "$d/root"
-state = "$d/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$d/c.sock"
-[ttrpc]
-  address = "$d/c.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-EOF
+    containerd_config "$d" > "$d/containerd.toml"
     # sid's runc shim (2.1.9) next to its containerd, not the system's (1.6).
     PATH="$shim_dir:$containerd_sid:$PATH" "$containerd_sid/containerd" --config "$d/containerd.toml" > "$d/containerd.log" 2>&1 &
     dk_ctd_pid=$!

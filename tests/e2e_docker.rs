@@ -101,8 +101,12 @@ struct Docker {
 }
 
 impl Docker {
-    /// containerd and dockerd (with `flags`), and the busybox image imported.
-    fn start(kind: &str, flags: &[&str]) -> Docker {
+    /// containerd and dockerd (with `flags`), and the busybox image imported; None (the
+    /// test skips) when Docker or containerd 2.1 is not fetched.
+    fn start(kind: &str, flags: &[&str]) -> Option<Docker> {
+        if !available() {
+            return None;
+        }
         let shims = Shim {
             // Both shims, ours and containerd's runc shim, must be gone at the end.
             binary: "containerd-shim-",
@@ -160,7 +164,7 @@ impl Docker {
         );
         assert_ok(&o, "tar of the busybox rootfs");
         d.ok(&["import", tar.to_str().unwrap(), IMAGE]);
-        d
+        Some(d)
     }
 
     fn w(&self) -> &World {
@@ -434,10 +438,9 @@ fn unix_now() -> u64 {
 
 #[test]
 fn run_exit_codes_logs_exec_stdin() {
-    if !available() {
+    let Some(d) = Docker::start("docker-run", &[]) else {
         return;
-    }
-    let d = Docker::start("docker-run", &[]);
+    };
     for rt in RUNTIMES {
         let o = d.run_rm(rt, &[], &["sh", "-c", "echo hello"]);
         assert_ok(&o, &format!("{rt}: docker run --rm"));
@@ -498,10 +501,9 @@ fn run_exit_codes_logs_exec_stdin() {
 
 #[test]
 fn pause_update_and_resources() {
-    if !available() {
+    let Some(d) = Docker::start("docker-res", &[]) else {
         return;
-    }
-    let d = Docker::start("docker-res", &[]);
+    };
     for rt in RUNTIMES {
         let name = d.w().name(rt);
         d.run_d(
@@ -592,10 +594,9 @@ fn pause_update_and_resources() {
 
 #[test]
 fn oom_killed_and_events() {
-    if !available() {
+    let Some(d) = Docker::start("docker-oom", &[]) else {
         return;
-    }
-    let d = Docker::start("docker-oom", &[]);
+    };
     for rt in RUNTIMES {
         let since = unix_now();
         let name = d.w().name(rt);
@@ -651,10 +652,9 @@ fn oom_killed_and_events() {
 
 #[test]
 fn dockerd_restart_with_and_without_live_restore() {
-    if !available() {
+    let Some(mut d) = Docker::start("docker-restart", &["--live-restore"]) else {
         return;
-    }
-    let mut d = Docker::start("docker-restart", &["--live-restore"]);
+    };
     let mut pids = vec![];
     for rt in RUNTIMES {
         let name = format!("{}-{rt}", d.w().marker);
