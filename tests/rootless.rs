@@ -17,6 +17,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -57,9 +58,21 @@ impl<'a> Rootless<'a> {
         }
     }
 
-    /// Runs the runtime as nobody with `args`, in `dir`; stdout and stderr through files,
-    /// so that a detached container holding them cannot hang the test.
+    /// Runs the runtime as nobody with `args`, in `dir`.
     fn run_in<S: AsRef<OsStr>>(&self, dir: &Path, args: &[S]) -> Output {
+        self.as_nobody(self.env.runtime.as_os_str(), args, &[], dir)
+    }
+
+    /// Runs `program` as nobody with `args` and a clean environment (PATH, HOME,
+    /// XDG_RUNTIME_DIR, then `envs`), in `dir`; stdout and stderr through files, so that a
+    /// detached container holding them cannot hang the test.
+    fn as_nobody<S: AsRef<OsStr>>(
+        &self,
+        program: &OsStr,
+        args: &[S],
+        envs: &[String],
+        dir: &Path,
+    ) -> Output {
         let io = self.env.path("io");
         let (out_path, err_path) = (io.with_extension("out"), io.with_extension("err"));
         let mut cmd = Command::new("setpriv");
@@ -76,7 +89,8 @@ impl<'a> Rootless<'a> {
         ))
         .arg(format!("HOME={}", self.env.work.display()))
         .arg(format!("XDG_RUNTIME_DIR={}", self.xdg.display()))
-        .arg(&self.env.runtime)
+        .args(envs)
+        .arg(program)
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -141,23 +155,20 @@ impl<'a> Rootless<'a> {
         id
     }
 
-    /// `$XDG_RUNTIME_DIR/<runtime>`, the only directory the runtime made there.
+    /// `$XDG_RUNTIME_DIR/<runtime>`: the one directory there named after a runtime (podman
+    /// keeps its own beside it).
     fn state_root(&self) -> PathBuf {
-        let entries: Vec<PathBuf> = fs::read_dir(&self.xdg)
-            .expect("read XDG_RUNTIME_DIR")
-            .map(|e| e.expect("dir entry").path())
+        let roots: Vec<PathBuf> = ["youki", "runc"]
+            .iter()
+            .map(|n| self.xdg.join(n))
+            .filter(|p| p.is_dir())
             .collect();
         assert_eq!(
-            entries.len(),
+            roots.len(),
             1,
-            "one state root in $XDG_RUNTIME_DIR: {entries:?}"
+            "one state root in $XDG_RUNTIME_DIR: {roots:?}"
         );
-        let name = entries[0].file_name().unwrap_or_default().to_owned();
-        assert!(
-            name == "youki" || name == "runc",
-            "state root named after the runtime: {entries:?}"
-        );
-        entries[0].clone()
+        roots[0].clone()
     }
 
     /// The container ids in the state root.
@@ -245,6 +256,39 @@ impl Drop for AddedLine {
             rest.push('\n');
         }
         let _ = fs::write(self.path, rest);
+    }
+}
+
+/// nobody's subordinate id range in /etc/subuid and /etc/subgid while any `SubIds` lives:
+/// the tests of this file run in parallel threads, so the lines are added by the first and
+/// taken out by the last.
+struct SubIds;
+
+/// How many `SubIds` live, and the lines they added.
+static SUBIDS: Mutex<(usize, Vec<AddedLine>)> = Mutex::new((0, Vec::new()));
+
+impl SubIds {
+    fn add() -> Self {
+        let mut held = SUBIDS.lock().unwrap_or_else(|p| p.into_inner());
+        if held.0 == 0 {
+            let range = format!("{NOBODY}:{SUB_BASE}:{SUB_COUNT}");
+            held.1 = vec![
+                AddedLine::add("/etc/subuid", range.clone()),
+                AddedLine::add("/etc/subgid", range),
+            ];
+        }
+        held.0 += 1;
+        SubIds
+    }
+}
+
+impl Drop for SubIds {
+    fn drop(&mut self) {
+        let mut held = SUBIDS.lock().unwrap_or_else(|p| p.into_inner());
+        held.0 -= 1;
+        if held.0 == 0 {
+            held.1.clear();
+        }
     }
 }
 
@@ -397,9 +441,7 @@ fn rootless_false_keeps_cgroup_errors() {
 fn multi_range_mappings_use_newuidmap() {
     let env = TestEnv::new("rl-subid");
     let rl = Rootless::new(&env);
-    let range = format!("{NOBODY}:{SUB_BASE}:{SUB_COUNT}");
-    let _subuid = AddedLine::add("/etc/subuid", range.clone());
-    let _subgid = AddedLine::add("/etc/subgid", range);
+    let _subids = SubIds::add();
     let vol = env.path("vol");
     fs::create_dir(&vol).expect("mkdir vol");
     chown(&vol, NOBODY, NOBODY);
@@ -450,4 +492,162 @@ fn multi_range_mappings_use_newuidmap() {
         rl.state_entries().is_empty(),
         "nothing left in the state root"
     );
+}
+
+/// Rootless podman (4.3, Debian's) as nobody, with `--runtime` the runtime under test: its
+/// storage and configuration in the test's directory, a locally built image, no network.
+/// Dropped: removes its containers and ends podman's pause process (which holds its user
+/// namespace) by the pid podman recorded.
+struct Podman<'a> {
+    rl: &'a Rootless<'a>,
+    envs: Vec<String>,
+}
+
+/// The image scripts/mkimage.sh builds and podman loads.
+const IMAGE: &str = "localhost/youki-rootless-busybox:latest";
+
+impl<'a> Podman<'a> {
+    fn new(rl: &'a Rootless<'a>) -> Self {
+        let work = &rl.env.work;
+        let conf = work.join("containers.conf");
+        fs::write(
+            &conf,
+            format!(
+                r#"[containers]
+# CAP_SYS_RESOURCE is missing here: no limit above the current hard limits.
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+netns = "none"
+log_driver = "k8s-file"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{events}"
+"#,
+                events = work.join(".local/events.log").display()
+            ),
+        )
+        .expect("write containers.conf");
+        // podman refuses a run root longer than 50 characters: a short name in the work dir.
+        let runroot = work.join("rr");
+        let storage = work.join("storage.conf");
+        fs::write(
+            &storage,
+            format!(
+                "[storage]\ndriver = \"vfs\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
+                runroot.display(),
+                work.join("graph").display()
+            ),
+        )
+        .expect("write storage.conf");
+        for d in ["rr", "graph", "ptmp", ".config", ".local"] {
+            let dir = work.join(d);
+            fs::create_dir(&dir).expect("mkdir for podman");
+            chown(&dir, NOBODY, NOBODY);
+        }
+        let envs = vec![
+            "USER=nobody".to_string(),
+            format!("CONTAINERS_CONF={}", conf.display()),
+            format!("CONTAINERS_STORAGE_CONF={}", storage.display()),
+            format!("TMPDIR={}", work.join("ptmp").display()),
+            format!("XDG_CONFIG_HOME={}", work.join(".config").display()),
+            format!("XDG_DATA_HOME={}", work.join(".local").display()),
+        ];
+        let p = Self { rl, envs };
+        let tar = work.join("busybox.tar");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mkimage.sh");
+        let o = Command::new(&script)
+            .arg(&tar)
+            .arg(IMAGE)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run scripts/mkimage.sh");
+        assert_ok(&o, "scripts/mkimage.sh");
+        fs::set_permissions(&tar, fs::Permissions::from_mode(0o644)).expect("chmod image");
+        assert_ok(
+            &p.podman(&["load", "-i", tar.to_str().expect("utf-8")]),
+            "podman load",
+        );
+        p
+    }
+
+    fn podman(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--runtime", self.rl.env.runtime.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        self.rl
+            .as_nobody(OsStr::new("podman"), &all, &self.envs, &self.rl.env.work)
+    }
+
+    fn status(&self, name: &str) -> String {
+        let o = self.podman(&["inspect", "-f", "{{.State.Status}}", name]);
+        assert_ok(&o, "podman inspect");
+        stdout_of(&o).trim().to_string()
+    }
+}
+
+impl Drop for Podman<'_> {
+    fn drop(&mut self) {
+        let o = self.podman(&["rm", "-a", "-f", "-t", "0"]);
+        if !o.status.success() {
+            eprintln!("podman rm -af: {}", describe(&o));
+        }
+        // The pause process is podman's: started for this test, named by its pid file.
+        let pid_file = self.rl.xdg.join("libpod/tmp/pause.pid");
+        let pid = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        if let Some(pid) = pid.filter(|p| *p > 1) {
+            // SAFETY: kill(2) of the pid podman recorded for this test's pause process.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            wait_pid_gone(pid, Duration::from_secs(5));
+        }
+    }
+}
+
+/// podman as an unprivileged user with subordinate ids, driving the runtime: a container
+/// with podman's two-range mapping runs in the foreground and is removed, one runs
+/// detached, takes an exec, stops and is removed; the runtime's state root in
+/// $XDG_RUNTIME_DIR is empty afterwards.
+#[test]
+fn podman_as_an_unprivileged_user_runs_execs_stops_removes() {
+    let env = TestEnv::new("rl-pm");
+    let rl = Rootless::new(&env);
+    let _subids = SubIds::add();
+    let pm = Podman::new(&rl);
+    let run = ["run", "--network", "none", "--pull", "never"];
+
+    let mut args = run.to_vec();
+    args.extend(["--rm", IMAGE, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    let o = pm.podman(&args);
+    assert_ok(&o, "podman run --rm");
+    let words: Vec<String> = stdout_of(&o)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        words,
+        ["0", "0", "65534", "1", "1", "1879048192", "65536"],
+        "podman's mapping: {}",
+        describe(&o)
+    );
+
+    let mut args = run.to_vec();
+    args.extend(["-d", "--name", "c1", IMAGE, "sleep", "1000"]);
+    assert_ok(&pm.podman(&args), "podman run -d");
+    assert_eq!(pm.status("c1"), "running");
+    let o = pm.podman(&["exec", "c1", "sh", "-c", "echo exec-ok; id -u"]);
+    assert_ok(&o, "podman exec");
+    assert_eq!(
+        stdout_of(&o).split_whitespace().collect::<Vec<_>>(),
+        ["exec-ok", "0"]
+    );
+    assert_ok(&pm.podman(&["stop", "-t", "0", "c1"]), "podman stop");
+    assert_eq!(pm.status("c1"), "exited");
+    assert_ok(&pm.podman(&["rm", "c1"]), "podman rm");
+    let o = pm.podman(&["ps", "-a", "-q"]);
+    assert_ok(&o, "podman ps -a");
+    assert_eq!(stdout_of(&o).trim(), "", "no container left");
+    assert!(rl.state_entries().is_empty(), "runtime state removed");
 }
