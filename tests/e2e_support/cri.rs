@@ -7,7 +7,8 @@
 //! linked in) with a bridge and a subnet of the test's own and host-local's data dir;
 //! the pod logs; the two images (scripts/cri-images.sh: the local pause image, which is
 //! CRI's sandbox image, and busybox), imported into `k8s.io`. Runtime handlers: `runc`
-//! (containerd-shim-runc-v2), `runc13` (the same with runc 1.3.6 as BinaryName) and `youki` (io.containerd.youki.v2, the cargo-built shim
+//! (containerd-shim-runc-v2), `runc13` (the same with runc 1.3.6 as BinaryName) and
+//! `youki` (io.containerd.youki.v2, the cargo-built shim
 //! first on containerd's PATH), and with the shim also `youki-runc-type` (runc's runtime
 //! type with `runtime_path` naming the cargo-built shim: the entry containerd 2.x
 //! introspects, and that gets runc's options; not on 1.6, which ignores `runtime_path`).
