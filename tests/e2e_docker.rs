@@ -70,15 +70,17 @@ fn available() -> bool {
                 return false;
             }
         }
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let path = std::env::join_paths(
-            std::iter::once(PathBuf::from(CONTAINERD_DIR)).chain(std::env::split_paths(&path)),
-        )
-        .expect("PATH");
         // Every test of this binary sets the same value, before its first containerd.
-        std::env::set_var("PATH", path);
+        std::env::set_var("PATH", path_with(Path::new(CONTAINERD_DIR)));
         true
     })
+}
+
+/// This process's PATH with `dir` first.
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path)))
+        .expect("PATH")
 }
 
 /// A private dockerd on a private containerd. See the module documentation.
@@ -129,11 +131,7 @@ impl Docker {
         daemon_json["runtimes"]["youki-cli"]["path"] = runtime().to_string_lossy().into();
         daemon_json["cgroup-parent"] = format!("/{}", w.marker).into();
         fs::write(&config, daemon_json.to_string()).unwrap();
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let path = std::env::join_paths(
-            std::iter::once(shim_dir().to_path_buf()).chain(std::env::split_paths(&path)),
-        )
-        .unwrap();
+        let path = path_with(shim_dir());
         let mut d = Docker {
             dockerd: Path::new(DOCKER_DIR).join("dockerd"),
             docker: Path::new(DOCKER_DIR).join("docker"),
