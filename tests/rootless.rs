@@ -195,6 +195,14 @@ impl Drop for Rootless<'_> {
     }
 }
 
+/// The words of a command's stdout.
+fn stdout_words(o: &Output) -> Vec<String> {
+    stdout_of(o)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
 fn chown(path: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::chown(path, Some(uid), Some(gid))
         .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
@@ -339,10 +347,7 @@ fn run_exec_kill_delete_as_an_unprivileged_user() {
         "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; echo x > /dev/null && echo null-ok",
     ]);
     assert_ok(&o, "exec as nobody");
-    let words: Vec<String> = stdout_of(&o)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let words = stdout_words(&o);
     assert_eq!(
         words,
         ["0", "0", "0", "65534", "1", "0", "65534", "1", "null-ok"],
@@ -373,10 +378,7 @@ fn foreground_run_gives_the_exit_code() {
     let id = rl.id();
     let o = rl.run(&["run", "--bundle", bundle.to_str().expect("utf-8"), &id]);
     assert_eq!(o.status.code(), Some(3), "{}", describe(&o));
-    let words: Vec<String> = stdout_of(&o)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let words = stdout_words(&o);
     assert_eq!(words, ["0", "0", "65534", "1"], "{}", describe(&o));
     assert!(
         rl.state_entries().is_empty(),
@@ -476,10 +478,7 @@ fn multi_range_mappings_use_newuidmap() {
     let id = rl.id();
     let o = rl.run(&["run", "--bundle", bundle.to_str().expect("utf-8"), &id]);
     assert_ok(&o, "run with two id ranges as nobody");
-    let words: Vec<String> = stdout_of(&o)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let words = stdout_words(&o);
     let one = ["0", "65534", "1", "1", "1879048192", "65536"];
     assert_eq!(words, [one, one].concat(), "{}", describe(&o));
     let meta = fs::metadata(vol.join("f")).expect("the container's file");
@@ -622,10 +621,7 @@ fn podman_as_an_unprivileged_user_runs_execs_stops_removes() {
     args.extend(["--rm", IMAGE, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
     let o = pm.podman(&args);
     assert_ok(&o, "podman run --rm");
-    let words: Vec<String> = stdout_of(&o)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let words = stdout_words(&o);
     assert_eq!(
         words,
         ["0", "0", "65534", "1", "1", "1879048192", "65536"],
@@ -639,10 +635,7 @@ fn podman_as_an_unprivileged_user_runs_execs_stops_removes() {
     assert_eq!(pm.status("c1"), "running");
     let o = pm.podman(&["exec", "c1", "sh", "-c", "echo exec-ok; id -u"]);
     assert_ok(&o, "podman exec");
-    assert_eq!(
-        stdout_of(&o).split_whitespace().collect::<Vec<_>>(),
-        ["exec-ok", "0"]
-    );
+    assert_eq!(stdout_words(&o), ["exec-ok", "0"], "{}", describe(&o));
     assert_ok(&pm.podman(&["stop", "-t", "0", "c1"]), "podman stop");
     assert_eq!(pm.status("c1"), "exited");
     assert_ok(&pm.podman(&["rm", "c1"]), "podman rm");
