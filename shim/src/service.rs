@@ -1397,10 +1397,14 @@ impl Service {
     }
 }
 
+/// The RPC's reply. A failure goes back to containerd, which reports it with the call (CRI
+/// logs a failed CreateContainer or StartContainer at error level, ctr prints it): logged
+/// here only at debug level, as runc's shim logs none, so that a container whose command
+/// cannot run (kubelet retries it with back-off) does not log each failure twice.
 fn answer<T>(what: &str, id: &str, r: Result<T>) -> ttrpc::Result<T> {
     r.map_err(|e| {
         if !matches!(e.kind, Kind::NotFound | Kind::FailedPrecondition) {
-            log::warn!("{what} {id}: {e}");
+            log::debug!("{what} {id}: {e}");
         }
         e.into()
     })
