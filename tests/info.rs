@@ -96,7 +96,7 @@ fn features_has_the_required_fields_and_no_nulls() {
     // seccomp's lists are checked in tests/seccomp.rs.
     assert_eq!(l["seccomp"]["enabled"], true, "linux.seccomp");
     assert_eq!(l["apparmor"], json!({"enabled": true}), "linux.apparmor");
-    assert_eq!(l["mountExtensions"], json!({"idmap": {"enabled": false}}));
+    assert_eq!(l["mountExtensions"], json!({"idmap": {"enabled": true}}));
     assert!(f["annotations"].is_object(), "{f}");
 }
 
@@ -109,10 +109,12 @@ fn features_lists_match_runc_where_the_runtimes_agree() {
     );
 
     // Mount options: runc's, less acl/noacl (runc maps them to MS_POSIXACL; here they
-    // are filesystem data).
+    // are filesystem data), with idmap/ridmap (runc has them since 1.2).
     let mut want = set_of(&theirs["mountOptions"]);
     want.remove("acl");
     want.remove("noacl");
+    want.insert("idmap".into());
+    want.insert("ridmap".into());
     assert_eq!(set_of(&ours["mountOptions"]), want, "mountOptions");
 
     // Namespaces: runc 1.1's, plus time.
