@@ -3,7 +3,8 @@
 //! `$XDG_RUNTIME_DIR` set and no `--root`. The state goes to `$XDG_RUNTIME_DIR/<runtime>`;
 //! the container runs without a cgroup when none may be created and no limit is asked for,
 //! a limit that cannot be honoured is refused, and multi-range id mappings go through
-//! newuidmap/newgidmap (Debian's uidmap) with the ranges /etc/subuid and /etc/subgid give.
+//! newuidmap/newgidmap (Debian's uidmap) with the ranges /etc/subuid and /etc/subgid give;
+//! a cgroup delegated to the user is used with its limits; rootless podman drives it.
 //!
 //! Each test passes with runc 1.1.5 and 1.3.6 as RUNTIME_BIN too. runc departs from our
 //! output in one place only: its refusal of a limit names the first controller
@@ -41,6 +42,9 @@ struct Rootless<'a> {
     /// `$XDG_RUNTIME_DIR`: owned by nobody, mode 0700.
     xdg: PathBuf,
     ids: RefCell<Vec<String>>,
+    /// `cgroup.procs` files the runtime is moved into before it becomes nobody (see
+    /// [`Delegated`]), space-separated; empty: it stays in the test's cgroups.
+    cgroup_procs: RefCell<String>,
 }
 
 impl<'a> Rootless<'a> {
@@ -55,6 +59,7 @@ impl<'a> Rootless<'a> {
             env,
             xdg,
             ids: RefCell::new(Vec::new()),
+            cgroup_procs: RefCell::new(String::new()),
         }
     }
 
@@ -75,32 +80,38 @@ impl<'a> Rootless<'a> {
     ) -> Output {
         let io = self.env.path("io");
         let (out_path, err_path) = (io.with_extension("out"), io.with_extension("err"));
-        let mut cmd = Command::new("setpriv");
-        cmd.args([
-            "--reuid",
-            &NOBODY.to_string(),
-            "--regid",
-            &NOBODY.to_string(),
-        ])
-        .args(["--clear-groups", "env", "-i"])
-        .arg(format!(
-            "PATH={}",
-            std::env::var("PATH").unwrap_or_default()
-        ))
-        .arg(format!("HOME={}", self.env.work.display()))
-        .arg(format!("XDG_RUNTIME_DIR={}", self.xdg.display()))
-        .args(envs)
-        .arg(program)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&out_path).expect("stdout file"))
-        .stderr(fs::File::create(&err_path).expect("stderr file"));
+        // A shell, still root, joins the cgroups first, then becomes setpriv.
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#"for f in $RL_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@""#)
+            .arg("sh")
+            .env("RL_CGROUP_PROCS", &*self.cgroup_procs.borrow())
+            .arg("setpriv")
+            .args([
+                "--reuid",
+                &NOBODY.to_string(),
+                "--regid",
+                &NOBODY.to_string(),
+            ])
+            .args(["--clear-groups", "env", "-i"])
+            .arg(format!(
+                "PATH={}",
+                std::env::var("PATH").unwrap_or_default()
+            ))
+            .arg(format!("HOME={}", self.env.work.display()))
+            .arg(format!("XDG_RUNTIME_DIR={}", self.xdg.display()))
+            .args(envs)
+            .arg(program)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out_path).expect("stdout file"))
+            .stderr(fs::File::create(&err_path).expect("stderr file"));
         let shown = format!("{cmd:?}");
-        let mut child = cmd.spawn().expect("spawn setpriv");
+        let mut child = cmd.spawn().expect("spawn sh");
         let deadline = Instant::now() + CMD_TIMEOUT;
         let status = loop {
-            match child.try_wait().expect("wait for setpriv") {
+            match child.try_wait().expect("wait for sh") {
                 Some(s) => break s,
                 None if Instant::now() > deadline => {
                     let _ = child.kill();
@@ -264,6 +275,68 @@ impl Drop for AddedLine {
             rest.push('\n');
         }
         let _ = fs::write(self.path, rest);
+    }
+}
+
+/// A cgroup delegated to nobody in every hierarchy, as systemd delegates a subtree to a
+/// user's session: `/<marker>-deleg` and everything in it owned by nobody, with `runner`
+/// below it, where the runtime is started (so that moving the container's processes stays
+/// within the subtree, which cgroup v2 requires of an unprivileged writer). Removed when
+/// dropped.
+struct Delegated {
+    name: String,
+    dirs: Vec<PathBuf>,
+}
+
+impl Delegated {
+    fn new(rl: &Rootless<'_>) -> Self {
+        let name = format!("{}-deleg", rl.env.marker);
+        let mut dirs = Vec::new();
+        let mut procs = Vec::new();
+        for h in cgroup_hierarchies() {
+            let dir = h.mount_point.join(&name);
+            let runner = dir.join("runner");
+            fs::create_dir_all(&runner)
+                .unwrap_or_else(|e| panic!("mkdir {}: {e}", runner.display()));
+            dirs.push(dir.clone());
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                // A v1 cpuset cgroup takes no task until it has cpus and mems.
+                for (parent, child) in [(&h.mount_point, &dir), (&dir, &runner)] {
+                    for f in ["cpuset.cpus", "cpuset.mems"] {
+                        let v = fs::read_to_string(parent.join(f)).expect("read cpuset");
+                        fs::write(child.join(f), v.trim()).expect("write cpuset");
+                    }
+                }
+            }
+            for d in [&dir, &runner] {
+                chown(d, NOBODY, NOBODY);
+                for f in fs::read_dir(d).expect("read cgroup").flatten() {
+                    if f.file_type().is_ok_and(|t| t.is_file()) {
+                        chown(&f.path(), NOBODY, NOBODY);
+                    }
+                }
+            }
+            procs.push(runner.join("cgroup.procs").display().to_string());
+        }
+        *rl.cgroup_procs.borrow_mut() = procs.join(" ");
+        Self { name, dirs }
+    }
+
+    /// The delegated cgroup's path, as a cgroupsPath.
+    fn path(&self) -> String {
+        format!("/{}", self.name)
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            for d in [dir.join("runner"), dir.clone()] {
+                let _ = poll(Duration::from_secs(2), || {
+                    fs::remove_dir(&d).is_ok() || !d.exists()
+                });
+            }
+        }
     }
 }
 
@@ -643,4 +716,45 @@ fn podman_as_an_unprivileged_user_runs_execs_stops_removes() {
     assert_ok(&o, "podman ps -a");
     assert_eq!(stdout_of(&o).trim(), "", "no container left");
     assert!(rl.state_entries().is_empty(), "runtime state removed");
+}
+
+/// A cgroup the user may create (a delegated subtree, its cgroupsPath given) is used, and
+/// a limit asked for is applied there; the cgroup is gone after the run.
+#[test]
+fn a_delegated_cgroup_is_used_with_its_limit() {
+    let env = TestEnv::new("rl-deleg");
+    let rl = Rootless::new(&env);
+    let deleg = Delegated::new(&rl);
+    let path = format!("{}/c1", deleg.path());
+    let bundle = rl.bundle(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] = json!({ "pids": { "limit": 50 } });
+        // v1: the pids hierarchy under /sys/fs/cgroup/pids; v2: the cgroup itself.
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; \
+             cat /proc/self/cgroup"
+        ]);
+    });
+    let id = rl.id();
+    let o = rl.run(&["run", "--bundle", bundle.to_str().expect("utf-8"), &id]);
+    assert_ok(&o, "run in a delegated cgroup as nobody");
+    let out = stdout_of(&o);
+    assert_eq!(out.lines().next(), Some("50"), "pids.max: {}", describe(&o));
+    let line = out
+        .lines()
+        .skip(1)
+        .find(|l| l.contains(":pids:") || l.starts_with("0::"))
+        .unwrap_or_default();
+    assert!(
+        line.ends_with(&path),
+        "the container is in {path}: {}",
+        describe(&o)
+    );
+    assert!(cgroups_named("c1").is_empty(), "{:?}", cgroups_named("c1"));
+    assert!(
+        rl.state_entries().is_empty(),
+        "nothing left in the state root"
+    );
 }
