@@ -26,8 +26,10 @@
 //! write its stdout by path, and nothing is left after the pod is removed.
 //!
 //! containerd 1.x has no user namespaces for pods with id-mapped mounts: the tests print
-//! why and pass there. runc 1.1.5 (the `runc` handler) is not a reference here: it has no
-//! id-mapped mounts, so CRI Status lists no user namespace support for it.
+//! why and pass there. The plain `io.containerd.youki.v2` entry runs the same pod. runc
+//! 1.1.5 (the `runc` handler) departs: it has no id-mapped mounts, so CRI Status lists no
+//! user namespace support for it; its sandbox runs in the pod's user namespace, but
+//! containerd's runc shim refuses a container with id-mapped volumes.
 
 mod common;
 // Shared with tests/e2e_cri.rs, which uses more of it.
@@ -72,11 +74,14 @@ fn has_userns_pods(test: &str) -> bool {
     true
 }
 
+/// The handlers of these tests, in the order that gives each its own host ids.
+const HANDLERS: [&str; 4] = [RUNC_1_3_HANDLER, YOUKI_RUNC_TYPE, YOUKI, RUNC];
+
 /// The host id the pod's container root maps to: a multiple of 65536, as kubelet picks,
 /// distinct for concurrent tests (the pid) and handlers.
 fn host_base(handler: &str) -> u32 {
-    let slot = std::process::id() % 1000 * 2 + u32::from(handler != RUNC_1_3_HANDLER);
-    SIZE * (100 + slot)
+    let index = HANDLERS.iter().position(|h| *h == handler).unwrap_or(0) as u32;
+    SIZE * (100 + std::process::id() % 1000 * HANDLERS.len() as u32 + index)
 }
 
 /// ExecSync that must succeed; returns stdout.
@@ -160,9 +165,11 @@ fn user_namespaced_pod(handler: &str, test: &str) {
     }
     let cri = Cri::start("userns", handler != RUNC_1_3_HANDLER);
     let features = cri.handler_features(handler).unwrap_or_default();
-    // containerd's debug lines about introspecting the handler say why not.
+    // containerd's debug lines about introspecting the handler say why not. The plain
+    // entry is not introspected before containerd 2.4 (tests/e2e_cri_info.rs), and CRI
+    // runs the pod all the same.
     assert!(
-        features.user_namespaces,
+        features.user_namespaces || handler == YOUKI,
         "{handler}: CRI Status does not list user namespaces: {features:?}\n{}",
         cri.ctd
             .log_text()
@@ -300,4 +307,43 @@ fn cri_runc_user_namespaced_pod() {
 #[test]
 fn cri_youki_user_namespaced_pod() {
     user_namespaced_pod(YOUKI_RUNC_TYPE, "cri_youki_user_namespaced_pod");
+}
+
+/// The same through the plain `io.containerd.youki.v2` entry.
+#[test]
+fn cri_youki_plain_entry_user_namespaced_pod() {
+    user_namespaced_pod(YOUKI, "cri_youki_plain_entry_user_namespaced_pod");
+}
+
+/// runc 1.1.5 (the `runc` handler) departs: it runs the sandbox in the pod's user
+/// namespace, but it has no id-mapped mounts (no `mountExtensions.idmap` in its
+/// features), so containerd's runc shim refuses a container with id-mapped volumes.
+/// Nothing is left.
+#[test]
+fn cri_runc_1_1_refuses_id_mapped_volumes() {
+    if !has_userns_pods("cri_runc_1_1_refuses_id_mapped_volumes") {
+        return;
+    }
+    let cri = Cri::start("userns-runc11", false);
+    let mut config = cri.pod_config("userns", false);
+    let host = host_base(RUNC);
+    youki_cri::set_user_namespace(&mut config, host, SIZE);
+    let mappings = youki_cri::user_namespace_mappings(&config).expect("mappings");
+    let pod = cri.run_pod(config, RUNC);
+    let uid_map = fs::read_to_string(format!("/proc/{}/uid_map", pod.pid)).unwrap();
+    assert_eq!(
+        id_map(&uid_map),
+        vec![vec![0, u64::from(host), u64::from(SIZE)]]
+    );
+    let dir = cri.w().path("volume");
+    fs::create_dir_all(&dir).unwrap();
+    let mut c = cri.container_config(&pod, "c", SLEEPER);
+    c.mounts = vec![volume(&dir, "/v", Some(&mappings))];
+    let id = cri.create_container(&pod, &c);
+    let e = cri
+        .client
+        .start_container(&id)
+        .expect_err("an id-mapped volume on runc 1.1.5");
+    assert!(e.message().contains("idmap mounts not supported"), "{e}");
+    cri.remove_pod(&pod);
 }
