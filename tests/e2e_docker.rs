@@ -590,6 +590,80 @@ fn pause_update_and_resources() {
     d.finish();
 }
 
+/// More of `docker run`'s everyday flags: --user, --hostname, no-new-privileges, Docker's
+/// default seccomp profile, --shm-size, --sysctl, --ulimit, -t, a named volume shared by
+/// two containers; `docker cp` into and `docker top` of a running container.
+#[test]
+fn more_run_flags_cp_top() {
+    let Some(d) = Docker::start("docker-flags", &[]) else {
+        return;
+    };
+    for rt in RUNTIMES {
+        let o = d.run_rm(
+            rt,
+            &[
+                "--user",
+                "1000:1000",
+                "--hostname",
+                "h1",
+                "--security-opt",
+                "no-new-privileges",
+                "--shm-size",
+                "8m",
+                "--sysctl",
+                "kernel.msgmax=4096",
+                "--ulimit",
+                "nofile=1000:2000",
+            ],
+            &[
+                "sh",
+                "-c",
+                "id -u; hostname; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; \
+                 df -k /dev/shm | tail -n 1 | awk '{print $2}'; cat /proc/sys/kernel/msgmax; \
+                 ulimit -n; ulimit -Hn",
+            ],
+        );
+        assert_ok(&o, &format!("{rt}: run with flags"));
+        assert_eq!(
+            stdout_of(&o),
+            "1000\nh1\nNoNewPrivs:\t1\nSeccomp:\t2\n8192\n4096\n1000\n2000\n",
+            "{rt}: --user, --hostname, no-new-privileges, seccomp, --shm-size, --sysctl, --ulimit"
+        );
+
+        let o = d.run_rm(rt, &["-t"], &["sh", "-c", "tty"]);
+        assert_ok(&o, &format!("{rt}: run -t"));
+        assert!(is_pts(&stdout_of(&o)), "{rt}: -t: {:?}", stdout_of(&o));
+
+        let volume = format!("{}-{rt}", d.w().marker);
+        let mount = format!("{volume}:/vol");
+        let o = d.run_rm(rt, &["-v", &mount], &["sh", "-c", "echo kept > /vol/f"]);
+        assert_ok(&o, &format!("{rt}: write to a named volume"));
+        let o = d.run_rm(rt, &["-v", &mount], &["cat", "/vol/f"]);
+        assert_eq!(
+            stdout_of(&o),
+            "kept\n",
+            "{rt}: named volume\n{}",
+            describe(&o)
+        );
+        d.ok(&["volume", "rm", &volume]);
+
+        let name = d.w().name(rt);
+        d.run_d(rt, &name, &[], TERM_TRAP);
+        let file = d.w().path(&format!("cp-{rt}"));
+        fs::write(&file, "copied\n").unwrap();
+        d.ok(&["cp", file.to_str().unwrap(), &format!("{name}:/tmp/f")]);
+        assert_eq!(
+            d.ok(&["exec", &name, "cat", "/tmp/f"]),
+            "copied\n",
+            "{rt}: cp"
+        );
+        let top = d.ok(&["top", &name]);
+        assert!(top.contains("sh -c"), "{rt}: top: {top}");
+        d.ok(&["rm", "-f", &name]);
+    }
+    d.finish();
+}
+
 #[test]
 fn oom_killed_and_events() {
     let Some(d) = Docker::start("docker-oom", &[]) else {
