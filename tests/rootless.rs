@@ -1,10 +1,11 @@
 //! Rootless containers with the CLI, as runc runs them: the runtime run by an unprivileged
 //! user (nobody, through setpriv) on a bundle from its own `spec --rootless`, with
 //! `$XDG_RUNTIME_DIR` set and no `--root`. The state goes to `$XDG_RUNTIME_DIR/<runtime>`;
-//! the container runs without a cgroup when none may be created and no limit is asked for,
-//! a limit that cannot be honoured is refused, and multi-range id mappings go through
-//! newuidmap/newgidmap (Debian's uidmap) with the ranges /etc/subuid and /etc/subgid give;
-//! a cgroup delegated to the user is used with its limits; rootless podman drives it.
+//! the container runs without a cgroup when none may be created and neither a cgroupsPath
+//! nor a limit is asked for, a limit or a cgroupsPath that cannot be honoured is refused,
+//! multi-range id mappings go through newuidmap/newgidmap (Debian's uidmap) with the ranges
+//! /etc/subuid and /etc/subgid give, a cgroup delegated to the user is used with its
+//! limits, and rootless podman drives the runtime.
 //!
 //! Each test passes with runc 1.1.5 and 1.3.6 as RUNTIME_BIN too. runc departs from our
 //! output in one place only: its refusal of a limit names the first controller
@@ -753,6 +754,31 @@ fn a_delegated_cgroup_is_used_with_its_limit() {
         describe(&o)
     );
     assert!(cgroups_named("c1").is_empty(), "{:?}", cgroups_named("c1"));
+    assert!(
+        rl.state_entries().is_empty(),
+        "nothing left in the state root"
+    );
+}
+
+/// A cgroupsPath the user may not create is an error even without limits (runc skips a
+/// cgroup only when the spec names none): the permission error, nothing left.
+#[test]
+fn an_explicit_cgroup_path_that_cannot_be_made_is_an_error() {
+    let env = TestEnv::new("rl-path");
+    let rl = Rootless::new(&env);
+    let path = format!("/{}-x/c1", env.marker);
+    let bundle = rl.bundle(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["process"]["args"] = json!(["true"]);
+    });
+    let id = rl.id();
+    let o = rl.run(&["run", "--bundle", bundle.to_str().expect("utf-8"), &id]);
+    assert_failed_with_message(&o, "run with a cgroupsPath nobody may not create");
+    assert!(
+        stderr_of(&o).contains("ermission denied"),
+        "the cgroup's EACCES: {}",
+        describe(&o)
+    );
     assert!(
         rl.state_entries().is_empty(),
         "nothing left in the state root"

@@ -300,7 +300,11 @@ fn manager_from_mountinfo(
         }
     };
     if rootless::enabled() {
-        return Ok(Box::new(rootless::RootlessManager::new(manager)));
+        let default = path
+            .file_name()
+            .and_then(|id| id.to_str())
+            .is_some_and(|id| cgroup_path(None, id) == path);
+        return Ok(Box::new(rootless::RootlessManager::new(manager, default)));
     }
     Ok(manager)
 }

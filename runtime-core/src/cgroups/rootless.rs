@@ -2,9 +2,10 @@
 //! `--rootless` cgroup handling does.
 //!
 //! An unprivileged user usually may not create cgroups. runc then runs the container
-//! without one when no limit is asked for (its fs manager drops a hierarchy whose Apply
-//! fails with EPERM, EACCES or EROFS; fs2 returns ErrRootless), and refuses a limit it
-//! cannot honour ("cannot set ... limit: container could not join or create cgroup").
+//! without one when the spec names no cgroupsPath and asks for no limit (its fs manager
+//! drops a hierarchy whose Apply fails with EPERM, EACCES or EROFS; fs2 returns
+//! ErrRootless), refuses a limit it cannot honour ("cannot set ... limit: container could
+//! not join or create cgroup"), and fails on a cgroupsPath it may not create.
 //! Device rules are not enforced (runc ignores the devices controller's errors when
 //! rootless): in a user namespace no device can be created anyway, only bound from the host.
 //! A cgroup the user may create (a delegated v2 subtree) is used as usual.
@@ -64,6 +65,9 @@ pub(super) fn own_cgroups() -> String {
 /// nothing needs it.
 pub(super) struct RootlessManager {
     inner: Box<dyn CgroupManager>,
+    /// Whether the path is the runtime's default (no cgroupsPath in the spec): only then is
+    /// a cgroup that cannot be made skipped, as runc skips it only without a cgroupsPath.
+    default_path: bool,
     /// Set by `create` when the cgroup was skipped; init (forked after it) reads it too.
     skipped: Cell<bool>,
     /// With the cgroup skipped, the caller's own cgroups, bound into the container instead
@@ -72,10 +76,11 @@ pub(super) struct RootlessManager {
 }
 
 impl RootlessManager {
-    /// Wraps the manager of the host's layout.
-    pub(super) fn new(inner: Box<dyn CgroupManager>) -> Self {
+    /// Wraps the manager of the host's layout; `default_path`: see the field.
+    pub(super) fn new(inner: Box<dyn CgroupManager>, default_path: bool) -> Self {
         Self {
             inner,
+            default_path,
             skipped: Cell::new(false),
             own_mounts: RefCell::new(Vec::new()),
         }
@@ -167,7 +172,7 @@ impl CgroupManager for RootlessManager {
     fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
         let wanted = without_devices(resources);
         let e = match self.inner.create(Some(&wanted)) {
-            Err(e) if refused(&e) => e,
+            Err(e) if refused(&e) && self.default_path => e,
             r => return r,
         };
         // Take away whatever part of it was made before the refusal.
