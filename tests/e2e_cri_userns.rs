@@ -54,7 +54,6 @@ const SLEEPER: &[&str] = &[
     "-c",
     "echo reopened >/proc/self/fd/1; trap 'exit 0' TERM; sleep 3600 & wait",
 ];
-const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many ids the pod gets (kubelet gives each pod 65536).
 const SIZE: u32 = 65536;
 
@@ -82,31 +81,6 @@ const HANDLERS: [&str; 4] = [RUNC_1_3_HANDLER, YOUKI_RUNC_TYPE, YOUKI, RUNC];
 fn host_base(handler: &str) -> u32 {
     let index = HANDLERS.iter().position(|h| *h == handler).unwrap_or(0) as u32;
     SIZE * (100 + std::process::id() % 1000 * HANDLERS.len() as u32 + index)
-}
-
-/// ExecSync that must succeed; returns stdout.
-#[track_caller]
-fn exec_ok(cri: &Cri, id: &str, cmd: &[&str]) -> String {
-    let r = cri
-        .client
-        .exec_sync(id, cmd, EXEC_TIMEOUT)
-        .unwrap_or_else(|e| panic!("ExecSync {cmd:?}: {e}\n{}", cri.ctd.log_tail()));
-    let out = String::from_utf8_lossy(&r.stdout).into_owned();
-    assert_eq!(
-        r.exit_code,
-        0,
-        "ExecSync {cmd:?}: stdout {out:?} stderr {:?}",
-        String::from_utf8_lossy(&r.stderr)
-    );
-    out
-}
-
-/// The namespace link of a process, e.g. "user:[4026531837]".
-fn ns_of(pid: impl std::fmt::Display, kind: &str) -> String {
-    fs::read_link(format!("/proc/{pid}/ns/{kind}"))
-        .unwrap_or_else(|e| panic!("readlink /proc/{pid}/ns/{kind}: {e}"))
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// The fields of a `Uid:` or `Gid:` line of /proc/PID/status (real, effective, saved,

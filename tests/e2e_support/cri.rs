@@ -424,6 +424,34 @@ impl Pod {
     }
 }
 
+/// How long an ExecSync in the tests may run.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The namespace link of a process, e.g. "net:[4026531992]".
+pub fn ns_of(pid: impl std::fmt::Display, kind: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap_or_else(|e| panic!("readlink /proc/{pid}/ns/{kind}: {e}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// ExecSync that must succeed (exit code 0); returns stdout.
+#[track_caller]
+pub fn exec_ok(cri: &Cri, id: &str, cmd: &[&str]) -> String {
+    let r = cri
+        .client
+        .exec_sync(id, cmd, EXEC_TIMEOUT)
+        .unwrap_or_else(|e| panic!("ExecSync {cmd:?}: {e}\n{}", cri.ctd.log_tail()));
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert_eq!(
+        r.exit_code,
+        0,
+        "ExecSync {cmd:?}: stdout {out:?} stderr {:?}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    out
+}
+
 /// A private containerd with CRI and a connected client. See the module docs.
 pub struct Cri {
     /// The kubelet-like client.
