@@ -98,6 +98,7 @@ fn absent(e: &CgroupError) -> bool {
     errno(e) == Some(Errno::ENOENT)
 }
 
+/// The errno of a cgroupfs I/O error, if `e` is one.
 fn errno(e: &CgroupError) -> Option<Errno> {
     let source = match e {
         CgroupError::CreateDir { source, .. }
