@@ -445,6 +445,33 @@ mod tests {
         assert!(left.is_empty(), "mounts left: {left:#?}");
     }
 
+    /// Any other filesystem (a bind here) is id-mapped as a whole once mounted; both of
+    /// the stacked mounts go with unmount_rootfs.
+    #[test]
+    fn a_bind_with_id_maps_is_mapped_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, target) = (dir.path().join("src"), dir.path().join("t"));
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("f"), "x").unwrap();
+        let m = Mount {
+            kind: "bind".into(),
+            source: src.display().to_string(),
+            options: vec![
+                "rbind".into(),
+                "uidmap=0:300000:65536".into(),
+                "gidmap=0:400000:65536".into(),
+            ],
+        };
+        assert!(mount_rootfs(&[m], &target).unwrap());
+        let meta = std::fs::metadata(target.join("f"));
+        unmount_rootfs(&target);
+        let meta = meta.unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (300000, 400000));
+        let tmp = dir.path().to_string_lossy().into_owned();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mountinfo.contains(&tmp), "mounts left under {tmp}");
+    }
+
     #[test]
     fn nothing_to_mount_is_not_an_error() {
         assert!(!mount_rootfs(&[], Path::new("/nonexistent/rootfs")).unwrap());
