@@ -3,7 +3,7 @@
 
 mod common;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use common::*;
 
@@ -290,6 +290,48 @@ fn stat_fields(stat: &str) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// Creates and starts the container of `b`; returns its id and the first `n` lines its
+/// init printed (it keeps running).
+fn start_and_read(env: &TestEnv, b: &Bundle, n: usize) -> (String, Vec<String>) {
+    let id = env.id();
+    env.create(&id, b);
+    env.start(&id);
+    assert!(
+        poll(std::time::Duration::from_secs(10), || env
+            .container_stdout(&id)
+            .lines()
+            .count()
+            >= n),
+        "init printed: {:?}",
+        env.container_stdout(&id)
+    );
+    let lines = env
+        .container_stdout(&id)
+        .lines()
+        .map(String::from)
+        .collect();
+    (id, lines)
+}
+
+/// `exec --process` of a root process running `script` with the process fields `extra`;
+/// returns its output lines.
+fn exec_lines(env: &TestEnv, b: &Bundle, id: &str, script: &str, extra: Value) -> Vec<String> {
+    let mut process = json!({
+        "args": ["sh", "-c", script],
+        "env": ["PATH=/bin"],
+        "cwd": "/",
+        "user": {"uid": 0, "gid": 0},
+    });
+    for (k, v) in extra.as_object().expect("extra fields") {
+        process[k] = v.clone();
+    }
+    let p = b.dir.join("process.json");
+    std::fs::write(&p, process.to_string()).unwrap();
+    let o = env.run(&["exec", "--process", p.to_str().unwrap(), id]);
+    assert_ok(&o, "exec --process");
+    stdout_of(&o).lines().map(String::from).collect()
+}
+
 // process.scheduler, process.ioPriority and linux.personality, applied as runc 1.3 applies
 // them (sched_setattr(2), ioprio_set(2), personality(2)), to init and to an exec'd process
 // (its own scheduler and ioPriority; the container's personality). They were ignored.
@@ -304,50 +346,27 @@ fn scheduler_io_priority_and_personality() {
     b.process()["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
     b.linux()["personality"] = json!({"domain": "LINUX32"});
     b.sh("cat /proc/$$/stat; ionice -p $$; uname -m; sleep 100");
-    let id = env.id();
-    env.create(&id, &b);
-    env.start(&id);
-    assert!(
-        poll(std::time::Duration::from_secs(10), || env
-            .container_stdout(&id)
-            .lines()
-            .count()
-            >= 3),
-        "init printed: {:?}",
-        env.container_stdout(&id)
-    );
-    let out = env.container_stdout(&id);
-    let lines: Vec<&str> = out.lines().collect();
-    let stat = stat_fields(lines[0]);
+    let (id, lines) = start_and_read(&env, &b, 3);
+    let stat = stat_fields(&lines[0]);
     // Fields 19 (nice) and 41 (policy): SCHED_BATCH is 3.
-    assert_eq!((stat[16], stat[38]), ("5", "3"), "init: {out}");
-    assert_eq!(lines[1], "best-effort: prio 6", "init: {out}");
-    assert_eq!(lines[2], "i686", "init: {out}");
+    assert_eq!((stat[16], stat[38]), ("5", "3"), "init: {lines:?}");
+    assert_eq!(lines[1], "best-effort: prio 6", "init: {lines:?}");
+    assert_eq!(lines[2], "i686", "init: {lines:?}");
 
     // An exec'd process with a scheduler of its own, and the container's personality.
-    let p = b.dir.join("process.json");
-    std::fs::write(
-        &p,
-        json!({
-            "args": ["sh", "-c", "cat /proc/$$/stat; ionice -p $$; uname -m"],
-            "env": ["PATH=/bin"],
-            "cwd": "/",
-            "user": {"uid": 0, "gid": 0},
-            "scheduler": {"policy": "SCHED_OTHER", "nice": 3},
-            "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0},
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let o = env.run(&["exec", "--process", p.to_str().unwrap(), &id]);
-    assert_ok(&o, "exec --process");
-    let out = stdout_of(&o);
-    let lines: Vec<&str> = out.lines().collect();
-    let stat = stat_fields(lines[0]);
-    assert_eq!((stat[16], stat[38]), ("3", "0"), "exec: {out}");
+    let lines = exec_lines(
+        &env,
+        &b,
+        &id,
+        "cat /proc/$$/stat; ionice -p $$; uname -m",
+        json!({"scheduler": {"policy": "SCHED_OTHER", "nice": 3},
+               "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0}}),
+    );
+    let stat = stat_fields(&lines[0]);
+    assert_eq!((stat[16], stat[38]), ("3", "0"), "exec: {lines:?}");
     // The idle class has no levels.
-    assert_eq!(lines[1], "idle", "exec: {out}");
-    assert_eq!(lines[2], "i686", "exec: {out}");
+    assert_eq!(lines[1], "idle", "exec: {lines:?}");
+    assert_eq!(lines[2], "i686", "exec: {lines:?}");
     assert_ok(&env.delete_force(&id), "delete --force");
 }
 
@@ -361,47 +380,24 @@ fn scheduler_idle_and_io_classes() {
     b.process()["scheduler"] = json!({"policy": "SCHED_IDLE"});
     b.process()["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
     b.sh("cat /proc/$$/stat; ionice -p $$; sleep 100");
-    let id = env.id();
-    env.create(&id, &b);
-    env.start(&id);
-    assert!(
-        poll(std::time::Duration::from_secs(10), || env
-            .container_stdout(&id)
-            .lines()
-            .count()
-            >= 2),
-        "init printed: {:?}",
-        env.container_stdout(&id)
-    );
-    let out = env.container_stdout(&id);
-    let lines: Vec<&str> = out.lines().collect();
+    let (id, lines) = start_and_read(&env, &b, 2);
     // Field 41 (policy): SCHED_IDLE is 5.
-    assert_eq!(stat_fields(lines[0])[38], "5", "init: {out}");
-    assert_eq!(lines[1], "idle", "init: {out}");
+    assert_eq!(stat_fields(&lines[0])[38], "5", "init: {lines:?}");
+    assert_eq!(lines[1], "idle", "init: {lines:?}");
 
-    let p = b.dir.join("process.json");
-    std::fs::write(
-        &p,
-        json!({
-            "args": ["sh", "-c", "cat /proc/$$/stat; ionice -p $$"],
-            "env": ["PATH=/bin"],
-            "cwd": "/",
-            "user": {"uid": 0, "gid": 0},
-            "capabilities": {"bounding": ["CAP_SYS_ADMIN"], "effective": ["CAP_SYS_ADMIN"],
-                             "permitted": ["CAP_SYS_ADMIN"]},
-            "scheduler": {"policy": "SCHED_BATCH", "nice": 10},
-            "ioPriority": {"class": "IOPRIO_CLASS_RT", "priority": 2},
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let o = env.run(&["exec", "--process", p.to_str().unwrap(), &id]);
-    assert_ok(&o, "exec --process");
-    let out = stdout_of(&o);
-    let lines: Vec<&str> = out.lines().collect();
-    let stat = stat_fields(lines[0]);
-    assert_eq!((stat[16], stat[38]), ("10", "3"), "exec: {out}");
-    assert_eq!(lines[1], "realtime: prio 2", "exec: {out}");
+    let lines = exec_lines(
+        &env,
+        &b,
+        &id,
+        "cat /proc/$$/stat; ionice -p $$",
+        json!({"capabilities": {"bounding": ["CAP_SYS_ADMIN"], "effective": ["CAP_SYS_ADMIN"],
+                                "permitted": ["CAP_SYS_ADMIN"]},
+               "scheduler": {"policy": "SCHED_BATCH", "nice": 10},
+               "ioPriority": {"class": "IOPRIO_CLASS_RT", "priority": 2}}),
+    );
+    let stat = stat_fields(&lines[0]);
+    assert_eq!((stat[16], stat[38]), ("10", "3"), "exec: {lines:?}");
+    assert_eq!(lines[1], "realtime: prio 2", "exec: {lines:?}");
     assert_ok(&env.delete_force(&id), "delete --force");
 }
 
