@@ -13,6 +13,13 @@ use super::SystemdError;
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER_IFACE: &str = "org.freedesktop.systemd1.Manager";
 
+/// How long the answer to a call that can be made again may take before it is (systemd
+/// answers at once; the jobs are what take time). systemd 252 was seen to read a call and
+/// never answer it, the connection left open, when the call came on a new connection right
+/// after the previous one closed and the unit was collected (2 `run`s in 3 in the systemd
+/// VM, at StopUnit); runc keeps one connection per process and does not meet it.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
+
 /// A connection to systemd, open only while an operation needs it.
 pub(crate) struct Connection {
     stream: BufReader<UnixStream>,
@@ -54,7 +61,7 @@ impl Connection {
         let uid = nix::unistd::geteuid().as_raw().to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         c.send(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
-        c.set_timeout()?;
+        c.set_timeout(c.deadline, "the authentication answer")?;
         let mut line = String::new();
         c.stream
             .read_line(&mut line)
@@ -69,6 +76,13 @@ impl Connection {
         Ok(c)
     }
 
+    /// Starts an operation on a kept connection: its waits end at `now + timeout`, and
+    /// JobRemoved signals of earlier operations are forgotten.
+    pub(crate) fn begin(&mut self, timeout: Duration) {
+        self.deadline = Instant::now() + timeout;
+        self.removed.clear();
+    }
+
     fn send(&mut self, bytes: &[u8]) -> Result<(), SystemdError> {
         self.stream
             .get_mut()
@@ -80,12 +94,14 @@ impl Connection {
             })
     }
 
-    /// Bounds the next read by the connection's deadline.
-    fn set_timeout(&mut self) -> Result<(), SystemdError> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
+    /// Bounds the next read, for `waiting_for`, by `until` and the connection's deadline.
+    fn set_timeout(&mut self, until: Instant, waiting_for: &str) -> Result<(), SystemdError> {
+        let left = until
+            .min(self.deadline)
+            .saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(SystemdError::Timeout {
-                waiting_for: "systemd".into(),
+                waiting_for: waiting_for.into(),
             });
         }
         self.stream
@@ -111,9 +127,9 @@ impl Connection {
         }
     }
 
-    /// Reads the next message.
-    fn receive(&mut self, waiting_for: &str) -> Result<Message, SystemdError> {
-        self.set_timeout()?;
+    /// Reads the next message, waiting until `until` at most.
+    fn receive(&mut self, waiting_for: &str, until: Instant) -> Result<Message, SystemdError> {
+        self.set_timeout(until, waiting_for)?;
         let mut head = [0u8; 16];
         self.stream
             .read_exact(&mut head)
@@ -124,6 +140,14 @@ impl Connection {
             .read_exact(&mut bytes[16..])
             .map_err(|e| self.read_error(e, waiting_for))?;
         let msg = Message::parse(&bytes)?;
+        log::debug!(
+            "systemd: {:?} {}.{} ({}) answering {:?}",
+            msg.kind,
+            msg.interface.as_deref().unwrap_or("-"),
+            msg.member.as_deref().unwrap_or("-"),
+            msg.signature,
+            msg.reply_serial
+        );
         if msg.kind == Kind::Signal
             && msg.interface.as_deref() == Some(MANAGER_IFACE)
             && msg.member.as_deref() == Some("JobRemoved")
@@ -139,9 +163,15 @@ impl Connection {
         Ok(msg)
     }
 
-    /// Calls `member` of systemd's Manager with `args` and waits for its answer; signals
-    /// meanwhile are kept (JobRemoved) or skipped.
-    pub(crate) fn call(&mut self, member: &str, args: &[Value]) -> Result<Reply, SystemdError> {
+    /// Calls `member` of systemd's Manager with `args` and waits for its answer, at most
+    /// `within` (and the connection's deadline); signals meanwhile are kept (JobRemoved) or
+    /// skipped.
+    pub(crate) fn call(
+        &mut self,
+        member: &str,
+        args: &[Value],
+        within: Duration,
+    ) -> Result<Reply, SystemdError> {
         self.serial += 1;
         let serial = self.serial;
         self.send(&wire::method_call(
@@ -152,8 +182,9 @@ impl Connection {
             args,
         ))?;
         let waiting_for = format!("the answer to {member}");
+        let until = Instant::now() + within;
         loop {
-            let msg = self.receive(&waiting_for)?;
+            let msg = self.receive(&waiting_for, until)?;
             if msg.reply_serial != Some(serial) {
                 continue;
             }
@@ -172,24 +203,6 @@ impl Connection {
         }
     }
 
-    /// Calls `member`, which must succeed; its error names `unit`.
-    pub(crate) fn call_ok(
-        &mut self,
-        member: &str,
-        unit: &str,
-        args: &[Value],
-    ) -> Result<Message, SystemdError> {
-        match self.call(member, args)? {
-            Reply::Return(m) => Ok(m),
-            Reply::Error(name, message) => Err(SystemdError::Call {
-                method: member.to_string(),
-                unit: unit.to_string(),
-                name,
-                message,
-            }),
-        }
-    }
-
     /// Waits for the job `job` (an object path a StartUnit-like call returned) to finish;
     /// returns its result (`done`, `failed`, `canceled`, ...).
     pub(crate) fn wait_job(&mut self, job: &str) -> Result<String, SystemdError> {
@@ -199,13 +212,13 @@ impl Connection {
             if let Some(i) = self.removed.iter().position(|(j, _)| j == job) {
                 return Ok(self.removed.swap_remove(i).1);
             }
-            self.receive(&format!("systemd's job {job}"))?;
+            self.receive(&format!("systemd's job {job}"), self.deadline)?;
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::os::unix::net::UnixListener;
     use std::thread;
 
@@ -220,30 +233,10 @@ mod tests {
         let sock = dir.path().join("private");
         let listener = UnixListener::bind(&sock).expect("bind");
         let peer = thread::spawn(move || {
-            let (s, _) = listener.accept().expect("accept");
-            let mut r = BufReader::new(s);
-            let mut auth = Vec::new();
-            r.read_until(b'\n', &mut auth).expect("auth");
-            let uid = nix::unistd::geteuid().as_raw().to_string();
-            let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
-            assert_eq!(auth, format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes());
-            r.get_mut()
-                .write_all(b"OK 0123456789abcdef\r\n")
-                .expect("ok");
-            let mut begin = String::new();
-            r.read_line(&mut begin).expect("begin");
-            assert_eq!(begin, "BEGIN\r\n");
+            let mut r = accept(&listener);
             let mut calls = Vec::new();
-            let mut next = |r: &mut BufReader<UnixStream>| {
-                let mut head = [0u8; 16];
-                r.read_exact(&mut head).expect("head");
-                let mut msg = vec![0u8; wire::frame_len(&head).expect("len")];
-                msg[..16].copy_from_slice(&head);
-                r.read_exact(&mut msg[16..]).expect("msg");
-                calls.push(Message::parse(&msg).expect("parse"));
-            };
             // Serial 1: an error.
-            next(&mut r);
+            calls.push(next_call(&mut r));
             let error = reply(
                 3,
                 1,
@@ -253,7 +246,7 @@ mod tests {
             );
             r.get_mut().write_all(&error).expect("error");
             // Serial 2: JobRemoved first, then the reply naming its job.
-            next(&mut r);
+            calls.push(next_call(&mut r));
             let removed = reply(
                 4,
                 0,
@@ -276,7 +269,11 @@ mod tests {
         });
         let mut c = Connection::open(&sock, Duration::from_secs(10)).expect("open");
         match c
-            .call("ResetFailedUnit", &[Value::Str("x.scope".into())])
+            .call(
+                "ResetFailedUnit",
+                &[Value::Str("x.scope".into())],
+                Duration::from_secs(10),
+            )
             .expect("call")
         {
             Reply::Error(name, text) => {
@@ -285,13 +282,13 @@ mod tests {
             }
             Reply::Return(_) => panic!("expected an error"),
         }
-        let reply = c
-            .call_ok(
-                "StopUnit",
-                "x.scope",
-                &[Value::Str("x.scope".into()), Value::Str("replace".into())],
-            )
-            .expect("stop");
+        let args = [Value::Str("x.scope".into()), Value::Str("replace".into())];
+        let Reply::Return(reply) = c
+            .call("StopUnit", &args, Duration::from_secs(10))
+            .expect("stop")
+        else {
+            panic!("expected a return");
+        };
         let job = reply.body().string().expect("job");
         assert_eq!(job, "/job/5");
         assert_eq!(c.wait_job(&job).expect("job"), "done");
@@ -308,8 +305,36 @@ mod tests {
         assert_eq!(calls[1].signature, "ss");
     }
 
+    /// Accepts a connection on `listener` and answers its authentication as systemd does.
+    pub(in super::super) fn accept(listener: &UnixListener) -> BufReader<UnixStream> {
+        let (s, _) = listener.accept().expect("accept");
+        let mut r = BufReader::new(s);
+        let mut auth = Vec::new();
+        r.read_until(b'\n', &mut auth).expect("auth");
+        let uid = nix::unistd::geteuid().as_raw().to_string();
+        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(auth, format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes());
+        r.get_mut()
+            .write_all(b"OK 0123456789abcdef\r\n")
+            .expect("ok");
+        let mut begin = String::new();
+        r.read_line(&mut begin).expect("begin");
+        assert_eq!(begin, "BEGIN\r\n");
+        r
+    }
+
+    /// The next method call the client sends.
+    pub(in super::super) fn next_call(r: &mut BufReader<UnixStream>) -> Message {
+        let mut head = [0u8; 16];
+        r.read_exact(&mut head).expect("head");
+        let mut msg = vec![0u8; wire::frame_len(&head).expect("len")];
+        msg[..16].copy_from_slice(&head);
+        r.read_exact(&mut msg[16..]).expect("msg");
+        Message::parse(&msg).expect("parse")
+    }
+
     /// A message as systemd sends it: `kind` 2 (return), 3 (error) or 4 (signal).
-    fn reply(
+    pub(in super::super) fn reply(
         kind: u8,
         reply_serial: u32,
         error: Option<&str>,

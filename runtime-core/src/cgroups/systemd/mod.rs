@@ -18,7 +18,8 @@
 //! D-Bus: a small synchronous client of our own ([`client`], [`wire`]) on systemd's
 //! private socket, `/run/systemd/private` (root only, EXTERNAL authentication, no bus
 //! daemon; runc's D-Bus library tries the same socket first as root), rather than zbus
-//! (5.x, already in Cargo.lock through containerd-shim):
+//! (5.19, already built for the shim through containerd-shim's cgroups-rs 0.5, but not a
+//! dependency of runtime-core or the youki CLI):
 //! - containers are created in the shim's zygote, which must stay single-threaded because
 //!   it forks; zbus's blocking API runs its connection on an executor thread it starts;
 //! - the driver needs four methods and one signal: a few hundred lines of marshalling,
@@ -27,8 +28,10 @@
 //! - on the private socket systemd sends JobRemoved to every connection without a
 //!   Subscribe or match rule, so waiting for a job is reading the socket until it comes.
 //!
-//! The connection is opened per operation (create, update, delete) and closed after it:
-//! nothing of D-Bus stays in an idle shim.
+//! The connection is made by the first operation (create, update, delete) of a process and
+//! kept for the next ([`CONNECTION`] says why). systemd sends every private connection
+//! its signals whether read or not: a long-lived process (the shim) must not keep one idle,
+//! which the shim's wiring of this driver still has to see to.
 
 mod client;
 mod properties;
@@ -148,6 +151,12 @@ pub enum SystemdError {
     },
 }
 
+/// This process's connection to systemd, kept from one operation to the next as runc keeps
+/// one per process: in the systemd VM a new connection made right after the previous one
+/// closed, the scope just collected (`run` deleting its container right after it exited),
+/// went unanswered for over 30 s, a second new one too.
+static CONNECTION: Mutex<Option<Connection>> = Mutex::new(None);
+
 /// Whether the cgroup path `path` (as stored for a container) is a systemd unit's: the
 /// cgroupfs driver's paths are always absolute.
 pub(crate) fn is_unit_path(path: &Path) -> bool {
@@ -192,6 +201,35 @@ impl SystemdManager {
         Connection::open(&self.socket, TIMEOUT)
     }
 
+    /// Runs `f` on this process's connection to systemd (made if there is none), kept for
+    /// the next operation unless `f` failed.
+    fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, CgroupError>,
+    ) -> Result<T, CgroupError> {
+        let mut kept = CONNECTION.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conn = match kept.take() {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        conn.begin(TIMEOUT);
+        let r = f(&mut conn);
+        if r.is_ok() {
+            *kept = Some(conn);
+        }
+        r
+    }
+
+    /// The error for systemd's error answer `name`, `message` to `method`.
+    fn call_error(&self, method: &str, name: String, message: String) -> SystemdError {
+        SystemdError::Call {
+            method: method.into(),
+            unit: self.unit.name.clone(),
+            name,
+            message,
+        }
+    }
+
     /// The properties for `r` (quota already rounded), or why there are none.
     fn resource_properties(&self, r: &LinuxResources) -> Result<Vec<Value>, CgroupError> {
         let invalid = |reason| SystemdError::Resources {
@@ -216,47 +254,66 @@ impl SystemdManager {
             Value::Array("(sv)".into(), props),
             Value::Array("(sa(sv))".into(), Vec::new()),
         ];
-        let mut conn = self.connect()?;
-        let mut retried = false;
-        let job = loop {
-            match conn.call("StartTransientUnit", &args)? {
-                Reply::Return(m) => break m.body().string()?,
-                // As runc: a unit of that name may be a failed leftover; reset it and try
-                // once more.
-                Reply::Error(name, _) if name == UNIT_EXISTS && !retried => {
-                    retried = true;
-                    self.reset_failed(&mut conn)?;
-                }
-                Reply::Error(name, message) => {
-                    return Err(SystemdError::Call {
-                        method: "StartTransientUnit".into(),
-                        unit: self.unit.name.clone(),
-                        name,
-                        message,
+        self.with_connection(|conn| {
+            let mut retried = false;
+            let job = loop {
+                // Not made twice: a start that took effect unanswered would fail the second.
+                match conn.call("StartTransientUnit", &args, TIMEOUT)? {
+                    Reply::Return(m) => break m.body().string()?,
+                    // As runc: a unit of that name may be a failed leftover; reset it and
+                    // try once more.
+                    Reply::Error(name, _) if name == UNIT_EXISTS && !retried => {
+                        retried = true;
+                        self.reset_failed(conn)?;
                     }
-                    .into())
+                    Reply::Error(name, message) => {
+                        return Err(self.call_error("StartTransientUnit", name, message).into())
+                    }
                 }
+            };
+            let result = conn.wait_job(&job)?;
+            if result != "done" {
+                self.reset_failed(conn)?;
+                return Err(SystemdError::Job {
+                    unit: self.unit.name.clone(),
+                    job,
+                    result,
+                }
+                .into());
             }
-        };
-        let result = conn.wait_job(&job)?;
-        if result != "done" {
-            self.reset_failed(&mut conn)?;
-            return Err(SystemdError::Job {
-                unit: self.unit.name.clone(),
-                job,
-                result,
-            }
-            .into());
-        }
+            Ok(())
+        })?;
         // systemd enables in the slices only the controllers it uses (not cpuset, hugetlb,
         // rdma, misc): enable the rest, as runc creates the path again after the start.
         self.inner.create_dirs(None)?;
         self.inner.update(r)
     }
 
+    /// Calls `member`, whose effect is the same called twice, once more on a new connection
+    /// if systemd leaves it unanswered for [`client::RETRY_AFTER`].
+    fn call_idempotent(
+        &self,
+        conn: &mut Connection,
+        member: &str,
+        args: &[Value],
+    ) -> Result<Reply, SystemdError> {
+        match conn.call(member, args, client::RETRY_AFTER) {
+            Err(SystemdError::Timeout { waiting_for }) => {
+                log::warn!(
+                    "{}: no answer from systemd ({waiting_for}); calling again on a new connection",
+                    self.unit.name
+                );
+                *conn = self.connect()?;
+                conn.call(member, args, TIMEOUT)
+            }
+            r => r,
+        }
+    }
+
     /// ResetFailedUnit: a failed unit stays loaded (and its name taken) until reset.
     fn reset_failed(&self, conn: &mut Connection) -> Result<(), SystemdError> {
-        match conn.call("ResetFailedUnit", &[Value::Str(self.unit.name.clone())])? {
+        let unit = [Value::Str(self.unit.name.clone())];
+        match self.call_idempotent(conn, "ResetFailedUnit", &unit)? {
             Reply::Error(name, message) if name != NO_SUCH_UNIT => {
                 log::debug!("ResetFailedUnit {}: {name}: {message}", self.unit.name);
             }
@@ -291,8 +348,14 @@ impl CgroupManager for SystemdManager {
                 Value::Bool(true),
                 Value::Array("(sv)".into(), props),
             ];
-            self.connect()?
-                .call_ok("SetUnitProperties", &self.unit.name, &args)?;
+            self.with_connection(|conn| {
+                match self.call_idempotent(conn, "SetUnitProperties", &args)? {
+                    Reply::Error(name, message) => {
+                        Err(self.call_error("SetUnitProperties", name, message).into())
+                    }
+                    Reply::Return(_) => Ok(()),
+                }
+            })?;
         }
         self.inner.update(&r)
     }
@@ -324,29 +387,27 @@ impl CgroupManager for SystemdManager {
     }
 
     fn remove(&self) -> Result<(), CgroupError> {
-        let mut conn = self.connect()?;
-        let unit = Value::Str(self.unit.name.clone());
-        match conn.call("StopUnit", &[unit, Value::Str("replace".into())])? {
-            Reply::Return(m) => {
-                let job = m.body().string()?;
-                let result = conn.wait_job(&job)?;
-                if result != "done" {
-                    log::warn!("stopping {}: job {job} ended {result:?}", self.unit.name);
+        let args = [
+            Value::Str(self.unit.name.clone()),
+            Value::Str("replace".into()),
+        ];
+        self.with_connection(|conn| {
+            match self.call_idempotent(conn, "StopUnit", &args)? {
+                Reply::Return(m) => {
+                    let job = m.body().string()?;
+                    let result = conn.wait_job(&job)?;
+                    if result != "done" {
+                        log::warn!("stopping {}: job {job} ended {result:?}", self.unit.name);
+                    }
+                }
+                // Gone already: a scope stops by itself when its last process exits.
+                Reply::Error(name, _) if name == NO_SUCH_UNIT => {}
+                Reply::Error(name, message) => {
+                    return Err(self.call_error("StopUnit", name, message).into())
                 }
             }
-            // Gone already: a scope stops by itself when its last process exits.
-            Reply::Error(name, _) if name == NO_SUCH_UNIT => {}
-            Reply::Error(name, message) => {
-                return Err(SystemdError::Call {
-                    method: "StopUnit".into(),
-                    unit: self.unit.name.clone(),
-                    name,
-                    message,
-                }
-                .into())
-            }
-        }
-        self.reset_failed(&mut conn)?;
+            Ok(self.reset_failed(conn)?)
+        })?;
         // The directory `create` made for a scope that never started.
         self.inner.remove()
     }
@@ -382,6 +443,10 @@ impl CgroupManager for SystemdManager {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+    use std::os::unix::net::UnixListener;
+
+    use super::client::tests::{accept, next_call, reply};
     use super::*;
 
     #[test]
@@ -417,5 +482,53 @@ mod tests {
             }
             Err(e) => panic!("{e}"),
         }
+    }
+
+    /// systemd left a StopUnit unanswered (seen in the VM): delete calls it again on a new
+    /// connection, then resets the unit, and is done.
+    #[test]
+    fn an_unanswered_stop_is_made_again_on_a_new_connection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("private");
+        let listener = UnixListener::bind(&socket).expect("bind");
+        let m = SystemdManager {
+            path: "system.slice:youki:c1".into(),
+            unit: Unit::parse("system.slice:youki:c1").expect("unit"),
+            inner: V2Manager::new(Path::new("/c1"), dir.path().join("cgroup")).expect("v2"),
+            socket,
+            pending: Mutex::new(None),
+        };
+        let peer = std::thread::spawn(move || {
+            let mut first = accept(&listener);
+            let ignored = next_call(&mut first);
+            let mut second = accept(&listener);
+            let mut calls = vec![ignored, next_call(&mut second)];
+            let gone = |serial| {
+                reply(
+                    3,
+                    serial,
+                    Some(NO_SUCH_UNIT),
+                    "s",
+                    &[Value::Str("not loaded".into())],
+                )
+            };
+            second.get_mut().write_all(&gone(1)).expect("answer");
+            calls.push(next_call(&mut second));
+            second.get_mut().write_all(&gone(2)).expect("answer");
+            drop(first);
+            calls
+        });
+        m.remove().expect("remove");
+        let members: Vec<Option<String>> = peer
+            .join()
+            .expect("peer")
+            .into_iter()
+            .map(|c| c.member)
+            .collect();
+        assert_eq!(
+            members,
+            [Some("StopUnit"), Some("StopUnit"), Some("ResetFailedUnit")]
+                .map(|m| m.map(String::from))
+        );
     }
 }
