@@ -13,14 +13,15 @@ use super::SystemdError;
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER_IFACE: &str = "org.freedesktop.systemd1.Manager";
 
-/// How long the answer to a call that can be made again may take before it is (systemd
-/// answers at once; the jobs are what take time). systemd 252 was seen to read a call and
+/// How long the answer to a call that can be made again may take before it is made again
+/// on a new connection (systemd answers at once; the jobs are what take time). systemd 252 was seen to read a call and
 /// never answer it, the connection left open, when the call came on a new connection right
 /// after the previous one closed and the unit was collected (2 `run`s in 3 in the systemd
 /// VM, at StopUnit); runc keeps one connection per process and does not meet it.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
 
-/// A connection to systemd, open only while an operation needs it.
+/// A connection to systemd (one per process, kept between operations: see the driver's
+/// `CONNECTION`).
 pub(crate) struct Connection {
     stream: BufReader<UnixStream>,
     socket: PathBuf,
@@ -39,8 +40,8 @@ pub(crate) enum Reply {
 }
 
 impl Connection {
-    /// Connects and authenticates as our uid (EXTERNAL); every later wait on this
-    /// connection ends at `now + timeout`.
+    /// Connects and authenticates as our uid (EXTERNAL); the waits on this connection end
+    /// at `now + timeout` until [`Connection::begin`] sets another deadline.
     pub(crate) fn open(socket: &Path, timeout: Duration) -> Result<Self, SystemdError> {
         let io = |what: &'static str| {
             let socket = socket.to_path_buf();
