@@ -43,7 +43,8 @@ fi
 
 # The kernel-facing tests again on pure cgroup v2, in a VM (scripts/vm-test.sh; this host
 # is hybrid v1): youki's CLI, the shim through containerd 2.1.9, and runc as the check of
-# the tests. VM_TEST=0 leaves it out.
+# the tests; then the systemd driver's tests in a second VM with systemd as pid 1.
+# VM_TEST=0 leaves both out.
 if [ "${VM_TEST:-1}" != 0 ]; then
     echo "== the kernel-facing tests on pure cgroup v2 (qemu VM)"
     scripts/vm-test.sh 2>&1 | tee -a "$log"
