@@ -644,11 +644,7 @@ pub fn bind_sources_in_bundle(spec: &mut Spec, bundle: &Path) {
     let mounts = mounts
         .into_iter()
         .map(|mut m| {
-            let is_bind = m.typ().as_deref() == Some("bind")
-                || m.options()
-                    .iter()
-                    .flatten()
-                    .any(|o| o == "bind" || o == "rbind");
+            let is_bind = crate::rootfs::is_bind(&m);
             match m.source().clone() {
                 Some(src) if is_bind && src.is_relative() && !src.as_os_str().is_empty() => {
                     m.set_source(Some(bundle.join(src)));
@@ -794,13 +790,7 @@ fn check_idmapped_mount(
     if crate::rootfs::idmap_requested(mount).is_none() {
         return Ok(());
     }
-    let is_bind = mount.typ().as_deref() == Some("bind")
-        || mount
-            .options()
-            .iter()
-            .flatten()
-            .any(|o| o == "bind" || o == "rbind");
-    if !is_bind {
+    if !crate::rootfs::is_bind(mount) {
         return Err(invalid(
             format!("mounts[{i}]"),
             "only bind mounts can be id-mapped (idmap, ridmap, uidMappings)",

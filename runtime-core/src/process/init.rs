@@ -28,10 +28,10 @@ pub(super) fn run(
     setup: &ContainerSetup<'_>,
     ns: &Namespaces,
     caps: &CapabilitySets,
-    idmapped: &rootfs::IdmappedMounts,
+    bind_trees: &rootfs::BindTrees,
     to_main: Channel,
 ) -> ! {
-    let Err(e) = try_build(setup, ns, caps, idmapped, &to_main);
+    let Err(e) = try_build(setup, ns, caps, bind_trees, &to_main);
     // Until Ready, main is listening and reports the error. After it main is gone, and a
     // failure shows as init exiting before `start` takes it (startContainer hook failures
     // are reported through the fifo instead).
@@ -43,7 +43,7 @@ fn try_build(
     setup: &ContainerSetup<'_>,
     ns: &Namespaces,
     caps: &CapabilitySets,
-    idmapped: &rootfs::IdmappedMounts,
+    bind_trees: &rootfs::BindTrees,
     to_main: &Channel,
 ) -> Result<std::convert::Infallible, String> {
     let sys = LinuxSyscall;
@@ -94,7 +94,7 @@ fn try_build(
     let cgroup_mounts = setup.cgroup.mounts();
     let sources = rootfs::MountSources {
         cgroups: &cgroup_mounts,
-        idmapped: Some(idmapped),
+        bind_trees: Some(bind_trees),
     };
     if in_mount_ns {
         rootfs::prepare(&sys, spec, &setup.rootfs, &sources, in_user_ns)

@@ -146,7 +146,7 @@ pub fn spawn(
     ns.time_offsets = crate::namespaces::time_offsets_text(setup.spec);
     let caps = CapabilitySets::from_spec(process.capabilities().as_ref())?;
     // Made here, in the host's user namespace (init could not), inherited by init.
-    let idmapped = crate::rootfs::prepare_idmapped(&crate::syscall::LinuxSyscall, setup.spec)?;
+    let bind_trees = crate::rootfs::prepare_bind_trees(&crate::syscall::LinuxSyscall, setup.spec)?;
     let resources = crate::cgroups::with_default_rules(
         linux.resources().as_ref(),
         linux.devices().as_deref().unwrap_or_default(),
@@ -158,7 +158,7 @@ pub fn spawn(
         uid: linux.uid_mappings().as_deref().unwrap_or_default(),
         gid: linux.gid_mappings().as_deref().unwrap_or_default(),
     };
-    let init = |ch| -> i32 { init::run(setup, &ns, &caps, &idmapped, ch) };
+    let init = |ch| -> i32 { init::run(setup, &ns, &caps, &bind_trees, ch) };
     let mut children = double_fork(
         &ns,
         &maps,

@@ -29,11 +29,11 @@ use crate::syscall::Syscall;
 /// The detached trees of a container's bind mounts (id-mapped, or plain clones in a
 /// container with a user namespace), by index in `mounts`, ready to be moved into place.
 #[derive(Debug, Default)]
-pub struct IdmappedMounts {
+pub struct BindTrees {
     trees: Vec<(usize, OwnedFd)>,
 }
 
-impl IdmappedMounts {
+impl BindTrees {
     /// The detached tree for `mounts[index]`, if the runtime made one.
     pub fn tree(&self, index: usize) -> Option<BorrowedFd<'_>> {
         self.trees
@@ -91,10 +91,11 @@ fn mapping<'a>(spec: &'a Spec, m: &'a Mount, i: usize) -> Result<Mapping<'a>, Ro
     }
 }
 
-/// Makes the id-mapped tree of every mount that asks for one; in the runtime, before it
-/// forks (see the module's doc).
-pub fn prepare(sys: &dyn Syscall, spec: &Spec) -> Result<IdmappedMounts, RootfsError> {
-    let mut out = IdmappedMounts::default();
+/// Makes the id-mapped tree of every mount that asks for one, and (a root runtime, a
+/// container with a user namespace) a plain clone of every other bind's source; in the
+/// runtime, before it forks (see the module's doc).
+pub fn prepare(sys: &dyn Syscall, spec: &Spec) -> Result<BindTrees, RootfsError> {
+    let mut out = BindTrees::default();
     // One user namespace per distinct mapping, as runc.
     let mut namespaces: HashMap<(String, String), OwnedFd> = HashMap::new();
     let in_userns = spec
@@ -125,7 +126,7 @@ pub fn prepare(sys: &dyn Syscall, spec: &Spec) -> Result<IdmappedMounts, RootfsE
         );
         let opts = options::parse(m.options().as_deref().unwrap_or_default());
         let source = match m.source().as_deref() {
-            Some(s) if opts.is_bind() || m.typ().as_deref() == Some("bind") => s,
+            Some(s) if super::is_bind(m) => s,
             _ => {
                 return Err(RootfsError::Invalid(format!(
                     "{what}: only bind mounts can be id-mapped"
@@ -181,11 +182,11 @@ fn clone_bind_source(
     m: &Mount,
     i: usize,
 ) -> Result<Option<OwnedFd>, RootfsError> {
-    let opts = options::parse(m.options().as_deref().unwrap_or_default());
     let source = match m.source().as_deref() {
-        Some(s) if opts.is_bind() || m.typ().as_deref() == Some("bind") => s,
+        Some(s) if super::is_bind(m) => s,
         _ => return Ok(None),
     };
+    let opts = options::parse(m.options().as_deref().unwrap_or_default());
     let what = format!(
         "mounts[{i}] (bind of {} on {})",
         source.display(),

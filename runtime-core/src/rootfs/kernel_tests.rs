@@ -158,7 +158,7 @@ fn kernel_child() {
         &rootfs,
         &MountSources {
             cgroups: &cgroups,
-            idmapped: None,
+            bind_trees: None,
         },
         false,
     )

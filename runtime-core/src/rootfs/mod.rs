@@ -11,7 +11,7 @@ mod mounts;
 mod options;
 mod resolve;
 
-pub use idmap::{prepare as prepare_idmapped, requested as idmap_requested, IdmappedMounts};
+pub use idmap::{prepare as prepare_bind_trees, requested as idmap_requested, BindTrees};
 pub use options::supported_options;
 
 #[cfg(test)]
@@ -68,8 +68,15 @@ pub enum RootfsError {
 pub struct MountSources<'a> {
     /// The host's cgroup directories of the container, for `cgroup` entries.
     pub cgroups: &'a [CgroupMount],
-    /// The id-mapped trees of `idmap` entries.
-    pub idmapped: Option<&'a IdmappedMounts>,
+    /// The detached trees the runtime made for bind entries (id-mapped ones, and in a
+    /// user-namespaced container plain ones: see the idmap module).
+    pub bind_trees: Option<&'a BindTrees>,
+}
+
+/// Whether a `mounts` entry is a bind mount: type `bind`, or a `bind`/`rbind` option.
+pub fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || options::parse(m.options().as_deref().unwrap_or_default()).is_bind()
 }
 
 /// Wraps a failed syscall with what it was done for.
@@ -195,11 +202,9 @@ fn populate(
     }
 
     // As runc: /dev is populated unless it is bound from elsewhere (then it is complete).
-    let dev_is_bound = entries.iter().any(|m| {
-        resolve::absolute(m.destination()) == Path::new("/dev")
-            && (m.typ().as_deref() == Some("bind")
-                || options::parse(m.options().as_deref().unwrap_or_default()).is_bind())
-    });
+    let dev_is_bound = entries
+        .iter()
+        .any(|m| resolve::absolute(m.destination()) == Path::new("/dev") && is_bind(m));
     if !dev_is_bound {
         let spec_devices = linux
             .and_then(|l| l.devices().as_deref())

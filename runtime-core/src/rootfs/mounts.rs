@@ -25,7 +25,7 @@ pub struct Ctx<'a> {
     pub sys: &'a dyn Syscall,
     /// O_PATH descriptor of the rootfs (taken after it was bind-mounted onto itself).
     pub root: BorrowedFd<'a>,
-    /// What the runtime made ready: cgroup directories, id-mapped trees.
+    /// What the runtime made ready: cgroup directories, bind trees.
     pub sources: &'a MountSources<'a>,
 }
 
@@ -57,7 +57,7 @@ impl Ctx<'_> {
         let dest = resolve::absolute(m.destination());
         let what = describe(m, &dest);
         let opts = options::parse(m.options().as_deref().unwrap_or_default());
-        let tree = self.sources.idmapped.and_then(|t| t.tree(index));
+        let tree = self.sources.bind_trees.and_then(|t| t.tree(index));
         if let Some(tree) = tree {
             return self.move_bind(tree, &dest, &opts, &what);
         }

@@ -1135,7 +1135,7 @@ fn finish_without_linux_section_does_nothing() {
 fn cg_sources(cgs: &[CgroupMount]) -> MountSources<'_> {
     MountSources {
         cgroups: cgs,
-        idmapped: None,
+        bind_trees: None,
     }
 }
 
@@ -1155,10 +1155,10 @@ fn idmapped_bind_moves_the_prepared_tree_into_place() {
                     "options": ["rbind", "idmap", "ro"]}]
     }));
     let sys = RecordingSyscall::default();
-    let trees = crate::rootfs::prepare_idmapped(&sys, &s).expect("trees");
+    let trees = crate::rootfs::prepare_bind_trees(&sys, &s).expect("trees");
     let sources = MountSources {
         cgroups: &[],
-        idmapped: Some(&trees),
+        bind_trees: Some(&trees),
     };
     prepare(&sys, &s, &b.rootfs, &sources, true).expect("prepare");
     let data = b.rootfs.canonicalize().unwrap().join("data");
