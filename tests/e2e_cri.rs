@@ -1015,6 +1015,29 @@ fn assert_shim_quiet(cri: &Cri) {
     );
 }
 
+/// The log check judges each record of a line alone: containerd copies a shim's log in
+/// chunks, and a CI run had our debug record cut short with containerd's own warning
+/// after it on the same line.
+#[test]
+fn shim_warnings_judge_each_record_by_its_own_level() {
+    let ours = "runtime=\"io.containerd.youki.v2\"";
+    let log = format!(
+        "time=\"t1\" level=debug {ours} msg=\"time=\"t2\" level=warning msg=\"cleaning up after shim disconnected\" id=x namespace=k8s.io\n\
+         client thread quit\"\n\
+         time=\"t3\" level=warning msg=\"cleaning up dead shim\" namespace=k8s.io\n\
+         time=\"t4\" level=info {ours} msg=\"ok\"\n\
+         time=\"t5\" level=error {ours} msg=\"real\"\n\
+         time=\"t6\" level=info msg=\"containerd\" time=\"t7\" level=warning {ours} msg=\"cut in\"\n\
+         time=\"t8\" level=warning msg=\"runc\" runtime=io.containerd.runc.v2\n"
+    );
+    let found = e2e_support::containerd::warning_lines(&log, YOUKI_RUNTIME);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].contains("msg=\"real\""), "{found:#?}");
+    assert!(found[1].contains("msg=\"cut in\""), "{found:#?}");
+    let runc = e2e_support::containerd::warning_lines(&log, RUNC_RUNTIME);
+    assert_eq!(runc.len(), 1, "{runc:#?}");
+}
+
 /// `n` exec probes of `id` as kubelet runs a liveness probe: commands that exit at once
 /// (the shim often sees the exit before Exec returned), succeeding and failing.
 fn probes(cri: &Cri, id: &str, n: usize) {

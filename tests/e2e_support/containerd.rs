@@ -254,21 +254,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     /// on every line (`runtime=io.containerd.runc.v2`), ours too (quoted, by the
     /// containerd-shim crate's format).
     pub fn shim_warnings(&self, runtime: &str) -> Vec<String> {
-        let plain = format!("runtime={runtime}");
-        let quoted = format!("runtime=\"{runtime}\"");
-        self.log_text()
-            .lines()
-            .filter(|l| {
-                l.split_whitespace().any(|w| w == plain || w == quoted)
-                    && l.split_whitespace().any(|w| {
-                        matches!(
-                            w.strip_prefix("level="),
-                            Some("warn" | "warning" | "error" | "fatal" | "panic")
-                        )
-                    })
-            })
-            .map(str::to_string)
-            .collect()
+        warning_lines(&self.log_text(), runtime)
     }
 
     fn stop_daemon(&mut self) {
@@ -456,4 +442,40 @@ impl DaemonCmd {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.containerd.display()))
     }
+}
+
+/// The lines of a containerd log where a record of `runtime`'s shims is at warning level
+/// or above (see [`Containerd::shim_warnings`]).
+pub fn warning_lines(log: &str, runtime: &str) -> Vec<String> {
+    let plain = format!("runtime={runtime}");
+    let quoted = format!("runtime=\"{runtime}\"");
+    // containerd copies the shim's log into its own in chunks, so a line can hold
+    // the start of a record of one writer and then a whole record of the other
+    // (seen: our debug line cut after `msg="`, then containerd's own warning). Each
+    // record starts with `time=` and is judged alone, by its first `level=` field.
+    let warns = |record: &str| {
+        let words: Vec<&str> = record.split_whitespace().collect();
+        words.iter().any(|w| *w == plain || *w == quoted)
+            && matches!(
+                words.iter().find_map(|w| w.strip_prefix("level=")),
+                Some("warn" | "warning" | "error" | "fatal" | "panic")
+            )
+    };
+    log.lines()
+        .filter(|l| records(l).into_iter().any(warns))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The log records on one line: `time=` starts one where no letter comes before it
+/// (`runtime=` does not start one).
+fn records(line: &str) -> Vec<&str> {
+    let mut starts: Vec<usize> = line
+        .match_indices("time=")
+        .map(|(i, _)| i)
+        .filter(|&i| i > 0 && !line[..i].ends_with(|c: char| c.is_ascii_alphanumeric()))
+        .collect();
+    starts.insert(0, 0);
+    starts.push(line.len());
+    starts.windows(2).map(|w| &line[w[0]..w[1]]).collect()
 }
