@@ -47,3 +47,4 @@ echo "setup: VM kernel $(basename "$(scripts/vm/fetch-kernel.sh)") and runc $("/
 
 # Docker 28 (sid's docker.io and docker-cli with sid's libc, patchelf'd) for tests/e2e_docker.rs.
 echo "setup: $(scripts/fetch-docker.sh sid /var/cache/youki-shim/docker-sid)/dockerd: $(/var/cache/youki-shim/docker-sid/bin/dockerd --version)"
+echo "setup: $(scripts/fetch-criu.sh sid /var/cache/youki-shim/criu-sid) (for tests/checkpoint.rs): $(/var/cache/youki-shim/criu-sid/criu --version | head -n 1)"
