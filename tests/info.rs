@@ -88,7 +88,7 @@ fn features_has_the_required_fields_and_no_nulls() {
     let l = &f["linux"];
     assert_eq!(
         l["cgroup"],
-        json!({"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true})
+        json!({"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true})
     );
     for off in ["selinux", "intelRdt"] {
         assert_eq!(l[off], json!({"enabled": false}), "linux.{off}");

@@ -33,7 +33,8 @@ pub fn features() -> Features {
     let mut cgroup = Cgroup::default();
     cgroup.set_v1(Some(true));
     cgroup.set_v2(Some(true));
-    cgroup.set_systemd(Some(false));
+    // The systemd driver (crate::cgroups), on pure cgroup v2 hosts; no user instance.
+    cgroup.set_systemd(Some(true));
     cgroup.set_systemd_user(Some(false));
     // rdma.max is written on cgroup v2 (crate::cgroups).
     cgroup.set_rdma(Some(true));
@@ -194,7 +195,7 @@ mod tests {
         let cg = &v["linux"]["cgroup"];
         assert_eq!(cg["v1"], true);
         assert_eq!(cg["v2"], true);
-        assert_eq!(cg["systemd"], false);
+        assert_eq!(cg["systemd"], true);
         assert_eq!(cg["systemdUser"], false);
         let sc = &v["linux"]["seccomp"];
         assert_eq!(sc["enabled"], true);

@@ -6,6 +6,8 @@
 //! "io.containerd.runc.v2"` and `runtime_path` naming this binary (the registration that
 //! lets containerd 2.x introspect the handler, see info.rs), with the entry's `options`
 //! table: SystemdCgroup, BinaryName and Root are what operators usually set there.
+//! SystemdCgroup is honoured (runtime-core's systemd driver); BinaryName and Root have no
+//! meaning for a shim that runs no runtime binary.
 
 use std::sync::Mutex;
 
@@ -22,6 +24,9 @@ pub struct TaskOptions {
     pub no_pivot: bool,
     /// Owner of the stdio pipes (runc's `IoUid`/`IoGid`).
     pub io_owner: Option<(u32, u32)>,
+    /// The systemd cgroup driver for every container (runc's `SystemdCgroup`); without
+    /// it, a container whose cgroupsPath is in the systemd form gets it.
+    pub systemd_cgroup: bool,
 }
 
 /// Decodes the options of a Create request.
@@ -39,6 +44,7 @@ pub fn parse(any: Option<&Any>) -> Result<TaskOptions> {
             Ok(TaskOptions {
                 no_pivot: o.no_pivot_root,
                 io_owner: (o.io_uid != 0 || o.io_gid != 0).then_some((o.io_uid, o.io_gid)),
+                systemd_cgroup: o.systemd_cgroup,
             })
         }
         // CRI's options name a runtime config file; nothing in it applies yet.
@@ -56,13 +62,6 @@ pub fn parse(any: Option<&Any>) -> Result<TaskOptions> {
 /// that address instead of a shim's).
 fn ignored(o: &RuncOptions) -> Vec<String> {
     let mut out = Vec::new();
-    if o.systemd_cgroup {
-        out.push(
-            "SystemdCgroup=true: the systemd cgroup driver is not available yet, \
-             cgroupfs is used (the cgroup paths CRI gives are taken as cgroupfs paths)"
-                .to_string(),
-        );
-    }
     if !o.binary_name.is_empty() {
         out.push(format!(
             "BinaryName={:?}: containers run in-process, no runtime binary is executed",
@@ -135,6 +134,7 @@ mod tests {
             no_pivot_root: true,
             io_uid: 1000,
             io_gid: 1001,
+            systemd_cgroup: true,
             binary_name: "runc".into(),
             root: "/run/runc".into(),
             ..Default::default()
@@ -150,6 +150,7 @@ mod tests {
                 TaskOptions {
                     no_pivot: true,
                     io_owner: Some((1000, 1001)),
+                    systemd_cgroup: true,
                 }
             );
         }
@@ -166,11 +167,11 @@ mod tests {
             io_gid: 1,
             task_api_address: "ttrpc+unix:///run/x.sock".into(),
             task_api_version: 3,
+            systemd_cgroup: true,
             ..Default::default()
         };
         assert!(ignored(&honoured).is_empty());
         let o = RuncOptions {
-            systemd_cgroup: true,
             binary_name: "/usr/bin/runc".into(),
             root: "/run/x".into(),
             shim_cgroup: "/shims".into(),
@@ -178,9 +179,8 @@ mod tests {
             ..Default::default()
         };
         let got = ignored(&o);
-        assert_eq!(got.len(), 5, "{got:#?}");
-        assert!(got[0].starts_with("SystemdCgroup=true: the systemd cgroup driver is not"));
-        assert!(got[1].contains("\"/usr/bin/runc\""));
+        assert_eq!(got.len(), 4, "{got:#?}");
+        assert!(got[0].contains("\"/usr/bin/runc\""));
     }
 
     #[test]

@@ -1164,8 +1164,10 @@ impl Shared {
             typeurl::spec_json(req.resources.as_ref(), "LinuxResources")
                 .map_err(|e| e.context(format!("update {id}")))?;
         let bundle = self.live_bundle(id)?;
-        resources::update(&Store::new(state_root(&bundle)), id, &resources)
-            .map_err(|e| ShimError::from(e).context(format!("update {id}")))?;
+        let updated = resources::update(&Store::new(state_root(&bundle)), id, &resources);
+        // The systemd driver's connection is for this update only (see the zygote).
+        runtime_core::cgroups::release_systemd_connection();
+        updated.map_err(|e| ShimError::from(e).context(format!("update {id}")))?;
         Ok(Empty::new())
     }
 
@@ -1251,6 +1253,7 @@ fn spawn_container(
         bundle: bundle.to_path_buf(),
         state_root: state_root(bundle),
         no_pivot: opts.no_pivot,
+        systemd_cgroup: opts.systemd_cgroup,
         terminal,
     };
     let reply = zygote.call(&req, &borrowed(&prepared.child), zygote::CREATE_TIMEOUT);
@@ -1297,7 +1300,9 @@ fn delete_without_zygote(id: &str, bundle: &Path, force: bool, why: ShimError) -
         return Err(why.context("poststop hooks to run"));
     }
     log::warn!("delete {id}: {why}; deleting it in the server");
-    runtime_core::container::delete(&store, id, force).map_err(ShimError::from)
+    let deleted = runtime_core::container::delete(&store, id, force);
+    runtime_core::cgroups::release_systemd_connection();
+    deleted.map_err(ShimError::from)
 }
 
 /// Sets up the I/O and has the zygote start an exec; returns its pid.

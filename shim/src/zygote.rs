@@ -81,6 +81,9 @@ pub enum Request {
         state_root: PathBuf,
         /// Enter the rootfs without pivot_root.
         no_pivot: bool,
+        /// The systemd cgroup driver whatever the cgroupsPath's form (runc's
+        /// `SystemdCgroup`); without it, the form decides.
+        systemd_cgroup: bool,
         /// The process has a terminal: the descriptor is a console socket.
         terminal: bool,
     },
@@ -918,6 +921,7 @@ fn read_process(fd: OwnedFd) -> Result<oci_spec::runtime::Process> {
 
 /// Performs one request in the zygote.
 fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
+    use runtime_core::cgroups::Driver;
     use runtime_core::container::{self, CreateOptions, ExecOptions};
     use runtime_core::state::Store;
 
@@ -927,6 +931,7 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
             bundle,
             state_root,
             no_pivot,
+            systemd_cgroup,
             terminal,
         } => {
             let (stdio, console) = match process_io("create", fds, terminal) {
@@ -939,6 +944,11 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
                 no_pivot,
                 stdio,
                 console,
+                cgroup_driver: if systemd_cgroup {
+                    Driver::Systemd
+                } else {
+                    Driver::ByPath
+                },
                 ..Default::default()
             };
             // The descriptors are dropped with `opts` when this returns: only the
@@ -979,7 +989,9 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
         } => container::delete(&Store::new(state_root), &id, force).map(|()| Reply::Done),
     };
     let reply = result.unwrap_or_else(|e| Reply::Failed(ShimError::from(e)));
-    // The zygote idles between requests: give back what the operation allocated.
+    // The zygote idles between requests: no connection to systemd kept open (it would
+    // queue up signals), and what the operation allocated given back.
+    runtime_core::cgroups::release_systemd_connection();
     // SAFETY: malloc_trim only releases free heap memory.
     unsafe { libc::malloc_trim(0) };
     reply
@@ -1087,6 +1099,7 @@ mod tests {
             bundle: "/b".into(),
             state_root: "/s".into(),
             no_pivot: false,
+            systemd_cgroup: false,
             terminal: false,
         };
         let fds = [null.as_fd(), null.as_fd(), null.as_fd()];

@@ -5,6 +5,7 @@ mod info;
 mod resources;
 
 use anyhow::{bail, Context, Result};
+use runtime_core::cgroups::Driver;
 use runtime_core::container::{self, Container, CreateOptions};
 use runtime_core::state::Store;
 
@@ -13,11 +14,13 @@ use crate::logger::rfc3339;
 
 /// Runs the command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
-    if cli.systemd_cgroup {
-        // For the containers this process creates; the others' driver is in their state
-        // (a systemd-form cgroup path), so their commands need no flag.
-        runtime_core::cgroups::use_systemd_driver();
-    }
+    // For the containers this process creates; the others' driver is in their state (a
+    // systemd-form cgroup path), so their commands need no flag.
+    let driver = if cli.systemd_cgroup {
+        Driver::Systemd
+    } else {
+        Driver::Cgroupfs
+    };
     if crate::rootless::cgroups_rootless(cli.rootless) {
         runtime_core::cgroups::use_rootless_cgroups();
     }
@@ -27,14 +30,14 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     };
     match command {
         Command::Create(args) => {
-            container::create(&store, &create_options(&args)?)?;
+            container::create(&store, &create_options(&args, driver)?)?;
         }
         Command::Start { id } => container::start(&store, &id)?,
         Command::Run {
             create,
             detach,
             keep,
-        } => return crate::run::run(&store, create_options(&create)?, detach, keep),
+        } => return crate::run::run(&store, create_options(&create, driver)?, detach, keep),
         Command::State { id } => {
             let c = container::state(&store, &id)?;
             println!("{}", serde_json::to_string_pretty(&state_json(&c))?);
@@ -74,7 +77,7 @@ pub fn json_error(text: &[u8], e: &serde_json::Error) -> String {
     }
 }
 
-fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
+fn create_options(a: &CreateArgs, cgroup_driver: Driver) -> Result<CreateOptions> {
     // runc's --no-new-keyring only skips a session keyring we never create: accepted.
     let _ = a.no_new_keyring;
     Ok(CreateOptions {
@@ -93,6 +96,7 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
         stdio: None,
+        cgroup_driver,
     })
 }
 

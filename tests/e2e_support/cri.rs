@@ -56,8 +56,9 @@ pub const YOUKI: &str = "youki";
 /// containerd 1.7 and later ([`honours_runtime_path`]).
 pub const YOUKI_RUNC_TYPE: &str = "youki-runc-type";
 /// The `options` table of [`YOUKI_RUNC_TYPE`] (TOML lines): what an operator copies from
-/// the runc entry, so that the tests see what the shim makes of it.
-pub const YOUKI_RUNC_TYPE_OPTIONS: &str = "SystemdCgroup = true\nBinaryName = \"runc\"";
+/// the runc entry of a node whose kubelet uses the cgroupfs driver (the pods' cgroup
+/// parents are cgroupfs paths), so that the tests see what the shim makes of it.
+pub const YOUKI_RUNC_TYPE_OPTIONS: &str = "SystemdCgroup = false\nBinaryName = \"runc\"";
 /// The sandbox image, imported by scripts/cri-images.sh.
 pub const PAUSE_IMAGE: &str = "localhost/youki-pause:latest";
 /// The containers' image.

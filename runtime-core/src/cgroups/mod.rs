@@ -31,7 +31,6 @@ mod v2;
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::unistd::Pid;
@@ -234,21 +233,46 @@ pub trait CgroupManager {
     fn oom_watcher(&self) -> Result<OomWatcher, CgroupError>;
 }
 
-/// Whether new containers get the systemd driver: one driver per process, as runc's global
-/// `--systemd-cgroup` flag chooses it for the CLI.
-static SYSTEMD_DRIVER: AtomicBool = AtomicBool::new(false);
+/// The cgroup driver a new container gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Driver {
+    /// Directories in the cgroup filesystem (runc's default).
+    #[default]
+    Cgroupfs,
+    /// A transient systemd scope (runc's `--systemd-cgroup`, containerd's
+    /// `SystemdCgroup = true`): cgroupsPath `slice:prefix:name`, by default
+    /// `system.slice:youki:<id>`.
+    Systemd,
+    /// systemd for a cgroupsPath in the systemd form, else cgroupfs: containerd's CRI sends
+    /// that form whenever the pod's cgroup parent is a `.slice` (kubelet's systemd driver).
+    ByPath,
+}
 
-/// Makes [`cgroup_path`] and [`manager`] use the systemd driver from now on.
-pub fn use_systemd_driver() {
-    SYSTEMD_DRIVER.store(true, Ordering::Relaxed);
+impl Driver {
+    /// Whether a container with cgroupsPath `spec_path` gets the systemd driver.
+    fn systemd_for(self, spec_path: Option<&Path>) -> bool {
+        match self {
+            Driver::Cgroupfs => false,
+            Driver::Systemd => true,
+            Driver::ByPath => spec_path.is_some_and(systemd::is_unit_path),
+        }
+    }
+}
+
+/// Closes this process's connection to systemd, if the systemd driver made one: a
+/// long-lived process (the shim) calls it after each operation, since systemd sends every
+/// connection its signals whether it reads them or not.
+pub fn release_systemd_connection() {
+    systemd::release_connection();
 }
 
 /// The cgroup path of a container: `cgroupsPath` if absolute, else under `/youki`; with the
 /// systemd driver, `cgroupsPath` as it is (`slice:prefix:name`), by default
 /// `system.slice:youki:<id>`; rootless on pure v2, by default beside the caller's cgroup.
-pub fn cgroup_path(spec_path: Option<&Path>, id: &str) -> PathBuf {
-    if SYSTEMD_DRIVER.load(Ordering::Relaxed) {
-        return match spec_path.filter(|p| !p.as_os_str().is_empty()) {
+pub fn cgroup_path(spec_path: Option<&Path>, id: &str, driver: Driver) -> PathBuf {
+    let spec_path = spec_path.filter(|p| !p.as_os_str().is_empty());
+    if driver.systemd_for(spec_path) {
+        return match spec_path {
             Some(p) => p.to_path_buf(),
             None => systemd::default_path(id).into(),
         };
@@ -265,24 +289,35 @@ pub fn cgroup_path(spec_path: Option<&Path>, id: &str) -> PathBuf {
     }
 }
 
-/// The manager for the cgroup at `path` on this host's cgroup layout; a systemd-form path
-/// (`slice:prefix:name`, as [`cgroup_path`] gives it with the systemd driver) gets the
-/// systemd driver.
+/// The manager of a new container's cgroup at `path` (from [`cgroup_path`] with the same
+/// `driver`); with the systemd driver, a path not in the systemd form is an error.
+pub fn new_manager(path: &Path, driver: Driver) -> Result<Box<dyn CgroupManager>, CgroupError> {
+    let systemd = driver.systemd_for(Some(path));
+    with_mountinfo(|text| manager_from_mountinfo(path, text, systemd))
+}
+
+/// The manager for the cgroup at `path` (as stored for a container) on this host's cgroup
+/// layout; a systemd-form path (`slice:prefix:name`) gets the systemd driver.
 pub fn manager(path: &Path) -> Result<Box<dyn CgroupManager>, CgroupError> {
-    relative(path)?;
+    with_mountinfo(|text| manager_from_mountinfo(path, text, systemd::is_unit_path(path)))
+}
+
+/// `f` of this host's mountinfo text.
+fn with_mountinfo<T>(f: impl FnOnce(&str) -> Result<T, CgroupError>) -> Result<T, CgroupError> {
     let text = std::fs::read_to_string(MOUNTINFO).map_err(|source| CgroupError::Mountinfo {
         path: MOUNTINFO.into(),
         source,
     })?;
-    manager_from_mountinfo(path, &text)
+    f(&text)
 }
 
 /// The manager for `path` on the layout described by a mountinfo text.
 fn manager_from_mountinfo(
     path: &Path,
     mountinfo: &str,
+    systemd: bool,
 ) -> Result<Box<dyn CgroupManager>, CgroupError> {
-    if SYSTEMD_DRIVER.load(Ordering::Relaxed) || systemd::is_unit_path(path) {
+    if systemd {
         let layout = detect(&mountinfo::parse(mountinfo));
         return Ok(Box::new(systemd::SystemdManager::new(path, layout)?));
     }
@@ -303,7 +338,7 @@ fn manager_from_mountinfo(
         let default = path
             .file_name()
             .and_then(|id| id.to_str())
-            .is_some_and(|id| cgroup_path(None, id) == path);
+            .is_some_and(|id| cgroup_path(None, id, Driver::Cgroupfs) == path);
         return Ok(Box::new(rootless::RootlessManager::new(manager, default)));
     }
     Ok(manager)
@@ -423,20 +458,59 @@ mod tests {
     #[test]
     fn path_rules() {
         assert_eq!(
-            cgroup_path(Some(Path::new("/kubepods/pod1/abc")), "abc"),
+            cgroup_path(Some(Path::new("/kubepods/pod1/abc")), "abc", Driver::Cgroupfs),
             PathBuf::from("/kubepods/pod1/abc")
         );
         assert_eq!(
-            cgroup_path(Some(Path::new("mygroup/abc")), "abc"),
+            cgroup_path(Some(Path::new("mygroup/abc")), "abc", Driver::Cgroupfs),
             PathBuf::from("/youki/mygroup/abc")
         );
-        assert_eq!(cgroup_path(None, "abc"), PathBuf::from("/youki/abc"));
+        assert_eq!(
+            cgroup_path(None, "abc", Driver::Cgroupfs),
+            PathBuf::from("/youki/abc")
+        );
+    }
+
+    /// runc's `--systemd-cgroup` takes cgroupsPath as it is, by default
+    /// `system.slice:<prefix>:<id>`; the shim's choice by the path's form leaves cgroupfs
+    /// paths to cgroupfs.
+    #[test]
+    fn systemd_path_rules() {
+        let kube = Path::new("kubepods-besteffort-pod1.slice:cri-containerd:abc");
+        for driver in [Driver::Systemd, Driver::ByPath] {
+            assert_eq!(cgroup_path(Some(kube), "abc", driver), kube);
+        }
+        assert_eq!(
+            cgroup_path(Some(kube), "abc", Driver::Cgroupfs),
+            Path::new("/youki").join(kube)
+        );
+        assert_eq!(
+            cgroup_path(None, "abc", Driver::Systemd),
+            PathBuf::from("system.slice:youki:abc")
+        );
+        assert_eq!(
+            cgroup_path(Some(Path::new("")), "abc", Driver::Systemd),
+            PathBuf::from("system.slice:youki:abc")
+        );
+        assert_eq!(
+            cgroup_path(None, "abc", Driver::ByPath),
+            PathBuf::from("/youki/abc")
+        );
+        assert_eq!(
+            cgroup_path(Some(Path::new("/kubepods/abc")), "abc", Driver::ByPath),
+            PathBuf::from("/kubepods/abc")
+        );
+        // runc's error for a cgroupfs path with the systemd driver.
+        let e = manager_from_mountinfo(Path::new("/kubepods/abc"), PURE_V2, true)
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("slice:prefix:name"), "{e}");
     }
 
     #[test]
     fn manager_refuses_escaping_and_root_paths() {
         for bad in ["/youki/../../etc", "../x", "/", ""] {
-            let err = manager_from_mountinfo(Path::new(bad), HYBRID)
+            let err = manager_from_mountinfo(Path::new(bad), HYBRID, false)
                 .err()
                 .unwrap_or_else(|| panic!("{bad:?} accepted"));
             assert!(
@@ -461,7 +535,7 @@ mod tests {
         };
         assert_eq!(hierarchies.len(), 9);
         assert_eq!(unified, Some(PathBuf::from("/sys/fs/cgroup/unified")));
-        let m = manager_from_mountinfo(Path::new("/youki/c1"), HYBRID).expect("manager");
+        let m = manager_from_mountinfo(Path::new("/youki/c1"), HYBRID, false).expect("manager");
         let names: Vec<String> = m.mounts().into_iter().map(|m| m.name).collect();
         // No `unified` entry: runc binds only the v1 hierarchies into the container.
         assert_eq!(
@@ -486,7 +560,7 @@ mod tests {
                 mount_point: "/sys/fs/cgroup".into()
             })
         );
-        let m = manager_from_mountinfo(Path::new("/youki/c1"), PURE_V2).expect("manager");
+        let m = manager_from_mountinfo(Path::new("/youki/c1"), PURE_V2, false).expect("manager");
         assert_eq!(
             m.mounts(),
             vec![CgroupMount {
@@ -506,7 +580,7 @@ mod tests {
             })
         );
         assert!(matches!(
-            manager_from_mountinfo(Path::new("/x"), "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"),
+            manager_from_mountinfo(Path::new("/x"), "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n", false),
             Err(CgroupError::NoCgroupFs { .. })
         ));
     }

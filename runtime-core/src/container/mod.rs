@@ -110,6 +110,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// The process's stdio, if not the caller's.
     pub stdio: Option<process::Stdio>,
+    /// The cgroup driver.
+    pub cgroup_driver: cgroups::Driver,
 }
 
 /// A container as `state` and `list` show it.
@@ -138,9 +140,12 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
         .unwrap_or(false);
     check_console(terminal, opts.console.is_some())?;
     let linux = spec.linux().as_ref();
-    let cgroup_path =
-        cgroups::cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id);
-    let cgroup = cgroups::manager(&cgroup_path)?;
+    let cgroup_path = cgroups::cgroup_path(
+        linux.and_then(|l| l.cgroups_path().as_deref()),
+        &opts.id,
+        opts.cgroup_driver,
+    );
+    let cgroup = cgroups::new_manager(&cgroup_path, opts.cgroup_driver)?;
 
     let entry = store.create(&opts.id)?;
     let mut st = State {

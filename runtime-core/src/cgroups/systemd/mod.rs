@@ -31,7 +31,7 @@
 //! The connection is made by the first operation (create, update, delete) of a process and
 //! kept for the next ([`CONNECTION`] says why). systemd sends every private connection
 //! its signals whether read or not: a long-lived process (the shim) must not keep one idle,
-//! which the shim's wiring of this driver still has to see to.
+//! so it closes it after each operation ([`super::release_systemd_connection`]).
 
 mod client;
 mod properties;
@@ -156,6 +156,11 @@ pub enum SystemdError {
 /// closed, the scope just collected (`run` deleting its container right after it exited),
 /// went unanswered for over 30 s, a second new one too.
 static CONNECTION: Mutex<Option<Connection>> = Mutex::new(None);
+
+/// Drops this process's connection to systemd, if there is one.
+pub(crate) fn release_connection() {
+    CONNECTION.lock().unwrap_or_else(|e| e.into_inner()).take();
+}
 
 /// Whether the cgroup path `path` (as stored for a container) is a systemd unit's: the
 /// cgroupfs driver's paths are always absolute.
