@@ -11,7 +11,9 @@
 # into the host's /lib/systemd/systemd (Debian's systemd package, shared with /usr) with
 # systemd.unit=youki-vm.target, whose one service runs stage 2's plan: the systemd cgroup
 # driver's tests (tests/systemd.rs, its `--ignored` tests) against youki, runc 1.1.5 and
-# runc 1.3.6. No dbus-daemon: the driver and systemctl use systemd's private socket.
+# runc 1.3.6, and the shim's (tests/e2e_shim_systemd.rs, through containerd 2.1.9, with
+# containerd's runc shim beside). No dbus-daemon: the driver and systemctl use systemd's
+# private socket.
 #
 # How:
 # - Kernel: the linux-image-6.x-amd64 package bookworm's linux-image-amd64 depends on,
@@ -207,7 +209,7 @@ done < <(jq -r 'select(.reason == "compiler-artifact" and .executable != null an
                   and (.target.kind | index("test")))
            | "\(.manifest_path | rtrimstr("/Cargo.toml")) \(.target.name) \(.executable)"' "$build_json")
 rm -f "$build_json"
-for t in "${cli_tests[@]}" e2e_shim core_cgroups systemd; do
+for t in "${cli_tests[@]}" e2e_shim e2e_shim_systemd core_cgroups systemd; do
     [ -n "${exe[$t]:-}" ] || die "cargo built no test executable for $t"
 done
 # target/<triple>/debug, where cargo put youki and containerd-shim-youki-v2 for the tests.
@@ -267,7 +269,7 @@ mkdir -p "$run/initramfs" "$run/results" "$run/bin"
 for b in youki containerd-shim-youki-v2; do
     cp "$bin_dir/$b" "$run/bin/$b"
 done
-for t in "${cli_tests[@]}" e2e_shim core_cgroups systemd; do
+for t in "${cli_tests[@]}" e2e_shim e2e_shim_systemd core_cgroups systemd; do
     cp "${exe[$t]}" "$run/bin/test-$t"
 done
 vm_bin=/vm/bin
@@ -303,6 +305,10 @@ if [ "$mode" = systemd ]; then
     if [ "$runc_sid" = 1 ]; then
         plan_line runc1.3-systemd "$repo" env "RUNTIME_BIN=$cache/runc-sid/runc" "$vm_bin/test-systemd" "${test_args[@]}" --ignored
     fi
+    # The shim through containerd 2.1.9 with systemd-form cgroup paths; each test also
+    # runs containerd's runc shim (runc 1.1.5) as the reference.
+    plan_line youki-e2e_shim_systemd-containerd2 "$repo" env "PATH=$containerd_bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        "SHIM_DIR=$vm_bin" "$vm_bin/test-e2e_shim_systemd" "${test_args[@]}" --ignored
 fi
 # youki: the CLI tests, runtime-core's cgroup tests and the shim through containerd 2.1.9.
 [ "$mode" = cgroup2 ] && for t in "${cli_tests[@]}"; do

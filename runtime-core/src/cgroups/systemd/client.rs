@@ -77,6 +77,11 @@ impl Connection {
         Ok(c)
     }
 
+    /// The socket this connection is on.
+    pub(crate) fn socket(&self) -> &Path {
+        &self.socket
+    }
+
     /// Starts an operation on a kept connection: its waits end at `now + timeout`, and
     /// JobRemoved signals of earlier operations are forgotten.
     pub(crate) fn begin(&mut self, timeout: Duration) {
