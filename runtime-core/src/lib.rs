@@ -7,6 +7,7 @@
 pub mod capabilities;
 pub mod cgroups;
 pub mod channel;
+pub mod checkpoint;
 pub mod container;
 pub mod features;
 pub mod hooks;

@@ -1,0 +1,187 @@
+//! One `criu swrk` session: CRIU started as our child with one end of a SOCK_SEQPACKET
+//! socketpair, a request sent, its notify callbacks answered until the final response,
+//! then CRIU waited for. This is how runc drives CRIU (libcontainer/criu_linux.go,
+//! criuSwrk), rather than through its command line and output.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+
+use super::proto::{CriuReq, CriuResp, ReqType};
+use super::CheckpointError;
+
+/// Largest message accepted from CRIU; its responses are a few hundred bytes.
+const MAX_MESSAGE: usize = 64 * 1024;
+
+/// The notify callback CRIU sends with a restored terminal's master attached.
+pub const ORPHAN_PTS_MASTER: &str = "orphan-pts-master";
+
+/// Clears close-on-exec on `fd`, for a descriptor CRIU gets at the same number.
+pub fn keep_on_exec(fd: &OwnedFd) -> nix::Result<()> {
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map(drop)
+}
+
+/// A notify callback from CRIU.
+pub struct Notify<'a> {
+    /// Which callback ("setup-namespaces", "post-restore", "network-lock", ...).
+    pub script: &'a str,
+    /// The tree's root pid, for the callbacks that carry it.
+    pub pid: Option<i32>,
+    /// The descriptor sent with [`ORPHAN_PTS_MASTER`].
+    pub fd: Option<OwnedFd>,
+}
+
+/// A running `criu swrk`.
+pub struct Swrk {
+    child: Child,
+    socket: OwnedFd,
+    criu: PathBuf,
+}
+
+impl Swrk {
+    /// Starts `criu swrk FD`. Descriptors the request names (inherit_fd) must be open
+    /// without close-on-exec: CRIU gets them at the same numbers.
+    pub fn start(criu: &Path) -> Result<Self, CheckpointError> {
+        let sock_err = |errno: nix::errno::Errno| CheckpointError::Socket {
+            step: "socketpair for criu swrk",
+            errno,
+        };
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(sock_err)?;
+        // CRIU's end must survive exec; it is closed here right after the spawn, so it
+        // reaches no other child (the CLI is single-threaded).
+        keep_on_exec(&theirs).map_err(sock_err)?;
+        let child = Command::new(criu)
+            .arg("swrk")
+            .arg(theirs.as_raw_fd().to_string())
+            .spawn()
+            .map_err(|source| CheckpointError::CriuStart {
+                criu: criu.to_path_buf(),
+                source,
+            })?;
+        drop(theirs);
+        Ok(Self {
+            child,
+            socket: ours,
+            criu: criu.to_path_buf(),
+        })
+    }
+
+    /// CRIU's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `req` and answers CRIU's notify callbacks through `on_notify` until the final
+    /// response, which is returned if it says success. There is no timeout: a dump takes as
+    /// long as the memory to write, and a CRIU that dies closes the socket, which ends the
+    /// wait with an error.
+    pub fn request(
+        &mut self,
+        req: &CriuReq,
+        on_notify: &mut dyn FnMut(Notify<'_>) -> Result<(), CheckpointError>,
+    ) -> Result<CriuResp, CheckpointError> {
+        self.send(req)?;
+        loop {
+            let resp = self.receive()?;
+            if !resp.0.success {
+                return Err(CheckpointError::CriuFailed {
+                    what: resp.0.kind.unwrap_or(req.kind),
+                    errno: resp.0.cr_errno,
+                    message: resp.0.cr_errmsg.clone(),
+                    log: None,
+                });
+            }
+            if resp.0.kind != Some(ReqType::Notify) {
+                return Ok(resp.0);
+            }
+            let script = resp.0.notify_script.clone().unwrap_or_default();
+            log::debug!("criu notify: {script}");
+            on_notify(Notify {
+                script: &script,
+                pid: resp.0.notify_pid,
+                fd: resp.1,
+            })?;
+            self.send(&CriuReq::notify_ok())?;
+        }
+    }
+
+    fn send(&self, req: &CriuReq) -> Result<(), CheckpointError> {
+        send(self.socket.as_raw_fd(), &req.encode(), MsgFlags::empty()).map_err(|errno| {
+            CheckpointError::Socket {
+                step: "sending a request to criu",
+                errno,
+            }
+        })?;
+        Ok(())
+    }
+
+    /// The next message, and the descriptor it carries if it is an orphan-pts-master.
+    /// It is first peeked at, to learn what it is; then taken either plainly or, with its
+    /// descriptor, through [`crate::tty::receive_master`] (descriptors sent with any other
+    /// message are closed by the kernel when it is taken without room for them).
+    fn receive(&mut self) -> Result<(CriuResp, Option<OwnedFd>), CheckpointError> {
+        let sock_err = |step| move |errno| CheckpointError::Socket { step, errno };
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let n = loop {
+            match recv(
+                self.socket.as_raw_fd(),
+                &mut buf,
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.map_err(sock_err("reading from criu"))?,
+            }
+        };
+        if n == 0 {
+            let status = self.child.wait().ok();
+            return Err(CheckpointError::CriuExited {
+                criu: self.criu.clone(),
+                status: status.map(|s| s.to_string()).unwrap_or_default(),
+            });
+        }
+        if n > buf.len() {
+            return Err(CheckpointError::Protocol(format!(
+                "criu sent a {n}-byte message, more than {MAX_MESSAGE}"
+            )));
+        }
+        let resp =
+            CriuResp::decode(&buf[..n]).map_err(|e| CheckpointError::Protocol(e.to_string()))?;
+        let fd = if resp.notify_script.as_deref() == Some(ORPHAN_PTS_MASTER) {
+            Some(crate::tty::receive_master(self.socket.as_fd())?)
+        } else {
+            recv(self.socket.as_raw_fd(), &mut buf, MsgFlags::empty())
+                .map_err(sock_err("reading from criu"))?;
+            None
+        };
+        Ok((resp, fd))
+    }
+
+    /// Closes our end and waits for CRIU to exit. After a pre-dump CRIU waits for the next
+    /// request and ends on the closed socket, so only there a failed exit is no error.
+    pub fn finish(mut self, kind: ReqType) -> Result<(), CheckpointError> {
+        drop(self.socket);
+        let status = self
+            .child
+            .wait()
+            .map_err(|source| CheckpointError::CriuStart {
+                criu: self.criu.clone(),
+                source,
+            })?;
+        if !status.success() && kind != ReqType::PreDump {
+            return Err(CheckpointError::CriuExited {
+                criu: self.criu,
+                status: status.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
