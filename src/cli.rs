@@ -30,6 +30,9 @@ pub struct Cli {
     /// of its own.
     #[arg(long = "rootless", id = "rootless_cgroups", value_enum, default_value_t = Rootless::Auto)]
     pub rootless: Rootless,
+    /// The CRIU binary for checkpoint and restore (default: `criu` on PATH).
+    #[arg(long, global = true, default_value = "criu")]
+    pub criu: PathBuf,
     /// Print the version.
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -185,6 +188,10 @@ pub enum Command {
         #[arg(long)]
         rootless: bool,
     },
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(crate::commands::checkpoint::CheckpointArgs),
+    /// Restore a container from a checkpoint.
+    Restore(crate::commands::checkpoint::RestoreArgs),
     /// List containers.
     List {
         /// Output format.

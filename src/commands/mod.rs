@@ -1,5 +1,6 @@
 //! Each subcommand: parse flags, call runtime-core, print the result.
 
+pub mod checkpoint;
 mod exec;
 mod info;
 mod resources;
@@ -64,6 +65,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Update(args) => resources::update(&store, &args)?,
         Command::Features => info::features()?,
         Command::Spec { bundle, rootless } => info::spec(&bundle, rootless)?,
+        Command::Checkpoint(args) => checkpoint::checkpoint(&store, &cli.criu, &args)?,
+        Command::Restore(args) => return checkpoint::restore(&store, &cli.criu, driver, &args),
     }
     Ok(0)
 }
