@@ -1,0 +1,488 @@
+//! Checkpoint and restore with CRIU: a counter container is checkpointed and restored and
+//! counts on from where it was; --leave-running; restore --detach --pid-file and in the
+//! foreground; clear errors that leave nothing behind.
+//!
+//! CRIU is sid's 4.x unpacked by scripts/fetch-criu.sh (bookworm's 3.17 fails `criu check`
+//! here), or `$CRIU_BIN`; without it every test prints why and passes without checking
+//! anything. The runtime finds it on PATH, where its directory is put first: runc 1.3 has no
+//! `--criu` flag any more (runc 1.1 and youki have it; it defaults to `criu` on PATH).
+//!
+//! The container's stdio are pipes, as containerd's runc shim gives: CRIU cannot dump a
+//! descriptor of a host file (not in the container's mounts), and restore connects the
+//! pipes of descriptors.json to the restoring runtime's stdio. Two departures of youki from
+//! runc show here (in runtime-core/src/process, to be fixed there): runc's init always
+//! calls setsid() (nsexec stage 2), youki's only for a terminal, and CRIU cannot dump a
+//! process whose session leader is outside its pid namespace, so the counter makes itself
+//! a session leader when it is not one; and runc reopens a host /dev/null stdio inside the
+//! container, youki keeps the host's, which CRIU cannot dump either, so stdin is a pipe too.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::io::{PipeReader, PipeWriter, Read};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(10);
+
+/// The counter: a number a tenth of a second to stdout and to /data/count (a bind mount).
+/// If its shell is not a session leader in its pid namespace (its session id there is 0:
+/// outside), it becomes one first (see the module's doc).
+const COUNTER: &str = r#"loop='i=0; while true; do i=$((i+1)); echo $i; echo $i > /data/count; sleep 0.1; done'
+if [ "$(cut -d' ' -f6 /proc/1/stat)" != 1 ]; then exec setsid sh -c "$loop"; fi
+eval "$loop""#;
+
+/// The CRIU binary the tests use, or why there is none.
+fn criu() -> Result<PathBuf, String> {
+    let path = std::env::var_os("CRIU_BIN")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/youki-shim/criu-sid/criu"));
+    let check = Command::new(&path).arg("check").output();
+    match check {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).contains("Looks good") => Ok(path),
+        Ok(o) => Err(format!(
+            "{} check does not say 'Looks good': {}{}",
+            path.display(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )),
+        Err(e) => Err(format!(
+            "{}: {e} (scripts/fetch-criu.sh, or set CRIU_BIN)",
+            path.display()
+        )),
+    }
+}
+
+/// `Some(criu)`, or prints why the test checks nothing.
+fn criu_or_skip(test: &str) -> Option<PathBuf> {
+    match criu() {
+        Ok(p) => Some(p),
+        Err(why) => {
+            eprintln!("{test}: skipped: no working CRIU: {why}");
+            None
+        }
+    }
+}
+
+/// A pipe whose read end the test keeps, non-blocking.
+struct Pipe {
+    reader: PipeReader,
+    writer: Option<PipeWriter>,
+    read: String,
+}
+
+impl Pipe {
+    fn new() -> Pipe {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe {
+            libc::fcntl(reader.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
+        }
+        Pipe {
+            reader,
+            writer: Some(writer),
+            read: String::new(),
+        }
+    }
+
+    /// Everything read so far (what is waiting is read now).
+    fn text(&mut self) -> &str {
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = self.reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            self.read.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        &self.read
+    }
+
+    /// The numbers the counter wrote to this pipe.
+    fn numbers(&mut self) -> Vec<u64> {
+        self.text()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
+
+/// The container's stdio: three pipes.
+struct Stdio3 {
+    stdin: Pipe,
+    stdout: Pipe,
+    stderr: Pipe,
+}
+
+impl Stdio3 {
+    fn new() -> Stdio3 {
+        Stdio3 {
+            stdin: Pipe::new(),
+            stdout: Pipe::new(),
+            stderr: Pipe::new(),
+        }
+    }
+}
+
+/// Runs `RUNTIME_BIN --root STATE ARGS...` with `io` as its stdio (kept by what it starts)
+/// and CRIU's directory first on PATH; returns when the runtime exits, with what it wrote
+/// to stderr so far as the output's stderr.
+fn run_with(env: &TestEnv, criu: &Path, io: &mut Stdio3, args: &[&OsStr]) -> Output {
+    let dir = criu.parent().expect("criu's directory");
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let dup = |w: &Option<PipeWriter>| -> Stdio {
+        w.as_ref().expect("pipe writer").try_clone().unwrap().into()
+    };
+    // The container reads its stdin pipe's read end: a dup of ours, set blocking for it.
+    let stdin_fd = io.stdin.reader.try_clone().expect("dup stdin");
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        libc::fcntl(stdin_fd.as_raw_fd(), libc::F_SETFL, 0);
+    }
+    let mut cmd = Command::new(&env.runtime);
+    cmd.env("PATH", path)
+        .arg("--root")
+        .arg(&env.state_root)
+        .args(args)
+        .stdin(Stdio::from(stdin_fd))
+        .stdout(dup(&io.stdout.writer))
+        .stderr(dup(&io.stderr.writer));
+    let shown = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{shown}: {e}"));
+    let deadline = Instant::now() + CMD_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{shown} did not finish within {CMD_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: vec![],
+        stderr: io.stderr.text().as_bytes().to_vec(),
+    }
+}
+
+fn os<'a>(args: &[&'a str]) -> Vec<&'a OsStr> {
+    args.iter().map(|a| OsStr::new(*a)).collect()
+}
+
+/// A counter container started with `run -d` on fresh pipes, counting; returns its stdio
+/// and the host directory of its /data.
+fn start_counter(env: &TestEnv, criu: &Path, id: &str) -> (Bundle, Stdio3, PathBuf) {
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut b = env.bundle();
+    b.sh(COUNTER);
+    b.bind_mount(&data, "/data", false);
+    b.save();
+    env.track(id);
+    let mut io = Stdio3::new();
+    let bundle = b.dir.as_os_str();
+    let mut args = os(&["run", "-d", "--bundle"]);
+    args.push(bundle);
+    args.push(OsStr::new(id));
+    let o = run_with(env, criu, &mut io, &args);
+    assert_ok(&o, &format!("run -d {id}"));
+    assert!(
+        poll(T, || io.stdout.numbers().len() >= 5),
+        "the counter did not count: {:?}",
+        io.stdout.text()
+    );
+    (b, io, data)
+}
+
+fn count_file(data: &Path) -> u64 {
+    std::fs::read_to_string(data.join("count"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `checkpoint --image-path IMAGES EXTRA... ID`.
+fn checkpoint(env: &TestEnv, criu: &Path, images: &Path, extra: &[&str], id: &str) -> Output {
+    let mut args = os(&["checkpoint", "--image-path"]);
+    args.push(images.as_os_str());
+    args.extend(os(extra));
+    args.push(OsStr::new(id));
+    run_with(env, criu, &mut Stdio3::new(), &args)
+}
+
+/// `restore --image-path IMAGES --bundle B EXTRA... ID` on `io`.
+fn restore(
+    env: &TestEnv,
+    criu: &Path,
+    io: &mut Stdio3,
+    images: &Path,
+    b: &Bundle,
+    extra: &[&str],
+    id: &str,
+) -> Output {
+    env.track(id);
+    let mut args = os(&["restore", "--image-path"]);
+    args.push(images.as_os_str());
+    args.push(OsStr::new("--bundle"));
+    args.push(b.dir.as_os_str());
+    args.extend(os(extra));
+    args.push(OsStr::new(id));
+    run_with(env, criu, io, &args)
+}
+
+/// Checks that a restored counter is a running container of the runtime, in its cgroup,
+/// counting on its new stdout.
+#[track_caller]
+fn assert_restored_counting(env: &TestEnv, io: &mut Stdio3, id: &str, b: &Bundle) {
+    let st = env.state(id);
+    assert_eq!(st["status"], "running", "state after restore: {st}");
+    let pid = st["pid"].as_i64().unwrap_or(0) as i32;
+    assert!(pid_alive(pid), "restored init {pid} is not alive: {st}");
+    assert!(
+        poll(T, || io.stdout.numbers().len() >= 3),
+        "the restored counter writes nothing to the new stdout: {:?}",
+        io.stdout.text()
+    );
+    let got = io.stdout.numbers();
+    assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "{got:?}");
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    assert!(
+        cgroup.contains(&b.cgroups_path),
+        "restored init {pid} must be in the container's cgroup {}:\n{cgroup}",
+        b.cgroups_path
+    );
+}
+
+#[test]
+fn checkpoint_then_restore_counts_on() {
+    let Some(criu) = criu_or_skip("checkpoint_then_restore_counts_on") else {
+        return;
+    };
+    let env = TestEnv::new("ckpt");
+    let id = env.id();
+    let (b, mut io, data) = start_counter(&env, &criu, &id);
+    let images = env.path("images");
+
+    let o = checkpoint(&env, &criu, &images, &[], &id);
+    assert_ok(&o, "checkpoint");
+    // The container is gone: its processes killed by CRIU, its state deleted.
+    let o = env.run(&["state", &id]);
+    assert_failed_with_message(&o, "state of a checkpointed container");
+    assert!(images.join("descriptors.json").is_file());
+    let last = *io
+        .stdout
+        .numbers()
+        .last()
+        .expect("numbers before the checkpoint");
+    let frozen = count_file(&data);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        count_file(&data),
+        frozen,
+        "the counter still counts after checkpoint"
+    );
+
+    let mut io2 = Stdio3::new();
+    let pid_file = env.path("pid");
+    let mut extra = vec!["--detach", "--pid-file"];
+    extra.push(pid_file.to_str().unwrap());
+    let o = restore(&env, &criu, &mut io2, &images, &b, &extra, &id);
+    assert_ok(&o, "restore --detach --pid-file");
+    assert_restored_counting(&env, &mut io2, &id, &b);
+    assert_eq!(
+        io2.stdout.numbers()[0],
+        last + 1,
+        "the restored counter must go on from {last}, not start again"
+    );
+    assert!(
+        poll(T, || count_file(&data) > frozen + 2),
+        "/data/count (a bind mount) stays at {frozen} after restore"
+    );
+    let pid = env.pid(&id);
+    assert_eq!(
+        std::fs::read_to_string(&pid_file)
+            .unwrap_or_default()
+            .trim(),
+        pid.to_string(),
+        "--pid-file must hold the restored init's pid"
+    );
+    // Nothing more reaches the old stdout.
+    assert_eq!(io.stdout.numbers().last(), Some(&last));
+
+    // A container of the runtime like any other.
+    assert_ok(&env.kill(&id, "KILL"), "kill of the restored container");
+    env.wait_for_status(&id, "stopped", T);
+    assert_ok(&env.delete(&id), "delete of the restored container");
+}
+
+#[test]
+fn leave_running_keeps_it_running_and_the_images_restore() {
+    let Some(criu) = criu_or_skip("leave_running_keeps_it_running_and_the_images_restore") else {
+        return;
+    };
+    let env = TestEnv::new("ckptleave");
+    let id = env.id();
+    let (b, mut io, _data) = start_counter(&env, &criu, &id);
+    let pid = env.pid(&id);
+    let images = env.path("images");
+    let before = *io.stdout.numbers().last().expect("numbers");
+    let o = checkpoint(&env, &criu, &images, &["--leave-running"], &id);
+    assert_ok(&o, "checkpoint --leave-running");
+    let after = *io.stdout.numbers().last().expect("numbers");
+    assert_eq!(env.status(&id), "running");
+    assert_eq!(env.pid(&id), pid, "the same init runs on");
+    assert!(
+        poll(T, || io.stdout.numbers().last() > Some(&(after + 2))),
+        "the counter stopped after checkpoint --leave-running"
+    );
+    let reached = *io.stdout.numbers().last().expect("numbers");
+    assert_ok(&env.delete_force(&id), "delete --force");
+
+    // The images are the state at the checkpoint (some number from `before` to `after`):
+    // a restore counts on from there, below where the original got to.
+    let id2 = env.id();
+    let mut io2 = Stdio3::new();
+    let o = restore(&env, &criu, &mut io2, &images, &b, &["-d"], &id2);
+    assert_ok(&o, "restore -d");
+    assert_restored_counting(&env, &mut io2, &id2, &b);
+    let first = io2.stdout.numbers()[0];
+    assert!(
+        before < first && first <= after + 1 && first < reached,
+        "the restored counter must go on from the checkpoint's number ({before}..={after}), \
+         below where the original got ({reached}): it wrote {first} first"
+    );
+    assert_ok(&env.delete_force(&id2), "delete --force");
+}
+
+#[test]
+fn restore_in_the_foreground_waits_and_deletes() {
+    let Some(criu) = criu_or_skip("restore_in_the_foreground_waits_and_deletes") else {
+        return;
+    };
+    let env = TestEnv::new("ckptfg");
+    let id = env.id();
+    let (b, mut io, data) = start_counter(&env, &criu, &id);
+    let images = env.path("images");
+    assert_ok(&checkpoint(&env, &criu, &images, &[], &id), "checkpoint");
+    let last = *io.stdout.numbers().last().expect("numbers");
+    let frozen = count_file(&data);
+
+    // `restore` without --detach waits for the container: in a thread, while the test
+    // kills the container once it counts again. Not as soon as `state` says running: runc
+    // stores that at CRIU's post-restore callback, before CRIU has let the processes go,
+    // and a SIGKILL then leaves CRIU and runc waiting for each other.
+    let waiter = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let mut io2 = Stdio3::new();
+            let o = restore(&env, &criu, &mut io2, &images, &b, &[], &id);
+            (o, io2)
+        });
+        assert!(
+            poll(T, || count_file(&data) > frozen + 2),
+            "the foreground restore did not bring the counter back"
+        );
+        assert_eq!(env.status(&id), "running");
+        assert_ok(&env.kill(&id, "KILL"), "kill");
+        h.join().expect("restore thread")
+    });
+    let (o, mut io2) = waiter;
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "a foreground restore exits with the container's status (SIGKILL)\n{}",
+        describe(&o)
+    );
+    assert_eq!(io2.stdout.numbers().first(), Some(&(last + 1)));
+    // runc deletes the container when it exits, as after `run`.
+    let o = env.run(&["state", &id]);
+    assert_failed_with_message(&o, "state after the foreground restore ended");
+}
+
+#[test]
+fn bad_image_paths_and_states_are_clear_errors_that_leave_nothing() {
+    let Some(criu) = criu_or_skip("bad_image_paths_and_states_are_clear_errors_that_leave_nothing")
+    else {
+        return;
+    };
+    let env = TestEnv::new("ckptbad");
+    let id = env.id();
+    let (b, mut io, _data) = start_counter(&env, &criu, &id);
+
+    // Restore from a directory that is not a checkpoint: an error, no container, no cgroup.
+    let empty = env.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let missing = env.path("missing");
+    for images in [&missing, &empty] {
+        let id2 = env.id();
+        let o = restore(&env, &criu, &mut Stdio3::new(), images, &b, &["-d"], &id2);
+        assert_failed_with_message(&o, &format!("restore from {}", images.display()));
+        let o = env.run(&["state", &id2]);
+        assert_failed_with_message(&o, "state of a container whose restore failed");
+    }
+    assert_eq!(
+        env.state_entries(),
+        std::slice::from_ref(&id),
+        "only the running container is stored"
+    );
+
+    // A checkpoint that cannot write its images leaves the container running.
+    let not_a_dir = env.path("file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let o = checkpoint(&env, &criu, &not_a_dir.join("images"), &[], &id);
+    assert_failed_with_message(&o, "checkpoint into a path under a file");
+    assert_eq!(env.status(&id), "running");
+    let before = io.stdout.numbers().len();
+    assert!(
+        poll(T, || io.stdout.numbers().len() > before + 2),
+        "counter stopped"
+    );
+
+    // Only a running (or paused) container can be checkpointed.
+    let mut b2 = env.bundle();
+    b2.args(&["sleep", "100"]);
+    let created = env.id();
+    env.create(&created, &b2);
+    let o = checkpoint(&env, &criu, &env.path("images"), &[], &created);
+    assert_failed_with_message(&o, "checkpoint of a created container");
+    assert_eq!(env.status(&created), "created");
+}
+
+#[test]
+fn a_missing_criu_is_a_clear_error() {
+    // No CRIU on PATH: a directory without one first, and the system's dirs left out.
+    let env = TestEnv::new("nocriu");
+    let mut b = env.bundle();
+    b.args(&["sleep", "100"]);
+    let id = env.id();
+    env.create(&id, &b);
+    env.start(&id);
+    let empty = env.path("bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut cmd = Command::new(&env.runtime);
+    cmd.env("PATH", &empty)
+        .arg("--root")
+        .arg(&env.state_root)
+        .args(["checkpoint", "--image-path"])
+        .arg(env.path("images"))
+        .arg(&id)
+        .stdin(Stdio::null());
+    let o = cmd.output().expect("run the runtime");
+    assert_failed_with_message(&o, "checkpoint without CRIU");
+    assert!(
+        stderr_of(&o).contains("criu"),
+        "the error must name criu\n{}",
+        describe(&o)
+    );
+    assert_eq!(env.status(&id), "running");
+}
