@@ -143,16 +143,8 @@ pub fn restore(store: &Store, criu: &Path, driver: Driver, a: &RestoreArgs) -> R
         criu: criu_flags(criu, &a.shared)?,
         id: a.id.clone(),
         bundle: a.bundle.clone(),
-        pid_file: a
-            .pid_file
-            .as_ref()
-            .map(|p| std::path::absolute(p).context("--pid-file"))
-            .transpose()?,
-        console: a
-            .console_socket
-            .as_deref()
-            .map(runtime_core::tty::connect)
-            .transpose()?,
+        pid_file: super::absolute_pid_file(a.pid_file.as_deref())?,
+        console: super::connect_console(a.console_socket.as_deref())?,
         cgroup_driver: driver,
     };
     if a.detach {

@@ -86,21 +86,24 @@ fn create_options(a: &CreateArgs, cgroup_driver: Driver) -> Result<CreateOptions
     Ok(CreateOptions {
         id: a.id.clone(),
         bundle: a.bundle.clone(),
-        pid_file: a
-            .pid_file
-            .as_ref()
-            .map(|p| std::path::absolute(p).context("--pid-file"))
-            .transpose()?,
-        console: a
-            .console_socket
-            .as_deref()
-            .map(runtime_core::tty::connect)
-            .transpose()?,
+        pid_file: absolute_pid_file(a.pid_file.as_deref())?,
+        console: connect_console(a.console_socket.as_deref())?,
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
         stdio: None,
         cgroup_driver,
     })
+}
+
+/// `--pid-file` as an absolute path: the runtime may write it from another directory.
+fn absolute_pid_file(p: Option<&std::path::Path>) -> Result<Option<std::path::PathBuf>> {
+    p.map(|p| std::path::absolute(p).context("--pid-file"))
+        .transpose()
+}
+
+/// `--console-socket` connected, before anything is created.
+fn connect_console(p: Option<&std::path::Path>) -> Result<Option<std::os::fd::OwnedFd>> {
+    Ok(p.map(runtime_core::tty::connect).transpose()?)
 }
 
 /// The OCI state plus runc's extra fields (`rootfs`, `created`, `owner`).
