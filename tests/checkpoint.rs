@@ -486,3 +486,81 @@ fn a_missing_criu_is_a_clear_error() {
     );
     assert_eq!(env.status(&id), "running");
 }
+
+/// Numbers read from a pty master (non-blocking reads until nothing more comes soon).
+fn master_numbers(master: &std::os::fd::OwnedFd, seen: &mut String) -> Vec<u64> {
+    use std::os::fd::AsFd;
+    let mut fds = [nix::poll::PollFd::new(
+        master.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    while nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16)).unwrap_or(0) > 0 {
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(master, &mut buf) {
+            Ok(n) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => break,
+        }
+    }
+    seen.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// Receives the master that create or restore sends to a console socket at `sock`.
+fn console_receiver(sock: &Path) -> std::thread::JoinHandle<std::os::fd::OwnedFd> {
+    let listener = std::os::unix::net::UnixListener::bind(sock).unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        runtime_core::tty::receive_master(std::os::fd::AsFd::as_fd(&conn)).unwrap()
+    })
+}
+
+#[test]
+fn a_terminal_is_restored_and_its_master_sent_to_the_console_socket() {
+    let Some(criu) =
+        criu_or_skip("a_terminal_is_restored_and_its_master_sent_to_the_console_socket")
+    else {
+        return;
+    };
+    let env = TestEnv::new("ckpttty");
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut b = env.bundle();
+    b.sh(COUNTER);
+    b.bind_mount(&data, "/data", false);
+    b.process()["terminal"] = serde_json::json!(true);
+    let id = env.id();
+    let sock = env.path("console.sock");
+    let receiver = console_receiver(&sock);
+    let o = env.try_create_with(&id, &b, &["--console-socket", sock.to_str().unwrap()]);
+    assert_ok(&o, "create --console-socket");
+    let master = receiver.join().expect("console receiver");
+    env.start(&id);
+    let mut seen = String::new();
+    assert!(
+        poll(T, || master_numbers(&master, &mut seen).len() >= 5),
+        "the counter does not count on its terminal: {seen:?}"
+    );
+
+    // The master stays open here while CRIU dumps: it is the pty's "orphan" master.
+    let images = env.path("images");
+    assert_ok(&checkpoint(&env, &criu, &images, &[], &id), "checkpoint");
+    let last = *master_numbers(&master, &mut seen).last().expect("numbers");
+
+    let sock2 = env.path("console2.sock");
+    let receiver = console_receiver(&sock2);
+    let extra = ["-d", "--console-socket", sock2.to_str().unwrap()];
+    let o = restore(&env, &criu, &mut Stdio3::new(), &images, &b, &extra, &id);
+    assert_ok(&o, "restore -d --console-socket");
+    let master2 = receiver.join().expect("console receiver");
+    let mut seen2 = String::new();
+    assert!(
+        poll(T, || master_numbers(&master2, &mut seen2).len() >= 3),
+        "the restored counter writes nothing to the new terminal: {seen2:?}"
+    );
+    assert_eq!(
+        master_numbers(&master2, &mut seen2)[0],
+        last + 1,
+        "the restored counter must go on from {last} on its new terminal: {seen2:?}"
+    );
+    assert_eq!(env.status(&id), "running");
+    assert_ok(&env.delete_force(&id), "delete --force");
+}
