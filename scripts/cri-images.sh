@@ -9,7 +9,8 @@
 #
 #   --address SOCK   containerd's socket (default /run/containerd/containerd.sock)
 #   --namespace NS   containerd namespace (default k8s.io, the one CRI uses)
-#   --out DIR        keep the image tars in DIR (default: built in a temp dir, removed)
+#   --out DIR        keep the image tars in DIR (default: built in a temp dir, removed);
+#                    tars already there (pause.tar, busybox.tar) are imported as they are
 #   CTR=PATH         the ctr to run (default: ctr on PATH; use the one of the containerd
 #                    you import into)
 #   PAUSE_IMAGE, BUSYBOX_IMAGE   image names (default localhost/youki-pause:latest,
@@ -42,10 +43,14 @@ if [ -z "$out" ]; then
     out=$(mktemp -d /tmp/youki-cri-images.XXXXXX)
     trap 'rm -rf "$out"' EXIT
 fi
-mkdir -p "$out"
+[ -d "$out" ] || mkdir -p "$out"
 
-"$here/mkimage.sh" --pause "$out/pause.tar" "$pause_image" >&2
-"$here/mkimage.sh" "$out/busybox.tar" "$busybox_image" >&2
+if [ ! -s "$out/pause.tar" ]; then
+    "$here/mkimage.sh" --pause "$out/pause.tar" "$pause_image" >&2
+fi
+if [ ! -s "$out/busybox.tar" ]; then
+    "$here/mkimage.sh" "$out/busybox.tar" "$busybox_image" >&2
+fi
 for tar in "$out/pause.tar" "$out/busybox.tar"; do
     "$ctr" --address "$address" -n "$ns" images import "$tar" >&2 || {
         echo "cri-images: importing $tar into $address ($ns) failed" >&2

@@ -11,8 +11,8 @@
 # into the host's /lib/systemd/systemd (Debian's systemd package, shared with /usr) with
 # systemd.unit=youki-vm.target, whose one service runs stage 2's plan: the systemd cgroup
 # driver's tests (tests/systemd.rs, its `--ignored` tests) against youki, runc 1.1.5 and
-# runc 1.3.6, and the shim's (tests/e2e_shim_systemd.rs, through containerd 2.1.9, with
-# containerd's runc shim beside). No dbus-daemon: the driver and systemctl use systemd's
+# runc 1.3.6, and the shim's (tests/e2e_shim_systemd.rs with ctr, tests/e2e_cri_systemd.rs
+# with CRI pods in a .slice; containerd 2.1.9, containerd's runc shim beside). No dbus-daemon: the driver and systemctl use systemd's
 # private socket.
 #
 # How:
@@ -209,7 +209,7 @@ done < <(jq -r 'select(.reason == "compiler-artifact" and .executable != null an
                   and (.target.kind | index("test")))
            | "\(.manifest_path | rtrimstr("/Cargo.toml")) \(.target.name) \(.executable)"' "$build_json")
 rm -f "$build_json"
-for t in "${cli_tests[@]}" e2e_shim e2e_shim_systemd core_cgroups systemd; do
+for t in "${cli_tests[@]}" e2e_shim e2e_shim_systemd e2e_cri_systemd core_cgroups systemd; do
     [ -n "${exe[$t]:-}" ] || die "cargo built no test executable for $t"
 done
 # target/<triple>/debug, where cargo put youki and containerd-shim-youki-v2 for the tests.
@@ -269,10 +269,17 @@ mkdir -p "$run/initramfs" "$run/results" "$run/bin"
 for b in youki containerd-shim-youki-v2; do
     cp "$bin_dir/$b" "$run/bin/$b"
 done
-for t in "${cli_tests[@]}" e2e_shim e2e_shim_systemd core_cgroups systemd; do
+for t in "${cli_tests[@]}" e2e_shim e2e_shim_systemd e2e_cri_systemd core_cgroups systemd; do
     cp "${exe[$t]}" "$run/bin/test-$t"
 done
 vm_bin=/vm/bin
+if [ "$mode" = systemd ]; then
+    # The CRI test's two images (tests/e2e_support/cri.rs, YOUKI_CRI_IMAGES): made in the
+    # VM they would cost a minute of TCG (a fork per busybox applet).
+    mkdir -p "$run/bin/images"
+    scripts/mkimage.sh --pause "$run/bin/images/pause.tar" >/dev/null || die "scripts/mkimage.sh --pause failed"
+    scripts/mkimage.sh "$run/bin/images/busybox.tar" >/dev/null || die "scripts/mkimage.sh failed"
+fi
 
 # --------------------------------------------------------------------------------------
 # The plan: one `run LABEL SECONDS DIR COMMAND...` line per test binary (scripts/vm/stage2).
@@ -309,6 +316,10 @@ if [ "$mode" = systemd ]; then
     # runs containerd's runc shim (runc 1.1.5) as the reference.
     plan_line youki-e2e_shim_systemd-containerd2 "$repo" env "PATH=$containerd_bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         "SHIM_DIR=$vm_bin" "$vm_bin/test-e2e_shim_systemd" "${test_args[@]}" --ignored
+    # Pods in a .slice through containerd 2.1.9's CRI (our shim under both registrations,
+    # runc's shim with SystemdCgroup beside); the images are built here, on the host.
+    plan_line youki-e2e_cri_systemd-containerd2 "$repo" env "PATH=$containerd_bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        "SHIM_DIR=$vm_bin" "YOUKI_CRI_IMAGES=$vm_bin/images" "$vm_bin/test-e2e_cri_systemd" "${test_args[@]}" --ignored
 fi
 # youki: the CLI tests, runtime-core's cgroup tests and the shim through containerd 2.1.9.
 [ "$mode" = cgroup2 ] && for t in "${cli_tests[@]}"; do
@@ -360,6 +371,8 @@ for f in passwd group shadow nsswitch.conf hosts ld.so.cache ld.so.conf ld.so.co
     if [ -e "/etc/$f" ]; then cp -a "/etc/$f" "$ird/etc/"; fi
 done
 echo youki-vm >"$ird/etc/hostname"
+# CRI copies the node's resolv.conf into every pod; the VM has no network.
+echo "# youki-vm: no network" >"$ird/etc/resolv.conf"
 
 # Kernel modules: MODULE:CONFIG_SYMBOL; those built in (=y) need nothing, those built as
 # modules (=m) are copied with their dependencies (the depends= of their .modinfo), in

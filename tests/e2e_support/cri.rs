@@ -11,7 +11,9 @@
 //! `youki` (io.containerd.youki.v2, the cargo-built shim
 //! first on containerd's PATH), and with the shim also `youki-runc-type` (runc's runtime
 //! type with `runtime_path` naming the cargo-built shim: the entry containerd 2.x
-//! introspects, and that gets runc's options; not on 1.6, which ignores `runtime_path`).
+//! introspects, and that gets runc's options; not on 1.6, which ignores `runtime_path`)
+//! and `youki-runc-type-systemd` (the same with `SystemdCgroup = true`); `runc-systemd` is
+//! containerd's runc shim with `SystemdCgroup = true` (tests/e2e_cri_systemd.rs).
 //! The config is `version = 2` for containerd 1.x and
 //! `version = 3` for 2.x, whichever containerd is first on PATH (scripts/test.sh runs the
 //! tests again with containerd 2.x).
@@ -55,6 +57,11 @@ pub const YOUKI: &str = "youki";
 /// ([`YOUKI_RUNC_TYPE_OPTIONS`]). Present when the Cri was started with the shim, on
 /// containerd 1.7 and later ([`honours_runtime_path`]).
 pub const YOUKI_RUNC_TYPE: &str = "youki-runc-type";
+/// runc behind containerd's runc shim with `SystemdCgroup = true`, as a node whose kubelet
+/// uses the systemd cgroup driver registers it (pods' cgroup parents are `.slice`s).
+pub const RUNC_SYSTEMD: &str = "runc-systemd";
+/// [`YOUKI_RUNC_TYPE`] with `SystemdCgroup = true` only.
+pub const YOUKI_RUNC_TYPE_SYSTEMD: &str = "youki-runc-type-systemd";
 /// The `options` table of [`YOUKI_RUNC_TYPE`] (TOML lines): what an operator copies from
 /// the runc entry of a node whose kubelet uses the cgroupfs driver (the pods' cgroup
 /// parents are cgroupfs paths), so that the tests see what the shim makes of it.
@@ -137,25 +144,36 @@ pub fn honours_runtime_path(version: (u32, u32)) -> bool {
     version >= (1, 7)
 }
 
-/// The [`YOUKI_RUNC_TYPE`] runtime table under `prefix` (the runtimes table of the
-/// config's version), or nothing without a shim.
-fn youki_runc_type_entry(prefix: &str, shim: Option<&Path>) -> String {
-    let Some(shim) = shim else {
-        return String::new();
-    };
-    let options: String = YOUKI_RUNC_TYPE_OPTIONS
-        .lines()
-        .map(|l| format!("        {l}\n"))
-        .collect();
-    format!(
-        r#"
-    [{prefix}.{YOUKI_RUNC_TYPE}]
+/// The runtime tables under `prefix` (the runtimes table of the config's version) of the
+/// handlers under runc's runtime type beside `runc`: [`RUNC_SYSTEMD`], and with a shim
+/// [`YOUKI_RUNC_TYPE`] and [`YOUKI_RUNC_TYPE_SYSTEMD`].
+fn runc_type_entries(prefix: &str, s: &Settings) -> String {
+    let entry = |name: &str, runtime_path: Option<&Path>, options: &str| {
+        let path = runtime_path
+            .map(|p| format!("      runtime_path = \"{}\"\n", p.display()))
+            .unwrap_or_default();
+        let options: String = options.lines().map(|l| format!("        {l}\n")).collect();
+        format!(
+            r#"
+    [{prefix}.{name}]
       runtime_type = "io.containerd.runc.v2"
-      runtime_path = "{shim}"
-      [{prefix}.{YOUKI_RUNC_TYPE}.options]
-{options}"#,
-        shim = shim.display()
-    )
+{path}      [{prefix}.{name}.options]
+{options}"#
+        )
+    };
+    let mut out = entry(
+        RUNC_SYSTEMD,
+        None,
+        &format!(
+            "SystemdCgroup = true\nRoot = \"{}/runc\"",
+            s.state.display()
+        ),
+    );
+    if let Some(shim) = s.youki_shim.as_deref() {
+        out += &entry(YOUKI_RUNC_TYPE, Some(shim), YOUKI_RUNC_TYPE_OPTIONS);
+        out += &entry(YOUKI_RUNC_TYPE_SYSTEMD, Some(shim), "SystemdCgroup = true");
+    }
+    out
 }
 
 /// containerd 1.6/1.7 (`version = 2`): CRI is one plugin, `io.containerd.grpc.v1.cri`.
@@ -229,9 +247,9 @@ state = "{state}"
         cni_bin = s.cni_bin.display(),
         cni_conf = s.cni_conf.display(),
         opt = s.root.join("opt").display(),
-        youki_runc_type = youki_runc_type_entry(
+        youki_runc_type = runc_type_entries(
             r#"plugins."io.containerd.grpc.v1.cri".containerd.runtimes"#,
-            s.youki_shim.as_deref()
+            s
         ),
     )
 }
@@ -314,9 +332,9 @@ state = "{state}"
         cni_bin = s.cni_bin.display(),
         cni_conf = s.cni_conf.display(),
         opt = s.root.join("opt").display(),
-        youki_runc_type = youki_runc_type_entry(
+        youki_runc_type = runc_type_entries(
             "plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes",
-            s.youki_shim.as_deref()
+            s
         ),
     )
 }
@@ -921,10 +939,15 @@ impl Drop for Cri {
     }
 }
 
-/// Builds the pause and busybox images and imports them into `k8s.io`
+/// Builds the pause and busybox images (unless given) and imports them into `k8s.io`
 /// (scripts/cri-images.sh, with the ctr of the containerd under test).
 fn import_images(ctd: &Containerd) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cri-images.sh");
+    // YOUKI_CRI_IMAGES: a directory holding the two tars already (scripts/vm-test.sh
+    // builds them on the host: in the VM, under TCG, building them takes a minute).
+    let out = std::env::var_os("YOUKI_CRI_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ctd.w.path("images"));
     let o = ctd.w.run(
         Command::new(&script)
             .env("CTR", &ctd.ctr)
@@ -933,7 +956,7 @@ fn import_images(ctd: &Containerd) {
             .arg("--address")
             .arg(&ctd.address)
             .arg("--out")
-            .arg(ctd.w.path("images")),
+            .arg(out),
     );
     assert!(
         o.status.success(),

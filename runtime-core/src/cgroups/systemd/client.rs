@@ -13,13 +13,6 @@ use super::SystemdError;
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER_IFACE: &str = "org.freedesktop.systemd1.Manager";
 
-/// How long the answer to a call that can be made again may take before it is made again
-/// on a new connection (systemd answers at once; the jobs are what take time). systemd 252 was seen to read a call and
-/// never answer it, the connection left open, when the call came on a new connection right
-/// after the previous one closed and the unit was collected (2 `run`s in 3 in the systemd
-/// VM, at StopUnit); runc keeps one connection per process and does not meet it.
-pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
-
 /// A connection to systemd (one per process, kept between operations: see the driver's
 /// `CONNECTION`).
 pub(crate) struct Connection {
@@ -61,7 +54,14 @@ impl Connection {
         };
         let uid = nix::unistd::geteuid().as_raw().to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
-        c.send(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
+        // BEGIN goes with AUTH, as sd-bus's own clients send it, so that systemd reads
+        // both at once, before our first call is written. Sent after the OK instead,
+        // BEGIN and the call can arrive together while systemd is busy; systemd 252 then
+        // starts the connection with the call already read into its buffer, and never
+        // looks at it (its event loop waits for the socket to be readable again): the
+        // call stayed unanswered, the connection idle (shim deletes right after a
+        // container exited, in the systemd VM).
+        c.send(format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").as_bytes())?;
         c.set_timeout(c.deadline, "the authentication answer")?;
         let mut line = String::new();
         c.stream
@@ -73,7 +73,6 @@ impl Connection {
                 answer: line.trim_end().to_string(),
             });
         }
-        c.send(b"BEGIN\r\n")?;
         Ok(c)
     }
 
@@ -311,7 +310,9 @@ pub(super) mod tests {
         assert_eq!(calls[1].signature, "ss");
     }
 
-    /// Accepts a connection on `listener` and answers its authentication as systemd does.
+    /// Accepts a connection on `listener` and answers its authentication as systemd does,
+    /// once it has read BEGIN too: a client that waits for the OK before it sends BEGIN
+    /// (and then its first call right behind) waits here in vain.
     pub(in super::super) fn accept(listener: &UnixListener) -> BufReader<UnixStream> {
         let (s, _) = listener.accept().expect("accept");
         let mut r = BufReader::new(s);
@@ -320,12 +321,12 @@ pub(super) mod tests {
         let uid = nix::unistd::geteuid().as_raw().to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         assert_eq!(auth, format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes());
-        r.get_mut()
-            .write_all(b"OK 0123456789abcdef\r\n")
-            .expect("ok");
         let mut begin = String::new();
         r.read_line(&mut begin).expect("begin");
         assert_eq!(begin, "BEGIN\r\n");
+        r.get_mut()
+            .write_all(b"OK 0123456789abcdef\r\n")
+            .expect("ok");
         r
     }
 

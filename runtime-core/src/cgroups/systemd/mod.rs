@@ -151,10 +151,8 @@ pub enum SystemdError {
     },
 }
 
-/// This process's connection to systemd, kept from one operation to the next as runc keeps
-/// one per process: in the systemd VM a new connection made right after the previous one
-/// closed, the scope just collected (`run` deleting its container right after it exited),
-/// went unanswered for over 30 s, a second new one too.
+/// This process's connection to systemd, kept from one operation to the next (`run`
+/// creates and deletes), as runc keeps one per process.
 static CONNECTION: Mutex<Option<Connection>> = Mutex::new(None);
 
 /// Drops this process's connection to systemd, if there is one.
@@ -295,31 +293,10 @@ impl SystemdManager {
         self.inner.update(r)
     }
 
-    /// Calls `member`, whose effect is the same called twice, once more on a new connection
-    /// if systemd leaves it unanswered for [`client::RETRY_AFTER`].
-    fn call_idempotent(
-        &self,
-        conn: &mut Connection,
-        member: &str,
-        args: &[Value],
-    ) -> Result<Reply, SystemdError> {
-        match conn.call(member, args, client::RETRY_AFTER) {
-            Err(SystemdError::Timeout { waiting_for }) => {
-                log::warn!(
-                    "{}: no answer from systemd ({waiting_for}); calling again on a new connection",
-                    self.unit.name
-                );
-                *conn = self.connect()?;
-                conn.call(member, args, TIMEOUT)
-            }
-            r => r,
-        }
-    }
-
     /// ResetFailedUnit: a failed unit stays loaded (and its name taken) until reset.
     fn reset_failed(&self, conn: &mut Connection) -> Result<(), SystemdError> {
         let unit = [Value::Str(self.unit.name.clone())];
-        match self.call_idempotent(conn, "ResetFailedUnit", &unit)? {
+        match conn.call("ResetFailedUnit", &unit, TIMEOUT)? {
             Reply::Error(name, message) if name != NO_SUCH_UNIT => {
                 log::debug!("ResetFailedUnit {}: {name}: {message}", self.unit.name);
             }
@@ -354,14 +331,14 @@ impl CgroupManager for SystemdManager {
                 Value::Bool(true),
                 Value::Array("(sv)".into(), props),
             ];
-            self.with_connection(|conn| {
-                match self.call_idempotent(conn, "SetUnitProperties", &args)? {
+            self.with_connection(
+                |conn| match conn.call("SetUnitProperties", &args, TIMEOUT)? {
                     Reply::Error(name, message) => {
                         Err(self.call_error("SetUnitProperties", name, message).into())
                     }
                     Reply::Return(_) => Ok(()),
-                }
-            })?;
+                },
+            )?;
         }
         self.inner.update(&r)
     }
@@ -399,18 +376,16 @@ impl CgroupManager for SystemdManager {
         ];
         self.with_connection(|conn| {
             // A scope whose processes are all gone has stopped, and systemd has collected
-            // it: nothing to stop. Asked to, StopUnit would load the unit again, and systemd
-            // 252 was seen to leave that call unanswered on a new connection (every shim
-            // delete after the container exited, in the systemd VM).
+            // it: nothing to stop (StopUnit would load the unit again, to stop nothing).
             let unit = [Value::Str(self.unit.name.clone())];
-            match self.call_idempotent(conn, "GetUnit", &unit)? {
+            match conn.call("GetUnit", &unit, TIMEOUT)? {
                 Reply::Error(name, _) if name == NO_SUCH_UNIT => return Ok(()),
                 Reply::Error(name, message) => {
                     return Err(self.call_error("GetUnit", name, message).into())
                 }
                 Reply::Return(_) => {}
             }
-            match self.call_idempotent(conn, "StopUnit", &args)? {
+            match conn.call("StopUnit", &args, TIMEOUT)? {
                 Reply::Return(m) => {
                     let job = m.body().string()?;
                     let result = conn.wait_job(&job)?;
@@ -500,34 +475,6 @@ mod tests {
             }
             Err(e) => panic!("{e}"),
         }
-    }
-
-    /// systemd left a StopUnit unanswered (seen in the VM): delete calls it again on a new
-    /// connection, then resets the unit, and is done.
-    #[test]
-    fn an_unanswered_stop_is_made_again_on_a_new_connection() {
-        let (m, listener, _dir) = manager_on_test_socket();
-        let peer = std::thread::spawn(move || {
-            let mut first = accept(&listener);
-            let mut calls = vec![next_call(&mut first)];
-            first
-                .get_mut()
-                .write_all(&reply(2, 1, None, "", &[]))
-                .expect("answer");
-            calls.push(next_call(&mut first));
-            let mut second = accept(&listener);
-            calls.push(next_call(&mut second));
-            second.get_mut().write_all(&gone(1)).expect("answer");
-            calls.push(next_call(&mut second));
-            second.get_mut().write_all(&gone(2)).expect("answer");
-            drop(first);
-            calls
-        });
-        m.remove().expect("remove");
-        assert_eq!(
-            members(peer.join().expect("peer")),
-            ["GetUnit", "StopUnit", "StopUnit", "ResetFailedUnit"]
-        );
     }
 
     /// A scope systemd has collected (its processes all gone) is not stopped: StopUnit
