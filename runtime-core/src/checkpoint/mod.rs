@@ -14,13 +14,13 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
-use oci_spec::runtime::LinuxNamespaceType;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::cgroups::{self, CgroupError};
 use crate::container::{self, ContainerError};
 use crate::hooks::{self, HookError};
 use crate::spec::{self, SpecError};
-use crate::state::{self, State, StateError, Status, Store};
+use crate::state::{self, Entry, State, StateError, Status, Store};
 use crate::syscall::{LinuxSyscall, Syscall, SyscallError};
 use proto::{CgMode, CriuOpts, CriuReq, Features, ReqType};
 use swrk::{Notify, Swrk};
@@ -237,25 +237,7 @@ pub fn checkpoint(
         .mode(0o700)
         .create(images)
         .map_err(io_err(images))?;
-    let parent_img = match &opts.parent_path {
-        Some(p) if p.is_absolute() => {
-            return Err(CheckpointError::Unsupported(format!(
-                "--parent-path {} must be relative to the image path",
-                p.display()
-            )))
-        }
-        Some(p) => {
-            let full = images.join(p);
-            if !full.is_dir() {
-                return Err(CheckpointError::Unsupported(format!(
-                    "--parent-path: {} is not a directory",
-                    full.display()
-                )));
-            }
-            Some(p.display().to_string())
-        }
-        None => None,
-    };
+    let parent_img = parent_image(images, opts.parent_path.as_deref())?;
     let images_dir = open_dir(images)?;
     let work_dir = c.work_path.as_deref().map(make_and_open_dir).transpose()?;
 
@@ -298,21 +280,12 @@ pub fn checkpoint(
         criu_opts.track_mem = true;
         ReqType::PreDump
     } else {
-        // The init's stdio, for restore to connect pipes again (runc's descriptors.json).
-        let fds: Vec<String> = (0..3)
-            .map(|fd| {
-                std::fs::read_link(format!("/proc/{}/fd/{fd}", st.pid))
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            })
-            .collect();
-        let path = images.join(DESCRIPTORS);
-        write_private(&path, &serde_json::to_vec(&fds).unwrap_or_default())?;
+        write_descriptors(&images.join(DESCRIPTORS), st.pid)?;
         ReqType::Dump
     };
 
     let log_dir = c.work_path.as_deref().unwrap_or(images);
-    let result = run_criu(&c.criu, CriuReq::new(kind, criu_opts), log_dir, |_| Ok(()));
+    let result = run_criu(&c.criu, CriuReq::new(kind, criu_opts), log_dir);
     if let Err(e) = result {
         if made_images {
             remove_images(images);
@@ -320,9 +293,12 @@ pub fn checkpoint(
         return Err(e);
     }
     if !opts.leave_running && !opts.pre_dump {
-        // CRIU killed the processes: what is left is the container's cgroup and state.
+        // CRIU killed the processes: what is left is the container's cgroup and state. The
+        // checkpoint is done whatever happens to them: a failure is a warning, as in runc.
         drop(entry);
-        container::delete(store, id, true)?;
+        if let Err(e) = container::delete(store, id, true) {
+            log::warn!("deleting {id} after its checkpoint: {e}");
+        }
     }
     Ok(())
 }
@@ -336,7 +312,7 @@ pub fn restore(
 ) -> Result<container::Container, CheckpointError> {
     state::validate_id(&opts.id)?;
     let c = &opts.criu;
-    // Everything about the images is checked before anything is created.
+    // Everything about the images and the bundle is checked before anything is created.
     let images_dir = open_dir(&c.image_path)?;
     let descriptors = read_descriptors(&c.image_path.join(DESCRIPTORS))?;
     let bundle = std::fs::canonicalize(&opts.bundle).map_err(|source| SpecError::Bundle {
@@ -353,7 +329,6 @@ pub fn restore(
         ));
     }
     let work_dir = c.work_path.as_deref().map(make_and_open_dir).transpose()?;
-
     let linux = spec.linux().as_ref();
     let cgroup_path = cgroups::cgroup_path(
         linux.and_then(|l| l.cgroups_path().as_deref()),
@@ -361,6 +336,7 @@ pub fn restore(
         opts.cgroup_driver,
     );
     let cgroup = cgroups::new_manager(&cgroup_path, opts.cgroup_driver)?;
+
     let entry = store.create(&opts.id)?;
     let mut st = State {
         oci_version: state::OCI_VERSION.to_string(),
@@ -377,110 +353,16 @@ pub fn restore(
         seccomp: linux.and_then(|l| l.seccomp().clone()),
         shares_pid_ns: !crate::namespaces::has_private_pid_ns(&spec),
     };
-    let result = (|| -> Result<(), CheckpointError> {
-        // Saved before anything runs, so that `delete` finds the cgroup to clean up.
-        entry.save(&st)?;
-        // With the device rules a create gives (the defaults CRIU needs too: /dev/null).
-        cgroup.create(Some(&cgroups::with_default_rules(
-            linux.and_then(|l| l.resources().as_ref()),
-            linux
-                .and_then(|l| l.devices().as_deref())
-                .unwrap_or_default(),
-        )))?;
-        let mounts = external::mounts(&spec, &rootfs, &cgroup.mounts());
-        let mut criu_opts = CriuOpts {
-            images_dir_fd: images_dir.as_raw_fd(),
-            evasive_devices: true,
-            log_file: Some("restore.log".into()),
-            rst_sibling: true,
-            work_dir_fd: work_dir.as_ref().map(|d| d.as_raw_fd()),
-            ext_mnt: external::restore_pairs(&spec, &mounts),
-            ..common_opts(c, &st.annotations)
-        };
-        // Our stdio stands for every pipe the init had (runc does the same): CRIU connects
-        // the restored descriptor to ours at the same number.
-        for (fd, what) in descriptors.iter().enumerate() {
-            if what.contains("pipe:") {
-                criu_opts.inherit_fd.push((what.clone(), fd as i32));
-            }
-        }
-        // Namespaces joined by path: net and pid were dumped as external, and are handed
-        // over as descriptors; the others are joined.
-        let mut ns_files = vec![];
-        for (kind, path) in &joined {
-            match external::ns_key(*kind) {
-                Some(key) => {
-                    let fd = open_for_criu(path)?;
-                    criu_opts.inherit_fd.push((key.to_string(), fd.as_raw_fd()));
-                    ns_files.push(fd);
-                }
-                None => criu_opts.join_ns.push((
-                    external::ns_name(*kind).to_string(),
-                    path.display().to_string(),
-                )),
-            }
-        }
-        let root = CriuRoot::bind(&entry.dir().join(CRIU_ROOT), &rootfs)?;
-        criu_opts.root = Some(root.path.display().to_string());
-        let log_dir = c.work_path.as_deref().unwrap_or(&c.image_path);
-        let mut restored_pid = None;
-        let hooks = spec.hooks().clone().unwrap_or_default();
-        let mut swrk = Swrk::start(&c.criu)?;
-        // CRIU forks the restored tree: in its cgroup, the tree lands in the container's.
-        let criu_pid = swrk.pid();
-        let outcome = cgroup
-            .add_task(nix::unistd::Pid::from_raw(criu_pid))
-            .map_err(CheckpointError::from)
-            .and_then(|()| {
-                criu_opts.cg_root = cgroup_roots(criu_pid)?;
-                let req = CriuReq::new(ReqType::Restore, criu_opts);
-                swrk.request(&req, &mut |n: Notify<'_>| {
-                    match n.script {
-                        "setup-namespaces" => {
-                            let mut s = st.clone();
-                            s.pid = n.pid.unwrap_or(0);
-                            let json = serde_json::to_vec(&s.oci_json(Status::Creating))
-                                .unwrap_or_default();
-                            hooks::run(hooks.prestart().as_deref().unwrap_or_default(), &json)?;
-                            hooks::run(
-                                hooks.create_runtime().as_deref().unwrap_or_default(),
-                                &json,
-                            )?;
-                        }
-                        "post-restore" => restored_pid = n.pid,
-                        swrk::ORPHAN_PTS_MASTER => {
-                            let (Some(console), Some(master)) = (&opts.console, n.fd) else {
-                                return Err(CheckpointError::Unsupported(
-                                    "the restored container has a terminal: a --console-socket is needed to receive it".into(),
-                                ));
-                            };
-                            crate::tty::send_master(console.as_fd(), master.as_fd())?;
-                        }
-                        _ => {}
-                    }
-                    Ok(())
-                })
-            });
-        let finished = swrk.finish(ReqType::Restore);
-        drop(ns_files);
-        root.release()?;
-        let resp = outcome.map_err(|e| with_log(e, log_dir, "restore.log"))?;
-        finished?;
-        let pid = restored_pid.or(resp.restored_pid).ok_or_else(|| {
-            CheckpointError::Protocol("restore succeeded but named no pid".into())
-        })?;
-        st.pid = pid;
-        st.init_start_time = state::proc_stat(pid).map(|s| s.start_time).ok_or_else(|| {
-            CheckpointError::Unsupported(format!("restored init {pid} exited at once"))
-        })?;
-        st.status = Status::Running;
-        entry.save(&st)?;
-        if let Some(p) = &opts.pid_file {
-            write_pid_file(p, pid)?;
-        }
-        Ok(())
-    })();
-    match result {
+    let prepared = Prepared {
+        spec: &spec,
+        rootfs,
+        images_dir,
+        work_dir,
+        descriptors,
+        joined,
+        cgroup,
+    };
+    match restore_into(&entry, &mut st, &prepared, opts) {
         Ok(()) => Ok(container::Container {
             state: st,
             status: Status::Running,
@@ -495,6 +377,140 @@ pub fn restore(
             Err(e)
         }
     }
+}
+
+/// What restore checked and opened before it created the container.
+struct Prepared<'a> {
+    spec: &'a Spec,
+    rootfs: PathBuf,
+    images_dir: OwnedFd,
+    work_dir: Option<OwnedFd>,
+    descriptors: Vec<String>,
+    joined: Vec<(LinuxNamespaceType, PathBuf)>,
+    cgroup: Box<dyn cgroups::CgroupManager>,
+}
+
+/// The restore proper, once the container's state directory exists: its cgroup, CRIU's
+/// root, the CRIU session, then the state with the restored init.
+fn restore_into(
+    entry: &Entry,
+    st: &mut State,
+    p: &Prepared<'_>,
+    opts: &RestoreOptions,
+) -> Result<(), CheckpointError> {
+    // Saved before anything runs, so that `delete` finds the cgroup to clean up.
+    entry.save(st)?;
+    let linux = p.spec.linux().as_ref();
+    // With the device rules a create gives (the defaults CRIU needs too: /dev/null).
+    p.cgroup.create(Some(&cgroups::with_default_rules(
+        linux.and_then(|l| l.resources().as_ref()),
+        linux
+            .and_then(|l| l.devices().as_deref())
+            .unwrap_or_default(),
+    )))?;
+    let mounts = external::mounts(p.spec, &p.rootfs, &p.cgroup.mounts());
+    let mut criu_opts = CriuOpts {
+        images_dir_fd: p.images_dir.as_raw_fd(),
+        evasive_devices: true,
+        log_file: Some("restore.log".into()),
+        rst_sibling: true,
+        work_dir_fd: p.work_dir.as_ref().map(|d| d.as_raw_fd()),
+        ext_mnt: external::restore_pairs(p.spec, &mounts),
+        ..common_opts(&opts.criu, &st.annotations)
+    };
+    // Our stdio stands for every pipe the init had (runc does the same): CRIU connects
+    // the restored descriptor to ours at the same number.
+    for (fd, what) in p.descriptors.iter().enumerate() {
+        if what.contains("pipe:") {
+            criu_opts.inherit_fd.push((what.clone(), fd as i32));
+        }
+    }
+    // Namespaces joined by path: net and pid were dumped as external, and are handed
+    // over as descriptors; the others are joined.
+    let mut ns_files = vec![];
+    for (kind, path) in &p.joined {
+        match external::ns_key(*kind) {
+            Some(key) => {
+                let fd = open_for_criu(path)?;
+                criu_opts.inherit_fd.push((key.to_string(), fd.as_raw_fd()));
+                ns_files.push(fd);
+            }
+            None => criu_opts.join_ns.push((
+                external::ns_name(*kind).to_string(),
+                path.display().to_string(),
+            )),
+        }
+    }
+    let root = CriuRoot::bind(&entry.dir().join(CRIU_ROOT), &p.rootfs)?;
+    criu_opts.root = Some(root.path.display().to_string());
+    let restored = run_restore(criu_opts, p.cgroup.as_ref(), st, opts);
+    drop(ns_files);
+    root.release()?;
+    let pid = restored?;
+    st.pid = pid;
+    st.init_start_time = state::proc_stat(pid).map(|s| s.start_time).ok_or_else(|| {
+        CheckpointError::Unsupported(format!("restored init {pid} exited at once"))
+    })?;
+    st.status = Status::Running;
+    entry.save(st)?;
+    if let Some(path) = &opts.pid_file {
+        write_pid_file(path, pid)?;
+    }
+    Ok(())
+}
+
+/// The CRIU session of a restore: CRIU moved into the container's cgroup first (the tree
+/// it forks lands there), its callbacks answered. Returns the restored init's pid.
+fn run_restore(
+    mut criu_opts: CriuOpts,
+    cgroup: &dyn cgroups::CgroupManager,
+    st: &State,
+    opts: &RestoreOptions,
+) -> Result<i32, CheckpointError> {
+    let c = &opts.criu;
+    let hooks = st.hooks.clone().unwrap_or_default();
+    let mut restored_pid = None;
+    let mut swrk = Swrk::start(&c.criu)?;
+    let criu_pid = swrk.pid();
+    let outcome = cgroup
+        .add_task(nix::unistd::Pid::from_raw(criu_pid))
+        .map_err(CheckpointError::from)
+        .and_then(|()| {
+            criu_opts.cg_root = cgroup_roots(criu_pid)?;
+            let req = CriuReq::new(ReqType::Restore, criu_opts);
+            swrk.request(&req, &mut |n: Notify<'_>| match n.script {
+                // The namespaces exist, nothing runs yet: where create runs them.
+                "setup-namespaces" => {
+                    let mut s = st.clone();
+                    s.pid = n.pid.unwrap_or(0);
+                    let json =
+                        serde_json::to_vec(&s.oci_json(Status::Creating)).unwrap_or_default();
+                    hooks::run(hooks.prestart().as_deref().unwrap_or_default(), &json)?;
+                    hooks::run(hooks.create_runtime().as_deref().unwrap_or_default(), &json)?;
+                    Ok(())
+                }
+                "post-restore" => {
+                    restored_pid = n.pid;
+                    Ok(())
+                }
+                swrk::ORPHAN_PTS_MASTER => {
+                    let (Some(console), Some(master)) = (&opts.console, n.fd) else {
+                        return Err(CheckpointError::Unsupported(
+                            "the restored container has a terminal: a --console-socket is needed to receive it".into(),
+                        ));
+                    };
+                    Ok(crate::tty::send_master(console.as_fd(), master.as_fd())?)
+                }
+                _ => Ok(()),
+            })
+        });
+    let finished = swrk.finish(ReqType::Restore);
+    let log_dir = c.work_path.as_deref().unwrap_or(&c.image_path);
+    let resp = outcome.map_err(|e| with_log(e, log_dir, "restore.log"))?;
+    finished?;
+    restored_pid
+        .or(resp.restored_pid)
+        .ok_or_else(|| CheckpointError::Protocol("restore succeeded but named no pid".into()))
 }
 
 /// The options a dump and a restore share.
@@ -523,14 +539,11 @@ fn common_opts(c: &CriuFlags, annotations: &std::collections::HashMap<String, St
 
 /// Runs one request in a new `criu swrk` and waits for CRIU to exit; a failure quotes the
 /// log's last error lines.
-fn run_criu(
-    criu: &Path,
-    req: CriuReq,
-    log_dir: &Path,
-    mut on_notify: impl FnMut(Notify<'_>) -> Result<(), CheckpointError>,
-) -> Result<(), CheckpointError> {
+fn run_criu(criu: &Path, req: CriuReq, log_dir: &Path) -> Result<(), CheckpointError> {
     let mut swrk = Swrk::start(criu)?;
-    let outcome = swrk.request(&req, &mut on_notify);
+    // A dump's callbacks (network lock and unlock, post-dump) need nothing of a runtime
+    // that manages no network devices: answered only.
+    let outcome = swrk.request(&req, &mut |_| Ok(()));
     let finished = swrk.finish(req.kind);
     let log = req
         .opts
@@ -616,6 +629,39 @@ fn parse_cgroup_roots(text: &str) -> Vec<(Option<String>, String)> {
             Some((ctrl, path.to_string()))
         })
         .collect()
+}
+
+/// `--parent-path`: relative to the images directory, an existing directory there.
+fn parent_image(images: &Path, parent: Option<&Path>) -> Result<Option<String>, CheckpointError> {
+    let Some(p) = parent else {
+        return Ok(None);
+    };
+    if p.is_absolute() {
+        return Err(CheckpointError::Unsupported(format!(
+            "--parent-path {} must be relative to the image path",
+            p.display()
+        )));
+    }
+    if !images.join(p).is_dir() {
+        return Err(CheckpointError::Unsupported(format!(
+            "--parent-path: {} is not a directory",
+            images.join(p).display()
+        )));
+    }
+    Ok(Some(p.display().to_string()))
+}
+
+/// Writes what the init's stdio are (runc's descriptors.json), for restore to connect the
+/// pipes among them again.
+fn write_descriptors(path: &Path, pid: i32) -> Result<(), CheckpointError> {
+    let fds: Vec<String> = (0..3)
+        .map(|fd| {
+            std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    write_private(path, &serde_json::to_vec(&fds).unwrap_or_default())
 }
 
 /// The init's stdio as [`checkpoint`] wrote it.
