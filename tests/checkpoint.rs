@@ -72,7 +72,7 @@ fn criu_or_skip(test: &str) -> Option<PathBuf> {
 /// A pipe whose read end the test keeps, non-blocking.
 struct Pipe {
     reader: PipeReader,
-    writer: Option<PipeWriter>,
+    writer: PipeWriter,
     read: String,
 }
 
@@ -85,7 +85,7 @@ impl Pipe {
         }
         Pipe {
             reader,
-            writer: Some(writer),
+            writer,
             read: String::new(),
         }
     }
@@ -138,10 +138,9 @@ fn run_with(env: &TestEnv, criu: &Path, io: &mut Stdio3, args: &[&OsStr]) -> Out
         dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let dup = |w: &Option<PipeWriter>| -> Stdio {
-        w.as_ref().expect("pipe writer").try_clone().unwrap().into()
-    };
-    // The container reads its stdin pipe's read end: a dup of ours, set blocking for it.
+    let dup = |w: &PipeWriter| -> Stdio { w.try_clone().expect("dup a pipe").into() };
+    // The container reads the stdin pipe, blocking (the flag is shared with our copy of the
+    // read end, which the test never reads); the test holds the write end: it never ends.
     let stdin_fd = io.stdin.reader.try_clone().expect("dup stdin");
     // SAFETY: fcntl on a descriptor we own.
     unsafe {
