@@ -33,13 +33,15 @@ for bin in "${others[@]}"; do
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
 
-# tests/e2e_docker.rs ran above (cargo test --workspace) with Docker 28 from sid; it skips
-# without it, which must not pass for a full run.
-if [ ! -x /var/cache/youki-shim/docker-sid/bin/dockerd ]; then
-    echo "test: /var/cache/youki-shim/docker-sid/bin/dockerd missing (e2e_docker skipped): run scripts/setup.sh" | tee -a "$log"
-    echo "test result: FAILED. 0 passed; 1 failed;" >> "$log"
-    status=1
-fi
+# tests/e2e_docker.rs and tests/checkpoint.rs ran above (cargo test --workspace) with
+# Docker 28 and CRIU 4 from sid; they skip without them, which must not pass for a full run.
+for need in docker-sid/bin/dockerd:e2e_docker criu-sid/criu:checkpoint; do
+    if [ ! -x "/var/cache/youki-shim/${need%%:*}" ]; then
+        echo "test: /var/cache/youki-shim/${need%%:*} missing (${need##*:} skipped): run scripts/setup.sh" | tee -a "$log"
+        echo "test result: FAILED. 0 passed; 1 failed;" >> "$log"
+        status=1
+    fi
+done
 
 # The kernel-facing tests again on pure cgroup v2, in a VM (scripts/vm-test.sh; this host
 # is hybrid v1): youki's CLI, the shim through containerd 2.1.9, and runc as the check of
