@@ -319,7 +319,15 @@ fn checkpoint_then_restore_counts_on() {
     // Nothing more reaches the old stdout.
     assert_eq!(io.stdout.numbers().last(), Some(&last));
 
-    // A container of the runtime like any other.
+    // A container of the runtime like any other: exec joins it (CRIU restored it into a
+    // time namespace of its own too), kill and delete end it.
+    let o = env.run(&["exec", &id, "cat", "/data/count"]);
+    assert_ok(&o, "exec in the restored container");
+    assert!(
+        stdout_of(&o).trim().parse::<u64>().is_ok_and(|n| n > last),
+        "{}",
+        describe(&o)
+    );
     assert_ok(&env.kill(&id, "KILL"), "kill of the restored container");
     env.wait_for_status(&id, "stopped", T);
     assert_ok(&env.delete(&id), "delete of the restored container");
