@@ -91,24 +91,24 @@ impl Swrk {
     ) -> Result<CriuResp, CheckpointError> {
         self.send(req)?;
         loop {
-            let resp = self.receive()?;
-            if !resp.0.success {
+            let (resp, fd) = self.receive()?;
+            if !resp.success {
                 return Err(CheckpointError::CriuFailed {
-                    what: resp.0.kind.unwrap_or(req.kind),
-                    errno: resp.0.cr_errno,
-                    message: resp.0.cr_errmsg.clone(),
+                    what: resp.kind.unwrap_or(req.kind),
+                    errno: resp.cr_errno,
+                    message: resp.cr_errmsg,
                     log: None,
                 });
             }
-            if resp.0.kind != Some(ReqType::Notify) {
-                return Ok(resp.0);
+            if resp.kind != Some(ReqType::Notify) {
+                return Ok(resp);
             }
-            let script = resp.0.notify_script.clone().unwrap_or_default();
+            let script = resp.notify_script.unwrap_or_default();
             log::debug!("criu notify: {script}");
             on_notify(Notify {
                 script: &script,
-                pid: resp.0.notify_pid,
-                fd: resp.1,
+                pid: resp.notify_pid,
+                fd,
             })?;
             self.send(&CriuReq::notify_ok())?;
         }
