@@ -888,56 +888,6 @@ fn shim_pause_resume_and_metrics() {
     kill_and_remove(&c, &id);
 }
 
-/// `ctr events` in the background, already subscribed when [`EventWatch::start`] returns;
-/// stopped when dropped.
-struct EventWatch {
-    child: Child,
-    out: PathBuf,
-}
-
-impl EventWatch {
-    fn start(c: &Containerd) -> EventWatch {
-        let out = c.w.path(&format!("events-{}.txt", c.w.next()));
-        let child = c
-            .cmd()
-            .arg("events")
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&out).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ctr events");
-        let watch = EventWatch { child, out };
-        // ctr events subscribes asynchronously: wait until it sees an event of ours.
-        let probe = c.w.name("probe");
-        let subscribed = poll(Duration::from_secs(10), || {
-            let _ = c.ctr(&["namespaces", "label", &c.ns, &format!("probe={probe}")]);
-            watch.text().contains(&probe)
-        });
-        assert!(subscribed, "ctr events saw nothing\n{}", watch.text());
-        watch
-    }
-
-    fn text(&self) -> String {
-        fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    /// Waits at most `timeout` for an event on `topic` that names `id`.
-    fn saw(&self, timeout: Duration, topic: &str, id: &str) -> bool {
-        poll(timeout, || {
-            self.text()
-                .lines()
-                .any(|l| l.contains(topic) && l.contains(id))
-        })
-    }
-}
-
-impl Drop for EventWatch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn shim_memory_limit_oom_event_and_exit_137() {
     let c = start("shim-oom");

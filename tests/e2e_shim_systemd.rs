@@ -166,7 +166,8 @@ fn systemd_cgroup_option_with_a_cgroupfs_path_is_refused() {
 
 /// With systemd as init (the VM): a container whose cgroupsPath is `system.slice:P:ID` is
 /// the scope `P-ID.scope`, with its memory limit in systemd and in the scope's cgroup,
-/// init and exec'd processes in it; pause, resume and metrics act on it (ctr has no
+/// init and exec'd processes in it, its device rules enforced; pause, resume and metrics
+/// act on it (ctr has no
 /// update: tests/systemd.rs updates through the CLI); after delete no unit or cgroup of it
 /// is left.
 #[test]
@@ -243,6 +244,24 @@ fn shim_container_is_a_systemd_scope() {
             "{name}: the limit in the metrics\n{metrics}"
         );
 
+        // The device program is on the scope too: a node the container may make but not
+        // use (c 1:1, /dev/mem) cannot be opened.
+        let o = c.w.run(c.cmd().args([
+            "task",
+            "exec",
+            "--exec-id",
+            &format!("{id}-d"),
+            &id,
+            "sh",
+            "-c",
+            "mknod /tmp/mem c 1 1 && head -c 1 /tmp/mem",
+        ]));
+        assert!(
+            !o.status.success() && stderr_of(&o).contains("Operation not permitted"),
+            "{name}: /dev/mem opened\n{}",
+            describe(&o)
+        );
+
         c.ctr_ok(&["task", "kill", "-s", "SIGKILL", &id]);
         assert!(
             poll(Duration::from_secs(10), || c.task_status(&id) == "STOPPED"),
@@ -265,4 +284,38 @@ fn read_trimmed(p: &Path) -> String {
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         .trim()
         .to_string()
+}
+
+/// With systemd as init: a container in a scope that outgrows its memory limit is killed
+/// (137) and the shim sends /tasks/oom; the scope goes with it.
+#[test]
+#[ignore = "needs systemd as init: scripts/vm-test.sh runs it in its systemd VM"]
+fn shim_oom_in_a_systemd_scope() {
+    assert!(Path::new(BOOTED).is_dir(), "needs systemd as init");
+    for (name, shim, flags) in shims() {
+        let c = Containerd::start(&format!("sdoom-{name}"), shim);
+        let events = EventWatch::start(&c);
+        let id = c.w.name("oom");
+        let (path, _) = scope_of(&c, &id);
+        let o = run_in(
+            &c,
+            flags,
+            &path,
+            &["--rm", "--memory-limit", "20971520"],
+            &id,
+            &["tail", "/dev/zero"],
+        );
+        assert_eq!(o.status.code(), Some(137), "{name}: {}", describe(&o));
+        assert!(
+            events.saw(Duration::from_secs(10), "/tasks/oom", &id),
+            "{name}: no /tasks/oom\n{}",
+            events.text()
+        );
+        c.no_containers_left();
+        assert!(
+            poll(Duration::from_secs(10), || units_of(&c).is_empty()),
+            "{name}: units left: {:?}",
+            units_of(&c)
+        );
+    }
 }

@@ -444,6 +444,56 @@ impl DaemonCmd {
     }
 }
 
+/// `ctr events` in the background, already subscribed when [`EventWatch::start`] returns;
+/// stopped when dropped.
+pub struct EventWatch {
+    child: std::process::Child,
+    out: PathBuf,
+}
+
+impl EventWatch {
+    pub fn start(c: &Containerd) -> EventWatch {
+        let out = c.w.path(&format!("events-{}.txt", c.w.next()));
+        let child = c
+            .cmd()
+            .arg("events")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn ctr events");
+        let watch = EventWatch { child, out };
+        // ctr events subscribes asynchronously: wait until it sees an event of ours.
+        let probe = c.w.name("probe");
+        let subscribed = poll(Duration::from_secs(10), || {
+            let _ = c.ctr(&["namespaces", "label", &c.ns, &format!("probe={probe}")]);
+            watch.text().contains(&probe)
+        });
+        assert!(subscribed, "ctr events saw nothing\n{}", watch.text());
+        watch
+    }
+
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Waits at most `timeout` for an event on `topic` that names `id`.
+    pub fn saw(&self, timeout: Duration, topic: &str, id: &str) -> bool {
+        poll(timeout, || {
+            self.text()
+                .lines()
+                .any(|l| l.contains(topic) && l.contains(id))
+        })
+    }
+}
+
+impl Drop for EventWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The lines of a containerd log where a record of `runtime`'s shims is at warning level
 /// or above (see [`Containerd::shim_warnings`]).
 pub fn warning_lines(log: &str, runtime: &str) -> Vec<String> {
