@@ -5,16 +5,24 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recv, send, shutdown, socketpair, AddressFamily, MsgFlags, Shutdown, SockFlag, SockType,
+};
 
 use super::proto::{CriuReq, CriuResp, ReqType};
 use super::CheckpointError;
 
 /// Largest message accepted from CRIU; its responses are a few hundred bytes.
 const MAX_MESSAGE: usize = 64 * 1024;
+
+/// How long CRIU may take to exit once its session is over (its socket shut down or
+/// closed by CRIU itself): it has nothing left to do then, so a CRIU still there after
+/// this is stuck, and is killed rather than waited for forever.
+const EXIT_BOUND: Duration = Duration::from_secs(10);
 
 /// The notify callback CRIU sends with a restored terminal's master attached.
 pub const ORPHAN_PTS_MASTER: &str = "orphan-pts-master";
@@ -34,7 +42,8 @@ pub struct Notify<'a> {
     pub fd: Option<OwnedFd>,
 }
 
-/// A running `criu swrk`.
+/// A running `criu swrk`. Dropped without [`Swrk::finish`] (an early return, a panic), it
+/// kills and reaps CRIU, so that no CRIU outlives its caller or stays a zombie.
 pub struct Swrk {
     child: Child,
     socket: OwnedFd,
@@ -142,10 +151,13 @@ impl Swrk {
             }
         };
         if n == 0 {
-            let status = self.child.wait().ok();
+            let status = match reap_within(&mut self.child, EXIT_BOUND) {
+                Ok(status) => status.to_string(),
+                Err(why) => why,
+            };
             return Err(CheckpointError::CriuExited {
                 criu: self.criu.clone(),
-                status: status.map(|s| s.to_string()).unwrap_or_default(),
+                status,
             });
         }
         if n > buf.len() {
@@ -165,23 +177,92 @@ impl Swrk {
         Ok((resp, fd))
     }
 
-    /// Closes our end and waits for CRIU to exit. After a pre-dump CRIU waits for the next
-    /// request and ends on the closed socket, so only there a failed exit is no error.
+    /// Shuts our end down and waits (at most [`EXIT_BOUND`]) for CRIU to exit. After a
+    /// pre-dump CRIU waits for the next request and ends on the shut socket, so only there
+    /// a failed exit is no error.
     pub fn finish(mut self, kind: ReqType) -> Result<(), CheckpointError> {
-        drop(self.socket);
-        let status = self
-            .child
-            .wait()
-            .map_err(|source| CheckpointError::CriuStart {
-                criu: self.criu.clone(),
-                source,
-            })?;
+        // Shut down rather than closed: the descriptor stays ours until `self` is dropped.
+        // An error here (CRIU gone already) changes nothing for the wait.
+        let _ = shutdown(self.socket.as_raw_fd(), Shutdown::Both);
+        let exited = |status| CheckpointError::CriuExited {
+            criu: self.criu.clone(),
+            status,
+        };
+        let status = reap_within(&mut self.child, EXIT_BOUND).map_err(exited)?;
         if !status.success() && kind != ReqType::PreDump {
-            return Err(CheckpointError::CriuExited {
-                criu: self.criu,
-                status: status.to_string(),
-            });
+            return Err(exited(status.to_string()));
         }
         Ok(())
+    }
+}
+
+impl Drop for Swrk {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Waits for `child` to exit for at most `bound`; past it, kills and reaps it and says so.
+fn reap_within(child: &mut Child, bound: Duration) -> Result<ExitStatus, String> {
+    let deadline = Instant::now() + bound;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "still running {bound:?} after its session ended; killed"
+                ));
+            }
+            Err(e) => return Err(format!("waiting for it: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    use nix::unistd::Pid;
+
+    /// Whether `pid` is reaped; not waiting, so that a child still there fails at once.
+    fn reaped(pid: Pid) -> bool {
+        waitpid(pid, Some(WaitPidFlag::WNOHANG)) == Err(nix::errno::Errno::ECHILD)
+    }
+
+    #[test]
+    fn a_criu_that_does_not_exit_is_killed_and_reaped() {
+        let mut child = Command::new("sleep").arg("100").spawn().unwrap();
+        let pid = child.id();
+        let why = reap_within(&mut child, Duration::from_millis(50)).unwrap_err();
+        assert!(why.contains("killed"), "{why}");
+        assert!(reaped(Pid::from_raw(pid as i32)));
+    }
+
+    #[test]
+    fn a_dropped_session_kills_and_reaps_criu() {
+        let mut s = Swrk {
+            child: Command::new("sleep").arg("100").spawn().unwrap(),
+            socket: socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .unwrap()
+            .0,
+            criu: "sleep".into(),
+        };
+        let pid = Pid::from_raw(s.pid());
+        assert!(matches!(s.child.try_wait(), Ok(None)));
+        drop(s);
+        assert!(reaped(pid));
     }
 }
