@@ -458,7 +458,11 @@ mod tests {
     #[test]
     fn path_rules() {
         assert_eq!(
-            cgroup_path(Some(Path::new("/kubepods/pod1/abc")), "abc", Driver::Cgroupfs),
+            cgroup_path(
+                Some(Path::new("/kubepods/pod1/abc")),
+                "abc",
+                Driver::Cgroupfs
+            ),
             PathBuf::from("/kubepods/pod1/abc")
         );
         assert_eq!(
@@ -580,7 +584,11 @@ mod tests {
             })
         );
         assert!(matches!(
-            manager_from_mountinfo(Path::new("/x"), "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n", false),
+            manager_from_mountinfo(
+                Path::new("/x"),
+                "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n",
+                false
+            ),
             Err(CgroupError::NoCgroupFs { .. })
         ));
     }
