@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use common::*;
@@ -605,5 +607,64 @@ fn absolute_program_runs_without_any_env() {
     assert_eq!(
         run_ok(&env, &b),
         "ran\nHOME=/root\nPATH=/sbin:/usr/sbin:/bin:/usr/bin\nPWD=/\nSHLVL=1\n"
+    );
+}
+
+/// The session id (field 6) of `stat`, a /proc/PID/stat text.
+fn session_of(stat: &str) -> i32 {
+    // After the command name, which is in parentheses: state, ppid, pgrp, session.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(3))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no session in {stat:?}"))
+}
+
+/// init and an exec'd process each lead a session of their own, as runc makes every
+/// container process (nsexec's last stage calls setsid), without a terminal too: not the
+/// runtime caller's session (the test's here), which CRIU refuses to dump.
+#[test]
+fn init_and_exec_lead_their_own_session() {
+    let env = TestEnv::new("session");
+    let mut b = env.bundle();
+    b.args(&["sleep", "100"]);
+    let id = env.id();
+    env.create(&id, &b);
+    env.start(&id);
+    let pid = env.pid(&id);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("init's stat");
+    assert_eq!(session_of(&stat), pid, "init's session: {stat}");
+    let o = env.run(&["exec", &id, "sh", "-c", "cat /proc/$$/stat; echo; echo $$"]);
+    assert_ok(&o, "exec");
+    let out = stdout_of(&o);
+    let mut lines = out.lines();
+    let (stat, shell) = (lines.next().unwrap_or(""), lines.nth(1).unwrap_or(""));
+    assert_eq!(
+        session_of(stat).to_string(),
+        shell,
+        "an exec'd process's session (inside the pid namespace)\n{out}"
+    );
+    env.kill(&id, "KILL");
+}
+
+/// A stdin, stdout or stderr that is the host's /dev/null is reopened on the container's
+/// /dev/null, as runc does after pivot_root: the descriptor's mount is then the
+/// container's /dev. `create` passes its stdio on (`run` in the foreground gives runc's
+/// container pipes); the tests' stdin is the host's /dev/null.
+#[test]
+fn host_dev_null_stdio_is_reopened_inside() {
+    let env = TestEnv::new("devnull");
+    let mut b = env.bundle();
+    b.sh(
+        "m=$(awk '$1 == \"mnt_id:\" {print $2}' /proc/self/fdinfo/0); \
+         awk -v m=\"$m\" '$1 == m {print $5}' /proc/self/mountinfo",
+    );
+    let id = env.id();
+    env.create(&id, &b);
+    env.start(&id);
+    env.wait_for_status(&id, "stopped", Duration::from_secs(10));
+    assert_eq!(
+        env.container_stdout(&id).trim(),
+        "/dev",
+        "stdin's mount, seen inside"
     );
 }

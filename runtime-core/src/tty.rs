@@ -159,10 +159,19 @@ pub fn receive_master(socket: BorrowedFd<'_>) -> Result<OwnedFd, TtyError> {
     Err(TtyError::NoDescriptor)
 }
 
-/// Makes `slave` the calling process's controlling terminal and stdin, stdout and stderr,
-/// in a new session.
-pub fn make_controlling(slave: &OwnedFd) -> Result<(), TtyError> {
+/// Makes the calling process the leader of a new session (and process group), as runc
+/// makes every container process (nsexec's last stage): a terminal's signals then reach
+/// the runtime, which forwards them, not the container's processes as well; a terminal can
+/// become its controlling one; and CRIU can dump it (it refuses a session whose leader is
+/// outside the container's pid namespace).
+pub fn new_session() -> Result<(), TtyError> {
     nix::unistd::setsid().map_err(pty_err("setsid"))?;
+    Ok(())
+}
+
+/// Makes `slave` the controlling terminal and stdin, stdout and stderr of the calling
+/// process, which leads a session without one ([`new_session`]).
+pub fn make_controlling(slave: &OwnedFd) -> Result<(), TtyError> {
     terminal::set_controlling(slave.as_fd())?;
     nix::unistd::dup2_stdin(slave).map_err(pty_err("dup2 stdin"))?;
     nix::unistd::dup2_stdout(slave).map_err(pty_err("dup2 stdout"))?;

@@ -37,6 +37,7 @@ fn try_exec(
     // until it runs the program.
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))?;
     syscall::signals::reset().map_err(|e| e.to_string())?;
+    crate::tty::new_session().map_err(|e| e.to_string())?;
     if let Some(stdio) = setup.stdio {
         set_stdio(stdio)?;
     }

@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
@@ -55,6 +55,7 @@ fn try_build(
     // execve restores dumpability.
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))?;
     syscall::signals::reset().map_err(|e| e.to_string())?;
+    crate::tty::new_session().map_err(|e| e.to_string())?;
     if let Some(stdio) = setup.stdio {
         set_stdio(stdio)?;
     }
@@ -153,6 +154,9 @@ fn try_build(
         sys.chdir(Path::new("/")).map_err(|e| e.to_string())?;
     }
     check_proc()?;
+    if in_mount_ns {
+        reopen_dev_null()?;
+    }
     create_cwd(process.cwd())?;
     write_sysctls(spec)?;
     if let Some(console) = setup.console {
@@ -315,6 +319,46 @@ pub(super) fn set_stdio(stdio: &super::Stdio) -> Result<(), String> {
     }
     if let Some(fd) = &stdio.stderr {
         nix::unistd::dup2_stderr(fd).map_err(|e| err("stderr", e))?;
+    }
+    Ok(())
+}
+
+/// Replaces each of stdin, stdout and stderr that is the host's /dev/null with the
+/// container's, as runc does after pivot_root: the host's /dev is not the container's to
+/// see, and CRIU cannot dump a descriptor on a mount outside the container.
+fn reopen_dev_null() -> Result<(), String> {
+    use nix::sys::stat::{fstat, major, minor, SFlag};
+    let is_null = |st: &nix::sys::stat::FileStat| {
+        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
+            && (major(st.st_rdev), minor(st.st_rdev)) == (1, 3)
+    };
+    let on_null = |fd: BorrowedFd<'_>| fstat(fd).is_ok_and(|st| is_null(&st));
+    let (stdin, stdout, stderr) = (
+        on_null(std::io::stdin().as_fd()),
+        on_null(std::io::stdout().as_fd()),
+        on_null(std::io::stderr().as_fd()),
+    );
+    if !(stdin || stdout || stderr) {
+        return Ok(());
+    }
+    let err =
+        |e: &dyn std::fmt::Display| format!("reopening stdio on the container's /dev/null: {e}");
+    let null = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| err(&e))?;
+    if !on_null(null.as_fd()) {
+        return Err(err(&"it is not the null device"));
+    }
+    if stdin {
+        nix::unistd::dup2_stdin(&null).map_err(|e| err(&e))?;
+    }
+    if stdout {
+        nix::unistd::dup2_stdout(&null).map_err(|e| err(&e))?;
+    }
+    if stderr {
+        nix::unistd::dup2_stderr(&null).map_err(|e| err(&e))?;
     }
     Ok(())
 }
