@@ -449,6 +449,17 @@ fn bad_image_paths_and_states_are_clear_errors_that_leave_nothing() {
     let o = checkpoint(&env, &criu, &not_a_dir.join("images"), &[], &id);
     assert_failed_with_message(&o, "checkpoint into a path under a file");
     assert_eq!(env.status(&id), "running");
+    // Nor can it write its work files: the container runs on, and the images directory
+    // the checkpoint made goes again. runc (1.1.5 and 1.3.6) leaves that directory behind.
+    let fresh = env.path("fresh-images");
+    let work = not_a_dir.join("work");
+    let extra = ["--work-path", work.to_str().unwrap()];
+    let o = checkpoint(&env, &criu, &fresh, &extra, &id);
+    assert_failed_with_message(&o, "checkpoint with a work path under a file");
+    assert_eq!(env.status(&id), "running");
+    if !env.runtime.ends_with("runc") {
+        assert!(!fresh.exists(), "{} left behind", fresh.display());
+    }
     let before = io.stdout.numbers().len();
     assert!(
         poll(T, || io.stdout.numbers().len() > before + 2),

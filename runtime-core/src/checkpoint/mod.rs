@@ -228,22 +228,47 @@ pub fn checkpoint(
     let mut spec = spec::load(&st.bundle)?;
     spec::bind_sources_in_bundle(&mut spec, &st.bundle);
     let rootfs = spec::rootfs_path(&st.bundle, &spec)?;
-    let c = &opts.criu;
 
-    let images = &c.image_path;
+    let images = &opts.criu.image_path;
     let made_images = !images.exists();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(images)
         .map_err(io_err(images))?;
+    if let Err(e) = dump(&st, &spec, &rootfs, opts) {
+        if made_images {
+            remove_images(images);
+        }
+        return Err(e);
+    }
+    if !opts.leave_running && !opts.pre_dump {
+        // CRIU killed the processes: what is left is the container's cgroup and state. The
+        // checkpoint is done whatever happens to them: a failure is a warning, as in runc.
+        drop(entry);
+        if let Err(e) = container::delete(store, id, true) {
+            log::warn!("deleting {id} after its checkpoint: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// The dump (or pre-dump) of the container `st` into the images directory, which exists.
+fn dump(
+    st: &State,
+    spec: &Spec,
+    rootfs: &Path,
+    opts: &CheckpointOptions,
+) -> Result<(), CheckpointError> {
+    let c = &opts.criu;
+    let images = &c.image_path;
     let parent_img = parent_image(images, opts.parent_path.as_deref())?;
     let images_dir = open_dir(images)?;
     let work_dir = c.work_path.as_deref().map(make_and_open_dir).transpose()?;
 
     let cgroup = cgroups::manager(&st.cgroup_path)?;
     let cgroup_mounts = cgroup.mounts();
-    let mounts = external::mounts(&spec, &rootfs, &cgroup_mounts);
+    let mounts = external::mounts(spec, rootfs, &cgroup_mounts);
     let mut criu_opts = CriuOpts {
         images_dir_fd: images_dir.as_raw_fd(),
         pid: Some(st.pid),
@@ -253,11 +278,11 @@ pub fn checkpoint(
         parent_img: parent_img.clone(),
         track_mem: parent_img.is_some(),
         work_dir_fd: work_dir.as_ref().map(|d| d.as_raw_fd()),
-        ext_mnt: external::dump_pairs(&spec, &mounts, st.pid),
+        ext_mnt: external::dump_pairs(spec, &mounts, st.pid),
         freeze_cgroup: freezer_dir(&cgroup_mounts),
         ..common_opts(c, &st.annotations)
     };
-    for (kind, path) in external::joined_namespaces(&spec) {
+    for (kind, path) in external::joined_namespaces(spec) {
         if let Some(key) = external::ns_key(kind) {
             let ino = std::fs::metadata(&path).map_err(io_err(&path))?;
             criu_opts.external.push(format!(
@@ -285,22 +310,7 @@ pub fn checkpoint(
     };
 
     let log_dir = c.work_path.as_deref().unwrap_or(images);
-    let result = run_criu(&c.criu, CriuReq::new(kind, criu_opts), log_dir);
-    if let Err(e) = result {
-        if made_images {
-            remove_images(images);
-        }
-        return Err(e);
-    }
-    if !opts.leave_running && !opts.pre_dump {
-        // CRIU killed the processes: what is left is the container's cgroup and state. The
-        // checkpoint is done whatever happens to them: a failure is a warning, as in runc.
-        drop(entry);
-        if let Err(e) = container::delete(store, id, true) {
-            log::warn!("deleting {id} after its checkpoint: {e}");
-        }
-    }
-    Ok(())
+    run_criu(&c.criu, CriuReq::new(kind, criu_opts), log_dir)
 }
 
 /// Restores a container from the images in `opts.criu.image_path` as `opts.id`, with the
@@ -730,8 +740,9 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<(), CheckpointError> {
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
-/// What a failed dump wrote into images directory it made: the images and
-/// descriptors.json go, the log stays for the error that names it.
+/// What a failed checkpoint wrote into the images directory it made: the images and
+/// descriptors.json go, and so does the directory unless CRIU's log is there (it stays for
+/// the error that names it).
 fn remove_images(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -743,6 +754,8 @@ fn remove_images(dir: &Path) {
             let _ = std::fs::remove_file(e.path());
         }
     }
+    // Only an empty directory goes: what else is there is not ours to remove.
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// The rootfs bound at a mount point of its own for CRIU's root, detached when released
