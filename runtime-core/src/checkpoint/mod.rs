@@ -573,8 +573,10 @@ fn require_feature(
 ) -> Result<(), CheckpointError> {
     let mut swrk = Swrk::start(criu)?;
     let outcome = swrk.request(&CriuReq::feature_check(wanted), &mut |_| Ok(()));
-    swrk.finish(ReqType::FeatureCheck)?;
+    let finished = swrk.finish(ReqType::FeatureCheck);
+    // CRIU's answer says more than its exit status: it is the error when both failed.
     let got = outcome?.features.unwrap_or_default();
+    finished?;
     let missing = (wanted.mem_track == Some(true) && got.mem_track != Some(true))
         || (wanted.lazy_pages == Some(true) && got.lazy_pages != Some(true));
     if missing {
