@@ -413,6 +413,40 @@ fn a_pre_dump_without_dirty_memory_tracking_is_refused_and_leaves_it_running() {
 }
 
 #[test]
+fn a_failing_prestart_hook_fails_the_restore_midway_and_leaves_nothing() {
+    let test = "a_failing_prestart_hook_fails_the_restore_midway_and_leaves_nothing";
+    let Some(criu) = criu_or_skip(test) else {
+        return;
+    };
+    let env = TestEnv::new("ckpthook");
+    let id = env.id();
+    let (mut b, _io, data) = start_counter(&env, &criu, &id);
+    let images = env.path("images");
+    assert_ok(&checkpoint(&env, &criu, &images, &[], &id), "checkpoint");
+    let frozen = count_file(&data);
+
+    // The hook runs at CRIU's setup-namespaces callback, when the restored tree exists but
+    // does not run yet: its failure ends the restore inside the CRIU session.
+    b.hook("prestart", serde_json::json!({"path": "/bin/false"}));
+    b.save();
+    let o = restore(&env, &criu, &mut Stdio3::new(), &images, &b, &["-d"], &id);
+    assert_failed_with_message(&o, "restore with a failing prestart hook");
+    if !env.runtime.ends_with("runc") {
+        assert!(stderr_of(&o).contains("/bin/false"), "{}", describe(&o));
+    }
+    let o = env.run(&["state", &id]);
+    assert_failed_with_message(&o, "state of a container whose restore failed");
+    // No process, cgroup, mount (CRIU's root) or state is left, and the counter never ran.
+    assert!(
+        poll(T, || env.leaks().is_empty()),
+        "a failed restore left:\n{}",
+        env.leaks()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count_file(&data), frozen, "the restored counter ran");
+}
+
+#[test]
 fn restore_in_the_foreground_waits_and_deletes() {
     let Some(criu) = criu_or_skip("restore_in_the_foreground_waits_and_deletes") else {
         return;
