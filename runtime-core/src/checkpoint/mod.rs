@@ -53,12 +53,14 @@ pub enum CheckpointError {
         source: std::io::Error,
     },
     /// CRIU exited before answering, or failed after it answered.
-    #[error("criu {} exited unexpectedly ({status})", .criu.display())]
+    #[error("criu {} exited unexpectedly ({status}){}", .criu.display(), .log.as_deref().map(|l| format!("; {l}")).unwrap_or_default())]
     CriuExited {
         /// The binary.
         criu: PathBuf,
         /// How it ended.
         status: String,
+        /// Where its log is, with its last error lines.
+        log: Option<String>,
     },
     /// CRIU answered that the request failed.
     #[error("criu {what} failed{}{}{}", errno_text(.errno), .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default(), .log.as_deref().map(|l| format!("; {l}")).unwrap_or_default())]
@@ -517,7 +519,7 @@ fn run_restore(
     let finished = swrk.finish(ReqType::Restore);
     let log_dir = c.work_path.as_deref().unwrap_or(&c.image_path);
     let resp = outcome.map_err(|e| with_log(e, log_dir, "restore.log"))?;
-    finished?;
+    finished.map_err(|e| with_log(e, log_dir, "restore.log"))?;
     restored_pid
         .or(resp.restored_pid)
         .ok_or_else(|| CheckpointError::Protocol("restore succeeded but named no pid".into()))
@@ -561,7 +563,7 @@ fn run_criu(criu: &Path, req: CriuReq, log_dir: &Path) -> Result<(), CheckpointE
         .and_then(|o| o.log_file.clone())
         .unwrap_or_default();
     outcome.map_err(|e| with_log(e, log_dir, &log))?;
-    finished
+    finished.map_err(|e| with_log(e, log_dir, &log))
 }
 
 /// Asks CRIU whether it supports `wanted`; an option that needs it is refused if not.
@@ -585,17 +587,36 @@ fn require_feature(
     Ok(())
 }
 
-/// Adds the log's location and its last error lines to a CRIU failure.
+/// Adds the log's location and its last error lines to a CRIU failure: a failed request,
+/// or a CRIU that died or failed without one.
 fn with_log(e: CheckpointError, dir: &Path, file: &str) -> CheckpointError {
-    let CheckpointError::CriuFailed {
-        what,
-        errno,
-        message,
-        log: None,
-    } = e
-    else {
-        return e;
-    };
+    match e {
+        CheckpointError::CriuFailed {
+            what,
+            errno,
+            message,
+            log: None,
+        } => CheckpointError::CriuFailed {
+            what,
+            errno,
+            message,
+            log: Some(log_excerpt(dir, file)),
+        },
+        CheckpointError::CriuExited {
+            criu,
+            status,
+            log: None,
+        } => CheckpointError::CriuExited {
+            criu,
+            status,
+            log: Some(log_excerpt(dir, file)),
+        },
+        e => e,
+    }
+}
+
+/// "see DIR/FILE", and the log's last error lines when it has any.
+fn log_excerpt(dir: &Path, file: &str) -> String {
     let path = dir.join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let errors: Vec<&str> = text.lines().filter(|l| l.contains("Error")).collect();
@@ -605,12 +626,7 @@ fn with_log(e: CheckpointError, dir: &Path, file: &str) -> CheckpointError {
         log.push_str(": ");
         log.push_str(&tail.join(" | "));
     }
-    CheckpointError::CriuFailed {
-        what,
-        errno,
-        message,
-        log: Some(log),
-    }
+    log
 }
 
 /// The freezer cgroup directory CRIU freezes the container with instead of ptrace: v1's
@@ -857,6 +873,37 @@ mod tests {
                 .as_deref(),
             Some("/x.conf")
         );
+    }
+
+    #[test]
+    fn a_failure_names_the_log_and_quotes_its_last_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: Vec<String> = (1..=7)
+            .map(|n| format!("(0.1) Error (x.c:{n}): e{n}"))
+            .collect();
+        std::fs::write(dir.path().join("dump.log"), lines.join("\ninfo\n")).unwrap();
+        let exited = CheckpointError::CriuExited {
+            criu: "criu".into(),
+            status: "signal: 9".into(),
+            log: None,
+        };
+        let text = with_log(exited, dir.path(), "dump.log").to_string();
+        let log = dir.path().join("dump.log");
+        let (_, quoted) = text
+            .split_once(&format!("see {}: ", log.display()))
+            .unwrap_or_else(|| panic!("no log path: {text}"));
+        let last: Vec<String> = (3..=7)
+            .map(|n| format!("(0.1) Error (x.c:{n}): e{n}"))
+            .collect();
+        assert_eq!(quoted, last.join(" | "), "the last 5 error lines only");
+        let failed = CheckpointError::CriuFailed {
+            what: ReqType::Dump,
+            errno: Some(libc::EPERM),
+            message: None,
+            log: None,
+        };
+        let text = with_log(failed, dir.path(), "none.log").to_string();
+        assert!(text.ends_with("none.log"), "no errors to quote: {text}");
     }
 
     #[test]

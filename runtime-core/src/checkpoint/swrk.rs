@@ -158,6 +158,7 @@ impl Swrk {
             return Err(CheckpointError::CriuExited {
                 criu: self.criu.clone(),
                 status,
+                log: None,
             });
         }
         if n > buf.len() {
@@ -187,6 +188,7 @@ impl Swrk {
         let exited = |status| CheckpointError::CriuExited {
             criu: self.criu.clone(),
             status,
+            log: None,
         };
         let status = reap_within(&mut self.child, EXIT_BOUND).map_err(exited)?;
         if !status.success() && kind != ReqType::PreDump {
