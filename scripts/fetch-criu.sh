@@ -28,6 +28,11 @@ command -v patchelf >/dev/null || die "patchelf not found: install Debian's patc
 case $dest in
 / | /usr | /var | /var/cache | "") die "refusing DEST=$dest" ;;
 esac
+# DEST is replaced whole below: only an empty one or an earlier fetch of criu, never a
+# directory that holds something else (a mistyped DEST).
+if [ -n "$(ls -A "$dest" 2>/dev/null)" ] && [ ! -e "$dest/usr/sbin/criu" ]; then
+    die "$dest is not empty and holds no earlier fetch of criu: refusing to replace it"
+fi
 # criu's NEEDED libraries and theirs (apt-cache depends --recurse of sid's criu, less the
 # packages that ship no library it loads).
 libs=(
