@@ -138,6 +138,8 @@ pub fn restore(store: &Store, criu: &Path, driver: Driver, a: &RestoreArgs) -> R
         ("--lsm-profile", a.lsm_profile.is_some()),
         ("--lsm-mount-context", a.lsm_mount_context.is_some()),
     ])?;
+    // Taken for runc's command lines and ignored: see the flags' docs for why no change is
+    // needed here.
     let _ = (a.no_subreaper, a.no_pivot);
     let mut opts = RestoreOptions {
         criu: criu_flags(criu, &a.shared)?,
