@@ -419,14 +419,43 @@ impl Entry {
         fs::rename(&tmp, &path).map_err(io(&path))
     }
 
-    /// Removes the container's directory and everything in it.
+    /// Removes the container's directory and everything in it. A mount under it (restore's
+    /// bind of the rootfs, left by a runtime killed midway) is detached first: removing
+    /// through it would delete the rootfs's files. One that cannot be detached stops the
+    /// removal.
     pub fn remove(self) -> Result<(), StateError> {
+        self.detach_mounts()?;
         match fs::remove_dir_all(&self.dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             r => r.map_err(io(&self.dir)),
         }
     }
+
+    /// Detaches every mount at or under this container's directory, deepest first.
+    fn detach_mounts(&self) -> Result<(), StateError> {
+        let Ok(dir) = fs::canonicalize(&self.dir) else {
+            return Ok(());
+        };
+        let text = fs::read_to_string(MOUNTINFO).map_err(io(Path::new(MOUNTINFO)))?;
+        let mut under: Vec<PathBuf> = crate::mountinfo::parse(&text)
+            .into_iter()
+            .map(|m| m.mount_point)
+            .filter(|p| p.starts_with(&dir))
+            .collect();
+        under.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+        for p in under {
+            match nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
+                // Gone already (a mount stacked on the same point went with the first).
+                Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {}
+                Err(e) => return Err(io(&p)(e.into())),
+            }
+        }
+        Ok(())
+    }
 }
+
+/// The mount table the state directories are checked against.
+const MOUNTINFO: &str = "/proc/self/mountinfo";
 
 /// What /proc says about a pid: its start time, and whether it is a zombie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
