@@ -22,7 +22,7 @@ use crate::events::{Events, Publisher};
 use crate::service::{self, Service, Shared};
 use crate::zygote::Zygote;
 
-mod logger;
+pub(crate) mod logger;
 
 /// The shim.
 pub struct YoukiShim {

@@ -801,22 +801,13 @@ fn run(chan: Channel, log: Option<OwnedFd>, debug: bool) -> i32 {
     0
 }
 
-/// Logs to `fd` as the server's logger does (the containerd-shim crate's format and level).
+/// Logs to `fd` as the server's logger does (format, level, the runtime's name).
 fn init_log(fd: OwnedFd, debug: bool) {
-    use std::str::FromStr;
-    let level = std::env::var(containerd_shim::logger::LOG_ENV)
-        .ok()
-        .and_then(|l| log::LevelFilter::from_str(&l).ok())
-        .unwrap_or(log::LevelFilter::Info);
-    let level = if debug {
-        level.max(log::LevelFilter::Debug)
-    } else {
-        level
-    };
-    let logger = containerd_shim::logger::FifoLogger::with_file(std::fs::File::from(fd));
-    if log::set_boxed_logger(Box::new(logger)).is_ok() {
-        log::set_max_level(level);
-    }
+    let _ = crate::shim::logger::init_on_file(
+        std::fs::File::from(fd),
+        debug,
+        crate::RUNTIME_ID.to_string(),
+    );
 }
 
 /// Makes this process a proper zygote.

@@ -110,7 +110,16 @@ impl Log for ShimLogger {
 /// `runtime` (the name containerd knows the shim by), at the level `debug` and
 /// `RUST_LOG` ask for.
 pub fn init(debug: bool, runtime: String) -> std::io::Result<()> {
-    let fifo = FifoLogger::with_path("log")?;
+    install(FifoLogger::with_path("log")?, debug, runtime)
+}
+
+/// Installs the same logger on `file` (the zygote's copy of the server's log fifo), so
+/// that the zygote's lines name the runtime too.
+pub fn init_on_file(file: std::fs::File, debug: bool, runtime: String) -> std::io::Result<()> {
+    install(FifoLogger::with_file(file), debug, runtime)
+}
+
+fn install(fifo: FifoLogger, debug: bool, runtime: String) -> std::io::Result<()> {
     log::set_boxed_logger(Box::new(ShimLogger { fifo, runtime }))
         .map_err(|e| std::io::Error::other(format!("a logger is already set: {e}")))?;
     log::set_max_level(max_level(debug, std::env::var(LEVEL_ENV).ok().as_deref()));
