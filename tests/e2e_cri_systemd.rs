@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{assert_ok, poll, stdout_of};
+use common::{assert_ok, poll, systemctl_show, systemd_units};
 use cri::*;
 use youki_cri::api;
 
@@ -53,29 +53,6 @@ fn pod_in_slice(cri: &Cri, what: &str) -> (api::PodSandboxConfig, String, PathBu
 /// The test's top slice, `<marker without dashes>.slice`.
 fn top_slice(cri: &Cri) -> String {
     format!("{}.slice", cri.w().marker.replace('-', "_"))
-}
-
-/// `systemctl show UNIT -p NAME --value`.
-fn show(unit: &str, property: &str) -> String {
-    let o = Command::new("systemctl")
-        .args(["show", unit, "-p", property, "--value"])
-        .output()
-        .expect("run systemctl");
-    assert_ok(&o, &format!("systemctl show {unit} -p {property}"));
-    stdout_of(&o).trim().to_string()
-}
-
-/// The units matching `pattern`, loaded in any state.
-fn units(pattern: &str) -> Vec<String> {
-    let o = Command::new("systemctl")
-        .args(["list-units", "--all", "--plain", "--no-legend", pattern])
-        .output()
-        .expect("run systemctl");
-    assert_ok(&o, "systemctl list-units");
-    stdout_of(&o)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(String::from))
-        .collect()
 }
 
 /// The cgroup (cgroup2 line of /proc/PID/cgroup) of `pid`, as the host sees it.
@@ -160,7 +137,7 @@ fn cri_pods_in_a_slice_are_scopes() {
             format!("/{}/{slice}/{sandbox_unit}", top_slice(&cri)),
             "{handler}: the sandbox"
         );
-        assert_eq!(show(&sandbox_unit, "Slice"), slice, "{handler}");
+        assert_eq!(systemctl_show(&sandbox_unit, "Slice"), slice, "{handler}");
 
         let mut config = cri.container_config(&pod, "main", SLEEPER);
         if let Some(linux) = config.linux.as_mut() {
@@ -177,9 +154,9 @@ fn cri_pods_in_a_slice_are_scopes() {
             format!("/{}/{slice}/{unit}", top_slice(&cri)),
             "{handler}: the container"
         );
-        assert_eq!(show(&unit, "ActiveState"), "active", "{handler}");
+        assert_eq!(systemctl_show(&unit, "ActiveState"), "active", "{handler}");
         assert_eq!(
-            show(&unit, "MemoryMax"),
+            systemctl_show(&unit, "MemoryMax"),
             (96u64 << 20).to_string(),
             "{handler}"
         );
@@ -209,7 +186,7 @@ fn cri_pods_in_a_slice_are_scopes() {
             "{handler}"
         );
         assert_eq!(
-            show(&unit, "MemoryMax"),
+            systemctl_show(&unit, "MemoryMax"),
             limit.to_string(),
             "{handler}: systemd's view"
         );
@@ -225,9 +202,9 @@ fn cri_pods_in_a_slice_are_scopes() {
         cri.remove_pod(&pod);
         for u in [&unit, &sandbox_unit] {
             assert!(
-                poll(Duration::from_secs(10), || units(u).is_empty()),
+                poll(Duration::from_secs(10), || systemd_units(u).is_empty()),
                 "{handler}: {u} left: {:?}",
-                units(u)
+                systemd_units(u)
             );
         }
         assert!(!scope.exists(), "{handler}: {} left", scope.display());

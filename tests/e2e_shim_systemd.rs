@@ -13,10 +13,10 @@ mod common;
 mod e2e_support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
-use common::{assert_ok, describe, poll, stderr_of, stdout_of};
+use common::{assert_ok, describe, poll, stderr_of, stdout_of, systemctl_show, systemd_units};
 use e2e_support::containerd::*;
 
 /// Where systemd marks a host booted with it (sd_booted(3)).
@@ -54,26 +54,7 @@ fn scope_of(c: &Containerd, id: &str) -> (String, String) {
 
 /// The systemd units whose name starts with the world's marker, loaded in any state.
 fn units_of(c: &Containerd) -> Vec<String> {
-    let o = Command::new("systemctl")
-        .args(["list-units", "--all", "--plain", "--no-legend"])
-        .arg(format!("{}*", c.w.marker))
-        .output()
-        .expect("run systemctl");
-    assert_ok(&o, "systemctl list-units");
-    stdout_of(&o)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(String::from))
-        .collect()
-}
-
-/// `systemctl show UNIT -p NAME --value`.
-fn show(unit: &str, property: &str) -> String {
-    let o = Command::new("systemctl")
-        .args(["show", unit, "-p", property, "--value"])
-        .output()
-        .expect("run systemctl");
-    assert_ok(&o, &format!("systemctl show {unit} -p {property}"));
-    stdout_of(&o).trim().to_string()
+    systemd_units(&format!("{}*", c.w.marker))
 }
 
 /// `ctr run SHIM_FLAGS... --cgroup PATH FLAGS... --rootfs ROOTFS ID ARGS...`.
@@ -192,9 +173,9 @@ fn shim_container_is_a_systemd_scope() {
             "{name}: not running\n{}",
             c.log_tail()
         );
-        assert_eq!(show(&unit, "ActiveState"), "active", "{name}");
-        assert_eq!(show(&unit, "MemoryMax"), "104857600", "{name}");
-        let cgroup = show(&unit, "ControlGroup");
+        assert_eq!(systemctl_show(&unit, "ActiveState"), "active", "{name}");
+        assert_eq!(systemctl_show(&unit, "MemoryMax"), "104857600", "{name}");
+        let cgroup = systemctl_show(&unit, "ControlGroup");
         assert_eq!(cgroup, format!("/system.slice/{unit}"), "{name}");
         let dir = Path::new("/sys/fs/cgroup").join(cgroup.trim_start_matches('/'));
         let file = |f: &str| read_trimmed(&dir.join(f));

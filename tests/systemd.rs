@@ -125,16 +125,6 @@ fn cgroupfs_path_with_the_systemd_driver_is_refused() {
     }
 }
 
-/// `systemctl show UNIT -p NAME --value`.
-fn show(unit: &str, property: &str) -> String {
-    let o = Command::new("systemctl")
-        .args(["show", unit, "-p", property, "--value"])
-        .output()
-        .expect("run systemctl");
-    assert_ok(&o, &format!("systemctl show {unit} -p {property}"));
-    stdout_of(&o).trim().to_string()
-}
-
 /// With systemd as init (the VM): the container is the scope `<prefix>-<id>.scope` in
 /// system.slice; systemd reports its limits, its cgroup files hold them, its processes'
 /// /proc/self/cgroup names it; after delete no unit of that name is left.
@@ -155,12 +145,12 @@ fn systemd_scope_holds_the_limits_and_goes_with_delete() {
     );
     env.start(&id);
 
-    assert_eq!(show(&unit, "ActiveState"), "active");
-    assert_eq!(show(&unit, "Delegate"), "yes");
-    assert_eq!(show(&unit, "MemoryMax"), "104857600");
-    assert_eq!(show(&unit, "TasksMax"), "42");
-    assert_eq!(show(&unit, "CPUQuotaPerSecUSec"), "500ms");
-    let cgroup = show(&unit, "ControlGroup");
+    assert_eq!(systemctl_show(&unit, "ActiveState"), "active");
+    assert_eq!(systemctl_show(&unit, "Delegate"), "yes");
+    assert_eq!(systemctl_show(&unit, "MemoryMax"), "104857600");
+    assert_eq!(systemctl_show(&unit, "TasksMax"), "42");
+    assert_eq!(systemctl_show(&unit, "CPUQuotaPerSecUSec"), "500ms");
+    let cgroup = systemctl_show(&unit, "ControlGroup");
     assert_eq!(cgroup, format!("/system.slice/{unit}"));
 
     let dir = Path::new("/sys/fs/cgroup").join(cgroup.trim_start_matches('/'));
@@ -193,8 +183,8 @@ fn systemd_scope_holds_the_limits_and_goes_with_delete() {
     // Update: systemd's properties and the files both change.
     let o = env.run(&["update", "--memory", "209715200", "--pids-limit", "50", &id]);
     assert_ok(&o, "update");
-    assert_eq!(show(&unit, "MemoryMax"), "209715200");
-    assert_eq!(show(&unit, "TasksMax"), "50");
+    assert_eq!(systemctl_show(&unit, "MemoryMax"), "209715200");
+    assert_eq!(systemctl_show(&unit, "TasksMax"), "50");
     assert_eq!(file("memory.max"), "209715200");
     assert_eq!(file("pids.max"), "50");
 

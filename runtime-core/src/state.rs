@@ -178,6 +178,32 @@ pub struct State {
 }
 
 impl State {
+    /// The state of container `id` of `bundle` as its create (or restore) begins: status
+    /// creating, no pid yet, what the operations after it need from `spec`.
+    pub fn creating(
+        id: &str,
+        bundle: &Path,
+        spec: &oci_spec::runtime::Spec,
+        cgroup_path: PathBuf,
+    ) -> State {
+        let linux = spec.linux().as_ref();
+        State {
+            oci_version: OCI_VERSION.to_string(),
+            id: id.to_string(),
+            status: Status::Creating,
+            pid: 0,
+            bundle: bundle.to_path_buf(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            init_start_time: 0,
+            cgroup_path,
+            created: now_secs(),
+            owner: nix::unistd::geteuid().as_raw(),
+            hooks: spec.hooks().clone(),
+            seccomp: linux.and_then(|l| l.seccomp().clone()),
+            shares_pid_ns: !crate::namespaces::has_private_pid_ns(spec),
+        }
+    }
+
     /// The state of a container whose create stopped before it wrote any: only its id.
     pub fn unfinished(id: &str) -> State {
         State {

@@ -350,21 +350,7 @@ pub fn restore(
     let cgroup = cgroups::new_manager(&cgroup_path, opts.cgroup_driver)?;
 
     let entry = store.create(&opts.id)?;
-    let mut st = State {
-        oci_version: state::OCI_VERSION.to_string(),
-        id: opts.id.clone(),
-        status: Status::Creating,
-        pid: 0,
-        bundle: bundle.clone(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        init_start_time: 0,
-        cgroup_path,
-        created: state::now_secs(),
-        owner: nix::unistd::geteuid().as_raw(),
-        hooks: spec.hooks().clone(),
-        seccomp: linux.and_then(|l| l.seccomp().clone()),
-        shares_pid_ns: !crate::namespaces::has_private_pid_ns(&spec),
-    };
+    let mut st = State::creating(&opts.id, &bundle, &spec, cgroup_path);
     let prepared = Prepared {
         spec: &spec,
         rootfs,
@@ -466,7 +452,7 @@ fn restore_into(
     st.status = Status::Running;
     entry.save(st)?;
     if let Some(path) = &opts.pid_file {
-        write_pid_file(path, pid)?;
+        container::write_pid_file(path, nix::unistd::Pid::from_raw(pid))?;
     }
     Ok(())
 }
@@ -749,13 +735,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
         .open(path)
         .and_then(|mut f| f.write_all(bytes))
         .map_err(io_err(path))
-}
-
-/// The pid file, written whole under a temporary name and renamed, as runc writes it.
-fn write_pid_file(path: &Path, pid: i32) -> Result<(), CheckpointError> {
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    std::fs::write(&tmp, pid.to_string()).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
 /// What a failed checkpoint wrote into the images directory it made: the images and

@@ -148,21 +148,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
     let cgroup = cgroups::new_manager(&cgroup_path, opts.cgroup_driver)?;
 
     let entry = store.create(&opts.id)?;
-    let mut st = State {
-        oci_version: state::OCI_VERSION.to_string(),
-        id: opts.id.clone(),
-        status: Status::Creating,
-        pid: 0,
-        bundle: bundle.clone(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        init_start_time: 0,
-        cgroup_path,
-        created: state::now_secs(),
-        owner: nix::unistd::geteuid().as_raw(),
-        hooks: spec.hooks().clone(),
-        seccomp: linux.and_then(|l| l.seccomp().clone()),
-        shares_pid_ns: !crate::namespaces::has_private_pid_ns(&spec),
-    };
+    let mut st = State::creating(&opts.id, &bundle, &spec, cgroup_path);
     let result = (|| {
         // Before anything runs: a create killed from here on leaves a state that names
         // the cgroup, through which `delete` finds and kills whatever it had started.
@@ -300,7 +286,7 @@ fn check_console(terminal: bool, console: bool) -> Result<(), ContainerError> {
 }
 
 /// Writes the pid file atomically, as runc does, so readers never see it half-written.
-fn write_pid_file(path: &Path, pid: Pid) -> Result<(), ContainerError> {
+pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<(), ContainerError> {
     let io = |source| ContainerError::PidFile {
         path: path.to_path_buf(),
         source,
