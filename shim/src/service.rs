@@ -1164,10 +1164,8 @@ impl Shared {
             typeurl::spec_json(req.resources.as_ref(), "LinuxResources")
                 .map_err(|e| e.context(format!("update {id}")))?;
         let bundle = self.live_bundle(id)?;
-        let updated = resources::update(&Store::new(state_root(&bundle)), id, &resources);
-        // The systemd driver's connection is for this update only (see the zygote).
-        runtime_core::cgroups::release_systemd_connection();
-        updated.map_err(|e| ShimError::from(e).context(format!("update {id}")))?;
+        resources::update(&Store::new(state_root(&bundle)), id, &resources)
+            .map_err(|e| ShimError::from(e).context(format!("update {id}")))?;
         Ok(Empty::new())
     }
 
@@ -1300,9 +1298,7 @@ fn delete_without_zygote(id: &str, bundle: &Path, force: bool, why: ShimError) -
         return Err(why.context("poststop hooks to run"));
     }
     log::warn!("delete {id}: {why}; deleting it in the server");
-    let deleted = runtime_core::container::delete(&store, id, force);
-    runtime_core::cgroups::release_systemd_connection();
-    deleted.map_err(ShimError::from)
+    runtime_core::container::delete(&store, id, force).map_err(ShimError::from)
 }
 
 /// Sets up the I/O and has the zygote start an exec; returns its pid.

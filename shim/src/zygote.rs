@@ -980,9 +980,7 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
         } => container::delete(&Store::new(state_root), &id, force).map(|()| Reply::Done),
     };
     let reply = result.unwrap_or_else(|e| Reply::Failed(ShimError::from(e)));
-    // The zygote idles between requests: no connection to systemd kept open (it would
-    // queue up signals), and what the operation allocated given back.
-    runtime_core::cgroups::release_systemd_connection();
+    // The zygote idles between requests: give back what the operation allocated.
     // SAFETY: malloc_trim only releases free heap memory.
     unsafe { libc::malloc_trim(0) };
     reply

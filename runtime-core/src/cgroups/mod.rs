@@ -259,13 +259,6 @@ impl Driver {
     }
 }
 
-/// Closes this process's connection to systemd, if the systemd driver made one: a
-/// long-lived process (the shim) calls it after each operation, since systemd sends every
-/// connection its signals whether it reads them or not.
-pub fn release_systemd_connection() {
-    systemd::release_connection();
-}
-
 /// The cgroup path of a container: `cgroupsPath` if absolute, else under `/youki`; with the
 /// systemd driver, `cgroupsPath` as it is (`slice:prefix:name`), by default
 /// `system.slice:youki:<id>`; rootless on pure v2, by default beside the caller's cgroup.

@@ -13,8 +13,7 @@ use super::SystemdError;
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER_IFACE: &str = "org.freedesktop.systemd1.Manager";
 
-/// A connection to systemd (one per process, kept between operations: see the driver's
-/// `CONNECTION`).
+/// A connection to systemd, for one operation of the driver.
 pub(crate) struct Connection {
     stream: BufReader<UnixStream>,
     socket: PathBuf,
@@ -74,18 +73,6 @@ impl Connection {
             });
         }
         Ok(c)
-    }
-
-    /// The socket this connection is on.
-    pub(crate) fn socket(&self) -> &Path {
-        &self.socket
-    }
-
-    /// Starts an operation on a kept connection: its waits end at `now + timeout`, and
-    /// JobRemoved signals of earlier operations are forgotten.
-    pub(crate) fn begin(&mut self, timeout: Duration) {
-        self.deadline = Instant::now() + timeout;
-        self.removed.clear();
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), SystemdError> {

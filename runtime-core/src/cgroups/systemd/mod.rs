@@ -28,10 +28,10 @@
 //! - on the private socket systemd sends JobRemoved to every connection without a
 //!   Subscribe or match rule, so waiting for a job is reading the socket until it comes.
 //!
-//! The connection is made by the first operation (create, update, delete) of a process and
-//! kept for the next ([`CONNECTION`] says why). systemd sends every private connection
-//! its signals whether read or not: a long-lived process (the shim) must not keep one idle,
-//! so it closes it after each operation ([`super::release_systemd_connection`]).
+//! Each operation (create, update, delete) makes a connection of its own and closes it:
+//! systemd sends every private connection all its signals whether read or not, so a
+//! long-lived process (the shim) must not keep one idle, and no process-wide state is
+//! needed for it.
 
 mod client;
 mod properties;
@@ -151,15 +151,6 @@ pub enum SystemdError {
     },
 }
 
-/// This process's connection to systemd, kept from one operation to the next (`run`
-/// creates and deletes), as runc keeps one per process.
-static CONNECTION: Mutex<Option<Connection>> = Mutex::new(None);
-
-/// Drops this process's connection to systemd, if there is one.
-pub(crate) fn release_connection() {
-    CONNECTION.lock().unwrap_or_else(|e| e.into_inner()).take();
-}
-
 /// Whether the cgroup path `path` (as stored for a container) is a systemd unit's: the
 /// cgroupfs driver's paths are always absolute.
 pub(crate) fn is_unit_path(path: &Path) -> bool {
@@ -200,28 +191,12 @@ impl SystemdManager {
         })
     }
 
-    fn connect(&self) -> Result<Connection, SystemdError> {
-        Connection::open(&self.socket, TIMEOUT)
-    }
-
-    /// Runs `f` on this process's connection to systemd (made if there is none), kept for
-    /// the next operation unless `f` failed.
+    /// Runs `f` on a connection to systemd of its own, closed when `f` returns.
     fn with_connection<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, CgroupError>,
     ) -> Result<T, CgroupError> {
-        let mut kept = CONNECTION.lock().unwrap_or_else(|e| e.into_inner());
-        let mut conn = match kept.take() {
-            // (Another socket: the unit tests' own.)
-            Some(c) if c.socket() == self.socket => c,
-            _ => self.connect()?,
-        };
-        conn.begin(TIMEOUT);
-        let r = f(&mut conn);
-        if r.is_ok() {
-            *kept = Some(conn);
-        }
-        r
+        f(&mut Connection::open(&self.socket, TIMEOUT)?)
     }
 
     /// The error for systemd's error answer `name`, `message` to `method`.
