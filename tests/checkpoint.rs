@@ -23,7 +23,7 @@ use std::io::{PipeReader, PipeWriter, Read};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -156,18 +156,8 @@ fn run_with(env: &TestEnv, criu: &Path, io: &mut Stdio3, args: &[&OsStr]) -> Out
         .stderr(dup(&io.stderr.writer));
     let shown = format!("{cmd:?}");
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{shown}: {e}"));
-    let deadline = Instant::now() + CMD_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{shown} did not finish within {CMD_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = wait_child(&mut child, CMD_TIMEOUT)
+        .unwrap_or_else(|| panic!("{shown} did not finish within {CMD_TIMEOUT:?}"));
     Output {
         status,
         stdout: vec![],

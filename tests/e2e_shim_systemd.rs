@@ -71,6 +71,18 @@ fn run_in(
     c.w.run(&mut c.run_rootfs_cmd(shim_flags, &all, id, args))
 }
 
+/// `ctr run --rm` of `true` with cgroupsPath `path` must fail before anything exists;
+/// returns its stderr. `ctr run --rm` removes the container after a failed start, not
+/// after a failed create: it is removed here as a client would.
+#[track_caller]
+fn run_refused(c: &Containerd, name: &str, flags: &[&str], path: &str, id: &str) -> String {
+    let o = run_in(c, flags, path, &["--rm"], id, &["true"]);
+    assert!(!o.status.success(), "{name}: {}", describe(&o));
+    let _ = c.ctr(&["containers", "rm", id]);
+    c.no_containers_left();
+    stderr_of(&o)
+}
+
 #[test]
 fn systemd_form_path_without_systemd_is_a_clear_error() {
     if Path::new(BOOTED).is_dir() {
@@ -81,25 +93,18 @@ fn systemd_form_path_without_systemd_is_a_clear_error() {
         let c = Containerd::start(&format!("sdnone-{name}"), shim);
         let id = c.w.name("c");
         let (path, _) = scope_of(&c, &id);
-        let o = run_in(&c, flags, &path, &["--rm"], &id, &["true"]);
-        assert!(!o.status.success(), "{name}: {}", describe(&o));
-        let err = stderr_of(&o);
+        let err = run_refused(&c, name, flags, &path, &id);
         // runc 1.1.5: "systemd not running on this host, can't use systemd as cgroups
         // manager"; ours names the path and what is missing.
         assert!(
             ["systemd not running", "not booted with systemd"]
                 .iter()
                 .any(|w| err.contains(w)),
-            "{name}: the error should say that systemd is not running\n{}",
-            describe(&o)
+            "{name}: the error should say that systemd is not running\n{err}"
         );
         if name == "youki" {
-            assert!(err.contains(&path), "{}", describe(&o));
+            assert!(err.contains(&path), "{err}");
         }
-        // `ctr run --rm` removes the container after a failed start, not after a failed
-        // create: remove it as a client would.
-        let _ = c.ctr(&["containers", "rm", &id]);
-        c.no_containers_left();
     }
 }
 
@@ -133,24 +138,19 @@ fn systemd_cgroup_option_with_a_cgroupfs_path_is_refused() {
             "--runc-systemd-cgroup",
         ];
         let path = format!("/{}/{id}", c.w.marker);
-        let o = run_in(&c, &flags, &path, &["--rm"], &id, &["true"]);
-        assert!(!o.status.success(), "{name}: {}", describe(&o));
+        let err = run_refused(&c, name, &flags, &path, &id);
         assert!(
-            stderr_of(&o).contains("slice:prefix:name"),
-            "{name}: the error should name the form expected\n{}",
-            describe(&o)
+            err.contains("slice:prefix:name"),
+            "{name}: the error should name the form expected\n{err}"
         );
-        let _ = c.ctr(&["containers", "rm", &id]);
-        c.no_containers_left();
     }
 }
 
 /// With systemd as init (the VM): a container whose cgroupsPath is `system.slice:P:ID` is
 /// the scope `P-ID.scope`, with its memory limit in systemd and in the scope's cgroup,
 /// init and exec'd processes in it, its device rules enforced; pause, resume and metrics
-/// act on it (ctr has no
-/// update: tests/systemd.rs updates through the CLI); after delete no unit or cgroup of it
-/// is left.
+/// act on it (ctr has no update: tests/systemd.rs updates through the CLI); after delete
+/// no unit or cgroup of it is left.
 #[test]
 #[ignore = "needs systemd as init: scripts/vm-test.sh runs it in its systemd VM"]
 fn shim_container_is_a_systemd_scope() {

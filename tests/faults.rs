@@ -6,7 +6,7 @@
 mod common;
 
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -46,18 +46,8 @@ fn answers(env: &TestEnv, args: &[&str]) -> Output {
     cmd.stdout(out.try_clone().expect("dup"))
         .stderr(err.try_clone().expect("dup"));
     let mut child = cmd.spawn().expect("spawn the runtime");
-    let deadline = Instant::now() + ANSWER_BOUND;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`{}` hangs after a killed command", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
+    let status = wait_child(&mut child, ANSWER_BOUND)
+        .unwrap_or_else(|| panic!("`{}` hangs after a killed command", args.join(" ")));
     let read = |mut f: std::fs::File| {
         use std::io::{Read, Seek};
         let mut v = Vec::new();

@@ -20,7 +20,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -110,18 +110,8 @@ impl<'a> Rootless<'a> {
             .stderr(fs::File::create(&err_path).expect("stderr file"));
         let shown = format!("{cmd:?}");
         let mut child = cmd.spawn().expect("spawn sh");
-        let deadline = Instant::now() + CMD_TIMEOUT;
-        let status = loop {
-            match child.try_wait().expect("wait for sh") {
-                Some(s) => break s,
-                None if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("{shown} did not finish within {CMD_TIMEOUT:?}");
-                }
-                None => std::thread::sleep(Duration::from_millis(2)),
-            }
-        };
+        let status = wait_child(&mut child, CMD_TIMEOUT)
+            .unwrap_or_else(|| panic!("{shown} did not finish within {CMD_TIMEOUT:?}"));
         Output {
             status,
             stdout: fs::read(&out_path).unwrap_or_default(),

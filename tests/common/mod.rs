@@ -714,21 +714,12 @@ impl TestEnv {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.runtime.display()));
-        let deadline = Instant::now() + CMD_TIMEOUT;
-        let status = loop {
-            match child.try_wait().expect("wait for the runtime") {
-                Some(s) => break s,
-                None if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "{shown} did not finish within {CMD_TIMEOUT:?}\nstderr: {}",
-                        fs::read_to_string(&err_path).unwrap_or_default()
-                    );
-                }
-                None => std::thread::sleep(Duration::from_millis(2)),
-            }
-        };
+        let status = wait_child(&mut child, CMD_TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "{shown} did not finish within {CMD_TIMEOUT:?}\nstderr: {}",
+                fs::read_to_string(&err_path).unwrap_or_default()
+            )
+        });
         let output = Output {
             status,
             stdout: fs::read(&out_path).unwrap_or_default(),
@@ -1103,4 +1094,20 @@ pub fn systemd_units(pattern: &str) -> Vec<String> {
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(String::from))
         .collect()
+}
+
+/// Waits for a child with a deadline; kills and reaps it on timeout (returns None).
+pub fn wait_child(child: &mut std::process::Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait for a child") {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }

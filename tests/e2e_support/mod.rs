@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+pub use crate::common::wait_child;
 use crate::common::{
     cgroup_hierarchies, describe, mount_points, pid_alive, poll, require_root, runtime_bin,
     wait_pid_gone,
@@ -394,22 +395,6 @@ impl Drop for World {
         } else {
             panic!("{msg}");
         }
-    }
-}
-
-/// Waits for a child with a deadline; kills and reaps it on timeout (returns None).
-pub fn wait_child(child: &mut std::process::Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(s) = child.try_wait().expect("wait for a child") {
-            return Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
