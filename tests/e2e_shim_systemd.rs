@@ -284,7 +284,9 @@ fn shim_oom_in_a_systemd_scope() {
             &path,
             &["--rm", "--memory-limit", "20971520"],
             &id,
-            &["tail", "/dev/zero"],
+            // A second first: runc's shim watches for OOM only after Start has returned,
+            // and misses a kill that comes sooner (seen in CI; as in tests/e2e_cri.rs).
+            &["sh", "-c", "sleep 1; tail /dev/zero"],
         );
         assert_eq!(o.status.code(), Some(137), "{name}: {}", describe(&o));
         assert!(
