@@ -30,14 +30,25 @@
 #    default runc; `docker run --rm --network none IMAGE /bin/true` (the busybox rootfs,
 #    `docker import`ed) through each, interleaved, N each: median and p90 in ms and ratio.
 #    Left out, with a note, when /var/cache/youki-shim/docker-sid is missing.
+# 6. Checkpoint and restore with CRIU (sid's 4.x, which scripts/setup.sh, run by
+#    `make bench` first, unpacks with scripts/fetch-criu.sh): one busybox counter
+#    container (the same bundle for every runtime, stdio /dev/null) is started with
+#    `run -d`, checkpointed (`checkpoint --image-path`: it stops) and restored
+#    (`restore --detach --pid-file`: until the restored counter runs), then killed and
+#    deleted (not timed); rounds interleaved over youki, $RUNC_BIN and sid's runc 1.3
+#    (/var/cache/youki-shim/runc-sid/runc, left out with a note when missing), N each:
+#    median and p90 of each command in ms and ratios. CRIU's directory goes first on the
+#    runtimes' PATH (runc 1.3 has no --criu). Left out, with a note, without a CRIU that
+#    passes `criu check`.
 #
 #   BENCH_RUNS=50        CLI cycles per runtime (after 3 warm-up cycles each)
 #   BENCH_SHIM_RUNS=50   `ctr run --rm` per runtime (after 3 warm-up runs each)
 #   BENCH_SHIMS=20       containers (shims) per runtime for the memory figures
 #   BENCH_POD_RUNS=20    pod cycles per handler (after 3 warm-up cycles each)
 #   BENCH_DOCKER_RUNS=20 `docker run --rm` per runtime (after 3 warm-up runs each)
-#   BENCH_ONLY=cli|shim|pod|docker  run only one part (default: all; `shim` is 2 and 3,
-#                        `pod` 4, `docker` 5)
+#   BENCH_CKPT_RUNS=15   checkpoint + restore rounds per runtime (after 1 warm-up round each)
+#   BENCH_ONLY=cli|shim|pod|docker|checkpoint  run only one part (default: all; `shim` is
+#                        2 and 3, `pod` 4, `docker` 5, `checkpoint` 6)
 #   YOUKI_BIN=target/x86_64-unknown-linux-gnu/release/youki
 #   SHIM_DIR=target/x86_64-unknown-linux-gnu/release (holds containerd-shim-youki-v2; unset: built here first)
 #   YOUKI_CRI_BIN=target/x86_64-unknown-linux-gnu/release/youki-cri (unset: built here first)
@@ -55,6 +66,7 @@ shim_runs=${BENCH_SHIM_RUNS:-50}
 nshims=${BENCH_SHIMS:-20}
 pod_runs=${BENCH_POD_RUNS:-20}
 docker_runs=${BENCH_DOCKER_RUNS:-20}
+ckpt_runs=${BENCH_CKPT_RUNS:-15}
 docker_dir=/var/cache/youki-shim/docker-sid/bin
 containerd_sid=/var/cache/youki-shim/containerd-sid/usr/bin
 only=${BENCH_ONLY:-}
@@ -65,15 +77,15 @@ runc=${RUNC_BIN:-$(command -v runc || true)}
 warmup=3
 
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
-for v in runs shim_runs nshims pod_runs docker_runs; do
+for v in runs shim_runs nshims pod_runs docker_runs ckpt_runs; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "bench: $v (BENCH_*) must be a positive integer" >&2; exit 1; }
 done
-case "$only" in ""|cli|shim|pod|docker) ;; *) echo "bench: BENCH_ONLY must be cli, shim, pod or docker" >&2; exit 1 ;; esac
+case "$only" in ""|cli|shim|pod|docker|checkpoint) ;; *) echo "bench: BENCH_ONLY must be cli, shim, pod, docker or checkpoint" >&2; exit 1 ;; esac
 # Which parts run.
 want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 [ -n "$runc" ] && [ -x "$runc" ] || { echo "bench: runc not found (scripts/setup.sh)" >&2; exit 1; }
 runc=$(cd "$(dirname "$runc")" && pwd)/$(basename "$runc") # containerd's CRI config needs it absolute
-if want cli; then
+if want cli || want checkpoint; then
     [ -x "$youki" ] || { echo "bench: $youki not built (cargo build --release)" >&2; exit 1; }
 fi
 if want pod; then
@@ -110,6 +122,11 @@ pod_cgroup=youki-bench-$$-pods
 dk_ctd_pid=
 dk_pid=
 dk_cgroup=youki-bench-$$-docker
+# The checkpoint part's container cgroup, and its container that exists now, if any (the
+# runtime's index in ck_bins and the container's id).
+ck_cgroup=youki-bench-$$-ckpt
+ck_i=
+ck_id=
 
 ctr() { command ctr --address "$work/ctd/c.sock" -n "$ns" "$@"; }
 
@@ -166,6 +183,7 @@ cleanup() {
             "${bins[$i]}" --root "$work/root-${names[$i]}" delete --force "${current_ids[$i]}" >/dev/null 2>&1
         fi
     done
+    [ -n "$ck_id" ] && ck_runtime "$ck_i" delete --force "$ck_id" >/dev/null 2>&1
     if [ -n "$ctd_pid" ]; then
         local id p
         for id in $(ctr containers ls -q 2>/dev/null); do
@@ -218,7 +236,7 @@ cleanup() {
     for m in $(mounts_under "$work" | sort -r); do
         umount -l "$m" 2>/dev/null
     done
-    for d in $(cgroup_dirs "$dk_cgroup" | sort -r); do
+    for d in $({ cgroup_dirs "$dk_cgroup"; cgroup_dirs "$ck_cgroup"; } | sort -r); do
         rmdir "$d" 2>/dev/null
     done
     for d in /sys/fs/cgroup/*/"$ns" /sys/fs/cgroup/*/*/"$ns" /sys/fs/cgroup/"$ns" /run/containerd/runc/"$ns"; do
@@ -814,6 +832,184 @@ docker_bench() {
         printf "ratio youki shim/runc: median %.2f, p90 %.2f\n", ym / rm, yp / rp }'
 }
 
+# ---------------------------------------------------------------------------------------
+# 6. Checkpoint and restore with CRIU: youki against runc 1.1 and 1.3
+
+ck_criu_dir=/var/cache/youki-shim/criu-sid
+ck_runc13=/var/cache/youki-shim/runc-sid/runc
+# Set by ckpt_bench: the runtimes' names (with their versions) and binaries, youki first.
+ck_names=()
+ck_bins=()
+
+# Runtime $1 (an index in ck_bins) with its own state root and CRIU first on its PATH.
+ck_runtime() {
+    PATH="$ck_criu_dir:$PATH" "${ck_bins[$1]}" --root "$work/ck-root-$1" "${@:2}"
+}
+
+ck_failed() {
+    echo "bench: ${ck_names[$1]} $2 failed: $(tail -n 5 "$work/stderr")" >&2
+    return 1
+}
+
+# Waits up to 10 s until the counter of the container whose init is $1 is above $2; sets
+# $ck_count. Read through /proc/PID/root: /dev/shm is the container's own tmpfs.
+ck_wait_count() {
+    local deadline=$((SECONDS + 10)) c
+    ck_count=
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        c=""
+        # (Braces: a redirection's own error goes to /dev/null too.)
+        { read -r c < "/proc/$1/root/dev/shm/count"; } 2>/dev/null || true
+        if [[ "$c" =~ ^[0-9]+$ ]] && [ "$c" -gt "$2" ]; then
+            ck_count=$c
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# One round of runtime $1, id suffix $2: run -d, checkpoint, restore --detach, kill,
+# delete. Sets $ck_dump and $ck_restore (microseconds, the two commands alone) and
+# $ck_images (kB of the images).
+ck_round() {
+    local i=$1 pidfile=$work/ck-pid images=$work/ck-images pid before t0 t1
+    ck_i=$i
+    ck_id=bench-ck-$i-$2
+    rm -f "$pidfile"
+    # The container's stdio is the runtime's: /dev/null, which the container reopens as
+    # its own (CRIU cannot dump a descriptor of a host file). The runtime's errors go to
+    # its log.
+    ck_runtime "$i" --log "$work/stderr" run -d --pid-file "$pidfile" --bundle "$work/ck-bundle" "$ck_id" \
+        < /dev/null > /dev/null 2>&1 || ck_failed "$i" "run -d"
+    pid=""
+    read -r pid < "$pidfile" || true # no trailing newline in runc's pid file
+    [ -n "$pid" ] || ck_failed "$i" "run -d (no pid file)"
+    ck_wait_count "$pid" 2 || ck_failed "$i" "run -d (the counter does not count)"
+    before=$ck_count
+    t0=${EPOCHREALTIME/./}
+    ck_runtime "$i" checkpoint --image-path "$images" "$ck_id" < /dev/null > /dev/null 2>> "$work/stderr" \
+        || ck_failed "$i" checkpoint
+    t1=${EPOCHREALTIME/./}
+    # Only the images are left of the container.
+    ck_id=
+    ck_dump=$((t1 - t0))
+    ck_images=$(du -sk "$images" | cut -f1)
+    rm -f "$pidfile"
+    ck_id=bench-ck-$i-$2
+    t0=${EPOCHREALTIME/./}
+    ck_runtime "$i" restore --detach --pid-file "$pidfile" --image-path "$images" --bundle "$work/ck-bundle" \
+        "$ck_id" < /dev/null > /dev/null 2>> "$work/stderr" || ck_failed "$i" "restore --detach"
+    t1=${EPOCHREALTIME/./}
+    ck_restore=$((t1 - t0))
+    pid=""
+    read -r pid < "$pidfile" || true
+    [ -n "$pid" ] || ck_failed "$i" "restore --detach (no pid file)"
+    # Restored, not started again: it counts on from where it was (a new counter starts
+    # at 1, and $before is 3 or more).
+    ck_wait_count "$pid" 0 && [ "$ck_count" -ge "$before" ] \
+        || ck_failed "$i" "restore --detach (the counter was at $before, now ${ck_count:-nothing})"
+    ck_wait_count "$pid" "$ck_count" || ck_failed "$i" "restore --detach (the restored counter does not count)"
+    ck_runtime "$i" kill "$ck_id" KILL 2>> "$work/stderr" || ck_failed "$i" kill
+    wait_exit "$pid"
+    ck_runtime "$i" delete "$ck_id" 2>> "$work/stderr" || ck_failed "$i" delete
+    ck_id=
+    rm -rf "$images"
+}
+
+# Fails, saying what, if anything of the part's containers is left: a state directory,
+# a mount, a cgroup.
+ck_leftovers() {
+    local left="" i p
+    for i in "${!ck_bins[@]}"; do
+        p=$(ls -A "$work/ck-root-$i")
+        [ -z "$p" ] || left+="${ck_names[$i]} state: $p; "
+    done
+    p=$(mounts_under "$work" | tr '\n' ' ')
+    [ -z "$p" ] || left+="mounts: $p; "
+    p=$(cgroup_dirs "$ck_cgroup" | tr '\n' ' ')
+    [ -z "$p" ] || left+="cgroups: $p; "
+    [ -z "$left" ] || { echo "bench: checkpoint part left $left" >&2; return 1; }
+}
+
+# Prints the table of one command, $1, from the files of times $2-INDEX, and the ratios.
+ck_table() {
+    local i meds=() p90s=()
+    echo
+    printf '%-16s %6s %11s %9s\n' "$1" runs "median ms" "p90 ms"
+    for i in "${!ck_bins[@]}"; do
+        read -r "meds[$i]" "p90s[$i]" < <(stats "$2-$i")
+        printf '%-16s %6s %11s %9s\n' "${ck_names[$i]}" "$ckpt_runs" "${meds[$i]}" "${p90s[$i]}"
+    done
+    for ((i = 1; i < ${#ck_bins[@]}; i++)); do
+        awk -v n="${ck_names[$i]}" -v ym="${meds[0]}" -v rm="${meds[$i]}" -v yp="${p90s[0]}" -v rp="${p90s[$i]}" 'BEGIN {
+            printf "ratio youki/%s: median %.2f, p90 %.2f\n", n, ym / rm, yp / rp }'
+    done
+}
+
+ckpt_bench() {
+    local i n out v b
+    echo
+    if [ ! -x "$ck_criu_dir/criu" ]; then
+        echo "bench: checkpoint/restore left out: $ck_criu_dir/criu missing (scripts/setup.sh)"
+        return 0
+    fi
+    out=$("$ck_criu_dir/criu" check 2>&1) || true
+    if [[ "$out" != *"Looks good"* ]]; then
+        echo "bench: checkpoint/restore left out: \`$ck_criu_dir/criu check\` fails: $(tail -n 3 <<< "$out")"
+        return 0
+    fi
+    ck_names=(youki)
+    ck_bins=("$youki")
+    for b in "$runc" "$ck_runc13"; do
+        # (RUNC_BIN may be runc 1.3 itself.)
+        [ "$b" = "${ck_bins[1]:-}" ] && continue
+        v=$("$b" --version 2>/dev/null | awk 'NR == 1 { print $3 }') || true
+        if [ -z "$v" ]; then
+            echo "bench: checkpoint/restore: $b left out: it does not run (scripts/setup.sh)"
+            continue
+        fi
+        ck_names+=("runc ${v%%+*}")
+        ck_bins+=("$b")
+    done
+    CGROUPS_PATH=/$ck_cgroup scripts/mkbundle.sh "$work/ck-bundle" sh -c \
+        'i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done'
+    for i in "${!ck_bins[@]}"; do
+        mkdir -p "$work/ck-root-$i"
+        : > "$work/ck-dump-$i"
+        : > "$work/ck-restore-$i"
+    done
+    : > "$work/stderr"
+    echo "bench: $ckpt_runs interleaved rounds each of a busybox counter container: run -d, then timed"
+    echo "  \`checkpoint --image-path I\` and \`restore --detach --pid-file P --image-path I\`"
+    echo "  (until the restored counter runs), then kill and delete; the same bundle for all"
+    echo "  CRIU:  $ck_criu_dir/criu $("$ck_criu_dir/criu" --version | awk '/^Version/ { print $2 }'), first on PATH"
+    for i in "${!ck_bins[@]}"; do
+        printf '  %-12s%s\n' "${ck_names[$i]}:" "${ck_bins[$i]}"
+    done
+    for i in "${!ck_bins[@]}"; do
+        ck_round "$i" w
+    done
+    local sizes=()
+    for ((n = 0; n < ckpt_runs; n++)); do
+        for i in "${!ck_bins[@]}"; do
+            ck_round "$i" "$n"
+            echo "$ck_dump" >> "$work/ck-dump-$i"
+            echo "$ck_restore" >> "$work/ck-restore-$i"
+            sizes[$i]=$ck_images
+        done
+    done
+    ck_leftovers
+    ck_table checkpoint "$work/ck-dump"
+    ck_table "restore --detach" "$work/ck-restore"
+    echo
+    out=""
+    for i in "${!ck_bins[@]}"; do
+        out+="${out:+, }${ck_names[$i]} ${sizes[$i]}"
+    done
+    echo "checkpoint images (du), kB: $out"
+}
+
 if want cli; then
     cli_bench
 fi
@@ -825,4 +1021,7 @@ if want pod; then
 fi
 if want docker; then
     docker_bench
+fi
+if want checkpoint; then
+    ckpt_bench
 fi
