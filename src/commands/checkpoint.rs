@@ -49,8 +49,10 @@ pub struct SharedArgs {
     pub lazy_pages: bool,
 }
 
-/// Flags of `checkpoint`.
+/// Flags of `checkpoint`. A flag given twice is taken, as runc takes it: podman 4 passes
+/// `--leave-running` twice for `podman container checkpoint --leave-running`.
 #[derive(Debug, clap::Args)]
+#[command(args_override_self = true)]
 pub struct CheckpointArgs {
     /// Container id.
     pub id: String,
@@ -80,8 +82,10 @@ pub struct CheckpointArgs {
     pub status_fd: i32,
 }
 
-/// Flags of `restore`.
+/// Flags of `restore`. A flag given twice is taken, as for `checkpoint`: conmon adds
+/// podman's `--runtime-opt`s after flags of its own.
 #[derive(Debug, clap::Args)]
+#[command(args_override_self = true)]
 pub struct RestoreArgs {
     /// Id of the restored container.
     pub id: String,
@@ -223,4 +227,51 @@ fn criu_flags(criu: &Path, a: &SharedArgs) -> Result<CriuFlags> {
         empty_ns,
         auto_dedup: a.auto_dedup,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn a_flag_given_twice_is_taken_as_podman_and_conmon_give_them() {
+        // podman 4's `container checkpoint --leave-running`, verbatim but for the paths.
+        let cli = Cli::try_parse_from([
+            "youki",
+            "checkpoint",
+            "--image-path",
+            "/i",
+            "--work-path",
+            "/w",
+            "--leave-running",
+            "--leave-running",
+            "c1",
+        ])
+        .expect("parse");
+        let Some(Command::Checkpoint(a)) = cli.command else {
+            panic!("not a checkpoint: {:?}", cli.command);
+        };
+        assert!(a.leave_running);
+        assert_eq!(a.shared.work_path.as_deref(), Some("/w".as_ref()));
+
+        let cli = Cli::try_parse_from([
+            "youki",
+            "restore",
+            "--detach",
+            "--detach",
+            "--pid-file",
+            "/p1",
+            "--pid-file",
+            "/p2",
+            "c1",
+        ])
+        .expect("parse");
+        let Some(Command::Restore(a)) = cli.command else {
+            panic!("not a restore: {:?}", cli.command);
+        };
+        assert!(a.detach);
+        assert_eq!(a.pid_file.as_deref(), Some("/p2".as_ref()));
+    }
 }
