@@ -918,14 +918,15 @@ ck_round() {
 }
 
 # Fails, saying what, if anything of the part's containers is left: a state directory,
-# a mount, a cgroup.
+# a mount (the runtimes mount the rootfs for CRIU under their state), a cgroup.
 ck_leftovers() {
     local left="" i p
     for i in "${!ck_bins[@]}"; do
         p=$(ls -A "$work/ck-root-$i")
         [ -z "$p" ] || left+="${ck_names[$i]} state: $p; "
     done
-    p=$(mounts_under "$work" | tr '\n' ' ')
+    # Its own paths only: the Docker part's daemon keeps its mounts until the cleanup.
+    p=$(mounts_under "$work/ck-" | tr '\n' ' ')
     [ -z "$p" ] || left+="mounts: $p; "
     p=$(cgroup_dirs "$ck_cgroup" | tr '\n' ' ')
     [ -z "$p" ] || left+="cgroups: $p; "
