@@ -160,14 +160,15 @@ impl<'a> Counter<'a> {
             .collect()
     }
 
-    /// Waits until podman's log holds `n` numbers more than `before`: the restored
-    /// counter's stdout reaches conmon again. Returns the log's numbers.
-    fn logs_on(&self, before: usize, n: usize) -> Vec<u64> {
-        let ok = poll(COUNT_TIMEOUT, || self.logged().len() >= before + n);
+    /// Waits until `pred` holds for the numbers in podman's log (the restored counter's
+    /// stdout reaches conmon again); fails the test with them otherwise. Returns them.
+    fn wait_logged(&self, what: &str, pred: impl Fn(&[u64]) -> bool) -> Vec<u64> {
+        let ok = poll(COUNT_TIMEOUT, || pred(&self.logged()));
         let logged = self.logged();
         assert!(
             ok,
-            "{}: podman's log did not go on after the restore (stdio not reconnected?): {logged:?}",
+            "{}: podman's log did not {what} within {COUNT_TIMEOUT:?} (stdio not reconnected?): \
+             {logged:?}",
             self.name
         );
         logged
@@ -227,7 +228,7 @@ fn checkpoint_restore_and_leave_running(test: &str, tty: bool) {
         counts_from_one(&h),
         "the restored counter did not count on from {at_checkpoint}: {h:?}"
     );
-    let logged = c.logs_on(logged, 2);
+    let logged = c.wait_logged("go on after the restore", |l| l.len() >= logged + 2);
     assert!(counts_from_one(&logged), "podman's log: {logged:?}");
 
     let before = c.last();
@@ -261,7 +262,7 @@ fn checkpoint_restore_and_leave_running(test: &str, tty: bool) {
         restored[0]
     );
     // stdout echoes a number before the file has it: the log may be one ahead.
-    let logged = c.logs_on(logged, 2);
+    let logged = c.wait_logged("go on after the restore", |l| l.len() >= logged + 2);
     let (first_run, restored_log) = split_at_restart(&logged);
     assert!(counts_from_one(first_run), "podman's log: {logged:?}");
     assert!(
@@ -286,4 +287,59 @@ fn podman_checkpoint_restore_and_leave_running() {
 #[test]
 fn podman_checkpoint_restore_and_leave_running_with_a_terminal() {
     checkpoint_restore_and_leave_running("pm-cr-tty", true);
+}
+
+/// `checkpoint --export` (the container stops) and, once it is removed, `restore --import
+/// --name` as a new container: a new id, a new bundle and a new rootfs made from the image
+/// and the archive's rootfs changes. The counter counts on from where it was.
+///
+/// The new rootfs lacks the mountpoints the first create made (/etc/hosts,
+/// /etc/resolv.conf, /run/.containerenv: podman leaves them out of the archive): runc
+/// creates every mountpoint before CRIU restores (prepareCriuRestoreMounts), youki does not
+/// yet, and CRIU fails ("mnt-v2: Can't stat mountpoint .../etc/hosts"). The fix belongs in
+/// runtime-core/src/checkpoint (restore); until then this test is ignored. It passes with
+/// runc 1.1.5 and 1.3.6 (`--ignored`).
+#[test]
+#[ignore = "youki's restore does not create missing mountpoints yet (runtime-core/src/checkpoint)"]
+fn podman_checkpoint_export_and_restore_import_as_a_new_container() {
+    let Some(p) = podman_with_criu("pm-cr-import") else {
+        return;
+    };
+    let c = Counter::start(&p, false);
+    let archive = p.w.path("checkpoint.tar");
+    let archive = archive.to_str().expect("path");
+    c.container("checkpoint", &["--export", archive]);
+    let at_checkpoint = c.last();
+    let o = p.podman(&["rm", &c.name]);
+    assert_ok(&o, "podman rm");
+
+    let imported = Counter {
+        p: &p,
+        name: p.w.name("imported"),
+        data: c.data.clone(),
+    };
+    let o = p.podman(&[
+        "container",
+        "restore",
+        "--import",
+        archive,
+        "--name",
+        &imported.name,
+    ]);
+    assert_ok(&o, "podman container restore --import --name");
+    p.track(&stdout_of(&o));
+    assert_eq!(p.status(&imported.name), "running");
+    imported.wait_for(at_checkpoint + 3);
+    let h = imported.history();
+    assert!(
+        counts_from_one(&h),
+        "the imported counter did not count on from {at_checkpoint}: {h:?}"
+    );
+    imported.wait_logged("show the imported counter's numbers", |l| {
+        l.last().is_some_and(|n| *n > at_checkpoint + 1)
+    });
+
+    let o = p.podman(&["rm", "-f", "-t", "0", &imported.name]);
+    assert_ok(&o, "podman rm -f");
+    p.no_containers_left();
 }
