@@ -82,8 +82,8 @@ pub struct CheckpointArgs {
     pub status_fd: i32,
 }
 
-/// Flags of `restore`. A flag given twice is taken, as for `checkpoint`: conmon adds
-/// podman's `--runtime-opt`s after flags of its own.
+/// Flags of `restore`. A flag given twice is taken, as runc takes any flag twice (conmon
+/// appends podman's `--runtime-opt`s to flags of its own).
 #[derive(Debug, clap::Args)]
 #[command(args_override_self = true)]
 pub struct RestoreArgs {
