@@ -122,8 +122,8 @@ pod_cgroup=youki-bench-$$-pods
 dk_ctd_pid=
 dk_pid=
 dk_cgroup=youki-bench-$$-docker
-# The checkpoint part's container cgroup, and its container that exists now, if any (the
-# runtime's index in ck_bins and the container's id).
+# The checkpoint part's container cgroup, and its container that may exist now, if any
+# (the runtime's index in ck_bins and the container's id), which the cleanup deletes.
 ck_cgroup=youki-bench-$$-ckpt
 ck_i=
 ck_id=
@@ -846,6 +846,7 @@ ck_runtime() {
     PATH="$ck_criu_dir:$PATH" "${ck_bins[$1]}" --root "$work/ck-root-$1" "${@:2}"
 }
 
+# Says that step $2 of runtime $1 failed, with the runtimes' last error lines, and fails.
 ck_failed() {
     echo "bench: ${ck_names[$1]} $2 failed: $(tail -n 5 "$work/stderr")" >&2
     return 1
@@ -891,12 +892,9 @@ ck_round() {
     ck_runtime "$i" checkpoint --image-path "$images" "$ck_id" < /dev/null > /dev/null 2>> "$work/stderr" \
         || ck_failed "$i" checkpoint
     t1=${EPOCHREALTIME/./}
-    # Only the images are left of the container.
-    ck_id=
     ck_dump=$((t1 - t0))
     ck_images=$(du -sk "$images" | cut -f1)
     rm -f "$pidfile"
-    ck_id=bench-ck-$i-$2
     t0=${EPOCHREALTIME/./}
     ck_runtime "$i" restore --detach --pid-file "$pidfile" --image-path "$images" --bundle "$work/ck-bundle" \
         "$ck_id" < /dev/null > /dev/null 2>> "$work/stderr" || ck_failed "$i" "restore --detach"
