@@ -25,7 +25,7 @@ mod e2e_support;
 
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{assert_ok, describe, poll, stdout_of};
@@ -126,19 +126,15 @@ impl<'a> Counter<'a> {
             "{}: the counter did not {what} within {COUNT_TIMEOUT:?}: counted {:?}\nlogs: {}",
             self.name,
             self.history(),
-            describe(&self.podman(&["logs", &self.name]))
+            describe(&self.p.podman(&["logs", &self.name]))
         );
     }
 
-    /// Waits until the counter has counted past `n`.
+    /// Waits until the counter has counted to `n`.
     fn wait_for(&self, n: u64) {
         self.wait_until(&format!("count to {n}"), |h| {
             h.last().is_some_and(|l| *l >= n)
         });
-    }
-
-    fn podman(&self, args: &[&str]) -> Output {
-        self.p.podman(args)
     }
 
     /// `podman container SUBCOMMAND FLAGS... NAME`, which must succeed.
@@ -146,13 +142,13 @@ impl<'a> Counter<'a> {
         let mut args = vec!["container", subcommand];
         args.extend(flags);
         args.push(&self.name);
-        let o = self.podman(&args);
+        let o = self.p.podman(&args);
         assert_ok(&o, &format!("podman {}", args.join(" ")));
     }
 
     /// The numbers on the container's stdout, as podman's log has them.
     fn logged(&self) -> Vec<u64> {
-        let o = self.podman(&["logs", &self.name]);
+        let o = self.p.podman(&["logs", &self.name]);
         assert_ok(&o, "podman logs");
         stdout_of(&o)
             .lines()
@@ -240,9 +236,9 @@ fn checkpoint_restore_and_leave_running(test: &str, tty: bool) {
         "after checkpoint --leave-running"
     );
     c.wait_for(after + 3);
-    let o = c.podman(&["kill", &c.name]);
+    let o = p.podman(&["kill", &c.name]);
     assert_ok(&o, "podman kill");
-    let o = c.podman(&["wait", &c.name]);
+    let o = p.podman(&["wait", &c.name]);
     assert_ok(&o, "podman wait");
     let logged = c.logged().len();
     c.container("restore", &[]);
