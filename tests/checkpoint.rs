@@ -9,12 +9,9 @@
 //!
 //! The container's stdio are pipes, as containerd's runc shim gives: CRIU cannot dump a
 //! descriptor of a host file (not in the container's mounts), and restore connects the
-//! pipes of descriptors.json to the restoring runtime's stdio. Two departures of youki from
-//! runc show here (in runtime-core/src/process, to be fixed there): runc's init always
-//! calls setsid() (nsexec stage 2), youki's only for a terminal, and CRIU cannot dump a
-//! process whose session leader is outside its pid namespace, so the counter makes itself
-//! a session leader when it is not one; and runc reopens a host /dev/null stdio inside the
-//! container, youki keeps the host's, which CRIU cannot dump either, so stdin is a pipe too.
+//! pipes of descriptors.json to the restoring runtime's stdio. The init of both runtimes
+//! calls setsid() (CRIU cannot dump a process whose session leader is outside its pid
+//! namespace) and reopens a host /dev/null stdio inside the container.
 
 mod common;
 
@@ -30,44 +27,8 @@ use common::*;
 const T: Duration = Duration::from_secs(10);
 
 /// The counter: a number a tenth of a second to stdout and to /data/count (a bind mount).
-/// If its shell is not a session leader in its pid namespace (its session id there is 0:
-/// outside), it becomes one first (see the module's doc).
-const COUNTER: &str = r#"loop='i=0; while true; do i=$((i+1)); echo $i; echo $i > /data/count; sleep 0.1; done'
-if [ "$(cut -d' ' -f6 /proc/1/stat)" != 1 ]; then exec setsid sh -c "$loop"; fi
-eval "$loop""#;
-
-/// The CRIU binary the tests use, or why there is none.
-fn criu() -> Result<PathBuf, String> {
-    let path = std::env::var_os("CRIU_BIN")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/youki-shim/criu-sid/criu"));
-    let check = Command::new(&path).arg("check").output();
-    match check {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).contains("Looks good") => Ok(path),
-        Ok(o) => Err(format!(
-            "{} check does not say 'Looks good': {}{}",
-            path.display(),
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )),
-        Err(e) => Err(format!(
-            "{}: {e} (scripts/fetch-criu.sh, or set CRIU_BIN)",
-            path.display()
-        )),
-    }
-}
-
-/// `Some(criu)`, or prints why the test checks nothing.
-fn criu_or_skip(test: &str) -> Option<PathBuf> {
-    match criu() {
-        Ok(p) => Some(p),
-        Err(why) => {
-            eprintln!("{test}: skipped: no working CRIU: {why}");
-            None
-        }
-    }
-}
+const COUNTER: &str =
+    "i=0; while true; do i=$((i+1)); echo $i; echo $i > /data/count; sleep 0.1; done";
 
 /// A pipe whose read end the test keeps, non-blocking.
 struct Pipe {

@@ -305,10 +305,7 @@ fn shim_oom_in_a_systemd_scope() {
             events.text()
         );
         assert!(
-            events.saw(Duration::from_secs(10), "/tasks/exit", &id)
-                && events.text().lines().any(|l| l.contains("/tasks/exit")
-                    && l.contains(&id)
-                    && l.contains("\"exit_status\":137")),
+            events.saw_exit(Duration::from_secs(10), &id, 137),
             "{name}: no exit 137\n{}",
             events.text()
         );

@@ -2,6 +2,7 @@
 //! speak it, and 2.x accepts) that runs containers in-process with runtime-core: no
 //! runtime binary is executed per operation.
 
+mod checkpoint;
 mod console;
 mod error;
 mod events;

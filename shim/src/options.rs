@@ -9,6 +9,7 @@
 //! SystemdCgroup is honoured (runtime-core's systemd driver); BinaryName and Root have no
 //! meaning for a shim that runs no runtime binary.
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
@@ -27,6 +28,8 @@ pub struct TaskOptions {
     /// The systemd cgroup driver for every container (runc's `SystemdCgroup`); without
     /// it, a container whose cgroupsPath is in the systemd form gets it.
     pub systemd_cgroup: bool,
+    /// CRIU's work directory for a restore (runc's `CriuWorkPath`); the bundle without it.
+    pub criu_work_path: Option<PathBuf>,
 }
 
 /// Decodes the options of a Create request.
@@ -45,6 +48,8 @@ pub fn parse(any: Option<&Any>) -> Result<TaskOptions> {
                 no_pivot: o.no_pivot_root,
                 io_owner: (o.io_uid != 0 || o.io_gid != 0).then_some((o.io_uid, o.io_gid)),
                 systemd_cgroup: o.systemd_cgroup,
+                criu_work_path: (!o.criu_work_path.is_empty())
+                    .then(|| PathBuf::from(&o.criu_work_path)),
             })
         }
         // CRI's options name a runtime config file; nothing in it applies yet.
@@ -58,8 +63,8 @@ pub fn parse(any: Option<&Any>) -> Result<TaskOptions> {
 
 /// What runc's options ask for that this shim does not do, one phrase each. Not among
 /// them: NoNewKeyring (runtime-core never creates a session keyring, which is what it
-/// asks) and TaskApiAddress/TaskApiVersion (containerd's own: its task service dials
-/// that address instead of a shim's).
+/// asks), TaskApiAddress/TaskApiVersion (containerd's own: its task service dials that
+/// address instead of a shim's) and CriuImagePath (containerd's too).
 fn ignored(o: &RuncOptions) -> Vec<String> {
     let mut out = Vec::new();
     if !o.binary_name.is_empty() {
@@ -79,9 +84,6 @@ fn ignored(o: &RuncOptions) -> Vec<String> {
             "ShimCgroup={:?}: the shim stays in the cgroup containerd started it in",
             o.shim_cgroup
         ));
-    }
-    if !o.criu_image_path.is_empty() || !o.criu_work_path.is_empty() {
-        out.push("CriuImagePath/CriuWorkPath: checkpoint and restore are not supported".into());
     }
     out
 }
@@ -135,6 +137,7 @@ mod tests {
             io_uid: 1000,
             io_gid: 1001,
             systemd_cgroup: true,
+            criu_work_path: "/w".into(),
             binary_name: "runc".into(),
             root: "/run/runc".into(),
             ..Default::default()
@@ -151,6 +154,7 @@ mod tests {
                     no_pivot: true,
                     io_owner: Some((1000, 1001)),
                     systemd_cgroup: true,
+                    criu_work_path: Some("/w".into()),
                 }
             );
         }
@@ -168,6 +172,8 @@ mod tests {
             task_api_address: "ttrpc+unix:///run/x.sock".into(),
             task_api_version: 3,
             systemd_cgroup: true,
+            criu_image_path: "/cp".into(),
+            criu_work_path: "/w".into(),
             ..Default::default()
         };
         assert!(ignored(&honoured).is_empty());
@@ -175,11 +181,10 @@ mod tests {
             binary_name: "/usr/bin/runc".into(),
             root: "/run/x".into(),
             shim_cgroup: "/shims".into(),
-            criu_work_path: "/w".into(),
             ..Default::default()
         };
         let got = ignored(&o);
-        assert_eq!(got.len(), 4, "{got:#?}");
+        assert_eq!(got.len(), 3, "{got:#?}");
         assert!(got[0].contains("\"/usr/bin/runc\""));
     }
 

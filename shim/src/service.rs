@@ -48,6 +48,7 @@ use oci_spec::runtime::{LinuxResources, Process};
 use runtime_core::container::resources;
 use runtime_core::state::Store;
 
+use crate::checkpoint;
 use crate::error::{Kind, Result, ShimError};
 use crate::events::Events;
 use crate::io::{Drain, StdioPaths};
@@ -157,6 +158,8 @@ struct Container {
     paused: bool,
     /// No pid namespace of its own: what outlives init is killed when init exits.
     shares_pid_ns: bool,
+    /// Restored from a checkpoint at Create: its init runs already, Start only says so.
+    restored: bool,
     io_owner: Option<(u32, u32)>,
     init: Proc,
     execs: HashMap<String, ExecProc>,
@@ -171,6 +174,7 @@ impl Container {
             rootfs_mounted,
             paused: false,
             shares_pid_ns: false,
+            restored: false,
             io_owner: None,
             init,
             execs: HashMap::new(),
@@ -502,11 +506,6 @@ impl Shared {
     fn create(self: &Arc<Self>, req: &CreateTaskRequest) -> Result<CreateTaskResponse> {
         let id = req.id.as_str();
         runtime_core::state::validate_id(id)?;
-        if !req.checkpoint.is_empty() {
-            return Err(ShimError::unimplemented(
-                "checkpoint/restore is not supported",
-            ));
-        }
         let bundle = PathBuf::from(&req.bundle);
         if !bundle.is_absolute() {
             return Err(ShimError::invalid(format!(
@@ -514,7 +513,20 @@ impl Shared {
                 req.bundle
             )));
         }
+        if !req.checkpoint.is_empty() && !Path::new(&req.checkpoint).is_absolute() {
+            return Err(ShimError::invalid(format!(
+                "checkpoint {:?} is not an absolute path",
+                req.checkpoint
+            )));
+        }
         let opts = options::parse(req.options.as_ref())?;
+        let restore = (!req.checkpoint.is_empty()).then(|| checkpoint::Restore {
+            image_path: PathBuf::from(&req.checkpoint),
+            work_path: opts
+                .criu_work_path
+                .clone()
+                .unwrap_or_else(|| bundle.clone()),
+        });
         {
             let mut t = self.lock();
             if t.containers.contains_key(id) || t.creating.contains(id) {
@@ -549,7 +561,15 @@ impl Shared {
             })
             .collect();
         let result = mounts::mount_rootfs(&mounts, &rootfs).and_then(|mounted| {
-            let r = spawn_container(zygote, id, &bundle, &stdio, req.terminal, &opts);
+            let r = spawn_container(
+                zygote,
+                id,
+                &bundle,
+                &stdio,
+                req.terminal,
+                &opts,
+                restore.as_ref(),
+            );
             if r.is_err() && mounted {
                 mounts::unmount_rootfs(&rootfs);
             }
@@ -569,6 +589,7 @@ impl Shared {
             rootfs_mounted,
         );
         container.io_owner = opts.io_owner;
+        container.restored = restore.is_some();
         container.oom = self.watch_oom(id, &bundle);
         container.shares_pid_ns =
             runtime_core::container::state(&Store::new(state_root(&bundle)), id)
@@ -584,7 +605,7 @@ impl Shared {
                 terminal: req.terminal,
                 ..Default::default()
             }),
-            checkpoint: String::new(),
+            checkpoint: req.checkpoint.clone(),
             pid: pid as u32,
             ..Default::default()
         };
@@ -644,7 +665,7 @@ impl Shared {
         }
         let id = req.id.as_str();
         let zygote = self.zygote()?;
-        let (pid, bundle) = {
+        let (pid, bundle, restored) = {
             let mut t = self.lock();
             let c = t.container_mut(id)?;
             if c.init.gone() {
@@ -656,18 +677,22 @@ impl Shared {
                 )));
             }
             c.init.starting = true;
-            (c.init.pid, c.bundle.clone())
+            (c.init.pid, c.bundle.clone(), c.restored)
         };
-        let r = zygote
-            .call(
-                &Request::Start {
-                    id: id.to_string(),
-                    state_root: state_root(&bundle),
-                },
-                &[],
-                zygote::START_TIMEOUT,
-            )
-            .and_then(expect_done);
+        let r = if restored {
+            Ok(())
+        } else {
+            zygote
+                .call(
+                    &Request::Start {
+                        id: id.to_string(),
+                        state_root: state_root(&bundle),
+                    },
+                    &[],
+                    zygote::START_TIMEOUT,
+                )
+                .and_then(expect_done)
+        };
         let mut t = self.lock();
         if let Some(c) = t.containers.get_mut(id) {
             c.init.starting = false;
@@ -1158,6 +1183,38 @@ impl Shared {
         Ok(Empty::new())
     }
 
+    /// Dumps the task with CRIU (checkpoint.rs). containerd pauses it first and resumes it
+    /// after; with `exit` CRIU kills it, and its exit is reported as any other.
+    fn checkpoint(&self, req: &CheckpointTaskRequest) -> Result<Empty> {
+        let id = req.id.as_str();
+        let dump = checkpoint::decode(&req.path, req.options.as_ref())?;
+        let bundle = {
+            let t = self.lock();
+            let c = t.container(id)?;
+            if c.init.gone() || c.deleting {
+                return Err(ShimError::precondition(format!("task {id} has exited")));
+            }
+            // runc's shim refuses too: a created task has nothing CRIU could dump yet.
+            if c.init.phase != Phase::Running {
+                return Err(ShimError::precondition(format!(
+                    "task {id} is not running: only a running or paused task can be checkpointed"
+                )));
+            }
+            c.bundle.clone()
+        };
+        let req = Request::Checkpoint {
+            id: id.to_string(),
+            bundle: bundle.clone(),
+            state_root: state_root(&bundle),
+            dump,
+        };
+        self.zygote()?
+            .call(&req, &[], zygote::CHECKPOINT_TIMEOUT)
+            .and_then(expect_done)
+            .map_err(|e| e.context(format!("checkpoint {id}")))?;
+        Ok(Empty::new())
+    }
+
     fn update(&self, req: &UpdateTaskRequest) -> Result<Empty> {
         let id = req.id.as_str();
         let resources: LinuxResources =
@@ -1236,7 +1293,8 @@ fn borrowed(fds: &[std::os::fd::OwnedFd]) -> Vec<BorrowedFd<'_>> {
     fds.iter().map(|f| f.as_fd()).collect()
 }
 
-/// Sets up the I/O and has the zygote create the container; returns init's pid.
+/// Sets up the I/O and has the zygote create the container, or restore it from the
+/// checkpoint `restore`; returns init's pid.
 fn spawn_container(
     zygote: &Zygote,
     id: &str,
@@ -1244,20 +1302,38 @@ fn spawn_container(
     stdio: &StdioPaths,
     terminal: bool,
     opts: &options::TaskOptions,
+    restore: Option<&checkpoint::Restore>,
 ) -> Result<(i32, ProcIo)> {
     let prepared = procio::prepare(id, stdio, terminal, false, opts.io_owner)?;
-    let req = Request::Create {
-        id: id.to_string(),
-        bundle: bundle.to_path_buf(),
-        state_root: state_root(bundle),
-        no_pivot: opts.no_pivot,
-        systemd_cgroup: opts.systemd_cgroup,
-        terminal,
+    let (req, timeout) = match restore {
+        None => (
+            Request::Create {
+                id: id.to_string(),
+                bundle: bundle.to_path_buf(),
+                state_root: state_root(bundle),
+                no_pivot: opts.no_pivot,
+                systemd_cgroup: opts.systemd_cgroup,
+                terminal,
+            },
+            zygote::CREATE_TIMEOUT,
+        ),
+        Some(r) => (
+            Request::Restore {
+                id: id.to_string(),
+                bundle: bundle.to_path_buf(),
+                state_root: state_root(bundle),
+                restore: r.clone(),
+                systemd_cgroup: opts.systemd_cgroup,
+                terminal,
+            },
+            zygote::CHECKPOINT_TIMEOUT,
+        ),
     };
-    let reply = zygote.call(&req, &borrowed(&prepared.child), zygote::CREATE_TIMEOUT);
-    let pid = match reply.map_err(|e| e.context(format!("create {id}")))? {
+    let what = req.name();
+    let reply = zygote.call(&req, &borrowed(&prepared.child), timeout);
+    let pid = match reply.map_err(|e| e.context(format!("{what} {id}")))? {
         Reply::Created { pid } => pid,
-        Reply::Failed(e) => return Err(e.context(format!("create {id}"))),
+        Reply::Failed(e) => return Err(e.context(format!("{what} {id}"))),
         other => {
             return Err(ShimError::other(format!(
                 "zygote: unexpected reply {other:?}"
@@ -1474,8 +1550,8 @@ impl containerd_shim::Task for Service {
         answer("resume", &req.id, self.shared.set_paused(&req.id, false))
     }
 
-    fn checkpoint(&self, _ctx: &TtrpcContext, _req: CheckpointTaskRequest) -> ttrpc::Result<Empty> {
-        Err(ShimError::unimplemented("checkpoint is not supported by this shim").into())
+    fn checkpoint(&self, _ctx: &TtrpcContext, req: CheckpointTaskRequest) -> ttrpc::Result<Empty> {
+        answer("checkpoint", &req.id, self.shared.checkpoint(&req))
     }
 
     fn exec(&self, _ctx: &TtrpcContext, req: ExecProcessRequest) -> ttrpc::Result<Empty> {
@@ -1721,10 +1797,13 @@ mod tests {
         let checkpoint = CreateTaskRequest {
             id: "x".into(),
             bundle: "/b".into(),
-            checkpoint: "/cp".into(),
+            checkpoint: "cp".into(),
             ..Default::default()
         };
-        assert_eq!(s.create(&checkpoint).unwrap_err().kind, Kind::Unimplemented);
+        assert_eq!(
+            s.create(&checkpoint).unwrap_err().kind,
+            Kind::InvalidArgument
+        );
         // Without a zygote the shim cannot create: Unavailable, not a hang.
         let ok = CreateTaskRequest {
             id: "x".into(),

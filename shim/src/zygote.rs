@@ -57,6 +57,8 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(90);
 pub const DELETE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Bound on exec: runtime-core's own waits (10 s intermediate, 120 s the process).
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(150);
+/// Bound on a checkpoint or a restore: CRIU writes or reads all of the container's memory.
+pub const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Error messages are cut to this length so that a reply always fits in one packet.
 const MAX_ERROR_MESSAGE: usize = 16 * 1024;
 
@@ -113,15 +115,45 @@ pub enum Request {
         /// Kill what still runs.
         force: bool,
     },
+    /// runtime_core::checkpoint::checkpoint (checkpoint.rs).
+    Checkpoint {
+        /// Container id.
+        id: String,
+        /// Bundle directory.
+        bundle: PathBuf,
+        /// runtime-core state root.
+        state_root: PathBuf,
+        /// What to dump, and how.
+        dump: crate::checkpoint::Dump,
+    },
+    /// runtime_core::checkpoint::restore as a create (checkpoint.rs); descriptors as for
+    /// create.
+    Restore {
+        /// Container id.
+        id: String,
+        /// Bundle directory.
+        bundle: PathBuf,
+        /// runtime-core state root of this container.
+        state_root: PathBuf,
+        /// The images and CRIU's work directory.
+        restore: crate::checkpoint::Restore,
+        /// As for create.
+        systemd_cgroup: bool,
+        /// The process has a terminal: the descriptor is a console socket.
+        terminal: bool,
+    },
 }
 
 impl Request {
-    fn name(&self) -> &'static str {
+    /// The operation, for messages.
+    pub fn name(&self) -> &'static str {
         match self {
             Request::Create { .. } => "create",
             Request::Exec { .. } => "exec",
             Request::Start { .. } => "start",
             Request::Delete { .. } => "delete",
+            Request::Checkpoint { .. } => "checkpoint",
+            Request::Restore { .. } => "restore",
         }
     }
 }
@@ -129,7 +161,7 @@ impl Request {
 /// The zygote's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
-    /// The container exists; its init waits for start.
+    /// The container exists; its init waits for start (or, restored, runs).
     Created {
         /// Init's pid.
         pid: i32,
@@ -978,12 +1010,92 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
             state_root,
             force,
         } => container::delete(&Store::new(state_root), &id, force).map(|()| Reply::Done),
+        Request::Checkpoint {
+            id,
+            bundle,
+            state_root,
+            dump,
+        } => {
+            return done(
+                crate::checkpoint::dump(&Store::new(state_root), &id, &bundle, &dump)
+                    .map(|()| Reply::Done),
+            )
+        }
+        Request::Restore {
+            id,
+            bundle,
+            state_root,
+            restore,
+            systemd_cgroup,
+            terminal,
+        } => {
+            let (stdio, console) = match process_io("restore", fds, terminal) {
+                Ok(io) => io,
+                Err(e) => return Reply::Failed(e),
+            };
+            let driver = if systemd_cgroup {
+                Driver::Systemd
+            } else {
+                Driver::ByPath
+            };
+            return done(in_child(|| {
+                crate::checkpoint::restore(
+                    &Store::new(state_root),
+                    &id,
+                    &bundle,
+                    &restore,
+                    driver,
+                    stdio,
+                    console,
+                )
+                .map(|pid| Reply::Created { pid })
+            }));
+        }
     };
-    let reply = result.unwrap_or_else(|e| Reply::Failed(ShimError::from(e)));
+    done(result.map_err(ShimError::from))
+}
+
+/// The reply for `result`, once the zygote has given back what the operation allocated
+/// (it idles between requests).
+fn done(result: Result<Reply>) -> Reply {
+    let reply = result.unwrap_or_else(Reply::Failed);
     // The zygote idles between requests: give back what the operation allocated.
     // SAFETY: malloc_trim only releases free heap memory.
     unsafe { libc::malloc_trim(0) };
     reply
+}
+
+/// Runs `op` in a child of the zygote and returns its reply. For a restore: the processes
+/// CRIU restores are children of the process that runs it, and the zygote's children stay
+/// its own; the child's go to the server, the subreaper, when it exits.
+fn in_child(op: impl FnOnce() -> Result<Reply>) -> Result<Reply> {
+    use runtime_core::syscall::{exit_child, fork, Forked};
+    let (ours, theirs) = Channel::pair()?;
+    match fork().map_err(|e| ShimError::other(format!("zygote: {e}")))? {
+        Forked::Child => {
+            drop(ours);
+            let reply = op().unwrap_or_else(Reply::Failed);
+            let sent = theirs.send_json(0, &reply, &[]);
+            exit_child(i32::from(sent.is_err()))
+        }
+        Forked::Parent(pid) => {
+            drop(theirs);
+            // The child's end closes when it exits: a child that died answers end-of-file.
+            let got = ours.recv(None);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            match got {
+                Ok(Some((bytes, _))) => decode::<Reply>(&bytes)
+                    .map(|env| env.body)
+                    .ok_or_else(|| ShimError::other("zygote: undecodable reply of its child")),
+                Ok(None) => Err(ShimError::other(format!(
+                    "zygote: its child {pid} exited without a reply"
+                ))),
+                Err(e) => Err(ShimError::other(format!(
+                    "zygote: the reply of its child {pid}: {e}"
+                ))),
+            }
+        }
+    }
 }
 
 /// A memfd holding `process` as JSON, for [`Request::Exec`].

@@ -1111,3 +1111,36 @@ pub fn wait_child(child: &mut std::process::Child, timeout: Duration) -> Option<
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// The CRIU binary the tests use, or why there is none.
+pub fn criu() -> Result<PathBuf, String> {
+    let path = std::env::var_os("CRIU_BIN")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/youki-shim/criu-sid/criu"));
+    let check = Command::new(&path).arg("check").output();
+    match check {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).contains("Looks good") => Ok(path),
+        Ok(o) => Err(format!(
+            "{} check does not say 'Looks good': {}{}",
+            path.display(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )),
+        Err(e) => Err(format!(
+            "{}: {e} (scripts/fetch-criu.sh, or set CRIU_BIN)",
+            path.display()
+        )),
+    }
+}
+
+/// `Some(criu)`, or prints why the test checks nothing.
+pub fn criu_or_skip(test: &str) -> Option<PathBuf> {
+    match criu() {
+        Ok(p) => Some(p),
+        Err(why) => {
+            eprintln!("{test}: skipped: no working CRIU: {why}");
+            None
+        }
+    }
+}

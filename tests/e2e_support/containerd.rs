@@ -485,6 +485,17 @@ impl EventWatch {
                 .any(|l| l.contains(topic) && l.contains(id))
         })
     }
+
+    /// Waits at most `timeout` for the TaskExit of `id`'s init with exit status `status`.
+    pub fn saw_exit(&self, timeout: Duration, id: &str, status: u32) -> bool {
+        let init = format!("\"id\":\"{id}\"");
+        let status = format!("\"exit_status\":{status}");
+        poll(timeout, || {
+            self.text()
+                .lines()
+                .any(|l| l.contains("/tasks/exit") && l.contains(&init) && l.contains(&status))
+        })
+    }
 }
 
 impl Drop for EventWatch {
