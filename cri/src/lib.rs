@@ -319,6 +319,20 @@ impl Client {
         .map(drop)
     }
 
+    /// CheckpointContainer: kubelet's forensic checkpoint of a running container into the
+    /// archive `location`; the container keeps running. `timeout` bounds the call.
+    pub fn checkpoint_container(&self, id: &str, location: &Path, timeout: Duration) -> Result<()> {
+        let req = CheckpointContainerRequest {
+            container_id: id.into(),
+            location: location.to_string_lossy().into_owned(),
+            timeout: timeout.as_secs().try_into().unwrap_or(i64::MAX),
+        };
+        self.call("CheckpointContainer", req, timeout, |r| async move {
+            self.rs().checkpoint_container(r).await
+        })
+        .map(drop)
+    }
+
     /// StopContainer: SIGTERM (or the image's stop signal), SIGKILL after
     /// `grace_secs` seconds.
     pub fn stop_container(&self, id: &str, grace_secs: i64) -> Result<()> {

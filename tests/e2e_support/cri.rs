@@ -489,7 +489,26 @@ impl Cri {
     /// containerd with CRI; with `youki_shim`, the cargo-built shim first on its PATH
     /// (the `youki` handler needs it; runc-only tests need not build it).
     pub fn start(kind: &str, youki_shim: bool) -> Cri {
+        Cri::start_with(kind, youki_shim, &[])
+    }
+
+    /// [`Cri::start`] with `tools` (name, binary) linked into a directory first on
+    /// containerd's PATH, beside the shim: `criu`, which CRI's checkpoint looks for there
+    /// and the shims run.
+    pub fn start_with(kind: &str, youki_shim: bool, tools: &[(&str, &Path)]) -> Cri {
         let w = World::new(kind);
+        // Without tools, the shim's own directory.
+        let bin = if tools.is_empty() {
+            shim_dir().to_path_buf()
+        } else {
+            let bin = w.path("bin");
+            fs::create_dir_all(&bin).unwrap();
+            std::os::unix::fs::symlink(shim_dir().join(SHIM), bin.join(SHIM)).unwrap();
+            for (name, path) in tools {
+                std::os::unix::fs::symlink(path, bin.join(name)).unwrap();
+            }
+            bin
+        };
         let containerd = client("containerd", "containerd");
         let major = containerd_major(&containerd);
         let (net, cni_bin, cni_conf) = setup_cni(&w);
@@ -515,7 +534,7 @@ impl Cri {
         let shim = Shim {
             // Every shim: the youki handler's and containerd-shim-runc-v2.
             binary: "containerd-shim-",
-            dir: youki_shim.then(shim_dir),
+            dir: (youki_shim || !tools.is_empty()).then_some(bin.as_path()),
             wait_gone: true,
             strict_task_ls: false,
         };
