@@ -19,6 +19,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use crate::cgroups::{self, CgroupError};
 use crate::container::{self, ContainerError};
 use crate::hooks::{self, HookError};
+use crate::rootfs::{self, RootfsError};
 use crate::spec::{self, SpecError};
 use crate::state::{self, Entry, State, StateError, Status, Store};
 use crate::syscall::{LinuxSyscall, Syscall, SyscallError};
@@ -32,6 +33,9 @@ const LOG_LEVEL: i32 = 4;
 /// In the state directory during a restore: the rootfs bound on a mount point of its own,
 /// since CRIU wants its root to be one, with a parent that is not overmounted.
 const CRIU_ROOT: &str = "criu-root";
+/// In the state directory during a restore: the copy of the rootfs mount on which the
+/// mount points are made (see [`rootfs::create_mountpoints`]).
+const MOUNTPOINTS_COPY: &str = "mountpoints";
 /// The CRIU configuration file used unless the `org.criu.config` annotation names another
 /// (or, empty, none): runc's, so that what an administrator set there for the OCI runtime
 /// applies to this drop-in too. CRIU skips a file that does not exist.
@@ -133,6 +137,14 @@ pub enum CheckpointError {
     /// The pty master could not be received or passed on.
     #[error(transparent)]
     Tty(#[from] crate::tty::TtyError),
+    /// The mount points CRIU restores the mounts onto could not be made in the rootfs.
+    #[error("make the mount points in {} for the restore: {source}", .rootfs.display())]
+    Mountpoints {
+        /// The rootfs.
+        rootfs: PathBuf,
+        /// The error.
+        source: RootfsError,
+    },
 }
 
 fn errno_text(errno: &Option<i32>) -> String {
@@ -406,6 +418,18 @@ fn restore_into(
             .and_then(|l| l.devices().as_deref())
             .unwrap_or_default(),
     )))?;
+    // A rootfs made anew for the restore lacks the mount points create made; before the
+    // external mounts are looked up, so that they resolve as at the dump.
+    rootfs::create_mountpoints(
+        &LinuxSyscall,
+        p.spec,
+        &p.rootfs,
+        &entry.dir().join(MOUNTPOINTS_COPY),
+    )
+    .map_err(|source| CheckpointError::Mountpoints {
+        rootfs: p.rootfs.clone(),
+        source,
+    })?;
     let mounts = external::mounts(p.spec, &p.rootfs, &p.cgroup.mounts());
     let mut criu_opts = CriuOpts {
         images_dir_fd: p.images_dir.as_raw_fd(),

@@ -8,10 +8,12 @@
 mod devices;
 mod idmap;
 mod mounts;
+mod mountpoints;
 mod options;
 mod resolve;
 
 pub use idmap::{prepare as prepare_bind_trees, requested as idmap_requested, BindTrees};
+pub(crate) use mountpoints::create_mountpoints;
 pub use options::supported_options;
 
 #[cfg(test)]

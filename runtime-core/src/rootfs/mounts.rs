@@ -297,7 +297,7 @@ impl Ctx<'_> {
 }
 
 /// Whether a bind's destination is made a directory or a file: as the source is.
-fn source_kind(source: &Path, what: &str) -> Result<Kind, RootfsError> {
+pub(super) fn source_kind(source: &Path, what: &str) -> Result<Kind, RootfsError> {
     let meta = std::fs::metadata(source).map_err(|e| RootfsError::Source {
         what: what.to_string(),
         source: e,
@@ -317,7 +317,7 @@ fn tree_kind(tree: BorrowedFd<'_>, what: &str) -> Result<Kind, RootfsError> {
 }
 
 /// "mount <type> <source> on <destination>", for messages.
-fn describe(m: &Mount, dest: &Path) -> String {
+pub(super) fn describe(m: &Mount, dest: &Path) -> String {
     format!(
         "mount {} {} on {}",
         m.typ().as_deref().unwrap_or("-"),

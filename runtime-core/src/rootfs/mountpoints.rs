@@ -1,0 +1,192 @@
+//! The mount points a restore needs. CRIU restores a container's mounts itself, but only
+//! onto mount points that exist, and a rootfs made anew for the restore (podman's `restore
+//! --import`) lacks those the first create made (/etc/hosts...). They are made as create
+//! makes them, as runc's prepareCriuRestoreMounts does.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{Mount, Spec};
+
+use super::mounts::{describe, source_kind};
+use super::resolve::{self, Kind};
+use super::{is_bind, options, syscall_err, RootfsError};
+use crate::syscall::{fd_path, Syscall, SyscallError};
+
+/// Creates in `rootfs` the destination of every `mounts` entry CRIU does not restore
+/// itself, resolved inside the rootfs as create resolves it: for a bind the kind of its
+/// source (file or directory), else a directory. See [`needed`] for the entries left out.
+///
+/// A mount point may lie inside an earlier bind (a file bound into a bound directory):
+/// create makes it in that bind's source, and CRIU looks for it there. So the work is done
+/// on a copy of the rootfs mount at `scratch` (a path that must not exist yet, outside the
+/// rootfs), private so that nothing done on it propagates, where each bind's source is
+/// bound for the while, as in create (runc binds them on the rootfs itself: its issue
+/// 2748). The copy goes, with everything on it, before this returns.
+pub fn create_mountpoints(
+    sys: &dyn Syscall,
+    spec: &Spec,
+    rootfs: &Path,
+    scratch: &Path,
+) -> Result<(), RootfsError> {
+    let entries = needed(spec.mounts().as_deref().unwrap_or_default());
+    if entries.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir(scratch).map_err(|source| RootfsError::Io {
+        path: scratch.to_path_buf(),
+        source,
+    })?;
+    let what = format!(
+        "copy the rootfs {} to {}",
+        rootfs.display(),
+        scratch.display()
+    );
+    let bound = sys
+        .mount(
+            Some(rootfs),
+            scratch,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )
+        .map_err(syscall_err(&what));
+    let mounted = bound.is_ok();
+    let result = bound.and_then(|()| {
+        make_private(sys, scratch).map_err(syscall_err(&what))?;
+        create_on(sys, scratch, &entries)
+    });
+    let detached = if mounted {
+        sys.umount2(scratch, MntFlags::MNT_DETACH)
+            .map_err(syscall_err(format!("detach {}", scratch.display())))
+    } else {
+        Ok(())
+    };
+    let removed = std::fs::remove_dir(scratch).map_err(|source| RootfsError::Io {
+        path: scratch.to_path_buf(),
+        source,
+    });
+    result.and(detached).and(removed)
+}
+
+/// The entries whose mount points must exist, with their destinations (cleaned), in the
+/// spec's order (so that a bind comes before what is mounted inside it). Left out, as runc
+/// leaves them out: cgroup entries (CRIU restores the directories of the cgroup v1 tmpfs,
+/// and cgroup v2's mount point is in sysfs) and entries below a tmpfs entry's destination
+/// (CRIU restores a tmpfs with its content).
+fn needed(mounts: &[Mount]) -> Vec<(&Mount, PathBuf)> {
+    let tmpfs: Vec<PathBuf> = mounts
+        .iter()
+        .filter(|m| m.typ().as_deref() == Some("tmpfs"))
+        .map(|m| resolve::absolute(m.destination()))
+        .collect();
+    mounts
+        .iter()
+        .filter(|m| !matches!(m.typ().as_deref(), Some("cgroup") | Some("cgroup2")))
+        .map(|m| (m, resolve::absolute(m.destination())))
+        .filter(|(_, dest)| !tmpfs.iter().any(|t| dest.starts_with(t) && dest != t))
+        .collect()
+}
+
+/// Makes each entry's mount point in the rootfs copy at `copy`, and binds each bind's
+/// source there (private: its own peers must not see what is mounted inside it).
+fn create_on(
+    sys: &dyn Syscall,
+    copy: &Path,
+    entries: &[(&Mount, PathBuf)],
+) -> Result<(), RootfsError> {
+    let root = nix::fcntl::open(
+        copy,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| RootfsError::Syscall {
+        context: "open the rootfs copy".into(),
+        source: SyscallError {
+            call: "open",
+            target: copy.display().to_string(),
+            errno,
+        },
+    })?;
+    for (m, dest) in entries {
+        let what = format!("mount point of {}", describe(m, dest));
+        let bind_source = if is_bind(m) {
+            let source = m
+                .source()
+                .as_deref()
+                .ok_or_else(|| RootfsError::Invalid(format!("{what}: bind without source")))?;
+            Some(source)
+        } else {
+            None
+        };
+        let kind = match bind_source {
+            Some(source) => source_kind(source, &what)?,
+            None => Kind::Dir,
+        };
+        let (resolved, fd) =
+            resolve::create_in_root(root.as_fd(), dest, kind).map_err(syscall_err(&what))?;
+        let Some(source) = bind_source else {
+            continue;
+        };
+        let rec =
+            options::parse(m.options().as_deref().unwrap_or_default()).flags & MsFlags::MS_REC;
+        sys.mount(
+            Some(source),
+            &fd_path(fd.as_fd()),
+            None,
+            MsFlags::MS_BIND | rec,
+            None,
+        )
+        .map_err(syscall_err(&what))?;
+        drop(fd);
+        // The bind's root, now on top of the descriptor's directory.
+        let top = resolve::open_path(root.as_fd(), &resolved).map_err(syscall_err(&what))?;
+        make_private(sys, &fd_path(top.as_fd())).map_err(syscall_err(&what))?;
+    }
+    Ok(())
+}
+
+fn make_private(sys: &dyn Syscall, target: &Path) -> Result<(), SyscallError> {
+    sys.mount(
+        None,
+        target,
+        None,
+        MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroups_and_what_lies_in_a_tmpfs_are_left_to_criu() {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
+                {"destination": "/devices", "type": "bind", "source": "/d", "options": ["rbind"]},
+                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"},
+                {"destination": "/cg2", "type": "cgroup2", "source": "cgroup"},
+                {"destination": "/etc/hosts", "type": "bind", "source": "/h", "options": ["bind"]},
+                {"destination": "/run/../x/./y", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/x/y/z", "source": "/z", "options": ["rbind"]}
+            ]
+        }))
+        .expect("spec");
+        let got: Vec<PathBuf> = needed(spec.mounts().as_deref().unwrap_or_default())
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(
+            got,
+            ["/proc", "/dev", "/devices", "/etc/hosts", "/x/y"].map(PathBuf::from)
+        );
+    }
+}
