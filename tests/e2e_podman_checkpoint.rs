@@ -25,10 +25,9 @@ mod e2e_support;
 
 use std::fs;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{assert_ok, describe, poll, stdout_of};
+use common::{assert_ok, criu_or_skip, describe, poll, stdout_of};
 use e2e_podman_support::*;
 
 /// The counter: a number a tenth of a second, to stdout and appended to /data/counts (a
@@ -39,36 +38,10 @@ const COUNTER: &str =
 /// How long the counter may take to count a few numbers on a busy machine.
 const COUNT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The CRIU binary the tests use, or why there is none.
-fn criu() -> Result<PathBuf, String> {
-    let path = std::env::var_os("CRIU_BIN")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/youki-shim/criu-sid/criu"));
-    match Command::new(&path).arg("check").output() {
-        Ok(o) if stdout_of(&o).contains("Looks good") => Ok(path),
-        Ok(o) => Err(format!(
-            "{} check does not say 'Looks good': {}",
-            path.display(),
-            describe(&o)
-        )),
-        Err(e) => Err(format!(
-            "{}: {e} (scripts/fetch-criu.sh, or set CRIU_BIN)",
-            path.display()
-        )),
-    }
-}
-
 /// A private podman whose PATH starts with a directory holding `criu`, or `None` (and
 /// why, printed) when there is no working CRIU.
 fn podman_with_criu(test: &str) -> Option<Podman> {
-    let criu = match criu() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("{test}: skipped: no working CRIU: {why}");
-            return None;
-        }
-    };
+    let criu = criu_or_skip(test)?;
     let p = Podman::new(test);
     let dir = p.w.path("criu-bin");
     fs::create_dir(&dir).expect("criu-bin");
@@ -289,14 +262,11 @@ fn podman_checkpoint_restore_and_leave_running_with_a_terminal() {
 /// --name` as a new container: a new id, a new bundle and a new rootfs made from the image
 /// and the archive's rootfs changes. The counter counts on from where it was.
 ///
-/// The new rootfs lacks the mountpoints the first create made (/etc/hosts,
-/// /etc/resolv.conf, /run/.containerenv: podman leaves them out of the archive): runc
-/// creates every mountpoint before CRIU restores (prepareCriuRestoreMounts), youki does not
-/// yet, and CRIU fails ("mnt-v2: Can't stat mountpoint .../etc/hosts"). The fix belongs in
-/// runtime-core/src/checkpoint (restore); until then this test is ignored. It passes with
-/// runc 1.1.5 and 1.3.6 (`--ignored`).
+/// The new rootfs lacks the mount points the first create made (/etc/hosts,
+/// /etc/resolv.conf, /run/.containerenv: podman leaves them out of the archive), which
+/// the runtime must make before CRIU restores (runc's prepareCriuRestoreMounts), else CRIU
+/// fails ("mnt-v2: Can't stat mountpoint .../etc/hosts").
 #[test]
-#[ignore = "youki's restore does not create missing mountpoints yet (runtime-core/src/checkpoint)"]
 fn podman_checkpoint_export_and_restore_import_as_a_new_container() {
     let Some(p) = podman_with_criu("pm-cr-import") else {
         return;
