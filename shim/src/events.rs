@@ -8,7 +8,7 @@
 //! the crate's own publisher) would cost the shim a few hundred kB of heap for good.
 
 use std::os::fd::RawFd;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Mutex;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
@@ -105,10 +105,15 @@ impl std::fmt::Display for PublishError {
 pub trait Publish: Send + 'static {
     /// Delivers one event.
     fn publish(&self, namespace: &str, item: &Item) -> Result<(), PublishError>;
+
+    /// Told when the queue is empty: resources held between events can go.
+    fn idle(&self) {}
 }
 
 /// Forwards events to containerd's ttrpc events service (`TTRPC_ADDRESS`). It dials on
-/// first use and again after a failed connection: a restarted containerd listens anew.
+/// first use, again after a failed connection (a restarted containerd listens anew), and
+/// again after each idle time: a ttrpc client holds two threads while connected, and a
+/// shim spends nearly all its life with no event to send.
 pub struct Publisher {
     address: String,
     client: Mutex<Option<EventsClient>>,
@@ -168,6 +173,10 @@ impl Publish for Publisher {
             // time.
             Err(e) => Err(PublishError::Unreachable(e.to_string())),
         }
+    }
+
+    fn idle(&self) {
+        self.client.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -243,7 +252,18 @@ impl Events {
 }
 
 fn run(publisher: impl Publish, namespace: &str, rx: Receiver<Item>) {
-    for item in rx {
+    loop {
+        let item = match rx.try_recv() {
+            Ok(item) => item,
+            Err(TryRecvError::Empty) => {
+                publisher.idle();
+                match rx.recv() {
+                    Ok(item) => item,
+                    Err(_) => return,
+                }
+            }
+            Err(TryRecvError::Disconnected) => return,
+        };
         publish_with_retries(&publisher, namespace, &item, RETRY_FOR);
     }
 }
@@ -305,6 +325,8 @@ mod tests {
         fail_first: Arc<Mutex<u32>>,
         /// Failures are refusals rather than an unreachable containerd.
         refuse: Arc<Mutex<bool>>,
+        /// Events delivered when the queue was last found empty, once per time.
+        idle_after: Arc<Mutex<Vec<usize>>>,
     }
 
     impl Publish for Recorder {
@@ -332,6 +354,30 @@ mod tests {
             ));
             Ok(())
         }
+
+        fn idle(&self) {
+            let n = self.got.lock().unwrap().len();
+            self.idle_after.lock().unwrap().push(n);
+        }
+    }
+
+    #[test]
+    fn the_publisher_is_told_when_the_queue_runs_empty() {
+        let rec = Recorder::default();
+        let events = Events::start(rec.clone(), "ns".into());
+        let idle_after = || rec.idle_after.lock().unwrap().clone();
+        // Before the first event, then after it was delivered.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while idle_after().is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(idle_after(), [0]);
+        events.send("/tasks/start", &TaskStart::default());
+        while idle_after().len() < 2 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(idle_after(), [0, 1]);
+        events.flush(Duration::from_secs(10));
     }
 
     #[test]
