@@ -1,32 +1,35 @@
-//! TaskOOM: one thread per container waits on runtime-core's [`OomWatcher`] (v1: the
-//! memory.oom_control eventfd, v2: inotify on memory.events) and reports each OOM kill.
+//! TaskOOM: one thread per shim watches every container's runtime-core [`OomWatcher`]
+//! (v1: the memory.oom_control eventfd, v2: inotify on memory.events) and reports each
+//! OOM kill. One thread, not one per container, so that a pod's shim does not grow by a
+//! thread per container; it looks at every watcher each [`TICK`] without blocking in
+//! any (the watcher exposes no descriptor to wait on together), and sleeps while there
+//! is nothing to watch.
 //!
 //! On v1 the kernel signals the eventfd just before it kills and counts the kill, so the
-//! watcher can wake to a count that has not moved yet; the next wake-up (or the periodic
-//! re-check) sees it. So that no kill goes unreported when the container's init is the
-//! victim, [`Oom::final_check`] reads the absolute count once more when init's exit is
-//! recorded, before TaskExit and before Delete removes the cgroup. Kills are counted from
-//! the cgroup's count when the watcher started, and each is reported once, whichever side
-//! sees it first.
+//! watcher can wake to a count that has not moved yet; the next look sees it. So that no
+//! kill goes unreported when the container's init is the victim, [`Oom::final_check`]
+//! reads the absolute count once more when init's exit is recorded, before TaskExit and
+//! before Delete removes the cgroup. Kills are counted from the cgroup's count when the
+//! watch started, and each is reported once, whichever side sees it first.
 //!
-//! The thread ends after [`Oom::stop`] at its next wake-up: removing the cgroup (Delete)
-//! wakes it, and it re-checks every [`WAIT`] anyway.
+//! A watch ends at the thread's next look after [`Oom::stop`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
 use runtime_core::cgroups;
 
-/// The longest the thread sleeps between looks at the counter.
-const WAIT: Duration = Duration::from_secs(5);
+/// How often the thread looks at every watcher: the longest a TaskOOM waits (one whose
+/// container's init died is sent at once, by [`Oom::final_check`]).
+const TICK: Duration = Duration::from_secs(1);
 const STACK: usize = 64 * 1024;
 
 struct Counts {
-    /// The cgroup's oom_kill count when watching started (None until known).
-    base: Option<u64>,
+    /// The cgroup's oom_kill count when watching started.
+    base: u64,
     /// Kills reported so far (since `base`).
     reported: u64,
 }
@@ -96,30 +99,30 @@ impl Oom {
                 return None;
             }
         };
+        let counter = counter_file(manager.as_ref());
+        let base = counter.as_deref().and_then(oom_kills).unwrap_or(0);
         let oom = Oom {
             inner: Arc::new(Inner {
-                counter: counter_file(manager.as_ref()),
+                counter,
                 stop: AtomicBool::new(false),
-                counts: Mutex::new(Counts {
-                    base: None,
-                    reported: 0,
-                }),
+                counts: Mutex::new(Counts { base, reported: 0 }),
                 report: Box::new(report),
             }),
         };
-        let inner = oom.inner.clone();
-        let id = id.to_string();
-        let spawned = thread::Builder::new()
-            .name("oom".into())
-            .stack_size(STACK)
-            .spawn(move || run(&id, watcher, &inner));
-        match spawned {
-            Ok(_) => Some(oom),
+        let watchers = match watchers() {
+            Ok(w) => w,
             Err(e) => {
-                log::warn!("starting the OOM thread: {e}");
-                None
+                log::warn!("task {id}: no OOM events: starting the OOM thread: {e}");
+                return None;
             }
-        }
+        };
+        watchers.add(Watch {
+            id: id.to_string(),
+            watcher,
+            inner: oom.inner.clone(),
+            seen: 0,
+        });
+        Some(oom)
     }
 
     /// Reads the cgroup's count now and reports the kills not reported yet. Called when the
@@ -132,34 +135,99 @@ impl Oom {
             .unwrap_or_else(|p| p.into_inner())
             .base;
         let now = self.inner.counter.as_deref().and_then(oom_kills);
-        if let (Some(base), Some(now)) = (base, now) {
+        if let Some(now) = now {
             self.inner.settle(now.saturating_sub(base));
         }
     }
 
-    /// Lets the thread end at its next wake-up.
+    /// Ends the watch at the thread's next look.
     pub fn stop(&self) {
         self.inner.stop.store(true, Ordering::SeqCst);
     }
 }
 
-fn run(id: &str, mut watcher: cgroups::OomWatcher, inner: &Inner) {
-    let base = inner.counter.as_deref().and_then(oom_kills).unwrap_or(0);
-    inner.counts.lock().unwrap_or_else(|p| p.into_inner()).base = Some(base);
-    // Kills the watcher reported, counted from its start.
-    let mut seen = 0u64;
-    while !inner.stop.load(Ordering::SeqCst) {
-        match watcher.wait(WAIT) {
-            Ok(0) => {}
+/// One container's watch, as the thread holds it.
+struct Watch {
+    id: String,
+    watcher: cgroups::OomWatcher,
+    inner: Arc<Inner>,
+    /// Kills the watcher reported, counted from its start.
+    seen: u64,
+}
+
+impl Watch {
+    /// Takes the kills the watcher saw since the last look; false once the watch is over.
+    fn look(&mut self) -> bool {
+        if self.inner.stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        match self.watcher.wait(Duration::ZERO) {
+            Ok(0) => true,
             Ok(n) => {
-                seen += n;
-                log::info!("task {id}: {n} OOM kill(s)");
-                inner.settle(seen);
+                self.seen += n;
+                log::info!("task {}: {n} OOM kill(s)", self.id);
+                self.inner.settle(self.seen);
+                true
             }
             Err(e) => {
-                log::warn!("task {id}: watching for OOM kills: {e}");
-                return;
+                log::warn!("task {}: watching for OOM kills: {e}", self.id);
+                false
             }
+        }
+    }
+}
+
+/// Every watch of the shim, and the one thread that looks at them.
+struct Watchers {
+    watches: Mutex<Vec<Watch>>,
+    /// Wakes the thread when the first watch comes.
+    added: Condvar,
+}
+
+/// The shim's watchers.
+static WATCHERS: Watchers = Watchers {
+    watches: Mutex::new(Vec::new()),
+    added: Condvar::new(),
+};
+
+/// The shim's watchers, their thread started on first use.
+fn watchers() -> Result<&'static Watchers, String> {
+    static THREAD: OnceLock<Result<(), String>> = OnceLock::new();
+    THREAD
+        .get_or_init(|| {
+            thread::Builder::new()
+                .name("oom".into())
+                .stack_size(STACK)
+                .spawn(|| WATCHERS.run())
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map(|()| &WATCHERS)
+}
+
+impl Watchers {
+    fn add(&self, w: Watch) {
+        self.lock().push(w);
+        self.added.notify_one();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Watch>> {
+        self.watches.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run(&self) {
+        let mut watches = self.lock();
+        loop {
+            watches.retain_mut(Watch::look);
+            watches = if watches.is_empty() {
+                self.added.wait(watches).unwrap_or_else(|p| p.into_inner())
+            } else {
+                match self.added.wait_timeout(watches, TICK) {
+                    Ok((w, _)) => w,
+                    Err(p) => p.into_inner().0,
+                }
+            };
         }
     }
 }
@@ -177,7 +245,7 @@ mod tests {
             counter: None,
             stop: AtomicBool::new(false),
             counts: Mutex::new(Counts {
-                base: Some(0),
+                base: 0,
                 reported: 0,
             }),
             report: Box::new(move || {
