@@ -57,26 +57,29 @@ pub enum CheckpointError {
         source: std::io::Error,
     },
     /// CRIU exited before answering, or failed after it answered.
-    #[error("criu {} exited unexpectedly ({status}){}", .criu.display(), .log.as_deref().map(|l| format!("; {l}")).unwrap_or_default())]
+    #[error("criu {} exited unexpectedly ({status}){}", .criu.display(), .log.as_ref().map(|l| format!(": {l}")).unwrap_or_default())]
     CriuExited {
         /// The binary.
         criu: PathBuf,
         /// How it ended.
         status: String,
-        /// Where its log is, with its last error lines.
-        log: Option<String>,
+        /// Its log.
+        log: Option<CriuLog>,
     },
-    /// CRIU answered that the request failed.
-    #[error("criu {what} failed{}{}{}", errno_text(.errno), .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default(), .log.as_deref().map(|l| format!("; {l}")).unwrap_or_default())]
+    /// CRIU answered that the request failed. The message leads with the log's last error
+    /// lines: CRIU's own message is its first error, which is often harmless (without
+    /// CAP_SYS_RESOURCE, "rlimit: Can't setup RLIMIT_NOFILE for self") while the cause
+    /// comes later.
+    #[error("criu {what} failed{}", failure_text(.errno, .message, .log))]
     CriuFailed {
         /// The request.
         what: ReqType,
         /// CRIU's errno.
         errno: Option<i32>,
-        /// CRIU's message.
+        /// CRIU's message: the first error it logged.
         message: Option<String>,
-        /// Where its log is, with its last error lines.
-        log: Option<String>,
+        /// Its log.
+        log: Option<CriuLog>,
     },
     /// CRIU lacks a feature an option needs.
     #[error("{option} needs CRIU's {feature} support, which this CRIU or kernel lacks")]
@@ -145,6 +148,70 @@ pub enum CheckpointError {
         /// The error.
         source: RootfsError,
     },
+}
+
+/// CRIU's log of a request that failed: where it is, and its last error lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CriuLog {
+    /// The log file.
+    pub path: PathBuf,
+    /// Its last [`LOG_EXCERPT_LINES`] error lines, in order, without their time stamps.
+    pub errors: Vec<String>,
+}
+
+impl CriuLog {
+    /// Reads the error lines of `dir`/`file` (none if it cannot be read).
+    fn read(dir: &Path, file: &str) -> Self {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let errors: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.find("Error").map(|at| l[at..].trim().to_string()))
+            .collect();
+        let tail = errors.len().saturating_sub(LOG_EXCERPT_LINES);
+        CriuLog {
+            path,
+            errors: errors[tail..].to_vec(),
+        }
+    }
+}
+
+impl std::fmt::Display for CriuLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.errors.is_empty() {
+            write!(f, "{}; ", self.errors.join(" | "))?;
+        }
+        write!(f, "see {}", self.path.display())
+    }
+}
+
+/// What follows "criu X failed": the log's last errors but CRIU's message (its first
+/// error), and the log's path, then that message; only the message when the log has no
+/// other error. The errno last.
+fn failure_text(errno: &Option<i32>, message: &Option<String>, log: &Option<CriuLog>) -> String {
+    let message = message.as_deref().map(str::trim).filter(|m| !m.is_empty());
+    let errors: Vec<&str> = log
+        .iter()
+        .flat_map(|l| &l.errors)
+        .map(String::as_str)
+        .filter(|e| Some(*e) != message)
+        .collect();
+    let mut parts: Vec<String> = vec![];
+    if errors.is_empty() {
+        parts.extend(message.map(str::to_string));
+    } else {
+        parts.push(errors.join(" | "));
+    }
+    parts.extend(log.iter().map(|l| format!("see {}", l.path.display())));
+    if !errors.is_empty() {
+        parts.extend(message.map(|m| format!("CRIU's first error: {m}")));
+    }
+    let lead = if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join("; "))
+    };
+    lead + &errno_text(errno)
 }
 
 fn errno_text(errno: &Option<i32>) -> String {
@@ -610,7 +677,7 @@ fn with_log(e: CheckpointError, dir: &Path, file: &str) -> CheckpointError {
             what,
             errno,
             message,
-            log: Some(log_excerpt(dir, file)),
+            log: Some(CriuLog::read(dir, file)),
         },
         CheckpointError::CriuExited {
             criu,
@@ -619,24 +686,10 @@ fn with_log(e: CheckpointError, dir: &Path, file: &str) -> CheckpointError {
         } => CheckpointError::CriuExited {
             criu,
             status,
-            log: Some(log_excerpt(dir, file)),
+            log: Some(CriuLog::read(dir, file)),
         },
         e => e,
     }
-}
-
-/// "see DIR/FILE", and the log's last error lines when it has any.
-fn log_excerpt(dir: &Path, file: &str) -> String {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let errors: Vec<&str> = text.lines().filter(|l| l.contains("Error")).collect();
-    let tail = &errors[errors.len().saturating_sub(LOG_EXCERPT_LINES)..];
-    let mut log = format!("see {}", path.display());
-    if !tail.is_empty() {
-        log.push_str(": ");
-        log.push_str(&tail.join(" | "));
-    }
-    log
 }
 
 /// The freezer cgroup directory CRIU freezes the container with instead of ptrace: v1's
@@ -891,22 +944,77 @@ mod tests {
             log: None,
         };
         let text = with_log(exited, dir.path(), "dump.log").to_string();
+        let last: Vec<String> = (3..=7).map(|n| format!("Error (x.c:{n}): e{n}")).collect();
         let log = dir.path().join("dump.log");
-        let (_, quoted) = text
-            .split_once(&format!("see {}: ", log.display()))
-            .unwrap_or_else(|| panic!("no log path: {text}"));
-        let last: Vec<String> = (3..=7)
-            .map(|n| format!("(0.1) Error (x.c:{n}): e{n}"))
-            .collect();
-        assert_eq!(quoted, last.join(" | "), "the last 5 error lines only");
+        assert_eq!(
+            text,
+            format!(
+                "criu criu exited unexpectedly (signal: 9): {}; see {}",
+                last.join(" | "),
+                log.display()
+            ),
+            "the last 5 error lines only, without time stamps"
+        );
         let failed = CheckpointError::CriuFailed {
             what: ReqType::Dump,
             errno: Some(libc::EPERM),
-            message: None,
+            message: Some("m\n".into()),
             log: None,
         };
         let text = with_log(failed, dir.path(), "none.log").to_string();
-        assert!(text.ends_with("none.log"), "no errors to quote: {text}");
+        let none = dir.path().join("none.log");
+        assert_eq!(
+            text,
+            format!(
+                "criu dump failed: m; see {} (EPERM: Operation not permitted)",
+                none.display()
+            ),
+            "no errors to quote: CRIU's message leads"
+        );
+    }
+
+    /// As CRIU 4.2 logs a restore onto a rootfs without a mount point here: its first error
+    /// (its message) is harmless, the cause comes later.
+    #[test]
+    fn a_failure_leads_with_the_logs_last_errors_not_criu_s_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let rlimit =
+            "Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted";
+        let cause = "Error (criu/mount-v2.c:634): mnt-v2: Can't stat mountpoint /tmp/.criu.mntns.Bs4X8U/mnt-0000000067/etc/hosts: No such file or directory";
+        let failed = "Error (criu/cr-restore.c:2331): Restoring FAILED.";
+        let cgroupd =
+            "Error (criu/cgroup.c:2055): cg: cgroupd: recv req error: No such file or directory";
+        let log = format!(
+            "(00.000001) Version: 4.2.1\n(00.056205) {rlimit}\n(00.060000) info\n\
+             (00.079663)      1: {cause}\n(00.082777) {failed}\n(00.084573) {cgroupd}\n"
+        );
+        std::fs::write(dir.path().join("restore.log"), log).unwrap();
+        let path = dir.path().join("restore.log");
+        let e = || CheckpointError::CriuFailed {
+            what: ReqType::Restore,
+            errno: Some(libc::EPERM),
+            message: Some(format!("{rlimit}\n")),
+            log: None,
+        };
+        let text = with_log(e(), dir.path(), "restore.log").to_string();
+        assert_eq!(
+            text,
+            format!(
+                "criu restore failed: {cause} | {failed} | {cgroupd}; see {}; \
+                 CRIU's first error: {rlimit} (EPERM: Operation not permitted)",
+                path.display()
+            )
+        );
+        // Without other errors, CRIU's message is the cause.
+        std::fs::write(&path, format!("(00.05) {rlimit}\n")).unwrap();
+        let text = with_log(e(), dir.path(), "restore.log").to_string();
+        assert_eq!(
+            text,
+            format!(
+                "criu restore failed: {rlimit}; see {} (EPERM: Operation not permitted)",
+                path.display()
+            )
+        );
     }
 
     #[test]
