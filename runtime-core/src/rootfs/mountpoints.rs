@@ -162,6 +162,125 @@ fn make_private(sys: &dyn Syscall, target: &Path) -> Result<(), SyscallError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::syscall::LinuxSyscall;
+
+    /// The directory [`kernel_child`] works in.
+    const BASE_VAR: &str = "YOUKI_TEST_MOUNTPOINTS_BASE";
+    const DONE: &str = "MOUNTPOINTS-CHILD-CHECKS-PASSED";
+
+    /// Against the real kernel, as root: the work runs in this test binary again, in a
+    /// mount namespace of its own (util-linux's `unshare`), as rootfs/kernel_tests.rs does,
+    /// so that nothing is left behind even when a check fails.
+    #[test]
+    fn kernel_mount_points_nested_in_a_bind_are_made_in_its_source() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let base = std::fs::canonicalize(tmp.path()).expect("canonical");
+        let out = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private"])
+            .arg(std::env::current_exe().expect("test binary"))
+            .args([
+                "rootfs::mountpoints::tests::kernel_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(BASE_VAR, &base)
+            .output()
+            .expect("run unshare (util-linux)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(DONE),
+            "child failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Run only by [`kernel_mount_points_nested_in_a_bind_are_made_in_its_source`].
+    #[test]
+    #[ignore = "run in a mount namespace of its own by kernel_mount_points_nested_in_a_bind_are_made_in_its_source"]
+    fn kernel_child() {
+        let Some(base) = std::env::var_os(BASE_VAR).map(PathBuf::from) else {
+            return;
+        };
+        // Everything on a shared mount, as on a host whose / is shared (only what is left
+        // afterwards can be checked, not what propagated for the while).
+        let sys = LinuxSyscall;
+        sys.mount(
+            Some(Path::new("tmpfs")),
+            &base,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None,
+        )
+        .expect("tmpfs");
+        sys.mount(None, &base, None, MsFlags::MS_SHARED, None)
+            .expect("make shared");
+        let (rootfs, src, token, state) = (
+            base.join("rootfs"),
+            base.join("src"),
+            base.join("token"),
+            base.join("state"),
+        );
+        for d in [&rootfs.join("etc"), &src, &state] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(&token, "tok").expect("token");
+        let spec = |extra: Option<serde_json::Value>| -> Spec {
+            let mut mounts = serde_json::json!([
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
+                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"},
+                {"destination": "/data", "type": "bind", "source": src, "options": ["rbind"]},
+                {"destination": "/data/sub/token", "type": "bind", "source": token,
+                 "options": ["bind", "ro"]},
+                {"destination": "/etc/token", "source": token, "options": ["rbind"]},
+                {"destination": "/mnt/scratch", "type": "tmpfs", "source": "tmpfs"}
+            ]);
+            mounts.as_array_mut().expect("array").extend(extra);
+            serde_json::from_value(serde_json::json!({"ociVersion": "1.0.2", "mounts": mounts}))
+                .expect("spec")
+        };
+        let copy = state.join("mountpoints");
+        let mounts_before = sys.mountinfo().expect("mountinfo");
+
+        create_mountpoints(&sys, &spec(None), &rootfs, &copy).expect("create_mountpoints");
+        for dir in ["proc", "dev", "data", "mnt/scratch"] {
+            assert!(rootfs.join(dir).is_dir(), "{dir}");
+        }
+        assert!(rootfs.join("etc/token").is_file());
+        assert!(src.join("sub/token").is_file(), "made in the bind's source");
+        for absent in ["dev/pts", "sys", "data/sub"] {
+            assert!(!rootfs.join(absent).exists(), "{absent} was made");
+        }
+        assert!(!copy.exists(), "the copy is left");
+        assert_eq!(
+            sys.mountinfo().expect("mountinfo"),
+            mounts_before,
+            "a mount is left"
+        );
+
+        // A bind whose source is missing: an error naming it, and nothing left.
+        let missing = serde_json::json!({"destination": "/gone", "type": "bind",
+                                         "source": base.join("nonexistent")});
+        let e = create_mountpoints(&sys, &spec(Some(missing)), &rootfs, &copy)
+            .expect_err("a missing source")
+            .to_string();
+        assert!(e.contains("/gone") && e.contains("nonexistent"), "{e}");
+        assert!(!copy.exists(), "the copy is left after an error");
+        assert_eq!(
+            sys.mountinfo().expect("mountinfo"),
+            mounts_before,
+            "a mount is left"
+        );
+        println!("{DONE}");
+    }
 
     #[test]
     fn cgroups_and_what_lies_in_a_tmpfs_are_left_to_criu() {
