@@ -467,8 +467,9 @@ struct Prepared<'a> {
     cgroup: Box<dyn cgroups::CgroupManager>,
 }
 
-/// The restore proper, once the container's state directory exists: its cgroup, CRIU's
-/// root, the CRIU session, then the state with the restored init.
+/// The restore proper, once the container's state directory exists: its cgroup, the
+/// rootfs's mount points, CRIU's root, the CRIU session, then the state with the restored
+/// init.
 fn restore_into(
     entry: &Entry,
     st: &mut State,

@@ -3,12 +3,11 @@
 //! --import`) lacks those the first create made (/etc/hosts...). They are made as create
 //! makes them, as runc's prepareCriuRestoreMounts does.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags};
-use nix::sys::stat::Mode;
 use oci_spec::runtime::{Mount, Spec};
 
 use super::mounts::{describe, source_kind};
@@ -98,19 +97,15 @@ fn create_on(
     copy: &Path,
     entries: &[(&Mount, PathBuf)],
 ) -> Result<(), RootfsError> {
-    let root = nix::fcntl::open(
-        copy,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|errno| RootfsError::Syscall {
-        context: "open the rootfs copy".into(),
-        source: SyscallError {
-            call: "open",
-            target: copy.display().to_string(),
-            errno,
-        },
-    })?;
+    let root: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(copy)
+        .map_err(|source| RootfsError::Io {
+            path: copy.to_path_buf(),
+            source,
+        })?
+        .into();
     for (m, dest) in entries {
         let what = format!("mount point of {}", describe(m, dest));
         let bind_source = if is_bind(m) {
@@ -149,6 +144,7 @@ fn create_on(
     Ok(())
 }
 
+/// Makes the mount at `target` and every mount below it private.
 fn make_private(sys: &dyn Syscall, target: &Path) -> Result<(), SyscallError> {
     sys.mount(
         None,
