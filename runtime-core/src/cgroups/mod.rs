@@ -211,8 +211,15 @@ pub trait CgroupManager {
     fn add_task(&self, pid: Pid) -> Result<(), CgroupError>;
     /// Whether [`CgroupManager::join_self`] is cheaper than the parent's `add_task`.
     fn can_join_self(&self) -> bool;
-    /// Moves the calling process, which must have a single thread, into the cgroup.
-    fn join_self(&self) -> Result<(), CgroupError>;
+    /// The cgroup v2 directory (the cgroup itself on v2, its unified one on a hybrid host)
+    /// a process can be created in (clone3's CLONE_INTO_CGROUP), instead of being moved
+    /// there: a move through cgroup.procs costs the kernel an RCU grace period.
+    fn birth_dir(&self) -> Option<PathBuf> {
+        None
+    }
+    /// Moves the calling process, which must have a single thread, into the cgroup;
+    /// `born`: it was created in [`CgroupManager::birth_dir`], which it need not join.
+    fn join_self(&self, born: bool) -> Result<(), CgroupError>;
     /// Every process in the cgroup.
     fn pids(&self) -> Result<Vec<Pid>, CgroupError>;
     /// Removes the cgroup once its processes are gone; absent is not an error.

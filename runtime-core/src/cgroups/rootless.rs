@@ -226,7 +226,7 @@ impl CgroupManager for RootlessManager {
         false
     }
 
-    fn join_self(&self) -> Result<(), CgroupError> {
+    fn join_self(&self, _born: bool) -> Result<(), CgroupError> {
         self.add_task(Pid::this())
     }
 

@@ -528,14 +528,17 @@ impl CgroupManager for V1Manager {
     }
 
     fn can_join_self(&self) -> bool {
-        // Only without a directory in the hybrid unified hierarchy: cgroup2 moves a
-        // process only through cgroup.procs, whose global threadgroup lock costs an RCU
-        // grace period (7 ms per create here). The parent's add_task pays it once for all
-        // hierarchies, overlapped with the child's namespace and mount work.
-        self.unified_dir().is_none()
+        // The v1 hierarchies cheaply (below); the hybrid unified one, which moves a
+        // process only through cgroup.procs and its global threadgroup lock (an RCU grace
+        // period, 7 ms per create here), by being born there (birth_dir).
+        true
     }
 
-    fn join_self(&self) -> Result<(), CgroupError> {
+    fn birth_dir(&self) -> Option<PathBuf> {
+        self.unified_dir()
+    }
+
+    fn join_self(&self, born: bool) -> Result<(), CgroupError> {
         // "0" names the writer; moving only the calling thread through `tasks` lets the
         // kernel skip the global threadgroup lock, whose RCU grace period makes a
         // cgroup.procs write cost milliseconds. The caller has a single thread, so its
@@ -543,10 +546,10 @@ impl CgroupManager for V1Manager {
         for h in &self.hierarchies {
             files::write(&self.dir(h), "tasks", "0")?;
         }
-        if let Some(dir) = self.unified_dir() {
-            files::write(&dir, "cgroup.procs", "0")?;
+        match self.unified_dir() {
+            Some(dir) if !born => files::write(&dir, "cgroup.procs", "0"),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn path(&self) -> &Path {

@@ -397,13 +397,20 @@ impl CgroupManager for V2Manager {
     }
 
     fn can_join_self(&self) -> bool {
-        // A process moving itself through cgroup.procs takes the same global lock as its
-        // parent moving it, and a thread cannot leave its domain through cgroup.threads:
-        // the parent moves it, overlapped with the child's own work.
-        false
+        // Born in the cgroup (birth_dir), the process has nothing to join. Only when that
+        // fails does it move itself, through cgroup.procs and its global lock, as its
+        // parent would move it.
+        true
     }
 
-    fn join_self(&self) -> Result<(), CgroupError> {
+    fn birth_dir(&self) -> Option<PathBuf> {
+        Some(self.dir())
+    }
+
+    fn join_self(&self, born: bool) -> Result<(), CgroupError> {
+        if born {
+            return Ok(());
+        }
         files::write(&self.dir(), "cgroup.procs", "0")
     }
 

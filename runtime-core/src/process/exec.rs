@@ -14,14 +14,16 @@ use crate::channel::{Channel, Message};
 use crate::namespaces::{intermediate_flags, Namespaces};
 use crate::syscall::{self, LinuxSyscall, Syscall, SyscallError};
 
-/// Runs in the forked process; returns only with an exit code after failing.
+/// Runs in the forked process; returns only with an exit code after failing. `born`: as
+/// for init (`init::run`).
 pub(super) fn run(
     setup: &ExecSetup<'_>,
     ns: &Namespaces,
     caps: &CapabilitySets,
     to_main: Channel,
+    born: bool,
 ) -> i32 {
-    let Err(e) = try_exec(setup, ns, caps, &to_main);
+    let Err(e) = try_exec(setup, ns, caps, &to_main, born);
     let _ = to_main.send(&Message::Error(e));
     1
 }
@@ -31,6 +33,7 @@ fn try_exec(
     ns: &Namespaces,
     caps: &CapabilitySets,
     to_main: &Channel,
+    born: bool,
 ) -> Result<std::convert::Infallible, String> {
     let sys = LinuxSyscall;
     // As for init: nothing of this process is readable through /proc by the container
@@ -67,7 +70,7 @@ fn try_exec(
     // The cgroup first: once in the container's mount namespace, the host's cgroupfs
     // paths no longer resolve.
     if super::joins_cgroup_itself(setup.cgroup, ns) {
-        setup.cgroup.join_self().map_err(|e| e.to_string())?;
+        setup.cgroup.join_self(born).map_err(|e| e.to_string())?;
     } else {
         to_main
             .expect(&Message::CgroupJoined, INIT_TIMEOUT)

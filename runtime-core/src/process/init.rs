@@ -23,15 +23,17 @@ use crate::{hooks, rootfs};
 /// PATH used to find the program when the process's env has none, as runc does.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Runs in the init process; never returns: it execs the program or exits.
+/// Runs in the init process; never returns: it execs the program or exits. `born`: the
+/// process was created in its cgroup's v2 directory (see `intermediate::run`).
 pub(super) fn run(
     setup: &ContainerSetup<'_>,
     ns: &Namespaces,
     caps: &CapabilitySets,
     bind_trees: &rootfs::BindTrees,
     to_main: Channel,
+    born: bool,
 ) -> ! {
-    let Err(e) = try_build(setup, ns, caps, bind_trees, &to_main);
+    let Err(e) = try_build(setup, ns, caps, bind_trees, &to_main, born);
     // Until Ready, main is listening and reports the error. After it main is gone, and a
     // failure shows as init exiting before `start` takes it (startContainer hook failures
     // are reported through the fifo instead).
@@ -45,6 +47,7 @@ fn try_build(
     caps: &CapabilitySets,
     bind_trees: &rootfs::BindTrees,
     to_main: &Channel,
+    born: bool,
 ) -> Result<std::convert::Infallible, String> {
     let sys = LinuxSyscall;
     let spec = setup.spec;
@@ -108,7 +111,7 @@ fn try_build(
 
     // Nothing above depends on our cgroup; the hooks and the user's program below do.
     if super::joins_cgroup_itself(setup.cgroup, ns) {
-        setup.cgroup.join_self().map_err(|e| e.to_string())?;
+        setup.cgroup.join_self(born).map_err(|e| e.to_string())?;
     } else {
         // main moves us while we build namespaces and mounts above: the move costs the
         // kernel an RCU grace period (milliseconds), which this overlaps.

@@ -1,6 +1,8 @@
 //! The intermediate process: sets the process's oomScoreAdj, enters the user, pid and time
-//! namespaces, forks the container's process (init, or an exec'd process), reports its
-//! pid, exits.
+//! namespaces, forks the container's process (init, or an exec'd process), in its cgroup
+//! when it can, reports its pid, exits.
+
+use std::os::fd::BorrowedFd;
 
 use nix::sched::CloneFlags;
 use nix::unistd::{setresgid, setresuid, Gid, Uid};
@@ -11,14 +13,16 @@ use crate::namespaces::{flag, Namespaces};
 use crate::syscall::{self, Forked, LinuxSyscall};
 
 /// Runs in the intermediate process; returns its exit code. `child` runs in the forked
-/// process with its channel to main and never returns there (it execs or exits), with
-/// `oom_score_adj` (process.oomScoreAdj) inherited from here.
+/// process with its channel to main and whether it was born in `birth` (a cgroup v2
+/// directory, see [`crate::cgroups::CgroupManager::birth_dir`]), and never returns there
+/// (it execs or exits), with `oom_score_adj` (process.oomScoreAdj) inherited from here.
 pub(super) fn run(
     ns: &Namespaces,
     oom_score_adj: Option<i32>,
+    birth: Option<BorrowedFd<'_>>,
     to_main: Channel,
     child_end: Channel,
-    child: &dyn Fn(Channel) -> i32,
+    child: &dyn Fn(Channel, bool) -> i32,
 ) -> i32 {
     // Before any namespace is entered, as runc does: once in a user namespace other than
     // the host's, /proc/self/oom_score_adj cannot be written, not even with its current
@@ -27,7 +31,7 @@ pub(super) fn run(
         Some(adj) => super::init::write_oom_score_adj(adj),
         None => Ok(()),
     };
-    match adjusted.and_then(|()| fork_child(ns, &to_main, child_end, child)) {
+    match adjusted.and_then(|()| fork_child(ns, birth, &to_main, child_end, child)) {
         Ok(()) => 0,
         Err(e) => {
             let _ = to_main.send(&Message::Error(e));
@@ -38,9 +42,10 @@ pub(super) fn run(
 
 fn fork_child(
     ns: &Namespaces,
+    birth: Option<BorrowedFd<'_>>,
     to_main: &Channel,
     child_end: Channel,
-    child: &dyn Fn(Channel) -> i32,
+    child: &dyn Fn(Channel, bool) -> i32,
 ) -> Result<(), String> {
     let sys = LinuxSyscall;
     let user = CloneFlags::CLONE_NEWUSER;
@@ -70,8 +75,21 @@ fn fork_child(
         std::fs::write("/proc/self/timens_offsets", &ns.time_offsets)
             .map_err(|e| format!("linux.timeOffsets: writing /proc/self/timens_offsets: {e}"))?;
     }
-    match syscall::fork().map_err(|e| e.to_string())? {
-        Forked::Child => syscall::exit_child(child(child_end)),
+    // Born in the cgroup if it can be; if not (a kernel before 5.7, clone3 filtered), the
+    // child joins it itself.
+    let born = birth.and_then(|fd| match syscall::fork_into_cgroup(fd) {
+        Ok(forked) => Some(forked),
+        Err(e) => {
+            log::debug!("{e}: forking, the child joins its cgroup itself");
+            None
+        }
+    });
+    let (forked, in_cgroup) = match born {
+        Some(forked) => (forked, true),
+        None => (syscall::fork().map_err(|e| e.to_string())?, false),
+    };
+    match forked {
+        Forked::Child => syscall::exit_child(child(child_end, in_cgroup)),
         Forked::Parent(pid) => to_main
             .send(&Message::InitPid(pid.as_raw()))
             .map_err(|e| e.to_string()),

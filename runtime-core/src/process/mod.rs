@@ -158,7 +158,7 @@ pub fn spawn(
         uid: linux.uid_mappings().as_deref().unwrap_or_default(),
         gid: linux.gid_mappings().as_deref().unwrap_or_default(),
     };
-    let init = |ch| -> i32 { init::run(setup, &ns, &caps, &bind_trees, ch) };
+    let init = |ch, born| -> i32 { init::run(setup, &ns, &caps, &bind_trees, ch, born) };
     let mut children = double_fork(
         &ns,
         &maps,
@@ -247,7 +247,7 @@ pub fn spawn_exec(setup: &ExecSetup<'_>) -> Result<Pid, ProcessError> {
     let ns = Namespaces::of_process(setup.init_pid)?;
     let caps = CapabilitySets::from_spec(setup.process.capabilities().as_ref())?;
     let maps = IdMaps { uid: &[], gid: &[] };
-    let child = |ch| -> i32 { exec::run(setup, &ns, &caps, ch) };
+    let child = |ch, born| -> i32 { exec::run(setup, &ns, &caps, ch, born) };
     let mut children = double_fork(
         &ns,
         &maps,
@@ -316,8 +316,25 @@ fn double_fork(
     cgroup: &dyn CgroupManager,
     state_lock: Option<std::os::fd::RawFd>,
     child_name: &'static str,
-    child: &dyn Fn(Channel) -> i32,
+    child: &dyn Fn(Channel, bool) -> i32,
 ) -> Result<Children, ProcessError> {
+    let joins_itself = joins_cgroup_itself(cgroup, ns);
+    // The intermediate creates the child in its cgroup v2 directory if there is one: no
+    // move (see CgroupManager::birth_dir). Unopenable, the child joins it itself.
+    let birth = joins_itself
+        .then(|| cgroup.birth_dir())
+        .flatten()
+        .and_then(|dir| {
+            nix::fcntl::open(
+                &dir,
+                nix::fcntl::OFlag::O_RDONLY
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| log::debug!("{}: {e}: the child joins it itself", dir.display()))
+            .ok()
+        });
     let (to_inter, inter_end) = channel::pair("intermediate process", "runtime")?;
     let (to_child, child_end) = channel::pair(child_name, "runtime")?;
     let inter = match syscall::fork()? {
@@ -331,6 +348,7 @@ fn double_fork(
             syscall::exit_child(intermediate::run(
                 ns,
                 oom_score_adj,
+                birth.as_ref().map(std::os::fd::AsFd::as_fd),
                 inter_end,
                 child_end,
                 child,
@@ -340,6 +358,7 @@ fn double_fork(
     };
     drop(inter_end);
     drop(child_end);
+    drop(birth);
     let result = (|| {
         if ns.creates(nix::sched::CloneFlags::CLONE_NEWUSER) {
             to_inter.expect(&Message::UserNamespaceCreated, INTERMEDIATE_TIMEOUT)?;
@@ -362,7 +381,7 @@ fn double_fork(
         to_child,
         armed: true,
     };
-    if !joins_cgroup_itself(cgroup, ns) {
+    if !joins_itself {
         // The child builds its namespaces (and init its mounts) meanwhile, and waits for
         // CgroupJoined before anything that needs the cgroup.
         cgroup.add_task(children.child)?;

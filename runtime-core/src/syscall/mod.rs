@@ -567,6 +567,71 @@ pub fn fork() -> Result<Forked> {
     }
 }
 
+/// `struct clone_args` of clone3(2), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// clone3's CLONE_INTO_CGROUP (Linux 5.7), which the libc crate does not name.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// fork(2) as [`fork`], but the child is created in the cgroup v2 directory `cgroup`
+/// (clone3 with CLONE_INTO_CGROUP): it never moves, so the kernel takes its global
+/// threadgroup lock only for reading, not for writing as a move through cgroup.procs
+/// does, which costs an RCU grace period (milliseconds). Refused like [`fork`] unless the
+/// process has a single thread; an error (a kernel before 5.7, clone3 filtered by seccomp,
+/// a cgroup that does not take processes) creates no child.
+pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> Result<Forked> {
+    let threads = thread_count().map_err(err("clone3", "count threads"))?;
+    if threads != 1 {
+        return Err(SyscallError {
+            call: "clone3",
+            target: format!("process has {threads} threads, fork needs exactly one"),
+            errno: Errno::EDEADLK,
+        });
+    }
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: with no CLONE_VM and no stack, clone3 duplicates the process as fork(2)
+    // does, and the process has exactly one thread (checked above), so the child's copy
+    // holds no lock of a vanished thread. `args` is a valid clone_args of the size given,
+    // alive for the call. glibc's fork also refreshes its cached thread id in the child;
+    // the child here runs runtime code that does not use it (no raise(3), no pthread_kill)
+    // and then execs.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(SyscallError {
+            call: "clone3",
+            target: "CLONE_INTO_CGROUP".into(),
+            errno: Errno::last(),
+        }),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
 fn thread_count() -> std::result::Result<usize, Errno> {
     let dir = std::fs::read_dir("/proc/self/task").map_err(|e| io_errno(&e))?;
     Ok(dir.count())

@@ -336,8 +336,8 @@ impl CgroupManager for SystemdManager {
         false
     }
 
-    fn join_self(&self) -> Result<(), CgroupError> {
-        self.inner.join_self()
+    fn join_self(&self, born: bool) -> Result<(), CgroupError> {
+        self.inner.join_self(born)
     }
 
     fn pids(&self) -> Result<Vec<Pid>, CgroupError> {
