@@ -53,7 +53,7 @@ impl Variant {
     }
 }
 
-/// Ours and runc's. With `as_runc`, ours runs as io.containerd.runc.v2 (a link named
+/// Ours and runc's, `criu` on their PATH. With `as_runc`, ours runs as io.containerd.runc.v2 (a link named
 /// containerd-shim-runc-v2), as CRI's `runtime_path` entry runs it: ctr 1.6 and 1.7 send
 /// checkpoint options (`--image-path`, `--exit`) only to runc's runtime names.
 fn variants(criu: &Path, as_runc: bool) -> [Variant; 2] {
@@ -287,6 +287,42 @@ fn a_failed_checkpoint_names_the_cause_and_the_task_runs_on() {
         let err = common::stderr_of(&o);
         if name == "youki" {
             assert!(err.contains("TCP"), "{name}: the cause is not named: {err}");
+        }
+        assert_eq!(c.task_status(&id), "RUNNING", "{name}");
+        let (_, n) = count_to(&c, &id, 1);
+        count_to(&c, &id, n + 2);
+        remove(&c, &id);
+        c.no_containers_left();
+    }
+}
+
+/// A CRIU that fails (here `false`: it exits at once) fails the checkpoint with an error
+/// that names it, and the task runs on with nothing written.
+#[test]
+fn a_failing_criu_is_a_clear_error_and_the_task_runs_on() {
+    for v in variants(Path::new("/bin/false"), true) {
+        let (name, runtime) = (v.name, v.runtime);
+        let c = start(&format!("ckpt-nocriu-{name}"), v.shim());
+        let id = c.w.name("c");
+        run_counter(&c, runtime, &id);
+        count_to(&c, &id, 2);
+        let images = c.w.path("images");
+        let o = c.ctr(&[
+            "task",
+            "checkpoint",
+            "--image-path",
+            images.to_str().expect("utf-8 path"),
+            &id,
+        ]);
+        assert!(!o.status.success(), "{name}: {}", describe(&o));
+        let err = common::stderr_of(&o);
+        // runc 1.1.5: "criu failed: type NOTIFY errno 0" or its own exit status.
+        if name == "youki" {
+            assert!(
+                err.contains("criu") && err.contains("exited"),
+                "{name}: {err}"
+            );
+            assert!(!images.exists(), "{name}: {} was left", images.display());
         }
         assert_eq!(c.task_status(&id), "RUNNING", "{name}");
         let (_, n) = count_to(&c, &id, 1);

@@ -198,6 +198,13 @@ pub fn restore(
 
 impl From<CheckpointError> for ShimError {
     fn from(e: CheckpointError) -> Self {
+        // The CLI's advice (its --criu flag) does not apply here.
+        if let CheckpointError::CriuStart { source, .. } = &e {
+            return ShimError::new(
+                Kind::FailedPrecondition,
+                format!("{CRIU} (CRIU 4) on the shim's PATH, which is containerd's: {source}"),
+            );
+        }
         let kind = match &e {
             CheckpointError::Container(c) => Kind::from(c),
             CheckpointError::State(s) => Kind::from(s),

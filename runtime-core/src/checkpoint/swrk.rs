@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::socket::{
     recv, send, shutdown, socketpair, AddressFamily, MsgFlags, Shutdown, SockFlag, SockType,
@@ -123,14 +124,27 @@ impl Swrk {
         }
     }
 
-    fn send(&self, req: &CriuReq) -> Result<(), CheckpointError> {
-        send(self.socket.as_raw_fd(), &req.encode(), MsgFlags::empty()).map_err(|errno| {
-            CheckpointError::Socket {
+    fn send(&mut self, req: &CriuReq) -> Result<(), CheckpointError> {
+        match send(self.socket.as_raw_fd(), &req.encode(), MsgFlags::empty()) {
+            Ok(_) => Ok(()),
+            // CRIU exited before it read the request (it could not start, or it is not
+            // CRIU): how it ended says more than the broken pipe.
+            Err(Errno::EPIPE | Errno::ECONNRESET) => Err(self.exited()),
+            Err(errno) => Err(CheckpointError::Socket {
                 step: "sending a request to criu",
                 errno,
-            }
-        })?;
-        Ok(())
+            }),
+        }
+    }
+
+    /// CRIU ended its session early: reaped (bounded), and how it ended as the error.
+    fn exited(&mut self) -> CheckpointError {
+        CheckpointError::CriuExited {
+            criu: self.criu.clone(),
+            status: reap_within(&mut self.child, EXIT_BOUND)
+                .map_or_else(|why| why, |s| s.to_string()),
+            log: None,
+        }
     }
 
     /// The next message, and the descriptor it carries if it is an orphan-pts-master.
@@ -146,21 +160,12 @@ impl Swrk {
                 &mut buf,
                 MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
             ) {
-                Err(nix::errno::Errno::EINTR) => continue,
+                Err(Errno::EINTR) => continue,
+                // CRIU is gone: it closed the socket, or exited with our request unread.
+                Ok(0) | Err(Errno::ECONNRESET) => return Err(self.exited()),
                 r => break r.map_err(sock_err("reading from criu"))?,
             }
         };
-        if n == 0 {
-            let status = match reap_within(&mut self.child, EXIT_BOUND) {
-                Ok(status) => status.to_string(),
-                Err(why) => why,
-            };
-            return Err(CheckpointError::CriuExited {
-                criu: self.criu.clone(),
-                status,
-                log: None,
-            });
-        }
         if n > buf.len() {
             return Err(CheckpointError::Protocol(format!(
                 "criu sent a {n}-byte message, more than {MAX_MESSAGE}"
@@ -246,6 +251,24 @@ mod tests {
         let why = reap_within(&mut child, Duration::from_millis(50)).unwrap_err();
         assert!(why.contains("killed"), "{why}");
         assert!(reaped(Pid::from_raw(pid as i32)));
+    }
+
+    #[test]
+    fn a_criu_gone_before_the_request_is_named_with_its_exit() {
+        // `false` exits at once, without reading the socket.
+        let mut s = Swrk::start(Path::new("false")).unwrap();
+        let pid = Pid::from_raw(s.pid());
+        let _ = s.child.wait();
+        let e = s
+            .request(&CriuReq::feature_check(Default::default()), &mut |_| Ok(()))
+            .unwrap_err();
+        assert!(
+            matches!(&e, CheckpointError::CriuExited { status, .. } if status.contains('1')),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("criu false exited"), "{e}");
+        drop(s);
+        assert!(reaped(pid));
     }
 
     #[test]
