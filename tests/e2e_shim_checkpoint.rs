@@ -12,6 +12,7 @@ mod common;
 mod e2e_support;
 
 use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
 use common::{assert_ok, criu_or_skip, describe, poll, stdout_of};
@@ -145,6 +146,22 @@ fn remove(c: &Containerd, id: &str) {
     c.ctr_ok(&["containers", "rm", id]);
 }
 
+/// `ctr task checkpoint FLAGS... --image-path IMAGES ID`.
+fn task_checkpoint(c: &Containerd, flags: &[&str], images: &Path, id: &str) -> Output {
+    let images = images.to_str().expect("utf-8 path");
+    let mut args = vec!["task", "checkpoint"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--image-path", images, id]);
+    c.ctr(&args)
+}
+
+/// The counter in `id` still runs: it counts on from its current reading.
+#[track_caller]
+fn counts_on(c: &Containerd, id: &str) {
+    let (_, n) = count_to(c, id, 1);
+    count_to(c, id, n + 2);
+}
+
 /// `ctr container checkpoint --task` makes a checkpoint image of a running counter, which
 /// keeps running; `ctr container restore --live` makes a new container of it, whose
 /// counter goes on from the checkpoint: same token, a number at least the one read before
@@ -200,31 +217,29 @@ fn task_checkpoint_into_an_image_path_and_with_exit() {
         run_counter(&c, runtime, &id);
         count_to(&c, &id, 2);
 
-        let images = c.w.path("images-1");
-        let images = images.to_str().expect("utf-8 path");
-        c.ctr_ok(&["task", "checkpoint", "--image-path", images, &id]);
-        assert!(
-            Path::new(images).join("inventory.img").is_file(),
-            "{name}: no inventory.img in {images}"
-        );
-        assert_eq!(c.task_status(&id), "RUNNING", "{name}");
-        if name == "youki" {
-            // Under runc's name, it was ours that dumped (its debug line).
-            assert!(
-                c.log_text().contains("criu notify: post-dump"),
-                "not our shim"
+        for (flags, images) in [(&[][..], "images-1"), (&["--exit"][..], "images-2")] {
+            let images = c.w.path(images);
+            assert_ok(
+                &task_checkpoint(&c, flags, &images, &id),
+                &format!("{name}: ctr task checkpoint {flags:?}"),
             );
+            assert!(
+                images.join("inventory.img").is_file(),
+                "{name}: no inventory.img in {}",
+                images.display()
+            );
+            if flags.is_empty() {
+                assert_eq!(c.task_status(&id), "RUNNING", "{name}");
+                if name == "youki" {
+                    // Under runc's name, it was ours that dumped (its debug line).
+                    assert!(
+                        c.log_text().contains("criu notify: post-dump"),
+                        "not our shim"
+                    );
+                }
+                counts_on(&c, &id);
+            }
         }
-        let (_, n) = count_to(&c, &id, 1);
-        count_to(&c, &id, n + 2);
-
-        let images = c.w.path("images-2");
-        let images = images.to_str().expect("utf-8 path");
-        c.ctr_ok(&["task", "checkpoint", "--exit", "--image-path", images, &id]);
-        assert!(
-            Path::new(images).join("inventory.img").is_file(),
-            "{name}: no inventory.img in {images}"
-        );
         assert!(
             poll(Duration::from_secs(10), || c.task_status(&id) == "STOPPED"),
             "{name}: still {} after checkpoint --exit",
@@ -275,13 +290,7 @@ fn a_failed_checkpoint_names_the_cause_and_the_task_runs_on() {
         ]);
         count_to(&c, &id, 10);
         let images = c.w.path("images");
-        let o = c.ctr(&[
-            "task",
-            "checkpoint",
-            "--image-path",
-            images.to_str().expect("utf-8 path"),
-            &id,
-        ]);
+        let o = task_checkpoint(&c, &[], &images, &id);
         assert!(!o.status.success(), "{name}: {}", describe(&o));
         // runc's shim says only "criu failed: type DUMP errno 0" and where the log is.
         let err = common::stderr_of(&o);
@@ -289,8 +298,7 @@ fn a_failed_checkpoint_names_the_cause_and_the_task_runs_on() {
             assert!(err.contains("TCP"), "{name}: the cause is not named: {err}");
         }
         assert_eq!(c.task_status(&id), "RUNNING", "{name}");
-        let (_, n) = count_to(&c, &id, 1);
-        count_to(&c, &id, n + 2);
+        counts_on(&c, &id);
         remove(&c, &id);
         c.no_containers_left();
     }
@@ -307,13 +315,7 @@ fn a_failing_criu_is_a_clear_error_and_the_task_runs_on() {
         run_counter(&c, runtime, &id);
         count_to(&c, &id, 2);
         let images = c.w.path("images");
-        let o = c.ctr(&[
-            "task",
-            "checkpoint",
-            "--image-path",
-            images.to_str().expect("utf-8 path"),
-            &id,
-        ]);
+        let o = task_checkpoint(&c, &[], &images, &id);
         assert!(!o.status.success(), "{name}: {}", describe(&o));
         let err = common::stderr_of(&o);
         // runc 1.1.5: "criu failed: type NOTIFY errno 0" or its own exit status.
@@ -325,8 +327,7 @@ fn a_failing_criu_is_a_clear_error_and_the_task_runs_on() {
             assert!(!images.exists(), "{name}: {} was left", images.display());
         }
         assert_eq!(c.task_status(&id), "RUNNING", "{name}");
-        let (_, n) = count_to(&c, &id, 1);
-        count_to(&c, &id, n + 2);
+        counts_on(&c, &id);
         remove(&c, &id);
         c.no_containers_left();
     }
