@@ -444,6 +444,80 @@ fn grouped_containers_share_one_shim_until_the_last_is_gone() {
     );
 }
 
+/// The names of the threads of `pids` (a shim's server and zygote), sorted, without the
+/// ones that copy a container's stdio (io-*).
+fn threads_not_copying_io(pids: &[i32]) -> Vec<String> {
+    let mut names: Vec<String> = pids
+        .iter()
+        .flat_map(|pid| {
+            fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten()
+        })
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.starts_with("io-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A pod's containers share one shim: its threads, but for the ones that copy each
+/// container's stdio, are as many with three containers as with one (ttrpc's own server
+/// kept six per container: one connection from containerd per task). Our shim only:
+/// containerd's runc shim is a Go program, whose threads are the Go runtime's business.
+#[test]
+fn a_group_shims_threads_do_not_grow_with_its_containers() {
+    let c = start("shim-threads");
+    let group = c.w.name("g");
+    let annotation = format!("io.containerd.runc.v2.group={group}");
+    let ids: Vec<String> = (0..3).map(|i| c.w.name(&format!("t{i}"))).collect();
+    let run = |id: &str| {
+        let o = c.run(
+            &[
+                "-d",
+                "--annotation",
+                &annotation,
+                c.rootfs_flags()[0],
+                c.rootfs_flags()[1],
+            ],
+            id,
+            &["sleep", "1000"],
+        );
+        assert_ok(&o, "ctr run -d");
+    };
+    run(&ids[0]);
+    let shims = c.shims();
+    // Threads that end right after a request (its handler, the events client's) may still
+    // be there just after `ctr run` returned: the baseline is the smallest seen.
+    let mut one = threads_not_copying_io(&shims);
+    poll(Duration::from_secs(2), || {
+        let now = threads_not_copying_io(&shims);
+        if now.len() < one.len() {
+            one = now;
+        }
+        false
+    });
+    for id in &ids[1..] {
+        run(id);
+    }
+    assert_eq!(c.shims(), shims, "one shim serves the group");
+    let mut three = Vec::new();
+    let settled = poll(Duration::from_secs(10), || {
+        three = threads_not_copying_io(&shims);
+        three.len() <= one.len()
+    });
+    assert!(
+        settled,
+        "threads with 1 container: {one:?}\nwith 3: {three:?}"
+    );
+    for id in &ids {
+        kill_delete_rm(&c, id);
+    }
+    c.no_containers_left();
+}
+
 #[test]
 fn shim_runs_an_image_from_an_overlay_snapshot() {
     let c = start("shim-image");

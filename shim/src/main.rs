@@ -17,6 +17,7 @@ mod reaper;
 mod service;
 mod shim;
 mod stdin;
+mod ttrpc_server;
 mod typeurl;
 mod zygote;
 
@@ -74,12 +75,46 @@ fn main() {
     if let Some(debug) = zygote::is_zygote(&args) {
         std::process::exit(zygote::main(debug));
     }
-    let config = Config {
-        // The shim owns reaping (src/reaper.rs): exactly one reaper in the process.
-        no_reaper: true,
-        ..Default::default()
-    };
-    containerd_shim::run::<shim::YoukiShim>(RUNTIME_ID, Some(config));
+    // The server runs on this shim's own bootstrap (shim::serve); `start` and `delete` on
+    // the crate's.
+    match containerd_shim::parse(&args[1..]) {
+        Ok(flags) if flags.action.is_empty() => {
+            quiet_signals();
+            if let Err(e) = shim::serve(RUNTIME_ID, flags) {
+                log::error!("{e}");
+                eprintln!("{RUNTIME_ID}: {e}");
+                std::process::exit(1);
+            }
+        }
+        _ => {
+            let config = Config {
+                // The shim owns reaping (src/reaper.rs): exactly one reaper in the process.
+                no_reaper: true,
+                ..Default::default()
+            };
+            containerd_shim::run::<shim::YoukiShim>(RUNTIME_ID, Some(config));
+        }
+    }
+}
+
+extern "C" fn ignore(_: libc::c_int) {}
+
+/// The server outlives SIGTERM and SIGINT (containerd ends it with Shutdown), as under the
+/// crate's bootstrap, which caught them to log them. Caught by a handler that does
+/// nothing, not ignored: the programs the server starts (binary:// loggers) get the
+/// default back at exec, as an ignored signal would not.
+fn quiet_signals() {
+    let noop = SigAction::new(
+        SigHandler::Handler(ignore),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        // SAFETY: the handler does nothing, which is async-signal-safe.
+        if let Err(e) = unsafe { sigaction(sig, &noop) } {
+            eprintln!("{RUNTIME_ID}: catching {sig}: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 //!   of one group (a CRI pod, or `io.containerd.runc.v2.group`) share one server: the
 //!   first one's `start` spawns it, the others' answer its address.
 //! - `delete`: cleans up after a dead shim from the bundle.
-//! - no command: the server. [`YoukiShim::new`] forks the zygote there, while the process
-//!   still has its only thread (the crate calls it before starting any), then the crate
-//!   sets up logging and serves the Task service until [`YoukiShim::wait`] returns. A
-//!   zygote that dies is replaced by an exec of this binary (zygote.rs).
+//! - no command: the server, [`serve`]: the crate's bootstrap for it, with this shim's
+//!   ttrpc server (ttrpc_server.rs) in place of ttrpc's, which keeps six threads per
+//!   connection. [`YoukiShim::new`] forks the zygote while the process still has its
+//!   only thread, sets up logging, then the Task service is served until
+//!   [`YoukiShim::wait`] returns. A zygote that dies is replaced by an exec of this
+//!   binary (zygote.rs).
 //! - `zygote` (after the server's own arguments): the zygote, dispatched in main.rs.
 
 use std::path::PathBuf;
@@ -17,9 +19,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use containerd_shim::api::DeleteResponse;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, ExitSignal, Flags, StartOpts};
+use containerd_shim_protos::shim::shim_ttrpc::create_task;
 
 use crate::events::{Events, Publisher};
 use crate::service::{self, Service, Shared};
+use crate::ttrpc_server;
 use crate::zygote::Zygote;
 
 pub(crate) mod logger;
@@ -106,6 +110,80 @@ fn serving(address: &str) -> bool {
     )
 }
 
+/// Listens on `address`, making its directory first (as the crate does).
+fn listen(address: &str) -> std::io::Result<std::os::unix::net::UnixListener> {
+    let path = std::path::Path::new(address.strip_prefix("unix://").unwrap_or(address));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::os::unix::net::UnixListener::bind(path)
+}
+
+/// How long the answers still being written (Shutdown's) get once the shim was told to go.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The server process (no action), as the containerd-shim crate's bootstrap runs it but on
+/// [`ttrpc_server`]: `-namespace` and `-socket` are required, `TTRPC_ADDRESS` names
+/// containerd's ttrpc socket for events.
+pub fn serve(runtime_id: &str, flags: Flags) -> Result<(), String> {
+    if flags.namespace.is_empty() {
+        return Err("the shim's namespace cannot be empty".into());
+    }
+    if flags.socket.is_empty() {
+        return Err("the shim's socket cannot be empty".into());
+    }
+    std::env::var("TTRPC_ADDRESS").map_err(|e| format!("TTRPC_ADDRESS: {e}"))?;
+    // A subreaper: the containers' init processes are reparented to the server when
+    // runtime-core's intermediate process exits.
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| format!("becoming a child subreaper: {e}"))?;
+    let mut config = Config {
+        // The shim owns reaping (src/reaper.rs): exactly one reaper in the process.
+        no_reaper: true,
+        ..Default::default()
+    };
+    let mut shim = <YoukiShim as containerd_shim::Shim>::new(runtime_id, &flags, &mut config);
+    if !config.no_setup_logger {
+        containerd_shim::logger::init(
+            flags.debug,
+            &config.default_log_level,
+            &flags.namespace,
+            &flags.id,
+        )
+        .map_err(|e| format!("setting up the log: {e}"))?;
+    }
+    let listener = match listen(&flags.socket) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            // As the crate: a live server there serves this shim's tasks too.
+            if serving(&flags.socket) {
+                containerd_shim::synchronous::util::write_address(&flags.socket)
+                    .map_err(|e| format!("writing the address: {e}"))?;
+                return started();
+            }
+            remove_socket(&flags.socket);
+            listen(&flags.socket).map_err(|e| format!("listening on {}: {e}", flags.socket))?
+        }
+        Err(e) => return Err(format!("listening on {}: {e}", flags.socket)),
+    };
+    let service = shim.task_service();
+    let server = ttrpc_server::Server::start(listener, create_task(Arc::new(service)))
+        .map_err(|e| format!("starting the ttrpc server: {e}"))?;
+    started()?;
+    log::info!("shim serving on {}", flags.socket);
+    containerd_shim::Shim::wait(&mut shim);
+    server.drain(DRAIN_TIMEOUT);
+    Ok(())
+}
+
+/// Releases `start`, which reads the server's stdout until its end: stdout becomes a copy
+/// of stderr (as the crate does it).
+fn started() -> Result<(), String> {
+    nix::unistd::dup2_stdout(std::io::stderr())
+        .map(drop)
+        .map_err(|e| format!("closing the pipe to `start`: {e}"))
+}
+
 fn remove_socket(address: &str) {
     use std::os::unix::fs::FileTypeExt;
 
@@ -123,7 +201,7 @@ impl containerd_shim::Shim for YoukiShim {
     fn new(runtime_id: &str, flags: &Flags, config: &mut Config) -> Self {
         let server = flags.action.is_empty() && !flags.socket.is_empty();
         // Only the server needs a zygote. Forked here, while the process still has its
-        // only thread (the crate calls this before starting any), by the main thread, which
+        // only thread ([`serve`] calls this before starting any), by the main thread, which
         // lives as long as the server: the zygote's parent-death signal is tied to it.
         let zygote = server.then(|| Ok(Zygote::start(flags.debug)));
         // After the fork: the zygote has no logger, as before. Should the fifo not open,
@@ -196,7 +274,19 @@ impl containerd_shim::Shim for YoukiShim {
         exit_watchdog();
     }
 
+    /// Not called ([`serve`] runs the server, not the crate): the trait requires it.
     fn create_task_service(&self, publisher: RemotePublisher) -> Service {
+        // The crate's publisher encodes events through protobuf reflection, whose tables
+        // stay in the heap: this shim connects its own (see events.rs).
+        drop(publisher);
+        self.task_service()
+    }
+}
+
+impl YoukiShim {
+    /// The Task service, with the zygote forked in [`containerd_shim::Shim::new`], its own
+    /// events publisher and the reaper started.
+    fn task_service(&self) -> Service {
         let zygote = self
             .zygote
             .lock()
@@ -206,9 +296,6 @@ impl containerd_shim::Shim for YoukiShim {
         if let Err(e) = &zygote {
             log::error!("no zygote: {e}; creating containers will fail");
         }
-        // The crate's publisher encodes events through protobuf reflection, whose tables
-        // stay in the heap: this shim connects its own (see events.rs).
-        drop(publisher);
         let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
         let events = Events::start(Publisher::new(&address), self.namespace.clone());
         let shared = Shared::new(zygote, events, self.exit.clone());

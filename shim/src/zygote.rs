@@ -781,8 +781,8 @@ fn forked_main(chan: Channel, log: Option<OwnedFd>, debug: bool) -> i32 {
     run(chan, log, debug)
 }
 
-/// What a forked zygote must not keep of the server: its signal handlers (they write to
-/// the crate's self-pipe) and its stdout (the pipe `start` reads the address from until
+/// What a forked zygote must not keep of the server: its signal handlers (main.rs's
+/// quiet_signals) and its stdout (the pipe `start` reads the address from until
 /// end-of-file).
 fn undo_server() -> std::result::Result<(), Errno> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};

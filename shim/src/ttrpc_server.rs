@@ -1,0 +1,333 @@
+//! The server's ttrpc listener: one thread polls the listening socket and every
+//! connection, and each request runs on a thread of its own that ends with it (a Wait
+//! lasts as long as its process, a Create as long as the container's start).
+//!
+//! ttrpc's synchronous server keeps six threads per connection for its whole life (the
+//! connection's, a reader, a writer and three idle handlers), and containerd opens one
+//! connection per task: a pod's shim grew by six threads per container. Here an idle
+//! shim has one thread for all its connections. The wire format is ttrpc's (its message
+//! header, [`Request`] and [`Response`]), the handlers are the ones containerd-shim-protos
+//! generates, called as ttrpc's server calls them.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::ttrpc::proto::{
+    MessageHeader, MESSAGE_HEADER_LENGTH, MESSAGE_LENGTH_MAX, MESSAGE_TYPE_REQUEST,
+};
+use containerd_shim_protos::ttrpc::{get_status, Code, MethodHandler, Request, Response};
+use containerd_shim_protos::ttrpc::{response_to_channel, TtrpcContext};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+/// The generated handlers by path (`/containerd.task.v2.Task/Create`).
+pub type Methods = HashMap<String, Box<dyn MethodHandler + Send + Sync>>;
+
+/// How long the rest of a message may take once its first byte arrived: a client that
+/// stops mid-message loses its connection rather than stalling every other one.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running server.
+pub struct Server {
+    /// Requests being handled, to let the last answers out before the process ends.
+    in_flight: Arc<(Mutex<usize>, Condvar)>,
+}
+
+/// One client connection: read by the polling thread, written by the request threads.
+struct Connection {
+    reader: UnixStream,
+    writer: Arc<Mutex<UnixStream>>,
+}
+
+impl Server {
+    /// Serves `methods` on `listener` from a thread of its own.
+    pub fn start(listener: UnixListener, methods: Methods) -> std::io::Result<Server> {
+        let in_flight = Arc::new((Mutex::new(0), Condvar::new()));
+        let counter = in_flight.clone();
+        let methods = Arc::new(methods);
+        thread::Builder::new()
+            .name("ttrpc".into())
+            .stack_size(128 * 1024)
+            .spawn(move || serve(&listener, &methods, &counter))?;
+        Ok(Server { in_flight })
+    }
+
+    /// Waits (at most `timeout`) until no request is being handled: Shutdown's answer
+    /// goes out before the process ends.
+    pub fn drain(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let (count, idle) = &*self.in_flight;
+        let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                log::warn!("{} request(s) still in flight at exit", *n);
+                return;
+            }
+            n = idle
+                .wait_timeout(n, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+fn serve(
+    listener: &UnixListener,
+    methods: &Arc<Methods>,
+    in_flight: &Arc<(Mutex<usize>, Condvar)>,
+) {
+    let mut conns: Vec<Connection> = Vec::new();
+    loop {
+        let ready: Vec<PollFlags> = {
+            let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+            fds.extend(
+                conns
+                    .iter()
+                    .map(|c| PollFd::new(c.reader.as_fd(), PollFlags::POLLIN)),
+            );
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => fds
+                    .iter()
+                    .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+                    .collect(),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    log::error!("ttrpc server: poll: {e}");
+                    thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+        };
+        // Connections first, newest last: indexes stay valid while some are dropped.
+        for i in (0..conns.len()).rev() {
+            if ready[i + 1].is_empty() {
+                continue;
+            }
+            if let Err(e) = read_request(&conns[i], methods, in_flight) {
+                log::debug!("ttrpc connection closed: {e}");
+                conns.swap_remove(i);
+            }
+        }
+        if !ready[0].is_empty() {
+            match accept(listener) {
+                Ok(c) => conns.push(c),
+                Err(e) => {
+                    log::warn!("ttrpc server: accepting a connection: {e}");
+                    // EMFILE and the like: give the handlers time to close something.
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+}
+
+fn accept(listener: &UnixListener) -> std::io::Result<Connection> {
+    let (stream, _) = listener.accept()?;
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    let writer = stream.try_clone()?;
+    Ok(Connection {
+        reader: stream,
+        writer: Arc::new(Mutex::new(writer)),
+    })
+}
+
+/// Reads one message from `conn` (readable) and starts handling it; an error means the
+/// connection is over.
+fn read_request(
+    conn: &Connection,
+    methods: &Arc<Methods>,
+    in_flight: &Arc<(Mutex<usize>, Condvar)>,
+) -> std::io::Result<()> {
+    let mut header = [0u8; MESSAGE_HEADER_LENGTH];
+    (&conn.reader).read_exact(&mut header)?;
+    let mh = MessageHeader::from(header);
+    let len = mh.length as usize;
+    if len > MESSAGE_LENGTH_MAX {
+        return Err(std::io::Error::other(format!(
+            "a message of {len} bytes (at most {MESSAGE_LENGTH_MAX})"
+        )));
+    }
+    let mut payload = vec![0u8; len];
+    (&conn.reader).read_exact(&mut payload)?;
+    if mh.type_ != MESSAGE_TYPE_REQUEST {
+        return Ok(());
+    }
+    let writer = conn.writer.clone();
+    let methods = methods.clone();
+    let counter = in_flight.clone();
+    *in_flight.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    let spawned = thread::Builder::new()
+        .name("ttrpc-request".into())
+        .spawn(move || {
+            handle(&methods, mh, &payload, &writer);
+            let (count, idle) = &*counter;
+            *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+            idle.notify_all();
+        });
+    if let Err(e) = spawned {
+        *in_flight.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        return Err(std::io::Error::other(format!(
+            "starting a request thread: {e}"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs the handler of one request and writes its answer, as ttrpc's server does.
+fn handle(methods: &Methods, mh: MessageHeader, payload: &[u8], writer: &Mutex<UnixStream>) {
+    let (res_tx, res_rx) = std::sync::mpsc::channel();
+    let stream_id = mh.stream_id;
+    let answered = match Request::parse_from_bytes(payload) {
+        Err(e) => answer_status(
+            stream_id,
+            Code::INVALID_ARGUMENT,
+            e.to_string(),
+            res_tx.clone(),
+        ),
+        Ok(req) => {
+            let path = format!("/{}/{}", req.service, req.method);
+            match methods.get(&path) {
+                None => answer_status(
+                    stream_id,
+                    Code::INVALID_ARGUMENT,
+                    format!("{path} does not exist"),
+                    res_tx.clone(),
+                ),
+                Some(method) => {
+                    let ctx = TtrpcContext {
+                        fd: -1,
+                        cancel_rx: crossbeam_channel::never(),
+                        mh,
+                        res_tx: res_tx.clone(),
+                        metadata: containerd_shim_protos::ttrpc::context::from_pb(&req.metadata),
+                        timeout_nano: req.timeout_nano,
+                    };
+                    method.handler(ctx, req).map_err(|e| format!("{path}: {e}"))
+                }
+            }
+        }
+    };
+    // The handler queued its answer before it returned. One that failed without (a
+    // request it could not decode) still gets one: ttrpc's server would close the
+    // connection, and with it every other request on it.
+    let mut answers: Vec<_> = res_rx.try_iter().collect();
+    if let Err(e) = answered {
+        log::warn!("ttrpc request: {e}");
+        if answers.is_empty() && answer_status(stream_id, Code::INTERNAL, e, res_tx).is_ok() {
+            answers.extend(res_rx.try_iter());
+        }
+    }
+    for (mh, body) in answers {
+        let mut frame: Vec<u8> = mh.into();
+        frame.extend_from_slice(&body);
+        let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = w.write_all(&frame) {
+            log::debug!("ttrpc: writing an answer: {e}");
+        }
+    }
+}
+
+fn answer_status(
+    stream_id: u32,
+    code: Code,
+    msg: String,
+    res_tx: std::sync::mpsc::Sender<(MessageHeader, Vec<u8>)>,
+) -> Result<(), String> {
+    let mut res = Response::new();
+    res.set_status(get_status(code, msg));
+    response_to_channel(stream_id, res, res_tx).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim_protos::ttrpc::{Client, Result as TtrpcResult};
+
+    /// Answers with the request's payload.
+    struct Echo;
+
+    impl MethodHandler for Echo {
+        fn handler(&self, ctx: TtrpcContext, req: Request) -> TtrpcResult<()> {
+            let mut res = Response::new();
+            res.payload = req.payload;
+            response_to_channel(ctx.mh.stream_id, res, ctx.res_tx)
+        }
+    }
+
+    /// Fails without answering, as a generated handler does with a payload it cannot decode.
+    struct Fail;
+
+    impl MethodHandler for Fail {
+        fn handler(&self, _: TtrpcContext, _: Request) -> TtrpcResult<()> {
+            Err(containerd_shim_protos::ttrpc::Error::Others("bad".into()))
+        }
+    }
+
+    fn request(client: &Client, method: &str, payload: &[u8]) -> TtrpcResult<Response> {
+        let mut req = Request::new();
+        req.service = "test.Svc".into();
+        req.method = method.into();
+        req.payload = payload.to_vec();
+        client.request(req)
+    }
+
+    /// Threads of this process named `name`.
+    fn threads_named(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .expect("/proc/self/task")
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .count()
+    }
+
+    #[test]
+    fn one_thread_serves_every_connection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        let listener = UnixListener::bind(&path).expect("bind");
+        let mut methods = Methods::new();
+        methods.insert(
+            "/test.Svc/Echo".into(),
+            Box::new(Echo) as Box<dyn MethodHandler + Send + Sync>,
+        );
+        methods.insert(
+            "/test.Svc/Fail".into(),
+            Box::new(Fail) as Box<dyn MethodHandler + Send + Sync>,
+        );
+        let server = Server::start(listener, methods).expect("server");
+        let address = format!("unix://{}", path.display());
+        let clients: Vec<Client> = (0..3)
+            .map(|_| Client::connect(&address).expect("connect"))
+            .collect();
+        for (i, c) in clients.iter().enumerate() {
+            let res = request(c, "Echo", &[i as u8; 3]).expect("Echo");
+            assert_eq!(res.payload, [i as u8; 3]);
+            match request(c, "Nope", b"") {
+                Err(containerd_shim_protos::ttrpc::Error::RpcStatus(s)) => {
+                    assert_eq!(s.code(), Code::INVALID_ARGUMENT, "{s:?}");
+                    assert_eq!(s.message, "/test.Svc/Nope does not exist");
+                }
+                other => panic!("an unknown method answered {other:?}"),
+            }
+            match request(c, "Fail", b"") {
+                Err(containerd_shim_protos::ttrpc::Error::RpcStatus(s)) => {
+                    assert_eq!(s.code(), Code::INTERNAL, "{s:?}");
+                    assert!(s.message.contains("/test.Svc/Fail"), "{s:?}");
+                }
+                other => panic!("a failed handler answered {other:?}"),
+            }
+        }
+        // Only this test starts a server in this process.
+        assert_eq!(threads_named("ttrpc"), 1);
+        server.drain(Duration::from_secs(10));
+        assert_eq!(*server.in_flight.0.lock().unwrap(), 0);
+    }
+}
