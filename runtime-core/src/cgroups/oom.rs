@@ -107,6 +107,17 @@ impl OomWatcher {
         })
     }
 
+    /// The descriptor that turns readable when the kernel notifies (the v1 eventfd, the v2
+    /// inotify), for a caller that waits on several watchers at once and then calls
+    /// [`OomWatcher::wait`] with a zero timeout on those that woke; None when this watcher
+    /// can only be polled (v2 without inotify).
+    pub fn notifier(&self) -> Option<BorrowedFd<'_>> {
+        match &self.inner {
+            Inner::V1 { eventfd, .. } => Some(eventfd.as_fd()),
+            Inner::V2 { inotify, .. } => inotify.as_ref().map(AsFd::as_fd),
+        }
+    }
+
     /// Waits up to `timeout` for OOM kills; returns how many happened since the last call
     /// (0 on timeout). A zero timeout only checks.
     pub fn wait(&mut self, timeout: Duration) -> Result<u64, CgroupError> {
@@ -221,8 +232,16 @@ mod tests {
         let mut w = OomWatcher::v2(d).expect("watcher");
         // Kills before the watcher started are not reported.
         assert_eq!(w.wait(Duration::ZERO).expect("wait"), 0);
+        let notifier = w
+            .notifier()
+            .expect("inotify")
+            .try_clone_to_owned()
+            .expect("dup");
+        assert!(!wait_readable(notifier.as_fd(), Duration::ZERO));
         fs::write(d.join("memory.events"), "oom 5\noom_kill 3\n").expect("write");
-        assert_eq!(w.wait(Duration::from_millis(100)).expect("wait"), 2);
+        // The notifier wakes a caller that waits on it.
+        assert!(wait_readable(notifier.as_fd(), Duration::from_secs(5)));
+        assert_eq!(w.wait(Duration::ZERO).expect("wait"), 2);
         assert_eq!(w.wait(Duration::ZERO).expect("wait"), 0);
         // The cgroup removed: nothing more, and no error.
         drop(dir);
