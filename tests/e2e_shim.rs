@@ -464,33 +464,42 @@ fn threads_not_copying_io(pids: &[i32]) -> Vec<String> {
 }
 
 /// A pod's containers share one shim: its threads, but for the ones that copy each
-/// container's stdio, are as many with three containers as with one (ttrpc's own server
-/// kept six per container: one connection from containerd per task). Our shim only:
-/// containerd's runc shim is a Go program, whose threads are the Go runtime's business.
+/// container's stdio, are as many with three containers as with one. ttrpc's own server
+/// kept six per container (containerd opens one connection per task), and a Wait, which
+/// containerd keeps open on every task of a pod (here each attached `ctr run` holds one),
+/// held a thread until its process exited. Our shim only: containerd's runc shim is a Go
+/// program, whose threads are the Go runtime's business.
 #[test]
 fn a_group_shims_threads_do_not_grow_with_its_containers() {
     let c = start("shim-threads");
     let group = c.w.name("g");
     let annotation = format!("io.containerd.runc.v2.group={group}");
     let ids: Vec<String> = (0..3).map(|i| c.w.name(&format!("t{i}"))).collect();
-    let run = |id: &str| {
-        let o = c.run(
-            &[
-                "-d",
-                "--annotation",
-                &annotation,
-                c.rootfs_flags()[0],
-                c.rootfs_flags()[1],
-            ],
-            id,
-            &["sleep", "1000"],
-        );
-        assert_ok(&o, "ctr run -d");
+    // Attached: each `ctr run` waits for its task's exit through the shim's Wait.
+    let run = |id: &str| -> Child {
+        c.w.must_vanish(c.bundle(id));
+        let child = c
+            .cmd()
+            .arg("run")
+            .args(["--runtime", RUNTIME, "--annotation", &annotation])
+            .arg("--fifo-dir")
+            .arg(&c.fifo_dir)
+            .args(["--env", CONTAINER_PATH])
+            .args(c.rootfs_flags())
+            .args([id, "sleep", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ctr run");
+        let running = poll(Duration::from_secs(20), || c.task_status(id) == "RUNNING");
+        assert!(running, "{id} is not running\n{}", c.log_tail());
+        child
     };
-    run(&ids[0]);
+    let mut attached = vec![run(&ids[0])];
     let shims = c.shims();
     // Threads that end right after a request (its handler, the events client's) may still
-    // be there just after `ctr run` returned: the baseline is the smallest seen.
+    // be there just after the task started: the baseline is the smallest count seen.
     let mut one = threads_not_copying_io(&shims);
     poll(Duration::from_secs(2), || {
         let now = threads_not_copying_io(&shims);
@@ -500,7 +509,7 @@ fn a_group_shims_threads_do_not_grow_with_its_containers() {
         false
     });
     for id in &ids[1..] {
-        run(id);
+        attached.push(run(id));
     }
     assert_eq!(c.shims(), shims, "one shim serves the group");
     let mut three = Vec::new();
@@ -512,8 +521,14 @@ fn a_group_shims_threads_do_not_grow_with_its_containers() {
         settled,
         "threads with 1 container: {one:?}\nwith 3: {three:?}"
     );
+    // Each Wait is answered: `ctr run` reports the exit and deletes its task.
     for id in &ids {
-        kill_delete_rm(&c, id);
+        c.ctr_ok(&["task", "kill", "-s", "KILL", id]);
+    }
+    for (id, mut child) in ids.iter().zip(attached) {
+        let st = wait_child(&mut child, Duration::from_secs(20));
+        assert!(st.is_some(), "ctr run {id} did not return after SIGKILL");
+        c.ctr_ok(&["container", "rm", id]);
     }
     c.no_containers_left();
 }

@@ -231,6 +231,18 @@ struct Table {
     spawning: usize,
     /// Exits of pids not (yet) known, kept while something is spawning.
     unclaimed: HashMap<i32, Exit>,
+    /// Wait RPCs whose process has not exited yet (see [`Shared::wait_deferred`]).
+    waits: Vec<PendingWait>,
+}
+
+/// What a Wait gets: the process's exit, or why there is none.
+type WaitReply = Box<dyn FnOnce(Result<Exit>) + Send>;
+
+/// A Wait RPC waiting for its process's exit.
+struct PendingWait {
+    id: String,
+    exec_id: String,
+    reply: WaitReply,
 }
 
 impl Table {
@@ -266,6 +278,17 @@ pub struct Shared {
     exit: Arc<ExitSignal>,
     /// The host is pure cgroup v2 (v2 metrics), once known.
     unified: OnceLock<bool>,
+    /// The thread that answers pending Waits has been started (or failed to start).
+    waits_thread: OnceLock<std::result::Result<(), String>>,
+}
+
+/// The exit of `exec_id` of `id` if it is recorded, or why it never will be; None while
+/// the process runs.
+fn exit_of(t: &Table, id: &str, exec_id: &str) -> Option<Result<Exit>> {
+    match t.container(id).and_then(|c| c.proc_(id, exec_id)) {
+        Ok(p) => p.exit.map(Ok),
+        Err(e) => Some(Err(e)),
+    }
 }
 
 /// The ttrpc Task service.
@@ -298,6 +321,7 @@ impl Shared {
         Arc::new(Shared {
             table: Mutex::new(Table::default()),
             changed: Condvar::new(),
+            waits_thread: OnceLock::new(),
             zygote,
             events,
             exit,
@@ -492,6 +516,75 @@ impl Shared {
                         .0
                 }
             };
+        }
+    }
+
+    /// Calls `reply` with the exit of `exec_id` of `id` once it is recorded: at once if it
+    /// is (or there is no such process), else from the one thread that answers every
+    /// pending Wait. containerd (CRI) keeps a Wait open on every task of a pod for the
+    /// task's life: a thread each would make a pod's shim grow with its containers.
+    fn wait_deferred(self: &Arc<Self>, id: &str, exec_id: &str, reply: WaitReply) {
+        let mut t = self.lock();
+        match exit_of(&t, id, exec_id) {
+            Some(r) => {
+                drop(t);
+                reply(r);
+            }
+            None => {
+                if let Err(e) = self.start_waits_thread() {
+                    drop(t);
+                    reply(Err(ShimError::other(format!(
+                        "{}: starting the thread that answers waits: {e}",
+                        name(id, exec_id)
+                    ))));
+                    return;
+                }
+                t.waits.push(PendingWait {
+                    id: id.to_string(),
+                    exec_id: exec_id.to_string(),
+                    reply,
+                });
+                self.changed.notify_all();
+            }
+        }
+    }
+
+    fn start_waits_thread(self: &Arc<Self>) -> std::result::Result<(), String> {
+        self.waits_thread
+            .get_or_init(|| {
+                let shared = self.clone();
+                thread::Builder::new()
+                    .name("waits".into())
+                    .stack_size(128 * 1024)
+                    .spawn(move || shared.answer_waits())
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
+    /// The waits thread: answers each pending Wait when its process's exit is recorded or
+    /// the process goes away, woken by every change of the table.
+    fn answer_waits(&self) {
+        let mut t = self.lock();
+        loop {
+            let mut ready = Vec::new();
+            for w in std::mem::take(&mut t.waits) {
+                match exit_of(&t, &w.id, &w.exec_id) {
+                    Some(r) => ready.push((w.reply, r)),
+                    None => t.waits.push(w),
+                }
+            }
+            if ready.is_empty() {
+                t = self.changed.wait(t).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Answered without the lock: writing to containerd may block.
+            drop(t);
+            for (reply, r) in ready {
+                reply(r);
+            }
+            t = self.lock();
         }
     }
 
@@ -1472,6 +1565,45 @@ impl Service {
     pub fn new(shared: Arc<Shared>) -> Service {
         Service { shared }
     }
+
+    /// Wait, answered without a thread of its own (see [`Shared::wait_deferred`]).
+    pub fn wait_rpc(&self) -> WaitRpc {
+        WaitRpc {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The Wait RPC as [`crate::ttrpc_server`] defers it.
+pub struct WaitRpc {
+    shared: Arc<Shared>,
+}
+
+impl crate::ttrpc_server::Deferred for WaitRpc {
+    fn start(&self, req: ttrpc::Request, reply: crate::ttrpc_server::Reply) {
+        use containerd_shim_protos::protobuf::Message;
+
+        let req = match WaitRequest::parse_from_bytes(&req.payload) {
+            Ok(r) => r,
+            Err(e) => {
+                let e = ShimError::invalid(format!("decoding a WaitRequest: {e}"));
+                return reply.answer(answer::<WaitResponse>("wait", "", Err(e)));
+            }
+        };
+        let id = req.id.clone();
+        self.shared.wait_deferred(
+            &req.id,
+            &req.exec_id,
+            Box::new(move |r| {
+                let r = r.map(|e| WaitResponse {
+                    exit_status: e.status,
+                    exited_at: timestamp(e.at),
+                    ..Default::default()
+                });
+                reply.answer(answer("wait", &id, r));
+            }),
+        );
+    }
 }
 
 /// The RPC's reply. A failure goes back to containerd, which reports it with the call (CRI
@@ -1726,6 +1858,38 @@ mod tests {
         assert_eq!(e.kind, Kind::NotFound);
         let e = s.wait_exit("c4", "nope", None).unwrap_err();
         assert_eq!(e.kind, Kind::NotFound);
+    }
+
+    #[test]
+    fn a_deferred_wait_is_answered_at_the_exit_by_one_thread() {
+        let (s, _rec) = shared();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (id, pid) in [("c4a", 410), ("c4b", 420)] {
+            register(&s, id, pid, Arc::default());
+            let tx = tx.clone();
+            let key = id.to_string();
+            s.wait_deferred(id, "", Box::new(move |r| tx.send((key, r)).unwrap()));
+        }
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+        assert_eq!(s.lock().waits.len(), 2);
+        s.on_exit(420, 7);
+        let (id, r) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!((id.as_str(), r.unwrap().status), ("c4b", 7));
+        s.on_exit(410, 8);
+        let (id, r) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!((id.as_str(), r.unwrap().status), ("c4a", 8));
+        assert!(s.lock().waits.is_empty());
+        // Known already, or never to be: answered at once, on the caller's thread.
+        let answer = |id: &str, exec_id: &str| {
+            let got = Arc::new(Mutex::new(None));
+            let g = got.clone();
+            s.wait_deferred(id, exec_id, Box::new(move |r| *g.lock().unwrap() = Some(r)));
+            let r = got.lock().unwrap().take();
+            r.expect("answered at once")
+        };
+        assert_eq!(answer("c4a", "").unwrap().status, 8);
+        assert_eq!(answer("nope", "").unwrap_err().kind, Kind::NotFound);
+        assert_eq!(answer("c4a", "nope").unwrap_err().kind, Kind::NotFound);
     }
 
     #[test]

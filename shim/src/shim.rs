@@ -167,7 +167,12 @@ pub fn serve(runtime_id: &str, flags: Flags) -> Result<(), String> {
         Err(e) => return Err(format!("listening on {}: {e}", flags.socket)),
     };
     let service = shim.task_service();
-    let server = ttrpc_server::Server::start(listener, create_task(Arc::new(service)))
+    // Wait lasts as long as its process: no thread of its own (service.rs).
+    let deferred = ttrpc_server::DeferredMethods::from([(
+        "/containerd.task.v2.Task/Wait".to_string(),
+        Box::new(service.wait_rpc()) as Box<dyn ttrpc_server::Deferred>,
+    )]);
+    let server = ttrpc_server::Server::start(listener, create_task(Arc::new(service)), deferred)
         .map_err(|e| format!("starting the ttrpc server: {e}"))?;
     started()?;
     log::info!("shim serving on {}", flags.socket);

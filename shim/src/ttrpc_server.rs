@@ -1,6 +1,8 @@
 //! The server's ttrpc listener: one thread polls the listening socket and every
-//! connection, and each request runs on a thread of its own that ends with it (a Wait
-//! lasts as long as its process, a Create as long as the container's start).
+//! connection, and each request runs on a thread of its own that ends with it (a Create
+//! lasts as long as the container's start). A [`Deferred`] method (Wait, which lasts as
+//! long as its process) holds no thread: the polling thread hands it a [`Reply`] that
+//! answers later, from whichever thread sees the answer.
 //!
 //! ttrpc's synchronous server keeps six threads per connection for its whole life (the
 //! connection's, a reader, a writer and three idle handlers), and containerd opens one
@@ -28,6 +30,47 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 /// The generated handlers by path (`/containerd.task.v2.Task/Create`).
 pub type Methods = HashMap<String, Box<dyn MethodHandler + Send + Sync>>;
 
+/// A method answered later, without a thread of its own while it waits.
+pub trait Deferred: Send + Sync {
+    /// Starts handling `req`, to be answered through `reply`. Called by the polling
+    /// thread: it must not block.
+    fn start(&self, req: Request, reply: Reply);
+}
+
+/// The deferred methods by path; they take precedence over [`Methods`].
+pub type DeferredMethods = HashMap<String, Box<dyn Deferred>>;
+
+/// The answer to one request, to be sent once, from any thread.
+pub struct Reply {
+    stream_id: u32,
+    writer: Arc<Mutex<UnixStream>>,
+}
+
+impl Reply {
+    /// Answers with `r`, as a generated handler answers what its service returned.
+    pub fn answer(self, r: containerd_shim_protos::ttrpc::Result<impl Message>) {
+        let mut res = Response::new();
+        match r.and_then(|m| {
+            m.write_to_bytes()
+                .map_err(|e| containerd_shim_protos::ttrpc::Error::Others(e.to_string()))
+        }) {
+            Ok(payload) => {
+                res.set_status(get_status(Code::OK, String::new()));
+                res.payload = payload;
+            }
+            Err(containerd_shim_protos::ttrpc::Error::RpcStatus(s)) => res.set_status(s),
+            Err(e) => res.set_status(get_status(Code::UNKNOWN, format!("{e:?}"))),
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Err(e) = response_to_channel(self.stream_id, res, tx) {
+            log::warn!("ttrpc: encoding an answer: {e}");
+        }
+        for (mh, body) in rx.try_iter() {
+            write_frame(&self.writer, mh, &body);
+        }
+    }
+}
+
 /// How long the rest of a message may take once its first byte arrived: a client that
 /// stops mid-message loses its connection rather than stalling every other one.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,14 +89,21 @@ struct Connection {
 
 impl Server {
     /// Serves `methods` on `listener` from a thread of its own.
-    pub fn start(listener: UnixListener, methods: Methods) -> std::io::Result<Server> {
+    pub fn start(
+        listener: UnixListener,
+        methods: Methods,
+        deferred: DeferredMethods,
+    ) -> std::io::Result<Server> {
         let in_flight = Arc::new((Mutex::new(0), Condvar::new()));
-        let counter = in_flight.clone();
-        let methods = Arc::new(methods);
+        let handlers = Handlers {
+            methods: Arc::new(methods),
+            deferred,
+            in_flight: in_flight.clone(),
+        };
         thread::Builder::new()
             .name("ttrpc".into())
             .stack_size(128 * 1024)
-            .spawn(move || serve(&listener, &methods, &counter))?;
+            .spawn(move || serve(&listener, &handlers))?;
         Ok(Server { in_flight })
     }
 
@@ -77,11 +127,15 @@ impl Server {
     }
 }
 
-fn serve(
-    listener: &UnixListener,
-    methods: &Arc<Methods>,
-    in_flight: &Arc<(Mutex<usize>, Condvar)>,
-) {
+/// What the polling thread dispatches requests to.
+struct Handlers {
+    methods: Arc<Methods>,
+    deferred: DeferredMethods,
+    /// Requests on threads of their own (see [`Server::drain`]).
+    in_flight: Arc<(Mutex<usize>, Condvar)>,
+}
+
+fn serve(listener: &UnixListener, handlers: &Handlers) {
     let mut conns: Vec<Connection> = Vec::new();
     loop {
         let ready: Vec<PollFlags> = {
@@ -109,7 +163,7 @@ fn serve(
             if ready[i + 1].is_empty() {
                 continue;
             }
-            if let Err(e) = read_request(&conns[i], methods, in_flight) {
+            if let Err(e) = read_request(&conns[i], handlers) {
                 log::debug!("ttrpc connection closed: {e}");
                 conns.swap_remove(i);
             }
@@ -139,11 +193,7 @@ fn accept(listener: &UnixListener) -> std::io::Result<Connection> {
 
 /// Reads one message from `conn` (readable) and starts handling it; an error means the
 /// connection is over.
-fn read_request(
-    conn: &Connection,
-    methods: &Arc<Methods>,
-    in_flight: &Arc<(Mutex<usize>, Condvar)>,
-) -> std::io::Result<()> {
+fn read_request(conn: &Connection, handlers: &Handlers) -> std::io::Result<()> {
     let mut header = [0u8; MESSAGE_HEADER_LENGTH];
     (&conn.reader).read_exact(&mut header)?;
     let mh = MessageHeader::from(header);
@@ -158,14 +208,29 @@ fn read_request(
     if mh.type_ != MESSAGE_TYPE_REQUEST {
         return Ok(());
     }
+    let req = match Request::parse_from_bytes(&payload) {
+        Ok(r) => match handlers.deferred.get(&path(&r)) {
+            Some(d) => {
+                let reply = Reply {
+                    stream_id: mh.stream_id,
+                    writer: conn.writer.clone(),
+                };
+                d.start(r, reply);
+                return Ok(());
+            }
+            None => Ok(r),
+        },
+        Err(e) => Err(e.to_string()),
+    };
     let writer = conn.writer.clone();
-    let methods = methods.clone();
+    let methods = handlers.methods.clone();
+    let in_flight = &handlers.in_flight;
     let counter = in_flight.clone();
     *in_flight.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
     let spawned = thread::Builder::new()
         .name("ttrpc-request".into())
         .spawn(move || {
-            handle(&methods, mh, &payload, &writer);
+            handle(&methods, mh, req, &writer);
             let (count, idle) = &*counter;
             *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
             idle.notify_all();
@@ -179,19 +244,25 @@ fn read_request(
     Ok(())
 }
 
-/// Runs the handler of one request and writes its answer, as ttrpc's server does.
-fn handle(methods: &Methods, mh: MessageHeader, payload: &[u8], writer: &Mutex<UnixStream>) {
+/// A request's method path, as the handlers are keyed.
+fn path(req: &Request) -> String {
+    format!("/{}/{}", req.service, req.method)
+}
+
+/// Runs the handler of one request (`req`, or why it could not be decoded) and writes its
+/// answer, as ttrpc's server does.
+fn handle(
+    methods: &Methods,
+    mh: MessageHeader,
+    req: Result<Request, String>,
+    writer: &Mutex<UnixStream>,
+) {
     let (res_tx, res_rx) = std::sync::mpsc::channel();
     let stream_id = mh.stream_id;
-    let answered = match Request::parse_from_bytes(payload) {
-        Err(e) => answer_status(
-            stream_id,
-            Code::INVALID_ARGUMENT,
-            e.to_string(),
-            res_tx.clone(),
-        ),
+    let answered = match req {
+        Err(e) => answer_status(stream_id, Code::INVALID_ARGUMENT, e, res_tx.clone()),
         Ok(req) => {
-            let path = format!("/{}/{}", req.service, req.method);
+            let path = path(&req);
             match methods.get(&path) {
                 None => answer_status(
                     stream_id,
@@ -224,12 +295,18 @@ fn handle(methods: &Methods, mh: MessageHeader, payload: &[u8], writer: &Mutex<U
         }
     }
     for (mh, body) in answers {
-        let mut frame: Vec<u8> = mh.into();
-        frame.extend_from_slice(&body);
-        let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = w.write_all(&frame) {
-            log::debug!("ttrpc: writing an answer: {e}");
-        }
+        write_frame(writer, mh, &body);
+    }
+}
+
+/// Writes one message (header and body) in one piece: answers of several threads share
+/// the connection.
+fn write_frame(writer: &Mutex<UnixStream>, mh: MessageHeader, body: &[u8]) {
+    let mut frame: Vec<u8> = mh.into();
+    frame.extend_from_slice(body);
+    let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = w.write_all(&frame) {
+        log::debug!("ttrpc: writing an answer: {e}");
     }
 }
 
@@ -269,6 +346,16 @@ mod tests {
         }
     }
 
+    /// Keeps its replies for the test to send.
+    #[derive(Clone, Default)]
+    struct Later(Arc<Mutex<Vec<(Request, Reply)>>>);
+
+    impl Deferred for Later {
+        fn start(&self, req: Request, reply: Reply) {
+            self.0.lock().unwrap().push((req, reply));
+        }
+    }
+
     fn request(client: &Client, method: &str, payload: &[u8]) -> TtrpcResult<Response> {
         let mut req = Request::new();
         req.service = "test.Svc".into();
@@ -302,7 +389,12 @@ mod tests {
             "/test.Svc/Fail".into(),
             Box::new(Fail) as Box<dyn MethodHandler + Send + Sync>,
         );
-        let server = Server::start(listener, methods).expect("server");
+        let later = Later::default();
+        let deferred = DeferredMethods::from([(
+            "/test.Svc/Later".to_string(),
+            Box::new(later.clone()) as Box<dyn Deferred>,
+        )]);
+        let server = Server::start(listener, methods, deferred).expect("server");
         let address = format!("unix://{}", path.display());
         let clients: Vec<Client> = (0..3)
             .map(|_| Client::connect(&address).expect("connect"))
@@ -327,6 +419,25 @@ mod tests {
         }
         // Only this test starts a server in this process.
         assert_eq!(threads_named("ttrpc"), 1);
+        // A deferred request is answered when its reply is sent, by any thread; the
+        // connection serves other requests meanwhile.
+        let client = Arc::new(Client::connect(&address).expect("connect"));
+        let c2 = client.clone();
+        let waiting = thread::spawn(move || request(&c2, "Later", b"w"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while later.0.lock().unwrap().is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(request(&client, "Echo", b"e").expect("Echo").payload, b"e");
+        let (req, reply) = later.0.lock().unwrap().pop().expect("the deferred request");
+        assert_eq!(req.payload, b"w");
+        // Any message will do as the answer: a Response.
+        let mut answer = Response::new();
+        answer.payload = b"done".to_vec();
+        let encoded = answer.write_to_bytes().unwrap();
+        reply.answer(Ok(answer));
+        let res = waiting.join().unwrap().expect("Later");
+        assert_eq!(res.payload, encoded);
         server.drain(Duration::from_secs(10));
         assert_eq!(*server.in_flight.0.lock().unwrap(), 0);
     }
