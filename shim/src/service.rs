@@ -1574,6 +1574,14 @@ impl Service {
     }
 }
 
+fn wait_response(e: Exit) -> WaitResponse {
+    WaitResponse {
+        exit_status: e.status,
+        exited_at: timestamp(e.at),
+        ..Default::default()
+    }
+}
+
 /// The Wait RPC as [`crate::ttrpc_server`] defers it.
 pub struct WaitRpc {
     shared: Arc<Shared>,
@@ -1595,12 +1603,7 @@ impl crate::ttrpc_server::Deferred for WaitRpc {
             &req.id,
             &req.exec_id,
             Box::new(move |r| {
-                let r = r.map(|e| WaitResponse {
-                    exit_status: e.status,
-                    exited_at: timestamp(e.at),
-                    ..Default::default()
-                });
-                reply.answer(answer("wait", &id, r));
+                reply.answer(answer("wait", &id, r.map(wait_response)));
             }),
         );
     }
@@ -1653,15 +1656,13 @@ impl containerd_shim::Task for Service {
         answer("pids", &req.id, self.shared.pids(&req))
     }
 
+    /// The blocking Wait, for a server without deferred methods: shim::serve answers Wait
+    /// through [`WaitRpc`] instead.
     fn wait(&self, _ctx: &TtrpcContext, req: WaitRequest) -> ttrpc::Result<WaitResponse> {
         let r = self
             .shared
             .wait_exit(&req.id, &req.exec_id, None)
-            .map(|e| WaitResponse {
-                exit_status: e.status,
-                exited_at: timestamp(e.at),
-                ..Default::default()
-            });
+            .map(wait_response);
         answer("wait", &req.id, r)
     }
 
