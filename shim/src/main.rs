@@ -61,8 +61,8 @@ fn main() {
     // Early, before anything is allocated: about 2 MB of RSS per shim. The zygote turns it
     // back on for the containers it creates.
     let _ = nix::sys::prctl::set_thp_disable(true);
-    // One malloc arena instead of one per thread (the ttrpc server runs a dozen threads,
-    // all lightly loaded): a few hundred kB of RSS.
+    // One malloc arena instead of one per thread (request, copy and watcher threads, all
+    // lightly loaded): a few hundred kB of RSS.
     // SAFETY: mallopt only sets a malloc tunable; no allocation is in flight.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     // The reaper relies on exits staying waitable: an inherited SIG_IGN would auto-reap.
