@@ -1,9 +1,9 @@
 //! TaskOOM: one thread per shim watches every container's runtime-core [`OomWatcher`]
 //! (v1: the memory.oom_control eventfd, v2: inotify on memory.events) and reports each
 //! OOM kill. One thread, not one per container, so that a pod's shim does not grow by a
-//! thread per container; it looks at every watcher each [`TICK`] without blocking in
-//! any (the watcher exposes no descriptor to wait on together), and sleeps while there
-//! is nothing to watch.
+//! thread per container. It waits on every watcher's notifier at once and looks as soon
+//! as one fires: systemd removes the scope of a container whose init was OOM-killed, and
+//! a look after that finds no counter (a look once a second missed such a kill).
 //!
 //! On v1 the kernel signals the eventfd just before it kills and counts the kill, so the
 //! watcher can wake to a count that has not moved yet; the next look sees it. So that no
@@ -12,19 +12,24 @@
 //! before Delete removes the cgroup. Kills are counted from the cgroup's count when the
 //! watch started, and each is reported once, whichever side sees it first.
 //!
-//! A watch ends at the thread's next look after [`Oom::stop`].
+//! A watch ends at the thread's next look after [`Oom::stop`]: removing the cgroup
+//! (Delete) fires its notifier.
 
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use runtime_core::cgroups;
 
-/// How often the thread looks at every watcher: the longest a TaskOOM waits (one whose
-/// container's init died is sent at once, by [`Oom::final_check`]).
-const TICK: Duration = Duration::from_secs(1);
+/// How often the thread looks at every watcher without a notification: a v1 kill is
+/// counted just after its notification, and a v2 watcher without inotify only polls.
+const TICK: Duration = Duration::from_secs(5);
 const STACK: usize = 64 * 1024;
 
 struct Counts {
@@ -179,55 +184,69 @@ impl Watch {
 
 /// Every watch of the shim, and the one thread that looks at them.
 struct Watchers {
-    watches: Mutex<Vec<Watch>>,
-    /// Wakes the thread when the first watch comes.
-    added: Condvar,
+    /// Watches added since the thread last took them.
+    added: Mutex<Vec<Watch>>,
+    /// A byte written here wakes the thread for the added watches.
+    wake: UnixStream,
 }
-
-/// The shim's watchers.
-static WATCHERS: Watchers = Watchers {
-    watches: Mutex::new(Vec::new()),
-    added: Condvar::new(),
-};
 
 /// The shim's watchers, their thread started on first use.
 fn watchers() -> Result<&'static Watchers, String> {
-    static THREAD: OnceLock<Result<(), String>> = OnceLock::new();
-    THREAD
+    static WATCHERS: OnceLock<Result<Watchers, String>> = OnceLock::new();
+    WATCHERS
         .get_or_init(|| {
+            let (wake, woken) = UnixStream::pair().map_err(|e| e.to_string())?;
+            for s in [&wake, &woken] {
+                s.set_nonblocking(true).map_err(|e| e.to_string())?;
+            }
             thread::Builder::new()
                 .name("oom".into())
                 .stack_size(STACK)
-                .spawn(|| WATCHERS.run())
-                .map(drop)
-                .map_err(|e| e.to_string())
+                .spawn(move || run(&woken))
+                .map_err(|e| e.to_string())?;
+            Ok(Watchers {
+                added: Mutex::new(Vec::new()),
+                wake,
+            })
         })
-        .clone()
-        .map(|()| &WATCHERS)
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 impl Watchers {
     fn add(&self, w: Watch) {
-        self.lock().push(w);
-        self.added.notify_one();
+        self.added.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+        // A full socket has a wake-up pending already.
+        let _ = (&self.wake).write(&[1]);
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Watch>> {
-        self.watches.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn run(&self) {
-        let mut watches = self.lock();
-        loop {
-            watches.retain_mut(Watch::look);
-            watches = if watches.is_empty() {
-                self.added.wait(watches).unwrap_or_else(|p| p.into_inner())
-            } else {
-                match self.added.wait_timeout(watches, TICK) {
-                    Ok((w, _)) => w,
-                    Err(p) => p.into_inner().0,
-                }
-            };
+/// The thread: waits on every watch's notifier at once and looks at every watch when one
+/// fires (at once, while the cgroup still exists: systemd removes an OOM-killed scope's),
+/// when a watch is added, and every [`TICK`].
+fn run(woken: &UnixStream) {
+    let mut watches: Vec<Watch> = Vec::new();
+    loop {
+        let mut buf = [0u8; 64];
+        while matches!((&*woken).read(&mut buf), Ok(n) if n > 0) {}
+        if let Ok(w) = watchers() {
+            watches.append(&mut w.added.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        watches.retain_mut(Watch::look);
+        let mut fds: Vec<PollFd<'_>> = std::iter::once(woken.as_fd())
+            .chain(watches.iter().filter_map(|w| w.watcher.notifier()))
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
+        let timeout = if watches.is_empty() {
+            PollTimeout::NONE
+        } else {
+            PollTimeout::try_from(TICK).unwrap_or(PollTimeout::MAX)
+        };
+        if let Err(e) = poll(&mut fds, timeout) {
+            if e != nix::errno::Errno::EINTR {
+                log::warn!("OOM watch: poll: {e}");
+                thread::sleep(TICK);
+            }
         }
     }
 }
