@@ -445,8 +445,8 @@ fn grouped_containers_share_one_shim_until_the_last_is_gone() {
 }
 
 /// The names of the threads of `pids` (a shim's server and zygote), sorted, without the
-/// ones that copy a container's stdin (io-stdin, one per process given a stdin).
-fn threads_but_stdin_copies(pids: &[i32]) -> Vec<String> {
+/// ones that copy a container's stdio (io-*).
+fn threads_not_copying_io(pids: &[i32]) -> Vec<String> {
     let mut names: Vec<String> = pids
         .iter()
         .flat_map(|pid| {
@@ -457,18 +457,17 @@ fn threads_but_stdin_copies(pids: &[i32]) -> Vec<String> {
         .flatten()
         .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
         .map(|c| c.trim().to_string())
-        .filter(|c| c != "io-stdin")
+        .filter(|c| !c.starts_with("io-"))
         .collect();
     names.sort();
     names
 }
 
 /// A pod's containers share one shim: its threads, but for the ones that copy each
-/// container's stdin (CRI gives none unless asked), are as many with three containers as
-/// with one. ttrpc's own server kept six per container (containerd opens one connection
-/// per task), a Wait, which containerd keeps open on every task of a pod (here each
-/// attached `ctr run` holds one), held a thread until its process exited, and stdout and
-/// stderr had a copy thread each. Our shim only: containerd's runc shim is a Go
+/// container's stdio, are as many with three containers as with one. ttrpc's own server
+/// kept six per container (containerd opens one connection per task), and a Wait, which
+/// containerd keeps open on every task of a pod (here each attached `ctr run` holds one),
+/// held a thread until its process exited. Our shim only: containerd's runc shim is a Go
 /// program, whose threads are the Go runtime's business.
 #[test]
 fn a_group_shims_threads_do_not_grow_with_its_containers() {
@@ -501,9 +500,9 @@ fn a_group_shims_threads_do_not_grow_with_its_containers() {
     let shims = c.shims();
     // Threads that end right after a request (its handler, the events client's) may still
     // be there just after the task started: the baseline is the smallest count seen.
-    let mut one = threads_but_stdin_copies(&shims);
+    let mut one = threads_not_copying_io(&shims);
     poll(Duration::from_secs(2), || {
-        let now = threads_but_stdin_copies(&shims);
+        let now = threads_not_copying_io(&shims);
         if now.len() < one.len() {
             one = now;
         }
@@ -515,7 +514,7 @@ fn a_group_shims_threads_do_not_grow_with_its_containers() {
     assert_eq!(c.shims(), shims, "one shim serves the group");
     let mut three = Vec::new();
     let settled = poll(Duration::from_secs(10), || {
-        three = threads_but_stdin_copies(&shims);
+        three = threads_not_copying_io(&shims);
         three.len() <= one.len()
     });
     assert!(
