@@ -7,8 +7,8 @@
 
 mod devices;
 mod idmap;
-mod mounts;
 mod mountpoints;
+mod mounts;
 mod options;
 mod resolve;
 
