@@ -27,14 +27,8 @@ mod e2e_support;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{criu_or_skip, describe, poll, stdout_of};
+use common::{criu_or_skip, describe, poll, stdout_of, token_count, TOKEN_COUNTER};
 use cri::*;
-
-/// The counter: a token drawn once at start and a number that grows every tenth of a
-/// second, both written to /count (atomically, by rename). A restored counter keeps its
-/// token; one started afresh draws another.
-const COUNTER: &str = "t=$(cat /proc/sys/kernel/random/uuid); i=0; \
-    while true; do i=$((i+1)); echo \"$t $i\" > /count.new; mv /count.new /count; sleep 0.1; done";
 
 /// Bound on one CheckpointContainer.
 const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -46,8 +40,7 @@ fn count(cri: &Cri, id: &str) -> Option<(String, u64)> {
         .exec_sync(id, &["cat", "/count"], Duration::from_secs(30))
         .ok()?;
     let text = String::from_utf8_lossy(&r.stdout).into_owned();
-    let (token, n) = text.trim().split_once(' ')?;
-    Some((token.to_string(), n.parse().ok()?))
+    token_count(&text)
 }
 
 /// Waits until the counter in `id` reached `n`; returns its reading.
@@ -76,7 +69,7 @@ fn cri_checkpoint_writes_kubelets_archive_and_the_container_runs_on() {
     }
     for handler in handlers {
         let pod = cri.run_pod(cri.pod_config("ck", false), handler);
-        let config = cri.container_config(&pod, "counter", &["sh", "-c", COUNTER]);
+        let config = cri.container_config(&pod, "counter", &["sh", "-c", TOKEN_COUNTER]);
         let id = cri.start_container(&pod, &config);
         let (token, before) = count_to(&cri, &id, 3);
 

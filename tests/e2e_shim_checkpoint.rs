@@ -15,18 +15,12 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{assert_ok, criu_or_skip, describe, poll, stdout_of};
+use common::{assert_ok, criu_or_skip, describe, poll, stdout_of, token_count, TOKEN_COUNTER};
 use e2e_support::containerd::*;
 use e2e_support::*;
 
 /// The image the containers run (built from busybox, imported into containerd).
 const IMAGE: &str = "localhost/youki-shim-e2e-busybox:latest";
-
-/// The counter: a token drawn once at start and a number that grows every tenth of a
-/// second, both written to /count (atomically, by rename). A restored counter keeps its
-/// token; a counter started afresh draws another.
-const COUNTER: &str = "t=$(cat /proc/sys/kernel/random/uuid); i=0; \
-    while true; do i=$((i+1)); echo \"$t $i\" > /count.new; mv /count.new /count; sleep 0.1; done";
 
 /// A shim under test: ours or containerd's runc shim, with a directory that goes first
 /// on containerd's PATH and holds `criu` (and ours).
@@ -110,7 +104,7 @@ fn run_counter(c: &Containerd, runtime: &str, id: &str) {
         id,
         "sh",
         "-c",
-        COUNTER,
+        TOKEN_COUNTER,
     ]);
 }
 
@@ -119,8 +113,7 @@ fn count(c: &Containerd, id: &str) -> Option<(String, u64)> {
     let exec_id = c.w.name("cat");
     let o = c.ctr(&["task", "exec", "--exec-id", &exec_id, id, "cat", "/count"]);
     let text = stdout_of(&o);
-    let (token, n) = text.trim().split_once(' ')?;
-    Some((token.to_string(), n.parse().ok()?))
+    token_count(&text)
 }
 
 /// Waits until the counter in `id` has counted to `n` at least; returns its reading.
@@ -273,7 +266,7 @@ fn a_failed_checkpoint_names_the_cause_and_the_task_runs_on() {
         // (their stdin a pipe from sleep: nc quits at its end).
         let script = format!(
             "ip link set lo up; sleep 1000 | nc -l -p 7777 & sleep 0.5; \
-             sleep 1000 | nc 127.0.0.1 7777 & {COUNTER}"
+             sleep 1000 | nc 127.0.0.1 7777 & {TOKEN_COUNTER}"
         );
         c.ctr_ok(&[
             "run",

@@ -944,7 +944,6 @@ fn read_process(fd: OwnedFd) -> Result<oci_spec::runtime::Process> {
 
 /// Performs one request in the zygote.
 fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
-    use runtime_core::cgroups::Driver;
     use runtime_core::container::{self, CreateOptions, ExecOptions};
     use runtime_core::state::Store;
 
@@ -967,11 +966,7 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
                 no_pivot,
                 stdio,
                 console,
-                cgroup_driver: if systemd_cgroup {
-                    Driver::Systemd
-                } else {
-                    Driver::ByPath
-                },
+                cgroup_driver: driver(systemd_cgroup),
                 ..Default::default()
             };
             // The descriptors are dropped with `opts` when this returns: only the
@@ -1033,18 +1028,13 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
                 Ok(io) => io,
                 Err(e) => return Reply::Failed(e),
             };
-            let driver = if systemd_cgroup {
-                Driver::Systemd
-            } else {
-                Driver::ByPath
-            };
             return done(in_child(|| {
                 crate::checkpoint::restore(
                     &Store::new(state_root),
                     &id,
                     &bundle,
                     &restore,
-                    driver,
+                    driver(systemd_cgroup),
                     stdio,
                     console,
                 )
@@ -1053,6 +1043,17 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
         }
     };
     done(result.map_err(ShimError::from))
+}
+
+/// The cgroup driver of a create or restore: systemd's with runc's `SystemdCgroup`,
+/// otherwise the one the cgroupsPath's form names.
+fn driver(systemd_cgroup: bool) -> runtime_core::cgroups::Driver {
+    use runtime_core::cgroups::Driver;
+    if systemd_cgroup {
+        Driver::Systemd
+    } else {
+        Driver::ByPath
+    }
 }
 
 /// The reply for `result`, once the zygote has given back what the operation allocated

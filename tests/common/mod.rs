@@ -1144,3 +1144,15 @@ pub fn criu_or_skip(test: &str) -> Option<PathBuf> {
         }
     }
 }
+
+/// A counter for checkpoint tests: a token drawn once at start and a number that grows
+/// every tenth of a second, both written to /count (atomically, by rename). A restored
+/// counter keeps its token; one started afresh draws another.
+pub const TOKEN_COUNTER: &str = "t=$(cat /proc/sys/kernel/random/uuid); i=0; \
+    while true; do i=$((i+1)); echo \"$t $i\" > /count.new; mv /count.new /count; sleep 0.1; done";
+
+/// (token, number) of a [`TOKEN_COUNTER`]'s /count.
+pub fn token_count(text: &str) -> Option<(String, u64)> {
+    let (token, n) = text.trim().split_once(' ')?;
+    Some((token.to_string(), n.parse().ok()?))
+}

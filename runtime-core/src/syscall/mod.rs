@@ -551,14 +551,7 @@ pub enum Forked {
 /// (the allocator's among them) and may deadlock on its first allocation; the runtime
 /// allocates freely in its children, so it only forks from single-threaded processes.
 pub fn fork() -> Result<Forked> {
-    let threads = thread_count().map_err(err("fork", "count threads"))?;
-    if threads != 1 {
-        return Err(SyscallError {
-            call: "fork",
-            target: format!("process has {threads} threads, fork needs exactly one"),
-            errno: Errno::EDEADLK,
-        });
-    }
+    single_threaded("fork")?;
     // SAFETY: the process has exactly one thread (checked above), so the child gets a
     // consistent copy of the whole address space with no lock held by a vanished thread.
     match unsafe { nix::unistd::fork() }.map_err(err("fork", "child"))? {
@@ -594,14 +587,7 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// process has a single thread; an error (a kernel before 5.7, clone3 filtered by seccomp,
 /// a cgroup that does not take processes) creates no child.
 pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> Result<Forked> {
-    let threads = thread_count().map_err(err("clone3", "count threads"))?;
-    if threads != 1 {
-        return Err(SyscallError {
-            call: "clone3",
-            target: format!("process has {threads} threads, fork needs exactly one"),
-            errno: Errno::EDEADLK,
-        });
-    }
+    single_threaded("clone3")?;
     let args = CloneArgs {
         flags: CLONE_INTO_CGROUP,
         exit_signal: libc::SIGCHLD as u64,
@@ -630,6 +616,19 @@ pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> Result<Forked> {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
     }
+}
+
+/// Refuses `call` (a fork) unless the process has exactly one thread.
+fn single_threaded(call: &'static str) -> Result<()> {
+    let threads = thread_count().map_err(err(call, "count threads"))?;
+    if threads != 1 {
+        return Err(SyscallError {
+            call,
+            target: format!("process has {threads} threads, fork needs exactly one"),
+            errno: Errno::EDEADLK,
+        });
+    }
+    Ok(())
 }
 
 fn thread_count() -> std::result::Result<usize, Errno> {
