@@ -12,9 +12,10 @@
 //!   the harness reads), and a Task client on the socket address it prints.
 //!
 //! When the harness is dropped, also after a failed assertion, it kills the shim it started
-//! (by the pid the shim reported, checked against its command line), then whatever is left
-//! in the test's cgroups, detaches mounts under the temp dir, removes the cgroups and the
-//! shim's socket, and fails the test if any of that was left after a normal end.
+//! (by the pid the shim reported, checked against its command line), then runs the leak
+//! check the workspace's integration tests share (youki-test-support's `leaks`: processes,
+//! mounts under the temp dir, cgroups named after the marker), removes the shim's socket,
+//! and fails the test if anything was left after a normal end.
 
 #![allow(dead_code)]
 
@@ -40,6 +41,8 @@ use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::shim_sync::{create_events, Events, TaskClient};
 use containerd_shim_protos::topics;
 use containerd_shim_protos::ttrpc::{self, context, Client, Code, TtrpcContext};
+use youki_test_support::leaks::{self, Leaks, Scope};
+use youki_test_support::process::{cmdline, kill9, require_root};
 
 /// The shim under test, built by cargo for this test.
 pub const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-youki-v2");
@@ -90,46 +93,7 @@ pub fn ok<T>(r: ttrpc::Result<T>, what: &str) -> T {
     }
 }
 
-/// Polls `f` every 10 ms until it holds or `timeout` passed.
-pub fn poll(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Does `pid` exist, not as a zombie? (The shim is reparented when `start` exits, to a
-/// process that may never reap it: a zombie is gone for these tests.)
-pub fn pid_alive(pid: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    match fs::read_to_string(format!("/proc/{pid}/status")) {
-        Ok(s) => !s
-            .lines()
-            .any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X'))),
-        Err(_) => false,
-    }
-}
-
-fn cmdline(pid: i32) -> String {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .unwrap_or_default()
-}
-
-fn kill9(pid: i32) {
-    // SAFETY: kill(2) of a pid this test started (directly or through its shim).
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-    }
-}
+pub use youki_test_support::process::{pid_alive, poll};
 
 // ---------------------------------------------------------------------------
 // containerd's events service
@@ -393,6 +357,7 @@ pub struct Harness {
     /// The temp dir (canonical path).
     pub work: PathBuf,
     tmp: Option<tempfile::TempDir>,
+    scope: Scope,
     /// The events the shim published.
     pub events: Arc<Recorder>,
     events_server: Option<ttrpc::Server>,
@@ -410,12 +375,7 @@ pub struct Harness {
 impl Harness {
     /// A temp dir and an events server; no shim yet.
     pub fn new(kind: &str) -> Harness {
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
-        assert_eq!(
-            euid, 0,
-            "these tests create containers: run them as root (euid is {euid})"
-        );
+        require_root();
         let n = HARNESSES.fetch_add(1, Ordering::SeqCst);
         let marker = format!("shim-ttrpc-{}-{n}", std::process::id());
         let tmp = tempfile::Builder::new()
@@ -434,10 +394,17 @@ impl Harness {
             .expect("bind the events socket")
             .register_service(create_events(Arc::new(EventsService(recorder.clone()))));
         server.start().expect("start the events server");
+        let scope = Scope {
+            work: work.clone(),
+            marker: marker.clone(),
+            env: None,
+            commands_in_work: true,
+        };
         Harness {
             marker,
             work,
             tmp: Some(tmp),
+            scope,
             events: recorder,
             events_server: Some(server),
             events_socket,
@@ -590,81 +557,30 @@ impl Harness {
         self.log.as_ref().map(|l| l.tail(60)).unwrap_or_default()
     }
 
-    /// Everything of this test still on the host.
-    pub fn leaks(&self) -> Vec<String> {
-        let mut out = Vec::new();
+    /// Everything of this test still on the host: the shim (process and socket), the
+    /// shared check's processes, mounts and cgroups, and runtime state in the bundles.
+    pub fn leaks(&self) -> Leaks {
+        let mut leaks = self.scope.leaks(&[]);
         if let Some(s) = &self.shim {
             if pid_alive(s.pid) {
-                out.push(format!("shim process {}: {}", s.pid, cmdline(s.pid)));
+                leaks
+                    .other
+                    .push(format!("shim process {}: {}", s.pid, cmdline(s.pid)));
             }
             if fs::symlink_metadata(&s.socket).is_ok() {
-                out.push(format!("shim socket {}", s.socket.display()));
+                leaks
+                    .other
+                    .push(format!("shim socket {}", s.socket.display()));
             }
         }
-        for (pid, cmd) in self.processes() {
-            out.push(format!("process {pid}: {cmd}"));
-        }
-        let work = self.work.to_string_lossy().into_owned();
-        for m in mount_points() {
-            if m.starts_with(&work) {
-                out.push(format!("mount {m}"));
-            }
-        }
-        for cg in self.cgroups() {
-            out.push(format!("cgroup {}", cg.display()));
-        }
-        for b in self.bundles.values() {
-            let state = b.join(".youki");
-            if state.exists() {
-                out.push(format!("runtime state {}", state.display()));
-            }
-        }
-        out
-    }
-
-    /// Live processes of this test (other than itself): in one of its cgroups, or with
-    /// their cwd or root in its temp dir (the shim, its zygote) or naming it.
-    fn processes(&self) -> Vec<(i32, String)> {
-        let work = self.work.to_string_lossy().into_owned();
-        let me = std::process::id() as i32;
-        let mut out = vec![];
-        let Ok(rd) = fs::read_dir("/proc") else {
-            return out;
-        };
-        for e in rd.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            if pid == me || !pid_alive(pid) {
-                continue;
-            }
-            let p = e.path();
-            let in_work = |link: &str| {
-                fs::read_link(p.join(link))
-                    .map(|t| t.to_string_lossy().starts_with(&work))
-                    .unwrap_or(false)
-            };
-            let cmd = cmdline(pid);
-            // "/<marker>-": harness 1's marker is a prefix of harness 10's.
-            let cgroup_prefix = format!("/{}-", self.marker);
-            let in_cgroup = fs::read_to_string(p.join("cgroup"))
-                .map(|c| c.contains(&cgroup_prefix))
-                .unwrap_or(false);
-            if in_cgroup || in_work("cwd") || in_work("root") || cmd.contains(&work) {
-                out.push((pid, cmd));
-            }
-        }
-        out
-    }
-
-    /// Cgroups named after the marker, deepest first.
-    fn cgroups(&self) -> Vec<PathBuf> {
-        let mut out = vec![];
-        for root in cgroup_mounts() {
-            find_cgroups(&root, &format!("{}-", self.marker), 2, &mut out);
-        }
-        out.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
-        out
+        leaks.state_entries = self
+            .bundles
+            .values()
+            .map(|b| b.join(".youki"))
+            .filter(|state| state.exists())
+            .map(|state| state.display().to_string())
+            .collect();
+        leaks
     }
 
     /// Kills what is left (the shim by its pid first), detaches mounts, removes cgroups and
@@ -678,40 +594,7 @@ impl Harness {
                 poll(Duration::from_secs(5), || !pid_alive(s.pid));
             }
         }
-        let mut pids: Vec<i32> = self.processes().into_iter().map(|(p, _)| p).collect();
-        for cg in self.cgroups() {
-            // A frozen cgroup keeps SIGKILL pending.
-            let _ = fs::write(cg.join("freezer.state"), "THAWED");
-            let _ = fs::write(cg.join("cgroup.freeze"), "0");
-            if let Ok(procs) = fs::read_to_string(cg.join("cgroup.procs")) {
-                pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-            }
-        }
-        for pid in &pids {
-            kill9(*pid);
-        }
-        for pid in &pids {
-            poll(Duration::from_secs(2), || !pid_alive(*pid));
-        }
-        let work = self.work.to_string_lossy().into_owned();
-        let mut mounts: Vec<String> = mount_points()
-            .into_iter()
-            .filter(|m| m.starts_with(&work))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            if let Ok(c) = std::ffi::CString::new(m) {
-                // SAFETY: umount2 with a NUL-terminated path we own.
-                unsafe {
-                    libc::umount2(c.as_ptr(), libc::MNT_DETACH);
-                }
-            }
-        }
-        for cg in self.cgroups() {
-            poll(Duration::from_secs(2), || {
-                fs::remove_dir(&cg).is_ok() || !cg.exists()
-            });
-        }
+        self.scope.clean();
         if let Some(s) = &self.shim {
             let _ = fs::remove_file(&s.socket);
         }
@@ -720,107 +603,20 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        let panicking = thread::panicking();
-        if panicking {
+        if thread::panicking() {
             eprintln!(
                 "--- events received ---\n{}\n--- shim log (tail) ---\n{}",
                 self.events.all().join("\n"),
                 self.log_tail()
             );
         }
-        // The kernel takes a moment to tear down what exited just now.
-        let mut leaks = self.leaks();
-        poll(Duration::from_secs(5), || {
-            leaks = self.leaks();
-            leaks.is_empty()
-        });
+        let leaks = leaks::settle(|| self.leaks());
         self.clean();
         if let Some(server) = self.events_server.take() {
             server.shutdown();
         }
         self.log = None;
-        let work = self.work.to_string_lossy().into_owned();
-        if mount_points().iter().any(|m| m.starts_with(&work)) {
-            if let Some(t) = self.tmp.take() {
-                eprintln!("keeping {} (mounts remain)", t.keep().display());
-            }
-        }
-        if leaks.is_empty() {
-            return;
-        }
-        let msg = format!(
-            "test {} left behind (now removed):\n  {}",
-            self.marker,
-            leaks.join("\n  ")
-        );
-        if panicking {
-            eprintln!("{msg}");
-        } else {
-            panic!("{msg}");
-        }
-    }
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    // mountinfo writes space, tab, newline and backslash as \ooo.
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
-                .ok()
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Mount points of the test's mount namespace.
-fn mount_points() -> Vec<String> {
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(unescape_mountinfo))
-        .collect()
-}
-
-/// Where the cgroup hierarchies (v1 and v2) are mounted: never assume a layout.
-fn cgroup_mounts() -> Vec<PathBuf> {
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let kind = post.split(' ').next()?;
-            let point = pre.split(' ').nth(4)?;
-            matches!(kind, "cgroup" | "cgroup2").then(|| PathBuf::from(unescape_mountinfo(point)))
-        })
-        .collect()
-}
-
-/// Cgroup directories below `dir` (at most `depth` levels down) whose name starts with
-/// `prefix`, and everything below them.
-fn find_cgroups(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        if !e.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let p = e.path();
-        if e.file_name().to_string_lossy().starts_with(prefix) {
-            // Below a cgroup of the test everything is the test's.
-            out.push(p.clone());
-            find_cgroups(&p, "", usize::MAX, out);
-        } else if depth > 1 {
-            find_cgroups(&p, prefix, depth - 1, out);
-        }
+        let what = format!("test {}", self.marker);
+        leaks::finish(&self.scope, &mut self.tmp, &what, &leaks);
     }
 }

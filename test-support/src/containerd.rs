@@ -1,9 +1,9 @@
 //! A private containerd for the tests with containerd and a shim (tests/e2e_shim.rs,
-//! tests/e2e_shim_io.rs, tests/e2e_runc_shim.rs, and through `cri.rs` tests/e2e_cri.rs):
-//! root, state, sockets in the test's temp dir, no debug or metrics listener. Without
-//! CRI ([`Containerd::start`]) it uses a containerd namespace named after the test (the
-//! containers' cgroups are `/<marker>/<id>`); `cri.rs` starts it with CRI
-//! ([`Containerd::start_in`]), in CRI's namespace `k8s.io`. It is stopped by its pid
+//! tests/e2e_shim_io.rs, tests/e2e_runc_shim.rs, ..., and through [`crate::cri`] the CRI
+//! tests): root, state, sockets in the test's [`World`], no debug or metrics listener.
+//! Without CRI ([`Containerd::start`]) it uses a containerd namespace named after the
+//! test (the containers' cgroups are `/<marker>/<id>`); [`crate::cri`] starts it with
+//! CRI ([`Containerd::start_in`]), in CRI's namespace `k8s.io`. It is stopped by its pid
 //! when dropped, also when the test failed, after every task, container and image of
 //! the namespace is removed; the [`World`] then checks for leaks.
 
@@ -14,24 +14,68 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::{client, wait_child, World, CONTAINER_PATH};
-use crate::common::{assert_ok, build_rootfs, describe, pid_alive, poll, stdout_of};
+use crate::output::{assert_ok, describe, stdout_of};
+use crate::paths::cargo_build;
+pub use crate::process::processes_with;
+use crate::process::{cmdline, poll, wait_child};
+use crate::rootfs::build_rootfs;
+use crate::world::{client, World, CONTAINER_PATH};
 
 /// This project's shim binary.
 pub const SHIM: &str = "containerd-shim-youki-v2";
 
-/// The major version of the containerd binary on PATH (from `containerd --version`:
-/// "containerd PACKAGE VERSION REVISION").
-pub fn containerd_major(containerd: &Path) -> u32 {
+/// The (major, minor) version of the containerd binary `containerd` (from `containerd
+/// --version`: "containerd PACKAGE VERSION REVISION").
+pub fn containerd_version(containerd: &Path) -> (u32, u32) {
     let o = Command::new(containerd)
         .arg("--version")
         .output()
         .unwrap_or_else(|e| panic!("{} --version: {e}", containerd.display()));
-    let text = String::from_utf8_lossy(&o.stdout);
-    text.split_whitespace()
-        .nth(2)
-        .and_then(|v| v.trim_start_matches('v').split('.').next()?.parse().ok())
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    parse_version(&text)
         .unwrap_or_else(|| panic!("cannot read a version from `containerd --version`: {text:?}"))
+}
+
+/// (major, minor) of `containerd --version`'s output.
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let v = text.split_whitespace().nth(2)?;
+    let mut parts = v.trim_start_matches('v').split('.');
+    let mut next = || parts.next().and_then(|p| p.parse().ok());
+    Some((next()?, next()?))
+}
+
+/// The major version of the containerd binary `containerd`.
+pub fn containerd_major(containerd: &Path) -> u32 {
+    containerd_version(containerd).0
+}
+
+/// The start of every private containerd's config (`version` 2 for containerd 1.x, 3
+/// for 2.x): root, state and sockets in `dir` (`dir/c.sock` for gRPC), the top-level
+/// lines `top`, no debug or metrics listener, and with `debug` debug logs (containerd
+/// then starts its shims with `-debug`).
+pub fn base_config(version: u32, dir: &Path, top: &str, debug: bool) -> String {
+    let level = if debug { "\n  level = \"debug\"" } else { "" };
+    format!(
+        r#"version = {version}
+root = "{root}"
+state = "{state}"
+{top}
+[grpc]
+  address = "{address}"
+
+[ttrpc]
+  address = "{address}.ttrpc"
+
+[debug]
+  address = ""{level}
+
+[metrics]
+  address = ""
+"#,
+        root = dir.join("root").display(),
+        state = dir.join("state").display(),
+        address = dir.join("c.sock").display(),
+    )
 }
 
 /// Builds the shim into this build's target directory (a no-op when `cargo test
@@ -49,44 +93,9 @@ pub fn shim_dir() -> &'static Path {
             );
             return dir.canonicalize().expect("canonical SHIM_DIR");
         }
-        let youki = PathBuf::from(env!("CARGO_BIN_EXE_youki"));
-        let dir = youki.parent().expect("target dir").to_path_buf();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "-p",
-            "containerd-shim-youki",
-            "--bin",
-            SHIM,
-        ]);
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("run cargo build for the shim");
-        assert!(st.success(), "cargo build of {SHIM} failed");
-        assert!(
-            dir.join(SHIM).is_file(),
-            "{SHIM} not built in {}",
-            dir.display()
-        );
-        dir
+        let shim = cargo_build("containerd-shim-youki", SHIM);
+        shim.parent().expect("the target dir").to_path_buf()
     })
-}
-
-/// Live processes whose command line contains every one of `words`.
-pub fn processes_with(words: &[&str]) -> Vec<i32> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|pid| {
-            let cmd = fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-                .unwrap_or_default();
-            words.iter().all(|w| cmd.contains(w)) && pid_alive(*pid)
-        })
-        .collect()
 }
 
 /// The shim the private containerd runs containers with, and how strictly it is checked.
@@ -126,14 +135,19 @@ impl Shim<'static> {
     }
 }
 
+/// A private containerd and the ctr that talks to it. See the module documentation.
 pub struct Containerd {
+    /// The ctr binary.
     pub ctr: PathBuf,
     daemon: Option<Child>,
     daemon_cmd: DaemonCmd,
+    /// containerd's gRPC socket.
     pub address: PathBuf,
+    /// containerd's output (its log).
     pub log: PathBuf,
     /// The containerd namespace: the marker (`k8s.io` for CRI).
     pub ns: String,
+    /// A directory for `ctr --fifo-dir`.
     pub fifo_dir: PathBuf,
     /// A busybox rootfs for `--rootfs`.
     pub rootfs: PathBuf,
@@ -148,35 +162,19 @@ impl Containerd {
     /// containerd without CRI, in a new world; its namespace is the world's marker.
     pub fn start(kind: &str, shim: Shim<'_>) -> Containerd {
         let w = World::new(kind);
-        let address = Containerd::socket(&w);
-        let config = format!(
-            r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "{address}"
-
-[ttrpc]
-  address = "{address}.ttrpc"
-
-[debug]
-  address = ""
-  level = "debug"
-
-[metrics]
-  address = ""
-"#,
-            root = w.path("root").display(),
-            state = w.path("state").display(),
-            address = address.display(),
+        // Version 2 on every containerd (2.x migrates it): nothing of version 3 is needed.
+        let config = base_config(
+            2,
+            &w.work,
+            "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
+            true,
         );
         let ns = w.marker.clone();
         Containerd::start_in(w, shim, &config, &ns)
     }
 
-    /// Where containerd started in `w` listens (its `[grpc] address`).
+    /// Where containerd started in `w` listens (its `[grpc] address`, as [`base_config`]
+    /// sets it).
     pub fn socket(w: &World) -> PathBuf {
         w.path("c.sock")
     }
@@ -269,6 +267,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         }
     }
 
+    /// The last 40 lines of containerd's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -286,10 +285,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         c
     }
 
+    /// `ctr ARGS...` through [`World::run`].
     pub fn ctr(&self, args: &[&str]) -> Output {
         self.w.run(self.cmd().args(args))
     }
 
+    /// [`Containerd::ctr`], failing the test (with containerd's log) unless it succeeds.
     #[track_caller]
     pub fn ctr_ok(&self, args: &[&str]) -> Output {
         let o = self.ctr(args);
@@ -363,14 +364,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             // longer than 10 s (not reproduced since); a shim that stays is still a failure.
             let gone = poll(Duration::from_secs(30), || self.shims().is_empty());
             let left = self.shims();
-            let cmdlines: Vec<String> = left
-                .iter()
-                .map(|p| {
-                    std::fs::read(format!("/proc/{p}/cmdline"))
-                        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-                        .unwrap_or_default()
-                })
-                .collect();
+            let cmdlines: Vec<String> = left.iter().map(|p| cmdline(*p)).collect();
             assert!(gone, "shims still running: {left:?} {cmdlines:?}");
         }
     }
@@ -452,6 +446,7 @@ pub struct EventWatch {
 }
 
 impl EventWatch {
+    /// Starts `ctr events` on `c` and waits until it is subscribed.
     pub fn start(c: &Containerd) -> EventWatch {
         let out = c.w.path(&format!("events-{}.txt", c.w.next()));
         let child = c
@@ -473,6 +468,7 @@ impl EventWatch {
         watch
     }
 
+    /// Every event so far, one per line.
     pub fn text(&self) -> String {
         std::fs::read_to_string(&self.out).unwrap_or_default()
     }
