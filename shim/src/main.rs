@@ -17,6 +17,7 @@ mod reaper;
 mod service;
 mod shim;
 mod stdin;
+mod task;
 mod ttrpc_server;
 mod typeurl;
 mod zygote;

@@ -14,7 +14,7 @@
 //! zygote's reply reaches the server is still reported.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
@@ -43,7 +43,7 @@ use containerd_shim_protos::topics::{
     TASK_PAUSED_EVENT_TOPIC, TASK_RESUMED_EVENT_TOPIC, TASK_START_EVENT_TOPIC,
 };
 use containerd_shim_protos::ttrpc::{self, TtrpcContext};
-use containerd_shim_protos::types::task::{ProcessInfo, Status};
+use containerd_shim_protos::types::task::ProcessInfo;
 use oci_spec::runtime::{LinuxResources, Process};
 use runtime_core::container::resources;
 use runtime_core::state::Store;
@@ -57,6 +57,7 @@ use crate::mounts::{self, Mount};
 use crate::oom::Oom;
 use crate::options;
 use crate::procio::{self, ProcIo};
+use crate::task::process::{finished, not_created, ExecProc, Exit, Proc, ProcId};
 use crate::typeurl;
 use crate::zygote::{self, Reply, Request, Zygote};
 
@@ -83,91 +84,33 @@ pub fn state_root(bundle: &Path) -> PathBuf {
     bundle.join(STATE_DIR)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Created,
-    Running,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Exit {
-    status: u32,
-    at: SystemTime,
-}
-
-/// A process of a task: its init, or an exec.
-struct Proc {
-    /// 0 until an exec is started.
-    pid: i32,
-    phase: Phase,
-    /// A Start is in progress: its TaskStart (TaskExecStarted) must go out before any
-    /// TaskExit.
-    starting: bool,
-    /// The reaper has seen the process exit (the exit may still wait for the output).
-    reaped: bool,
-    /// The recorded exit: TaskExit has been queued.
-    exit: Option<Exit>,
-    stdio: StdioPaths,
-    terminal: bool,
-    drain: Arc<Drain>,
-    /// The shim's side of the I/O; none for an exec not started.
-    io: Option<ProcIo>,
-    /// CloseIO came before the process existed.
-    stdin_closed: bool,
-}
-
-impl Proc {
-    fn new(pid: i32, stdio: StdioPaths, terminal: bool) -> Proc {
-        Proc {
-            pid,
-            phase: Phase::Created,
-            starting: false,
-            reaped: false,
-            exit: None,
-            stdio,
-            terminal,
-            drain: Arc::default(),
-            io: None,
-            stdin_closed: false,
-        }
-    }
-
-    fn with_io(mut self, io: ProcIo) -> Proc {
-        self.drain = io.drain.clone();
-        self.io = Some(io);
-        self
-    }
-
-    /// Exited (the exit may not be recorded yet).
-    fn gone(&self) -> bool {
-        self.reaped || self.exit.is_some()
-    }
-}
-
-struct ExecProc {
-    proc_: Proc,
-    spec: Process,
-}
-
-struct Container {
-    bundle: PathBuf,
+/// A task: one container with its init process and its exec processes.
+pub struct Container {
+    /// The bundle containerd gave at Create.
+    pub bundle: PathBuf,
     /// A Delete is in progress.
-    deleting: bool,
-    rootfs_mounted: bool,
+    pub deleting: bool,
+    /// The shim mounted the rootfs (Create's mounts): Delete unmounts it.
+    pub rootfs_mounted: bool,
     /// Frozen by Pause.
-    paused: bool,
+    pub paused: bool,
     /// No pid namespace of its own: what outlives init is killed when init exits.
-    shares_pid_ns: bool,
+    pub shares_pid_ns: bool,
     /// Restored from a checkpoint at Create: its init runs already, Start only says so.
-    restored: bool,
-    io_owner: Option<(u32, u32)>,
-    init: Proc,
-    execs: HashMap<String, ExecProc>,
-    oom: Option<Oom>,
+    pub restored: bool,
+    /// The uid and gid that own its fifos (the io_uid, io_gid runc options).
+    pub io_owner: Option<(u32, u32)>,
+    /// Its init process.
+    pub init: Proc,
+    /// Its exec processes, by exec id.
+    pub execs: HashMap<String, ExecProc>,
+    /// Its OOM watch, if it could be watched.
+    pub oom: Option<Oom>,
 }
 
 impl Container {
-    fn new(bundle: PathBuf, init: Proc, rootfs_mounted: bool) -> Container {
+    /// A created container whose init is `init`.
+    pub fn new(bundle: PathBuf, init: Proc, rootfs_mounted: bool) -> Container {
         Container {
             bundle,
             deleting: false,
@@ -182,7 +125,8 @@ impl Container {
         }
     }
 
-    fn proc_(&self, id: &str, exec_id: &str) -> Result<&Proc> {
+    /// The process `exec_id` of task `id` (empty: the init).
+    pub fn proc_(&self, id: &str, exec_id: &str) -> Result<&Proc> {
         if exec_id.is_empty() {
             return Ok(&self.init);
         }
@@ -192,7 +136,8 @@ impl Container {
             .ok_or_else(|| exec_not_found(id, exec_id))
     }
 
-    fn proc_mut(&mut self, id: &str, exec_id: &str) -> Result<&mut Proc> {
+    /// The process `exec_id` of task `id` (empty: the init), to change.
+    pub fn proc_mut(&mut self, id: &str, exec_id: &str) -> Result<&mut Proc> {
         if exec_id.is_empty() {
             return Ok(&mut self.init);
         }
@@ -201,62 +146,197 @@ impl Container {
             .map(|e| &mut e.proc_)
             .ok_or_else(|| exec_not_found(id, exec_id))
     }
+
+    /// Refuses what needs a live task (exec, pause, update, stats, checkpoint): its init
+    /// exited, or a Delete is in progress.
+    pub fn check_live(&self, id: &str) -> Result<()> {
+        if self.init.gone() || self.deleting {
+            return Err(ShimError::precondition(format!("task {id} has exited")));
+        }
+        Ok(())
+    }
+
+    /// Starts the Start of the init (process.rs), unless a Delete is in progress.
+    pub fn begin_start(&mut self, id: &str) -> Result<()> {
+        let who = ProcId::init(id);
+        if self.deleting && !self.init.gone() {
+            return Err(not_created(who));
+        }
+        self.init.begin_start(who)
+    }
+
+    /// Starts the Start of exec `exec_id`: refused in a task that exited, is being deleted
+    /// or is paused (a process cannot join a frozen cgroup: it would block there).
+    pub fn begin_exec_start(&mut self, id: &str, exec_id: &str) -> Result<&ExecProc> {
+        self.check_live(id)?;
+        if self.paused {
+            return Err(ShimError::precondition(format!("task {id} is paused")));
+        }
+        let e = self
+            .execs
+            .get_mut(exec_id)
+            .ok_or_else(|| exec_not_found(id, exec_id))?;
+        e.proc_.begin_start(ProcId::new(id, exec_id))?;
+        Ok(e)
+    }
+
+    /// Adds exec `exec_id`, created: refused in a task that exited or is being deleted, and
+    /// for an exec id taken already.
+    pub fn add_exec(&mut self, id: &str, exec_id: &str, exec: ExecProc) -> Result<()> {
+        self.check_live(id)?;
+        if self.execs.contains_key(exec_id) {
+            return Err(ShimError::new(
+                Kind::AlreadyExists,
+                format!("exec {exec_id} already exists in task {id}"),
+            ));
+        }
+        self.execs.insert(exec_id.to_string(), exec);
+        Ok(())
+    }
+
+    /// Marks the task as being deleted: refused while a Delete is in progress already, or
+    /// while its init runs.
+    pub fn begin_delete(&mut self, id: &str) -> Result<()> {
+        if self.deleting {
+            return Err(ShimError::precondition(format!(
+                "task {id} is being deleted"
+            )));
+        }
+        self.init.check_deletable(ProcId::init(id))?;
+        self.deleting = true;
+        Ok(())
+    }
+
+    /// The pids of its processes that were started.
+    fn pids(&self) -> impl Iterator<Item = i32> + '_ {
+        std::iter::once(self.init.pid())
+            .chain(self.execs.values().map(|e| e.proc_.pid()))
+            .filter(|p| *p != 0)
+    }
 }
 
-fn task_not_found(id: &str) -> ShimError {
+/// NotFound: no task `id`.
+pub fn task_not_found(id: &str) -> ShimError {
     ShimError::not_found(format!("task {id} not found"))
 }
 
-fn exec_not_found(id: &str, exec_id: &str) -> ShimError {
+/// NotFound: no exec `exec_id` in task `id`.
+pub fn exec_not_found(id: &str, exec_id: &str) -> ShimError {
     ShimError::not_found(format!("exec {exec_id} not found in task {id}"))
 }
 
-/// `id`, or `id/exec_id`, for messages.
-fn name(id: &str, exec_id: &str) -> String {
-    if exec_id.is_empty() {
-        format!("task {id}")
-    } else {
-        format!("exec {exec_id} of task {id}")
-    }
-}
-
+/// Every task, and what exits need to find theirs.
 #[derive(Default)]
-struct Table {
-    containers: HashMap<String, Container>,
+pub struct Table {
+    /// The tasks, by id.
+    pub containers: HashMap<String, Container>,
     /// pid -> (task id, exec id; empty for init).
-    by_pid: HashMap<i32, (String, String)>,
+    pub by_pid: HashMap<i32, (String, String)>,
     /// Ids whose Create is in flight.
-    creating: HashSet<String>,
+    pub creating: HashSet<String>,
     /// Creates and exec starts in flight: exits of unknown pids are kept meanwhile.
-    spawning: usize,
+    pub spawning: usize,
     /// Exits of pids not (yet) known, kept while something is spawning.
-    unclaimed: HashMap<i32, Exit>,
+    pub unclaimed: HashMap<i32, Exit>,
     /// Wait RPCs whose process has not exited yet (see [`Shared::wait_deferred`]).
-    waits: Vec<PendingWait>,
-}
-
-/// What a Wait gets: the process's exit, or why there is none.
-type WaitReply = Box<dyn FnOnce(Result<Exit>) + Send>;
-
-/// A Wait RPC waiting for its process's exit.
-struct PendingWait {
-    id: String,
-    exec_id: String,
-    reply: WaitReply,
+    pub waits: Vec<PendingWait>,
 }
 
 impl Table {
-    fn container(&self, id: &str) -> Result<&Container> {
+    /// Task `id`, or NotFound.
+    pub fn container(&self, id: &str) -> Result<&Container> {
         self.containers.get(id).ok_or_else(|| task_not_found(id))
     }
 
-    fn container_mut(&mut self, id: &str) -> Result<&mut Container> {
+    /// Task `id` to change, or NotFound.
+    pub fn container_mut(&mut self, id: &str) -> Result<&mut Container> {
         self.containers
             .get_mut(id)
             .ok_or_else(|| task_not_found(id))
     }
 
-    fn begin_spawn(&mut self) {
+    /// The process `exec_id` of task `id` (empty: the init), or NotFound.
+    pub fn proc_(&self, id: &str, exec_id: &str) -> Result<&Proc> {
+        self.container(id)?.proc_(id, exec_id)
+    }
+
+    /// The process `exec_id` of task `id` to change, or NotFound.
+    pub fn proc_mut(&mut self, id: &str, exec_id: &str) -> Result<&mut Proc> {
+        self.container_mut(id)?.proc_mut(id, exec_id)
+    }
+
+    /// The exit of `exec_id` of `id` if it is recorded, or why it never will be; None while
+    /// the process runs.
+    pub fn exit_of(&self, id: &str, exec_id: &str) -> Option<Result<Exit>> {
+        match self.proc_(id, exec_id) {
+            Ok(p) => p.exit().map(Ok),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Refuses a Create of `id` while it exists or is being created; else marks it as
+    /// being created.
+    pub fn begin_create(&mut self, id: &str) -> Result<()> {
+        if self.containers.contains_key(id) || self.creating.contains(id) {
+            return Err(ShimError::new(
+                Kind::AlreadyExists,
+                format!("task {id} already exists"),
+            ));
+        }
+        self.creating.insert(id.to_string());
+        self.begin_spawn();
+        Ok(())
+    }
+
+    /// Ends the Create of `id`, which failed.
+    pub fn create_failed(&mut self, id: &str) {
+        self.creating.remove(id);
+        self.end_spawn();
+    }
+
+    /// Ends the Create of `id` with its container: from here on the exits of its init are
+    /// its own. Returns (and marks as reaped) the exit of init that the reaper saw before,
+    /// if any.
+    pub fn insert(&mut self, id: &str, container: Container) -> Option<Exit> {
+        let pid = container.init.pid();
+        self.creating.remove(id);
+        self.end_spawn();
+        self.containers.insert(id.to_string(), container);
+        self.by_pid.insert(pid, (id.to_string(), String::new()));
+        let early = self.claim(pid);
+        if let Some(c) = early.and_then(|_| self.containers.get_mut(id)) {
+            c.init.reap(pid);
+        }
+        early
+    }
+
+    /// Removes task `id` (Delete) and forgets its pids.
+    pub fn remove(&mut self, id: &str) -> Option<Container> {
+        let c = self.containers.remove(id)?;
+        for p in c.pids() {
+            if self.by_pid.get(&p).is_some_and(|(i, _)| i == id) {
+                self.by_pid.remove(&p);
+            }
+        }
+        Some(c)
+    }
+
+    /// Removes exec `exec_id` of task `id` (its Delete) and forgets its pid.
+    pub fn remove_exec(&mut self, id: &str, exec_id: &str) -> Result<ExecProc> {
+        let e = self
+            .container_mut(id)?
+            .execs
+            .remove(exec_id)
+            .ok_or_else(|| exec_not_found(id, exec_id))?;
+        let pid = e.proc_.pid();
+        if pid != 0 && self.by_pid.get(&pid).is_some_and(|(_, x)| x == exec_id) {
+            self.by_pid.remove(&pid);
+        }
+        Ok(e)
+    }
+
+    /// A create or an exec start begins: exits of unknown pids are kept until it ends.
+    pub fn begin_spawn(&mut self) {
         self.spawning += 1;
         if self.spawning == 1 {
             // Nothing that exited before this spawn began can be its process.
@@ -264,14 +344,31 @@ impl Table {
         }
     }
 
-    fn end_spawn(&mut self) {
+    /// A create or an exec start ended.
+    pub fn end_spawn(&mut self) {
         self.spawning = self.spawning.saturating_sub(1);
     }
+
+    /// The exit of `pid` the reaper saw before `pid` was known, if any.
+    pub fn claim(&mut self, pid: i32) -> Option<Exit> {
+        self.unclaimed.remove(&pid)
+    }
+}
+
+/// What a Wait gets: the process's exit, or why there is none.
+pub type WaitReply = Box<dyn FnOnce(Result<Exit>) + Send>;
+
+/// A Wait RPC waiting for its process's exit.
+pub struct PendingWait {
+    id: String,
+    exec_id: String,
+    reply: WaitReply,
 }
 
 /// State shared by the RPC threads, the reaper and the exit threads.
 pub struct Shared {
     table: Mutex<Table>,
+    /// Notified at every change of the table that exits or waits may wait for.
     changed: Condvar,
     zygote: std::result::Result<Zygote, String>,
     events: Events,
@@ -282,25 +379,12 @@ pub struct Shared {
     waits_thread: OnceLock<std::result::Result<(), String>>,
 }
 
-/// The exit of `exec_id` of `id` if it is recorded, or why it never will be; None while
-/// the process runs.
-fn exit_of(t: &Table, id: &str, exec_id: &str) -> Option<Result<Exit>> {
-    match t.container(id).and_then(|c| c.proc_(id, exec_id)) {
-        Ok(p) => p.exit.map(Ok),
-        Err(e) => Some(Err(e)),
-    }
-}
-
-/// The ttrpc Task service.
-#[derive(Clone)]
-pub struct Service {
-    shared: Arc<Shared>,
-}
-
-fn timestamp(t: SystemTime) -> MessageField<Timestamp> {
+/// `t` as a protobuf timestamp field.
+pub fn timestamp(t: SystemTime) -> MessageField<Timestamp> {
     MessageField::some(Timestamp::from(t))
 }
 
+/// The zygote's reply to a request that returns nothing.
 fn expect_done(reply: Reply) -> Result<()> {
     match reply {
         Reply::Done => Ok(()),
@@ -312,7 +396,7 @@ fn expect_done(reply: Reply) -> Result<()> {
 }
 
 impl Shared {
-    /// Builds the shared state; `zygote` is the zygote or why there is none.
+    /// No tasks yet; `zygote` is the zygote or why there is none.
     pub fn new(
         zygote: std::result::Result<Zygote, String>,
         events: Events,
@@ -339,6 +423,14 @@ impl Shared {
             .map_err(|why| ShimError::new(Kind::Unavailable, format!("no zygote: {why}")))
     }
 
+    /// Flushes events and lets the zygote go; called when the server stops.
+    pub fn shutdown(&self) {
+        self.events.flush(FLUSH_TIMEOUT);
+        if let Ok(z) = &self.zygote {
+            z.close();
+        }
+    }
+
     /// Called by the reaper for every child that exited.
     pub fn on_exit(self: &Arc<Self>, pid: i32, status: u32) {
         // The zygote's: logged, and a new one started (zygote.rs).
@@ -348,17 +440,10 @@ impl Shared {
         let at = SystemTime::now();
         let mut t = self.lock();
         if let Some((id, exec_id)) = t.by_pid.get(&pid).cloned() {
-            let found = t
-                .containers
-                .get_mut(&id)
-                .and_then(|c| c.proc_mut(&id, &exec_id).ok());
-            if let Some(p) = found {
-                if p.pid == pid && !p.reaped {
-                    p.reaped = true;
-                    let drain = p.drain.clone();
-                    drop(t);
-                    self.report_exit(id, exec_id, pid, Exit { status, at }, drain);
-                }
+            let drain = t.proc_mut(&id, &exec_id).ok().and_then(|p| p.reap(pid));
+            if let Some(drain) = drain {
+                drop(t);
+                self.report_exit(id, exec_id, pid, Exit { status, at }, drain);
             }
             return;
         }
@@ -390,17 +475,17 @@ impl Shared {
         }
     }
 
+    /// Records the exit of `pid`, process `exec_id` of `id`, and queues its TaskExit: after
+    /// its output drained, its Start's event and (for an init) its execs' exits.
     fn finish_exit(&self, id: &str, exec_id: &str, pid: i32, exit: Exit, drain: &Drain) {
-        if exec_id.is_empty() {
+        let who = ProcId::new(id, exec_id);
+        if who.is_init() {
             self.kill_leftovers(id);
         }
         if !drain.wait(DRAIN_TIMEOUT) {
-            log::warn!(
-                "{}: output still open {DRAIN_TIMEOUT:?} after its exit",
-                name(id, exec_id)
-            );
+            log::warn!("{who}: output still open {DRAIN_TIMEOUT:?} after its exit");
         }
-        if exec_id.is_empty() {
+        if who.is_init() {
             // An OOM kill of init is counted just after the kernel's notification: look
             // once more, so that TaskOOM comes before TaskExit, and before Delete removes
             // the cgroup.
@@ -411,27 +496,20 @@ impl Shared {
             }
         }
         let mut t = self.lock();
-        let is_starting = |t: &Table| {
-            t.containers
-                .get(id)
-                .and_then(|c| c.proc_(id, exec_id).ok())
-                .is_some_and(|p| p.pid == pid && p.starting)
-        };
+        let is_starting = |t: &Table| t.proc_(id, exec_id).is_ok_and(|p| p.starting_as(pid));
         while is_starting(&t) {
             t = self.changed.wait(t).unwrap_or_else(|p| p.into_inner());
         }
-        if exec_id.is_empty() {
+        if who.is_init() {
             // containerd takes the init's exit as the end of the task and may delete it at
             // once: the exits of its execs go out first (containerd#9719). Every exec is
             // dead by now (with init's pid namespace, or killed by kill_leftovers); their
             // exits are only waiting for the reaper, their output or the lock.
             let deadline = Instant::now() + EXECS_FIRST_TIMEOUT;
             let execs_pending = |t: &Table| {
-                t.containers.get(id).is_some_and(|c| {
-                    c.execs
-                        .values()
-                        .any(|e| e.proc_.pid != 0 && e.proc_.exit.is_none())
-                })
+                t.containers
+                    .get(id)
+                    .is_some_and(|c| c.execs.values().any(|e| e.proc_.exit_pending()))
             };
             while execs_pending(&t) {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -448,22 +526,17 @@ impl Shared {
                     .0;
             }
         }
-        let Some(p) = t
-            .containers
-            .get_mut(id)
-            .and_then(|c| c.proc_mut(id, exec_id).ok())
-        else {
-            return;
-        };
-        if p.pid != pid || p.exit.is_some() {
+        if !t
+            .proc_mut(id, exec_id)
+            .is_ok_and(|p| p.record_exit(pid, exit))
+        {
             return;
         }
-        p.exit = Some(exit);
         self.events.send(
             TASK_EXIT_EVENT_TOPIC,
             &TaskExit {
                 container_id: id.to_string(),
-                id: if exec_id.is_empty() { id } else { exec_id }.to_string(),
+                id: if who.is_init() { id } else { exec_id }.to_string(),
                 pid: pid as u32,
                 exit_status: exit.status,
                 exited_at: timestamp(exit.at),
@@ -493,11 +566,11 @@ impl Shared {
     }
 
     /// Waits until the process's exit is recorded, at most `timeout`.
-    fn wait_exit(&self, id: &str, exec_id: &str, timeout: Option<Duration>) -> Result<Exit> {
+    pub fn wait_exit(&self, id: &str, exec_id: &str, timeout: Option<Duration>) -> Result<Exit> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut t = self.lock();
         loop {
-            if let Some(e) = t.container(id)?.proc_(id, exec_id)?.exit {
+            if let Some(e) = t.proc_(id, exec_id)?.exit() {
                 return Ok(e);
             }
             t = match deadline {
@@ -507,7 +580,7 @@ impl Shared {
                     if left.is_zero() {
                         return Err(ShimError::new(
                             Kind::DeadlineExceeded,
-                            format!("{}: no exit within {timeout:?}", name(id, exec_id)),
+                            format!("{}: no exit within {timeout:?}", ProcId::new(id, exec_id)),
                         ));
                     }
                     self.changed
@@ -523,9 +596,9 @@ impl Shared {
     /// is (or there is no such process), else from the one thread that answers every
     /// pending Wait. containerd (CRI) keeps a Wait open on every task of a pod for the
     /// task's life: a thread each would make a pod's shim grow with its containers.
-    fn wait_deferred(self: &Arc<Self>, id: &str, exec_id: &str, reply: WaitReply) {
+    pub fn wait_deferred(self: &Arc<Self>, id: &str, exec_id: &str, reply: WaitReply) {
         let mut t = self.lock();
-        match exit_of(&t, id, exec_id) {
+        match t.exit_of(id, exec_id) {
             Some(r) => {
                 drop(t);
                 reply(r);
@@ -535,7 +608,7 @@ impl Shared {
                     drop(t);
                     reply(Err(ShimError::other(format!(
                         "{}: starting the thread that answers waits: {e}",
-                        name(id, exec_id)
+                        ProcId::new(id, exec_id)
                     ))));
                     return;
                 }
@@ -552,11 +625,11 @@ impl Shared {
     fn start_waits_thread(self: &Arc<Self>) -> std::result::Result<(), String> {
         self.waits_thread
             .get_or_init(|| {
-                let shared = self.clone();
+                let tasks = self.clone();
                 thread::Builder::new()
                     .name("waits".into())
                     .stack_size(128 * 1024)
-                    .spawn(move || shared.answer_waits())
+                    .spawn(move || tasks.answer_waits())
                     .map(drop)
                     .map_err(|e| e.to_string())
             })
@@ -570,7 +643,7 @@ impl Shared {
         loop {
             let mut ready = Vec::new();
             for w in std::mem::take(&mut t.waits) {
-                match exit_of(&t, &w.id, &w.exec_id) {
+                match t.exit_of(&w.id, &w.exec_id) {
                     Some(r) => ready.push((w.reply, r)),
                     None => t.waits.push(w),
                 }
@@ -588,15 +661,9 @@ impl Shared {
         }
     }
 
-    /// Flushes events and lets the zygote go; called when the server stops.
-    pub fn shutdown(&self) {
-        self.events.flush(FLUSH_TIMEOUT);
-        if let Ok(z) = &self.zygote {
-            z.close();
-        }
-    }
-
-    fn create(self: &Arc<Self>, req: &CreateTaskRequest) -> Result<CreateTaskResponse> {
+    /// Create: a container created (or restored from a checkpoint), its init waiting for
+    /// Start.
+    pub fn create(self: &Arc<Self>, req: &CreateTaskRequest) -> Result<CreateTaskResponse> {
         let id = req.id.as_str();
         runtime_core::state::validate_id(id)?;
         let bundle = PathBuf::from(&req.bundle);
@@ -620,21 +687,9 @@ impl Shared {
                 .clone()
                 .unwrap_or_else(|| bundle.clone()),
         });
-        {
-            let mut t = self.lock();
-            if t.containers.contains_key(id) || t.creating.contains(id) {
-                return Err(ShimError::new(
-                    Kind::AlreadyExists,
-                    format!("task {id} already exists"),
-                ));
-            }
-            t.creating.insert(id.to_string());
-            t.begin_spawn();
-        }
+        self.lock().begin_create(id)?;
         let fail = |e: ShimError| {
-            let mut t = self.lock();
-            t.creating.remove(id);
-            t.end_spawn();
+            self.lock().create_failed(id);
             e
         };
         let zygote = self.zygote().map_err(fail)?;
@@ -732,19 +787,12 @@ impl Shared {
     /// Makes a created container known: from here on its exits are its own. Claims an exit
     /// the reaper saw before (init died before the zygote's reply arrived).
     fn register(&self, id: &str, container: Container, event: TaskCreate) {
-        let pid = container.init.pid;
-        let drain = container.init.drain.clone();
+        let pid = container.init.pid();
+        let drain = container.init.drain();
         let mut t = self.lock();
-        t.creating.remove(id);
-        t.end_spawn();
-        t.containers.insert(id.to_string(), container);
-        t.by_pid.insert(pid, (id.to_string(), String::new()));
+        let early = t.insert(id, container);
         // Queued before any TaskExit of this init can be.
         self.events.send(TASK_CREATE_EVENT_TOPIC, &event);
-        let early = t.unclaimed.remove(&pid);
-        if let Some(c) = early.and_then(|_| t.containers.get_mut(id)) {
-            c.init.reaped = true;
-        }
         drop(t);
         if let Some(exit) = early {
             log::warn!("task {id}: init {pid} exited before create returned");
@@ -752,7 +800,8 @@ impl Shared {
         }
     }
 
-    fn start(self: &Arc<Self>, req: &StartRequest) -> Result<StartResponse> {
+    /// Start: of the init (here), or of an exec (exec.rs).
+    pub fn start(self: &Arc<Self>, req: &StartRequest) -> Result<StartResponse> {
         if !req.exec_id.is_empty() {
             return self.start_exec(&req.id, &req.exec_id);
         }
@@ -761,16 +810,8 @@ impl Shared {
         let (pid, bundle, restored) = {
             let mut t = self.lock();
             let c = t.container_mut(id)?;
-            if c.init.gone() {
-                return Err(ShimError::precondition(format!("task {id} has exited")));
-            }
-            if c.init.phase != Phase::Created || c.init.starting || c.deleting {
-                return Err(ShimError::precondition(format!(
-                    "task {id} is not in the created state"
-                )));
-            }
-            c.init.starting = true;
-            (c.init.pid, c.bundle.clone(), c.restored)
+            c.begin_start(id)?;
+            (c.init.pid(), c.bundle.clone(), c.restored)
         };
         let r = if restored {
             Ok(())
@@ -788,9 +829,8 @@ impl Shared {
         };
         let mut t = self.lock();
         if let Some(c) = t.containers.get_mut(id) {
-            c.init.starting = false;
             if r.is_ok() {
-                c.init.phase = Phase::Running;
+                c.init.start_succeeded();
                 self.events.send(
                     TASK_START_EVENT_TOPIC,
                     &TaskStart {
@@ -799,6 +839,8 @@ impl Shared {
                         ..Default::default()
                     },
                 );
+            } else {
+                c.init.start_failed();
             }
         }
         self.changed.notify_all();
@@ -809,7 +851,8 @@ impl Shared {
         })
     }
 
-    fn exec(&self, req: &ExecProcessRequest) -> Result<Empty> {
+    /// Exec: adds exec `exec_id` to a live task, created; Start runs it.
+    pub fn exec(&self, req: &ExecProcessRequest) -> Result<Empty> {
         let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
         if exec_id.is_empty() {
             return Err(ShimError::invalid(format!("exec in task {id}: no exec id")));
@@ -817,29 +860,17 @@ impl Shared {
         let mut spec: Process = typeurl::spec_json(req.spec.as_ref(), "Process")
             .map_err(|e| e.context(format!("exec {exec_id}")))?;
         spec.set_terminal(Some(req.terminal));
-        let mut t = self.lock();
-        let c = t.container_mut(id)?;
-        if c.deleting || c.init.gone() {
-            return Err(ShimError::precondition(format!("task {id} has exited")));
-        }
-        if c.execs.contains_key(exec_id) {
-            return Err(ShimError::new(
-                Kind::AlreadyExists,
-                format!("exec {exec_id} already exists in task {id}"),
-            ));
-        }
         let stdio = StdioPaths {
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
             stderr: req.stderr.clone(),
         };
-        c.execs.insert(
-            exec_id.to_string(),
-            ExecProc {
-                proc_: Proc::new(0, stdio, req.terminal),
-                spec,
-            },
-        );
+        let exec = ExecProc {
+            proc_: Proc::new(0, stdio, req.terminal),
+            spec,
+        };
+        let mut t = self.lock();
+        t.container_mut(id)?.add_exec(id, exec_id, exec)?;
         self.events.send(
             TASK_EXEC_ADDED_EVENT_TOPIC,
             &TaskExecAdded {
@@ -851,36 +882,21 @@ impl Shared {
         Ok(Empty::new())
     }
 
+    /// Start of exec `exec_id`: the zygote spawns it in the container.
     fn start_exec(self: &Arc<Self>, id: &str, exec_id: &str) -> Result<StartResponse> {
         let zygote = self.zygote()?;
         let (bundle, spec, stdio, terminal, stdin_closed, owner) = {
             let mut t = self.lock();
             let c = t.container_mut(id)?;
-            if c.deleting || c.init.gone() {
-                return Err(ShimError::precondition(format!("task {id} has exited")));
-            }
-            // A process cannot join a frozen cgroup: it would block there.
-            if c.paused {
-                return Err(ShimError::precondition(format!("task {id} is paused")));
-            }
             let (bundle, owner) = (c.bundle.clone(), c.io_owner);
-            let e = c
-                .execs
-                .get_mut(exec_id)
-                .ok_or_else(|| exec_not_found(id, exec_id))?;
-            let p = &mut e.proc_;
-            if p.phase != Phase::Created || p.starting || p.gone() {
-                return Err(ShimError::precondition(format!(
-                    "exec {exec_id} of task {id} was started already"
-                )));
-            }
-            p.starting = true;
+            let e = c.begin_exec_start(id, exec_id)?;
+            let p = &e.proc_;
             let got = (
                 bundle,
                 e.spec.clone(),
-                p.stdio.clone(),
-                p.terminal,
-                p.stdin_closed,
+                p.stdio().clone(),
+                p.terminal(),
+                p.stdin_closed(),
                 owner,
             );
             t.begin_spawn();
@@ -901,12 +917,8 @@ impl Shared {
             Err(e) => {
                 let mut t = self.lock();
                 t.end_spawn();
-                if let Some(p) = t
-                    .containers
-                    .get_mut(id)
-                    .and_then(|c| c.proc_mut(id, exec_id).ok())
-                {
-                    p.starting = false;
+                if let Ok(p) = t.proc_mut(id, exec_id) {
+                    p.start_failed();
                 }
                 self.changed.notify_all();
                 return Err(e.context(format!("start exec {exec_id} of task {id}")));
@@ -924,12 +936,8 @@ impl Shared {
     fn exec_started(self: &Arc<Self>, id: &str, exec_id: &str, pid: i32, io: ProcIo) -> Result<()> {
         let mut t = self.lock();
         t.end_spawn();
-        let early = t.unclaimed.remove(&pid);
-        let proc_ = t
-            .containers
-            .get_mut(id)
-            .and_then(|c| c.proc_mut(id, exec_id).ok());
-        let Some(p) = proc_ else {
+        let early = t.claim(pid);
+        let Ok(p) = t.proc_mut(id, exec_id) else {
             // Deleted meanwhile (a forced delete of the task): the process goes with it.
             drop(t);
             let _ = nix::sys::signal::kill(
@@ -938,18 +946,8 @@ impl Shared {
             );
             return Err(exec_not_found(id, exec_id));
         };
-        p.pid = pid;
-        p.phase = Phase::Running;
-        p.starting = false;
-        p.drain = io.drain.clone();
-        // A CloseIO that came while the exec was starting found no I/O to close (ctr sends
-        // it as soon as its input ends, which can be during Start).
-        if p.stdin_closed {
-            io.close_stdin();
-        }
-        p.io = Some(io);
-        p.reaped = early.is_some();
-        let drain = p.drain.clone();
+        p.exec_started(pid, io, early.is_some());
+        let drain = p.drain();
         t.by_pid.insert(pid, (id.to_string(), exec_id.to_string()));
         // Queued before any TaskExit of this process can be.
         self.events.send(
@@ -971,7 +969,33 @@ impl Shared {
         Ok(())
     }
 
-    fn delete(&self, req: &DeleteRequest) -> Result<DeleteResponse> {
+    /// Deletes an exec that exited or never started (containerd publishes no TaskDelete
+    /// for execs).
+    fn delete_exec(&self, id: &str, exec_id: &str) -> Result<DeleteResponse> {
+        let (pid, reaped) = {
+            let t = self.lock();
+            let p = t.proc_(id, exec_id)?;
+            p.check_deletable(ProcId::new(id, exec_id))?;
+            (p.pid(), p.reaped())
+        };
+        // Reaped, its output still draining: the exit comes within the drain timeout.
+        let exit = if reaped {
+            Some(self.wait_exit(id, exec_id, Some(DRAIN_TIMEOUT * 2))?)
+        } else {
+            None
+        };
+        self.lock().remove_exec(id, exec_id)?;
+        self.changed.notify_all();
+        Ok(DeleteResponse {
+            pid: pid as u32,
+            exit_status: exit.map(|e| e.status).unwrap_or(0),
+            exited_at: exit.map(|e| timestamp(e.at)).unwrap_or_default(),
+            ..Default::default()
+        })
+    }
+
+    /// Delete: of a task whose init is not running (here), or of an exec (exec.rs).
+    pub fn delete(&self, req: &DeleteRequest) -> Result<DeleteResponse> {
         if !req.exec_id.is_empty() {
             return self.delete_exec(&req.id, &req.exec_id);
         }
@@ -979,21 +1003,11 @@ impl Shared {
         let (bundle, pid, force, mounted) = {
             let mut t = self.lock();
             let c = t.container_mut(id)?;
-            if c.deleting {
-                return Err(ShimError::precondition(format!(
-                    "task {id} is being deleted"
-                )));
-            }
-            if !c.init.reaped && (c.init.phase == Phase::Running || c.init.starting) {
-                return Err(ShimError::precondition(format!(
-                    "task {id} is running: kill it before deleting it"
-                )));
-            }
-            c.deleting = true;
+            c.begin_delete(id)?;
             (
                 c.bundle.clone(),
-                c.init.pid,
-                !c.init.reaped,
+                c.init.pid(),
+                !c.init.reaped(),
                 c.rootfs_mounted,
             )
         };
@@ -1039,16 +1053,8 @@ impl Shared {
         }
         let _ = std::fs::remove_dir(state_root(&bundle));
         let mut t = self.lock();
-        if let Some(c) = t.containers.remove(id) {
-            if let Some(oom) = &c.oom {
-                oom.stop();
-            }
-            let pids = std::iter::once(c.init.pid).chain(c.execs.values().map(|e| e.proc_.pid));
-            for p in pids.filter(|p| *p != 0) {
-                if t.by_pid.get(&p).is_some_and(|(i, _)| i == id) {
-                    t.by_pid.remove(&p);
-                }
-            }
+        if let Some(oom) = t.remove(id).and_then(|c| c.oom) {
+            oom.stop();
         }
         self.events.send(
             TASK_DELETE_EVENT_TOPIC,
@@ -1070,46 +1076,11 @@ impl Shared {
         })
     }
 
-    /// Deletes an exec that exited or never started (containerd publishes no TaskDelete
-    /// for execs).
-    fn delete_exec(&self, id: &str, exec_id: &str) -> Result<DeleteResponse> {
-        let (pid, reaped) = {
-            let t = self.lock();
-            let p = t.container(id)?.proc_(id, exec_id)?;
-            if p.starting || (p.phase == Phase::Running && !p.gone()) {
-                return Err(ShimError::precondition(format!(
-                    "exec {exec_id} of task {id} is running: kill it before deleting it"
-                )));
-            }
-            (p.pid, p.reaped)
-        };
-        // Reaped, its output still draining: the exit comes within the drain timeout.
-        let exit = if reaped {
-            Some(self.wait_exit(id, exec_id, Some(DRAIN_TIMEOUT * 2))?)
-        } else {
-            None
-        };
-        let mut t = self.lock();
-        let c = t.container_mut(id)?;
-        c.execs
-            .remove(exec_id)
-            .ok_or_else(|| exec_not_found(id, exec_id))?;
-        if pid != 0 && t.by_pid.get(&pid).is_some_and(|(_, e)| e == exec_id) {
-            t.by_pid.remove(&pid);
-        }
-        self.changed.notify_all();
-        Ok(DeleteResponse {
-            pid: pid as u32,
-            exit_status: exit.map(|e| e.status).unwrap_or(0),
-            exited_at: exit.map(|e| timestamp(e.at)).unwrap_or_default(),
-            ..Default::default()
-        })
-    }
-
-    fn kill(&self, req: &KillRequest) -> Result<Empty> {
+    /// Kill: signals the init (through runtime-core, with `all` every process of the
+    /// container) or an exec.
+    pub fn kill(&self, req: &KillRequest) -> Result<Empty> {
         let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
-        let finished =
-            || ShimError::not_found(format!("{}: process already finished", name(id, exec_id)));
+        let who = ProcId::new(id, exec_id);
         let signal = i32::try_from(req.signal)
             .ok()
             .filter(|s| (0..=64).contains(s))
@@ -1118,29 +1089,20 @@ impl Shared {
             let t = self.lock();
             let c = t.container(id)?;
             let p = c.proc_(id, exec_id)?;
-            if p.gone() {
-                return if req.all && exec_id.is_empty() {
-                    Ok(Empty::new())
-                } else {
-                    Err(finished())
-                };
+            // Nothing left to signal: as runc's shim, not an error.
+            if req.all && who.is_init() && p.gone() {
+                return Ok(Empty::new());
             }
-            if p.pid == 0 {
-                return Err(ShimError::precondition(format!(
-                    "{} has not been started",
-                    name(id, exec_id)
-                )));
-            }
-            (c.bundle.clone(), p.pid)
+            (c.bundle.clone(), p.signal_target(who)?)
         };
         let signal = signal?;
-        if !exec_id.is_empty() {
+        if !who.is_init() {
             // An exec is our own child (not reaped yet): signal it directly.
             let pid = nix::unistd::Pid::from_raw(pid);
             return match runtime_core::syscall::signals::kill(pid, signal) {
                 Ok(()) => Ok(Empty::new()),
-                Err(e) if e.errno == nix::errno::Errno::ESRCH => Err(finished()),
-                Err(e) => Err(ShimError::other(format!("kill {}: {e}", name(id, exec_id)))),
+                Err(e) if e.errno == nix::errno::Errno::ESRCH => Err(finished(who)),
+                Err(e) => Err(ShimError::other(format!("kill {who}: {e}"))),
             };
         }
         // kill(2) does not fork: it runs here, in the server.
@@ -1151,7 +1113,7 @@ impl Shared {
                 let gone = self.lock().containers.get(id).is_none_or(|c| c.init.gone());
                 let e = ShimError::from(e);
                 if gone || e.kind == Kind::FailedPrecondition {
-                    Err(finished())
+                    Err(finished(who))
                 } else {
                     Err(e.context(format!("kill {id}")))
                 }
@@ -1159,34 +1121,31 @@ impl Shared {
         }
     }
 
-    fn state(&self, req: &StateRequest) -> Result<StateResponse> {
+    /// State: of the init, or of an exec.
+    pub fn state(&self, req: &StateRequest) -> Result<StateResponse> {
         let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
         let t = self.lock();
         let c = t.container(id)?;
         let p = c.proc_(id, exec_id)?;
-        let status = match (p.exit, p.phase, p.pid) {
-            (Some(_), _, _) => Status::STOPPED,
-            (None, Phase::Created, _) | (None, _, 0) => Status::CREATED,
-            (None, Phase::Running, _) if c.paused => Status::PAUSED,
-            (None, Phase::Running, _) => Status::RUNNING,
-        };
+        let exit = p.exit();
         Ok(StateResponse {
             id: if exec_id.is_empty() { id } else { exec_id }.to_string(),
             bundle: c.bundle.to_string_lossy().into_owned(),
-            pid: p.pid as u32,
-            status: status.into(),
-            stdin: p.stdio.stdin.clone(),
-            stdout: p.stdio.stdout.clone(),
-            stderr: p.stdio.stderr.clone(),
-            terminal: p.terminal,
-            exit_status: p.exit.map(|e| e.status).unwrap_or(0),
-            exited_at: p.exit.map(|e| timestamp(e.at)).unwrap_or_default(),
+            pid: p.pid() as u32,
+            status: p.status(c.paused).into(),
+            stdin: p.stdio().stdin.clone(),
+            stdout: p.stdio().stdout.clone(),
+            stderr: p.stdio().stderr.clone(),
+            terminal: p.terminal(),
+            exit_status: exit.map(|e| e.status).unwrap_or(0),
+            exited_at: exit.map(|e| timestamp(e.at)).unwrap_or_default(),
             exec_id: exec_id.to_string(),
             ..Default::default()
         })
     }
 
-    fn pids(&self, req: &PidsRequest) -> Result<PidsResponse> {
+    /// Pids: every process in the container's cgroup, execs named.
+    pub fn pids(&self, req: &PidsRequest) -> Result<PidsResponse> {
         let id = req.id.as_str();
         let (bundle, execs) = {
             let t = self.lock();
@@ -1194,8 +1153,8 @@ impl Shared {
             let execs: HashMap<i32, String> = c
                 .execs
                 .iter()
-                .filter(|(_, e)| e.proc_.pid != 0)
-                .map(|(x, e)| (e.proc_.pid, x.clone()))
+                .filter(|(_, e)| e.proc_.pid() != 0)
+                .map(|(x, e)| (e.proc_.pid(), x.clone()))
                 .collect();
             (c.bundle.clone(), execs)
         };
@@ -1240,14 +1199,12 @@ impl Shared {
     fn live_bundle(&self, id: &str) -> Result<PathBuf> {
         let t = self.lock();
         let c = t.container(id)?;
-        if c.init.gone() || c.deleting {
-            return Err(ShimError::precondition(format!("task {id} has exited")));
-        }
+        c.check_live(id)?;
         Ok(c.bundle.clone())
     }
 
     /// Pause (freeze) or Resume (thaw) the task `id`, then the event containerd expects.
-    fn set_paused(&self, id: &str, paused: bool) -> Result<Empty> {
+    pub fn set_paused(&self, id: &str, paused: bool) -> Result<Empty> {
         let bundle = self.live_bundle(id)?;
         let store = Store::new(state_root(&bundle));
         let (what, result) = if paused {
@@ -1278,17 +1235,15 @@ impl Shared {
 
     /// Dumps the task with CRIU (checkpoint.rs). containerd pauses it first and resumes it
     /// after; with `exit` CRIU kills it, and its exit is reported as any other.
-    fn checkpoint(&self, req: &CheckpointTaskRequest) -> Result<Empty> {
+    pub fn checkpoint(&self, req: &CheckpointTaskRequest) -> Result<Empty> {
         let id = req.id.as_str();
         let dump = checkpoint::decode(&req.path, req.options.as_ref())?;
         let bundle = {
             let t = self.lock();
             let c = t.container(id)?;
-            if c.init.gone() || c.deleting {
-                return Err(ShimError::precondition(format!("task {id} has exited")));
-            }
+            c.check_live(id)?;
             // runc's shim refuses too: a created task has nothing CRIU could dump yet.
-            if c.init.phase != Phase::Running {
+            if !c.init.started() {
                 return Err(ShimError::precondition(format!(
                     "task {id} is not running: only a running or paused task can be checkpointed"
                 )));
@@ -1308,7 +1263,8 @@ impl Shared {
         Ok(Empty::new())
     }
 
-    fn update(&self, req: &UpdateTaskRequest) -> Result<Empty> {
+    /// Update: the task's cgroup resources (runtime-spec LinuxResources only).
+    pub fn update(&self, req: &UpdateTaskRequest) -> Result<Empty> {
         let id = req.id.as_str();
         let resources: LinuxResources =
             typeurl::spec_json(req.resources.as_ref(), "LinuxResources")
@@ -1319,7 +1275,8 @@ impl Shared {
         Ok(Empty::new())
     }
 
-    fn stats(&self, req: &StatsRequest) -> Result<StatsResponse> {
+    /// Stats: the task's cgroup metrics, v1 or v2 as the host is.
+    pub fn stats(&self, req: &StatsRequest) -> Result<StatsResponse> {
         let id = req.id.as_str();
         let bundle = self.live_bundle(id)?;
         let stats = resources::stats(&Store::new(state_root(&bundle)), id)
@@ -1331,13 +1288,10 @@ impl Shared {
         })
     }
 
-    fn resize_pty(&self, req: &ResizePtyRequest) -> Result<Empty> {
+    /// ResizePty: of the process's terminal, if it has one.
+    pub fn resize_pty(&self, req: &ResizePtyRequest) -> Result<Empty> {
         let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
-        let console = {
-            let t = self.lock();
-            let p = t.container(id)?.proc_(id, exec_id)?;
-            p.io.as_ref().and_then(|io| io.console.clone())
-        };
+        let console = self.lock().proc_(id, exec_id)?.console();
         // A process without a terminal has no size to set, as with runc's shim.
         if let Some(c) = console {
             c.resize(req.width, req.height)?;
@@ -1345,35 +1299,33 @@ impl Shared {
         Ok(Empty::new())
     }
 
-    fn close_io(&self, req: &CloseIORequest) -> Result<Empty> {
+    /// CloseIO: ends the process's stdin (now, or when it starts).
+    pub fn close_io(&self, req: &CloseIORequest) -> Result<Empty> {
         let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
         if !req.stdin {
             return Ok(Empty::new());
         }
-        let mut t = self.lock();
-        let p = t.container_mut(id)?.proc_mut(id, exec_id)?;
-        p.stdin_closed = true;
-        if let Some(io) = &p.io {
-            io.close_stdin();
-        }
+        self.lock().proc_mut(id, exec_id)?.close_stdin();
         Ok(Empty::new())
     }
 
-    fn connect(&self, req: &ConnectRequest) -> ConnectResponse {
+    /// Connect: the shim's pid and the task's.
+    pub fn connect(&self, req: &ConnectRequest) -> ConnectResponse {
         let t = self.lock();
         ConnectResponse {
             shim_pid: std::process::id(),
             task_pid: t
                 .containers
                 .get(&req.id)
-                .map(|c| c.init.pid as u32)
+                .map(|c| c.init.pid() as u32)
                 .unwrap_or(0),
             version: env!("CARGO_PKG_VERSION").to_string(),
             ..Default::default()
         }
     }
 
-    fn shutdown_request(&self, req: &ShutdownRequest) {
+    /// Shutdown: the shim exits once it serves no task (at once with `now`).
+    pub fn shutdown_request(&self, req: &ShutdownRequest) {
         let t = self.lock();
         if req.now || (t.containers.is_empty() && t.creating.is_empty()) {
             drop(t);
@@ -1382,7 +1334,8 @@ impl Shared {
     }
 }
 
-fn borrowed(fds: &[std::os::fd::OwnedFd]) -> Vec<BorrowedFd<'_>> {
+/// The descriptors as the zygote's call takes them.
+fn borrowed(fds: &[OwnedFd]) -> Vec<BorrowedFd<'_>> {
     fds.iter().map(|f| f.as_fd()).collect()
 }
 
@@ -1455,21 +1408,6 @@ fn spawn_container(
     }
 }
 
-/// Deletes a container in the server, when the zygote cannot (`why`): all but poststop
-/// hooks, which fork and wait for their process, as only the zygote may.
-fn delete_without_zygote(id: &str, bundle: &Path, force: bool, why: ShimError) -> Result<()> {
-    let store = Store::new(state_root(bundle));
-    let hooks = runtime_core::container::state(&store, id)
-        .ok()
-        .and_then(|c| c.state.hooks)
-        .is_some_and(|h| h.poststop().as_ref().is_some_and(|l| !l.is_empty()));
-    if hooks {
-        return Err(why.context("poststop hooks to run"));
-    }
-    log::warn!("delete {id}: {why}; deleting it in the server");
-    runtime_core::container::delete(&store, id, force).map_err(ShimError::from)
-}
-
 /// Sets up the I/O and has the zygote start an exec; returns its pid.
 #[allow(clippy::too_many_arguments)]
 fn spawn_exec(
@@ -1516,6 +1454,21 @@ fn spawn_exec(
     }
 }
 
+/// Deletes a container in the server, when the zygote cannot (`why`): all but poststop
+/// hooks, which fork and wait for their process, as only the zygote may.
+fn delete_without_zygote(id: &str, bundle: &Path, force: bool, why: ShimError) -> Result<()> {
+    let store = Store::new(state_root(bundle));
+    let hooks = runtime_core::container::state(&store, id)
+        .ok()
+        .and_then(|c| c.state.hooks)
+        .is_some_and(|h| h.poststop().as_ref().is_some_and(|l| !l.is_empty()));
+    if hooks {
+        return Err(why.context("poststop hooks to run"));
+    }
+    log::warn!("delete {id}: {why}; deleting it in the server");
+    runtime_core::container::delete(&store, id, force).map_err(ShimError::from)
+}
+
 /// The `delete` command: cleans up after a shim that died, from the bundle alone: kills
 /// what is left, removes the cgroup and state, unmounts the rootfs.
 pub fn cleanup_dead_shim(bundle: &Path, id: &str) -> DeleteResponse {
@@ -1558,6 +1511,12 @@ fn remove_dead_socket(bundle: &Path) {
             log::warn!("removing the dead shim's socket {}: {e}", path.display());
         }
     }
+}
+
+/// The ttrpc Task service.
+#[derive(Clone)]
+pub struct Service {
+    shared: Arc<Shared>,
 }
 
 impl Service {
@@ -1713,6 +1672,8 @@ mod tests {
     use super::*;
     use crate::events::{Item, Publish};
     use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    use containerd_shim_protos::types::task::Status;
+    use std::sync::Mutex;
 
     /// Records the type of every event published, in order.
     #[derive(Clone, Default)]
@@ -1731,6 +1692,7 @@ mod tests {
     }
 
     impl Recorder {
+        /// The events so far.
         fn events(&self) -> Vec<String> {
             self.0.lock().unwrap().clone()
         }
@@ -1745,6 +1707,7 @@ mod tests {
         }
     }
 
+    /// Shared without a zygote, and what they publish.
     fn shared() -> (Arc<Shared>, Recorder) {
         let rec = Recorder::default();
         let events = Events::start(rec.clone(), "ns".into());
@@ -1755,30 +1718,77 @@ mod tests {
         )
     }
 
+    /// A created container whose init is `pid`, its output drained by `drain`.
     fn container(pid: i32, drain: Arc<Drain>) -> Container {
         let init = Proc::new(pid, StdioPaths::default(), false).with_io(ProcIo::none(drain));
-        Container::new(PathBuf::from("/nonexistent/bundle"), init, false)
+        Container::new("/nonexistent/bundle".into(), init, false)
     }
 
+    /// Registers task `id` as Create does once the zygote created it.
     fn register(s: &Shared, id: &str, pid: i32, drain: Arc<Drain>) {
-        {
-            let mut t = s.lock();
-            t.creating.insert(id.to_string());
-            t.begin_spawn();
-        }
+        s.lock().begin_create(id).unwrap();
         s.register(id, container(pid, drain), TaskCreate::default());
     }
 
-    fn exit_of(s: &Shared, id: &str, exec_id: &str) -> Option<u32> {
-        s.lock()
-            .containers
-            .get(id)
-            .and_then(|c| c.proc_(id, exec_id).ok())
-            .and_then(|p| p.exit.map(|e| e.status))
+    /// Starts the init of `id` as Start does once the zygote answered.
+    fn start_init(s: &Shared, id: &str) {
+        let mut t = s.lock();
+        let c = t.container_mut(id).unwrap();
+        c.begin_start(id).unwrap();
+        c.init.start_succeeded();
     }
 
+    /// The recorded exit status of `exec_id` of `id`.
+    fn exit_of(s: &Shared, id: &str, exec_id: &str) -> Option<u32> {
+        s.lock()
+            .proc_(id, exec_id)
+            .ok()
+            .and_then(|p| p.exit().map(|e| e.status))
+    }
+
+    /// The exit of `exec_id` of `id`, waited for at most 10 s.
     fn wait10(s: &Shared, id: &str, exec_id: &str) -> Result<Exit> {
         s.wait_exit(id, exec_id, Some(Duration::from_secs(10)))
+    }
+
+    /// An Exec of `sh` as containerd sends it.
+    fn exec_req(id: &str, exec_id: &str) -> ExecProcessRequest {
+        ExecProcessRequest {
+            id: id.into(),
+            exec_id: exec_id.into(),
+            spec: MessageField::some(Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+                value: br#"{"user":{"uid":0,"gid":0},"args":["sh"],"cwd":"/"}"#.to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// State's status of `exec_id` of `id`.
+    fn exec_status(s: &Shared, id: &str, exec_id: &str) -> Result<Status> {
+        let req = StateRequest {
+            id: id.into(),
+            exec_id: exec_id.into(),
+            ..Default::default()
+        };
+        s.state(&req).map(|st| st.status.enum_value().unwrap())
+    }
+
+    /// Begins the Start of exec `exec_id` of `id` as start_exec does before it calls the
+    /// zygote.
+    fn begin_exec_start(s: &Shared, id: &str, exec_id: &str) {
+        let mut t = s.lock();
+        let p = t.proc_mut(id, exec_id).unwrap();
+        p.begin_start(ProcId::new(id, exec_id)).unwrap();
+        t.begin_spawn();
+    }
+
+    /// What start_exec does once the zygote answered.
+    fn start_exec_as_the_zygote_would(s: &Arc<Shared>, id: &str, exec_id: &str, pid: i32) {
+        begin_exec_start(s, id, exec_id);
+        let io = ProcIo::none(Arc::default());
+        s.exec_started(id, exec_id, pid, io).unwrap();
     }
 
     #[test]
@@ -1795,11 +1805,7 @@ mod tests {
     #[test]
     fn an_init_that_dies_before_create_returns_is_still_reported() {
         let (s, rec) = shared();
-        {
-            let mut t = s.lock();
-            t.creating.insert("c2".into());
-            t.begin_spawn();
-        }
+        s.lock().begin_create("c2").unwrap();
         // The reaper sees the pid before the zygote's reply made it known.
         s.on_exit(200, 137);
         assert!(s.lock().unclaimed.contains_key(&200));
@@ -1824,7 +1830,11 @@ mod tests {
     fn an_exit_during_start_comes_after_task_start() {
         let (s, rec) = shared();
         register(&s, "c3", 300, Arc::default());
-        s.lock().containers.get_mut("c3").unwrap().init.starting = true;
+        s.lock()
+            .container_mut("c3")
+            .unwrap()
+            .begin_start("c3")
+            .unwrap();
         s.on_exit(300, 0);
         thread::sleep(Duration::from_millis(100));
         assert_eq!(
@@ -1835,9 +1845,7 @@ mod tests {
         // Start finishes as Shared::start does.
         {
             let mut t = s.lock();
-            let c = t.containers.get_mut("c3").unwrap();
-            c.init.starting = false;
-            c.init.phase = Phase::Running;
+            t.container_mut("c3").unwrap().init.start_succeeded();
             s.events.send(TASK_START_EVENT_TOPIC, &TaskStart::default());
             s.changed.notify_all();
         }
@@ -1912,39 +1920,6 @@ mod tests {
     }
 
     #[test]
-    fn rpcs_on_unknown_tasks_are_not_found() {
-        let (s, _rec) = shared();
-        let state = StateRequest {
-            id: "x".into(),
-            ..Default::default()
-        };
-        assert_eq!(s.state(&state).unwrap_err().kind, Kind::NotFound);
-        let kill = KillRequest {
-            id: "x".into(),
-            signal: 9,
-            ..Default::default()
-        };
-        assert_eq!(s.kill(&kill).unwrap_err().kind, Kind::NotFound);
-        let exec_state = StateRequest {
-            id: "x".into(),
-            exec_id: "e1".into(),
-            ..Default::default()
-        };
-        assert_eq!(s.state(&exec_state).unwrap_err().kind, Kind::NotFound);
-        assert_eq!(s.set_paused("x", true).unwrap_err().kind, Kind::NotFound);
-        let stats = StatsRequest {
-            id: "x".into(),
-            ..Default::default()
-        };
-        assert_eq!(s.stats(&stats).unwrap_err().kind, Kind::NotFound);
-        let resize = ResizePtyRequest {
-            id: "x".into(),
-            ..Default::default()
-        };
-        assert_eq!(s.resize_pty(&resize).unwrap_err().kind, Kind::NotFound);
-    }
-
-    #[test]
     fn create_refuses_bad_requests_with_their_kinds() {
         let (s, _rec) = shared();
         let bad_id = CreateTaskRequest {
@@ -1988,89 +1963,10 @@ mod tests {
     }
 
     #[test]
-    fn state_reports_the_recorded_exit() {
-        let (s, _rec) = shared();
-        register(&s, "c7", 700, Arc::default());
-        let req = StateRequest {
-            id: "c7".into(),
-            ..Default::default()
-        };
-        let st = s.state(&req).unwrap();
-        assert_eq!(st.status.enum_value(), Ok(Status::CREATED));
-        assert_eq!(st.pid, 700);
-        s.on_exit(700, 2);
-        wait10(&s, "c7", "").unwrap();
-        let st = s.state(&req).unwrap();
-        assert_eq!(st.status.enum_value(), Ok(Status::STOPPED));
-        assert_eq!(st.exit_status, 2);
-        assert!(st.exited_at.is_some());
-        // A stopped task: kill without `all` is NotFound, with `all` a no-op.
-        let kill = KillRequest {
-            id: "c7".into(),
-            signal: 9,
-            ..Default::default()
-        };
-        assert_eq!(s.kill(&kill).unwrap_err().kind, Kind::NotFound);
-        let kill_all = KillRequest { all: true, ..kill };
-        assert!(s.kill(&kill_all).is_ok());
-        // Nothing to pause, resume, update or measure in a stopped task.
-        assert_eq!(
-            s.set_paused("c7", true).unwrap_err().kind,
-            Kind::FailedPrecondition
-        );
-        let stats = StatsRequest {
-            id: "c7".into(),
-            ..Default::default()
-        };
-        assert_eq!(s.stats(&stats).unwrap_err().kind, Kind::FailedPrecondition);
-        // And no exec in it.
-        let e = s.exec(&exec_req("c7", "e1")).unwrap_err();
-        assert_eq!(e.kind, Kind::FailedPrecondition);
-    }
-
-    fn exec_req(id: &str, exec_id: &str) -> ExecProcessRequest {
-        ExecProcessRequest {
-            id: id.into(),
-            exec_id: exec_id.into(),
-            spec: MessageField::some(Any {
-                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
-                value: br#"{"user":{"uid":0,"gid":0},"args":["sh"],"cwd":"/"}"#.to_vec(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn exec_status(s: &Shared, id: &str, exec_id: &str) -> Result<Status> {
-        let req = StateRequest {
-            id: id.into(),
-            exec_id: exec_id.into(),
-            ..Default::default()
-        };
-        s.state(&req).map(|st| st.status.enum_value().unwrap())
-    }
-
-    /// What start_exec does once the zygote answered.
-    fn start_exec_as_the_zygote_would(s: &Arc<Shared>, id: &str, exec_id: &str, pid: i32) {
-        {
-            let mut t = s.lock();
-            t.containers
-                .get_mut(id)
-                .unwrap()
-                .proc_mut(id, exec_id)
-                .unwrap()
-                .starting = true;
-            t.begin_spawn();
-        }
-        let io = ProcIo::none(Arc::default());
-        s.exec_started(id, exec_id, pid, io).unwrap();
-    }
-
-    #[test]
     fn an_exec_has_its_own_life_and_events() {
         let (s, rec) = shared();
         register(&s, "c8", 800, Arc::default());
-        s.lock().containers.get_mut("c8").unwrap().init.phase = Phase::Running;
+        start_init(&s, "c8");
         s.exec(&exec_req("c8", "e1")).unwrap();
         assert_eq!(
             s.exec(&exec_req("c8", "e1")).unwrap_err().kind,
@@ -2130,18 +2026,7 @@ mod tests {
         let (s, rec) = shared();
         register(&s, "c9", 900, Arc::default());
         s.exec(&exec_req("c9", "e1")).unwrap();
-        {
-            let mut t = s.lock();
-            t.containers
-                .get_mut("c9")
-                .unwrap()
-                .execs
-                .get_mut("e1")
-                .unwrap()
-                .proc_
-                .starting = true;
-            t.begin_spawn();
-        }
+        begin_exec_start(&s, "c9", "e1");
         s.on_exit(901, 1);
         assert!(s.lock().unclaimed.contains_key(&901));
         s.exec_started("c9", "e1", 901, ProcIo::none(Arc::default()))
@@ -2167,7 +2052,7 @@ mod tests {
         };
         s.close_io(&req).unwrap();
         assert!(
-            s.lock().containers["c10"].execs["e1"].proc_.stdin_closed,
+            s.lock().proc_("c10", "e1").unwrap().stdin_closed(),
             "CloseIO forgotten"
         );
         let other = CloseIORequest {
@@ -2185,16 +2070,107 @@ mod tests {
     }
 
     #[test]
+    fn an_exec_being_started_is_not_deleted() {
+        let (s, _rec) = shared();
+        register(&s, "c13", 1300, Arc::default());
+        start_init(&s, "c13");
+        s.exec(&exec_req("c13", "e1")).unwrap();
+        begin_exec_start(&s, "c13", "e1");
+        let del = DeleteRequest {
+            id: "c13".into(),
+            exec_id: "e1".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.delete(&del).unwrap_err().kind, Kind::FailedPrecondition);
+        // Its start failed: created again, deletable.
+        s.lock().proc_mut("c13", "e1").unwrap().start_failed();
+        s.lock().end_spawn();
+        assert_eq!(exec_status(&s, "c13", "e1").unwrap(), Status::CREATED);
+        s.delete(&del).unwrap();
+        assert_eq!(s.delete(&del).unwrap_err().kind, Kind::NotFound);
+    }
+
+    #[test]
+    fn rpcs_on_unknown_tasks_are_not_found() {
+        let (s, _rec) = shared();
+        let state = StateRequest {
+            id: "x".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.state(&state).unwrap_err().kind, Kind::NotFound);
+        let kill = KillRequest {
+            id: "x".into(),
+            signal: 9,
+            ..Default::default()
+        };
+        assert_eq!(s.kill(&kill).unwrap_err().kind, Kind::NotFound);
+        let exec_state = StateRequest {
+            id: "x".into(),
+            exec_id: "e1".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.state(&exec_state).unwrap_err().kind, Kind::NotFound);
+        assert_eq!(s.set_paused("x", true).unwrap_err().kind, Kind::NotFound);
+        let stats = StatsRequest {
+            id: "x".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.stats(&stats).unwrap_err().kind, Kind::NotFound);
+        let resize = ResizePtyRequest {
+            id: "x".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.resize_pty(&resize).unwrap_err().kind, Kind::NotFound);
+    }
+
+    #[test]
+    fn state_reports_the_recorded_exit() {
+        let (s, _rec) = shared();
+        register(&s, "c7", 700, Arc::default());
+        let req = StateRequest {
+            id: "c7".into(),
+            ..Default::default()
+        };
+        let st = s.state(&req).unwrap();
+        assert_eq!(st.status.enum_value(), Ok(Status::CREATED));
+        assert_eq!(st.pid, 700);
+        s.on_exit(700, 2);
+        wait10(&s, "c7", "").unwrap();
+        let st = s.state(&req).unwrap();
+        assert_eq!(st.status.enum_value(), Ok(Status::STOPPED));
+        assert_eq!(st.exit_status, 2);
+        assert!(st.exited_at.is_some());
+        // A stopped task: kill without `all` is NotFound, with `all` a no-op.
+        let kill = KillRequest {
+            id: "c7".into(),
+            signal: 9,
+            ..Default::default()
+        };
+        assert_eq!(s.kill(&kill).unwrap_err().kind, Kind::NotFound);
+        let kill_all = KillRequest { all: true, ..kill };
+        assert!(s.kill(&kill_all).is_ok());
+        // Nothing to pause, resume, update or measure in a stopped task.
+        assert_eq!(
+            s.set_paused("c7", true).unwrap_err().kind,
+            Kind::FailedPrecondition
+        );
+        let stats = StatsRequest {
+            id: "c7".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.stats(&stats).unwrap_err().kind, Kind::FailedPrecondition);
+        // And no exec in it.
+        let e = s.exec(&exec_req("c7", "e1")).unwrap_err();
+        assert_eq!(e.kind, Kind::FailedPrecondition);
+    }
+
+    #[test]
     fn a_paused_task_reports_paused_and_takes_no_exec() {
         let (s, _rec) = shared();
         register(&s, "c11", 1100, Arc::default());
         s.exec(&exec_req("c11", "e1")).unwrap();
-        {
-            let mut t = s.lock();
-            let c = t.containers.get_mut("c11").unwrap();
-            c.init.phase = Phase::Running;
-            c.paused = true;
-        }
+        start_init(&s, "c11");
+        s.lock().container_mut("c11").unwrap().paused = true;
         assert_eq!(exec_status(&s, "c11", "").unwrap(), Status::PAUSED);
         let start = StartRequest {
             id: "c11".into(),
@@ -2206,6 +2182,21 @@ mod tests {
             s.start(&start).unwrap_err().kind,
             Kind::Unavailable | Kind::FailedPrecondition
         ));
+    }
+
+    #[test]
+    fn a_created_task_is_not_checkpointed() {
+        let (s, _rec) = shared();
+        register(&s, "c14", 1400, Arc::default());
+        let req = CheckpointTaskRequest {
+            id: "c14".into(),
+            path: "/nonexistent/image".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.checkpoint(&req).unwrap_err().kind,
+            Kind::FailedPrecondition
+        );
     }
 
     #[test]
@@ -2223,5 +2214,127 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.update(&req).unwrap_err().kind, Kind::InvalidArgument);
+    }
+
+    fn created(pid: i32) -> Container {
+        let init = Proc::new(pid, StdioPaths::default(), false);
+        Container::new("/b".into(), init, false)
+    }
+
+    fn running(pid: i32) -> Container {
+        let mut c = created(pid);
+        c.begin_start("t").unwrap();
+        c.init.start_succeeded();
+        c
+    }
+
+    fn exec() -> ExecProc {
+        ExecProc {
+            proc_: Proc::new(0, StdioPaths::default(), false),
+            spec: Default::default(),
+        }
+    }
+
+    fn kind<T>(r: Result<T>) -> Kind {
+        r.err().expect("refused").kind
+    }
+
+    #[test]
+    fn a_task_starts_once_and_only_while_created() {
+        assert!(created(1).begin_start("t").is_ok());
+        assert_eq!(kind(running(1).begin_start("t")), Kind::FailedPrecondition);
+        let mut stopped = created(1);
+        stopped.init.reap(1);
+        assert_eq!(kind(stopped.begin_start("t")), Kind::FailedPrecondition);
+        let mut deleting = created(1);
+        deleting.begin_delete("t").unwrap();
+        assert_eq!(kind(deleting.begin_start("t")), Kind::FailedPrecondition);
+    }
+
+    #[test]
+    fn delete_of_a_running_task_is_refused() {
+        let mut c = running(1);
+        assert_eq!(kind(c.begin_delete("t")), Kind::FailedPrecondition);
+        assert!(!c.deleting);
+        c.init.reap(1);
+        c.begin_delete("t").unwrap();
+        assert_eq!(
+            kind(c.begin_delete("t")),
+            Kind::FailedPrecondition,
+            "a second Delete while one is in progress"
+        );
+        // A created task is deleted (the delete kills its init).
+        assert!(created(1).begin_delete("t").is_ok());
+    }
+
+    #[test]
+    fn execs_are_added_to_and_started_in_a_live_task_only() {
+        let mut c = running(1);
+        c.add_exec("t", "e1", exec()).unwrap();
+        assert_eq!(kind(c.add_exec("t", "e1", exec())), Kind::AlreadyExists);
+        assert_eq!(kind(c.begin_exec_start("t", "nope")), Kind::NotFound);
+        c.paused = true;
+        assert_eq!(
+            kind(c.begin_exec_start("t", "e1")),
+            Kind::FailedPrecondition
+        );
+        c.paused = false;
+        c.begin_exec_start("t", "e1").unwrap();
+        assert_eq!(
+            kind(c.begin_exec_start("t", "e1")),
+            Kind::FailedPrecondition,
+            "started twice"
+        );
+        c.init.reap(1);
+        assert_eq!(
+            kind(c.add_exec("t", "e2", exec())),
+            Kind::FailedPrecondition
+        );
+        let mut deleting = created(1);
+        deleting.add_exec("t", "e1", exec()).unwrap();
+        deleting.begin_delete("t").unwrap();
+        assert_eq!(
+            kind(deleting.begin_exec_start("t", "e1")),
+            Kind::FailedPrecondition
+        );
+    }
+
+    #[test]
+    fn the_table_finds_processes_by_pid_until_they_are_deleted() {
+        let mut t = Table::default();
+        t.begin_create("t").unwrap();
+        assert_eq!(kind(t.begin_create("t")), Kind::AlreadyExists);
+        assert!(t.insert("t", running(1)).is_none());
+        assert_eq!(kind(t.begin_create("t")), Kind::AlreadyExists);
+        assert_eq!(t.spawning, 0);
+        let c = t.container_mut("t").unwrap();
+        c.add_exec("t", "e1", exec()).unwrap();
+        c.begin_exec_start("t", "e1").unwrap();
+        t.proc_mut("t", "e1")
+            .unwrap()
+            .exec_started(2, ProcIo::none(Default::default()), false);
+        t.by_pid.insert(2, ("t".into(), "e1".into()));
+        assert_eq!(kind(t.proc_("t", "nope")), Kind::NotFound);
+        assert_eq!(kind(t.proc_("nope", "")), Kind::NotFound);
+        assert_eq!(t.remove_exec("t", "e1").unwrap().proc_.pid(), 2);
+        assert!(!t.by_pid.contains_key(&2));
+        assert!(t.remove("t").is_some());
+        assert!(t.by_pid.is_empty() && t.containers.is_empty());
+    }
+
+    #[test]
+    fn an_exit_seen_before_create_returned_is_claimed_by_its_init() {
+        let mut t = Table::default();
+        t.begin_create("t").unwrap();
+        t.unclaimed.insert(
+            1,
+            Exit {
+                status: 137,
+                at: std::time::SystemTime::now(),
+            },
+        );
+        assert_eq!(t.insert("t", created(1)).unwrap().status, 137);
+        assert!(t.proc_("t", "").unwrap().reaped());
+        assert!(t.unclaimed.is_empty());
     }
 }

@@ -1,0 +1,3 @@
+//! The tasks the shim serves: each process's life (process.rs).
+
+pub mod process;
