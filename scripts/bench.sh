@@ -13,8 +13,8 @@
 #    server and its zygote together): one shim serving one `sleep` container, then 20
 #    containers (20 shims) per runtime, against containerd-shim-runc-v2.
 # 4. Pods through CRI, as kubelet drives them: another private containerd, this one
-#    with its CRI plugin (config as tests/e2e_support/cri.rs writes it for containerd
-#    1.6/1.7) and two runtime handlers, `youki` (io.containerd.youki.v2) and `runc`
+#    with its CRI plugin (the tests' config, test-support/src/cri_config.rs, printed by
+#    youki-cri-config) and two runtime handlers, `youki` (io.containerd.youki.v2) and `runc`
 #    (io.containerd.runc.v2 with $RUNC_BIN); the local pause and busybox images
 #    (scripts/cri-images.sh). Host-network pods, so no CNI is involved: the same
 #    for both handlers, and nothing of the host's network to set up or tear down.
@@ -51,7 +51,8 @@
 #                        2 and 3, `pod` 4, `docker` 5, `checkpoint` 6)
 #   YOUKI_BIN=target/x86_64-unknown-linux-gnu/release/youki
 #   SHIM_DIR=target/x86_64-unknown-linux-gnu/release (holds containerd-shim-youki-v2; unset: built here first)
-#   YOUKI_CRI_BIN=target/x86_64-unknown-linux-gnu/release/youki-cri (unset: built here first)
+#   YOUKI_CRI_BIN=target/x86_64-unknown-linux-gnu/release/youki-cri (and youki-cri-config
+#                        beside it; unset: both built here first)
 #   RUNC_BIN=$(command -v runc)
 #
 # Needs root. Everything is removed at exit (pods, containers, shims, mounts, cgroups,
@@ -73,6 +74,7 @@ only=${BENCH_ONLY:-}
 youki=${YOUKI_BIN:-target/x86_64-unknown-linux-gnu/release/youki}
 shim_dir=${SHIM_DIR:-target/x86_64-unknown-linux-gnu/release}
 cri_bin=${YOUKI_CRI_BIN:-target/x86_64-unknown-linux-gnu/release/youki-cri}
+cri_config_bin=$(dirname "$cri_bin")/youki-cri-config
 runc=${RUNC_BIN:-$(command -v runc || true)}
 warmup=3
 
@@ -90,10 +92,11 @@ if want cli || want checkpoint; then
 fi
 if want pod; then
     if [ -z "${YOUKI_CRI_BIN:-}" ]; then
-        # Its own package too.
-        cargo build --release -q -p youki-cri --bin youki-cri
+        # Their own packages too.
+        cargo build --release -q -p youki-cri --bin youki-cri -p youki-test-support --bin youki-cri-config
     fi
     [ -x "$cri_bin" ] || { echo "bench: $cri_bin not built (cargo build --release -p youki-cri)" >&2; exit 1; }
+    [ -x "$cri_config_bin" ] || { echo "bench: $cri_config_bin not built (cargo build --release -p youki-test-support)" >&2; exit 1; }
 fi
 if want shim || want pod || want docker; then
     if [ -z "${SHIM_DIR:-}" ]; then
@@ -550,67 +553,13 @@ pod_handlers=(youki runc)
 pause_image=localhost/youki-pause:latest
 busybox_image=localhost/youki-busybox:latest
 
-# containerd 1.6/1.7 (`version = 2`) with CRI, everything private to the run, as
-# tests/e2e_support/cri.rs configures it.
+# containerd with CRI, everything private to the run: the CRI tests' config, for the
+# containerd on PATH, with $runc as the runc handler's binary.
 start_cri_containerd() {
     local d=$work/cri
+    # Empty CNI dirs: host-network pods need no CNI, and CRI watches no host directory.
     mkdir -p "$d/cni/bin" "$d/cni/net.d"
-    cat > "$d/config.toml" <<EOF
-version = 2
-root = "$d/root"
-state = "$d/state"
-
-[grpc]
-  address = "$d/c.sock"
-
-[ttrpc]
-  address = "$d/c.sock.ttrpc"
-
-[debug]
-  address = ""
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.grpc.v1.cri"]
-  disable_tcp_service = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  # CAP_SYS_RESOURCE is not in the bounding set here: the sandbox's -998 would fail.
-  restrict_oom_score_adj = true
-  # Pod network namespaces under the state dir, not /var/run/netns (host-network pods
-  # get none; should one be made, it goes with the state dir).
-  netns_mounts_under_state_dir = true
-  sandbox_image = "$pause_image"
-
-  # Empty dirs: host-network pods need no CNI, and CRI watches no host directory.
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$d/cni/bin"
-    conf_dir = "$d/cni/net.d"
-
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        BinaryName = "$runc"
-        # runc's state in the run's dir, not the host's /run/containerd/runc/k8s.io
-        # (which the CRI tests of a concurrent run use).
-        Root = "$d/runc"
-
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.youki]
-      runtime_type = "io.containerd.youki.v2"
-
-# 1.7: NRI would listen on the global /var/run/nri/nri.sock (1.6 ignores this).
-[plugins."io.containerd.nri.v1.nri"]
-  disable = true
-
-# Else /opt/containerd.
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$d/root/opt"
-EOF
+    "$cri_config_bin" "$d" --runc "$runc" > "$d/config.toml"
     PATH="$shim_dir:$PATH" containerd --config "$d/config.toml" > "$d/log" 2>&1 &
     cri_pid=$!
     # Up once CRI answers and reports the runtime ready (NetworkReady stays false: no
