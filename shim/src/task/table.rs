@@ -1,5 +1,5 @@
 //! The task table: every task (a container, its init and its execs) the shim serves, by
-//! id and by pid, and the bookkeeping that exits (service.rs) need while something spawns.
+//! id and by pid, and the bookkeeping that exits (exits.rs) need while something spawns.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::error::{Kind, Result, ShimError};
 use crate::oom::Oom;
 
+use super::exits::PendingWait;
 use super::process::{not_created, ExecProc, Exit, Proc, ProcId};
 
 /// A task: one container with its init process and its exec processes.
@@ -150,19 +151,6 @@ pub fn exec_not_found(id: &str, exec_id: &str) -> ShimError {
     ShimError::not_found(format!("exec {exec_id} not found in task {id}"))
 }
 
-/// What a Wait gets: the process's exit, or why there is none.
-pub type WaitReply = Box<dyn FnOnce(Result<Exit>) + Send>;
-
-/// A Wait RPC waiting for its process's exit.
-pub struct PendingWait {
-    /// Its task.
-    pub id: String,
-    /// Its process in the task (empty: the init).
-    pub exec_id: String,
-    /// Where its answer goes.
-    pub reply: WaitReply,
-}
-
 /// Every task, and what exits need to find theirs.
 #[derive(Default)]
 pub struct Table {
@@ -176,7 +164,7 @@ pub struct Table {
     pub spawning: usize,
     /// Exits of pids not (yet) known, kept while something is spawning.
     pub unclaimed: HashMap<i32, Exit>,
-    /// Wait RPCs whose process has not exited yet (service.rs).
+    /// Wait RPCs whose process has not exited yet (exits.rs).
     pub waits: Vec<PendingWait>,
 }
 
