@@ -38,6 +38,8 @@ pub const YOUKI_RUNC_TYPE_SYSTEMD: &str = "youki-runc-type-systemd";
 /// the runc entry of a node whose kubelet uses the cgroupfs driver (the pods' cgroup
 /// parents are cgroupfs paths), so that the tests see what the shim makes of it.
 pub const YOUKI_RUNC_TYPE_OPTIONS: &str = "SystemdCgroup = false\nBinaryName = \"runc\"";
+/// containerd's runc shim's runtime type.
+const RUNC_TYPE: &str = "io.containerd.runc.v2";
 /// The sandbox image, imported by scripts/cri-images.sh.
 pub const PAUSE_IMAGE: &str = "localhost/youki-pause:latest";
 /// The containers' image.
@@ -81,19 +83,12 @@ impl CriConfig {
     /// The config file's text.
     pub fn render(&self) -> String {
         let v3 = self.containerd.0 >= 2;
-        let (cri, images, runtime) = if v3 {
-            (
-                "plugins.'io.containerd.grpc.v1.cri'",
-                "plugins.'io.containerd.cri.v1.images'",
-                "plugins.'io.containerd.cri.v1.runtime'",
-            )
-        } else {
-            // containerd 1.6/1.7: CRI is one plugin.
-            let cri = r#"plugins."io.containerd.grpc.v1.cri""#;
-            (cri, cri, cri)
+        // Version 3 quotes plugin names with '', version 2 with "".
+        let plugin = |name: &str| match v3 {
+            true => format!("plugins.'{name}'"),
+            false => format!("plugins.\"{name}\""),
         };
-        let runtimes = format!("{runtime}.containerd.runtimes");
-        let state = self.dir.join("state");
+        let cri = plugin("io.containerd.grpc.v1.cri");
         let mut out = base_config(if v3 { 3 } else { 2 }, &self.dir, "", self.debug);
         out += &format!(
             r#"
@@ -103,10 +98,13 @@ impl CriConfig {
   stream_server_port = "0"
 "#
         );
-        let sandbox = if v3 {
-            // 2.x: CRI split into the images and runtime plugins; the gRPC server keeps
-            // the streaming options.
-            format!(
+        let cni_bin = self.cni_bin().display().to_string();
+        // containerd 2.x split CRI into the images and runtime plugins (the gRPC server
+        // keeps the streaming options); in 1.x it is one plugin.
+        let (runtime, sandbox, snapshotter, bin_dir) = if v3 {
+            let images = plugin("io.containerd.cri.v1.images");
+            let runtime = plugin("io.containerd.cri.v1.runtime");
+            let sandbox = format!(
                 r#"
 [{images}]
   snapshotter = "overlayfs"
@@ -116,16 +114,16 @@ impl CriConfig {
 
 [{runtime}]
 "#
-            )
+            );
+            (runtime, sandbox, "", format!("bin_dirs = [\"{cni_bin}\"]"))
         } else {
-            format!("  sandbox_image = \"{PAUSE_IMAGE}\"\n")
-        };
-        let (snapshotter, bin_dir) = if v3 {
-            ("", format!("bin_dirs = [\"{}\"]", self.cni_bin().display()))
-        } else {
+            let sandbox = format!("  sandbox_image = \"{PAUSE_IMAGE}\"\n");
+            let snapshotter = "\n    snapshotter = \"overlayfs\"";
             (
-                "\n    snapshotter = \"overlayfs\"",
-                format!("bin_dir = \"{}\"", self.cni_bin().display()),
+                cri,
+                sandbox,
+                snapshotter,
+                format!("bin_dir = \"{cni_bin}\""),
             )
         };
         out += &format!(
@@ -145,65 +143,41 @@ impl CriConfig {
             cni_conf = self.cni_conf().display(),
         );
         // runc's state in the test's dir, not the host's /run/containerd/runc/k8s.io.
-        let runc_root = format!("Root = \"{}/runc\"", state.display());
+        let runc_root = format!("Root = \"{}/runc\"", self.dir.join("state").display());
         let runc_options = match &self.runc {
             Some(bin) => format!("BinaryName = \"{}\"\n{runc_root}", bin.display()),
             None => runc_root.clone(),
         };
-        out += &runtime_entry(
-            &runtimes,
-            RUNC,
-            "io.containerd.runc.v2",
-            None,
-            &runc_options,
-        );
-        out += &runtime_entry(
-            &runtimes,
-            RUNC_1_3_HANDLER,
-            "io.containerd.runc.v2",
-            None,
-            &format!("BinaryName = \"{RUNC_1_3_BIN}\"\n{runc_root}"),
-        );
-        out += &runtime_entry(&runtimes, YOUKI, "io.containerd.youki.v2", None, "");
-        out += &runtime_entry(
-            &runtimes,
-            RUNC_SYSTEMD,
-            "io.containerd.runc.v2",
-            None,
-            &format!("SystemdCgroup = true\n{runc_root}"),
-        );
+        let mut entries = vec![
+            (RUNC, RUNC_TYPE, None, runc_options),
+            (
+                RUNC_1_3_HANDLER,
+                RUNC_TYPE,
+                None,
+                format!("BinaryName = \"{RUNC_1_3_BIN}\"\n{runc_root}"),
+            ),
+            (YOUKI, "io.containerd.youki.v2", None, String::new()),
+            (
+                RUNC_SYSTEMD,
+                RUNC_TYPE,
+                None,
+                format!("SystemdCgroup = true\n{runc_root}"),
+            ),
+        ];
         if let Some(shim) = self
             .youki_shim
             .as_deref()
             .filter(|_| honours_runtime_path(self.containerd))
         {
-            let runc_type = "io.containerd.runc.v2";
-            out += &runtime_entry(
-                &runtimes,
-                YOUKI_RUNC_TYPE,
-                runc_type,
-                Some(shim),
-                YOUKI_RUNC_TYPE_OPTIONS,
-            );
-            out += &runtime_entry(
-                &runtimes,
-                YOUKI_RUNC_TYPE_SYSTEMD,
-                runc_type,
-                Some(shim),
-                "SystemdCgroup = true",
-            );
+            let options = YOUKI_RUNC_TYPE_OPTIONS.to_string();
+            entries.push((YOUKI_RUNC_TYPE, RUNC_TYPE, Some(shim), options));
+            let systemd = "SystemdCgroup = true".to_string();
+            entries.push((YOUKI_RUNC_TYPE_SYSTEMD, RUNC_TYPE, Some(shim), systemd));
         }
-        let (nri, opt) = if v3 {
-            (
-                "plugins.'io.containerd.nri.v1.nri'",
-                "plugins.'io.containerd.internal.v1.opt'",
-            )
-        } else {
-            (
-                r#"plugins."io.containerd.nri.v1.nri""#,
-                r#"plugins."io.containerd.internal.v1.opt""#,
-            )
-        };
+        let runtimes = format!("{runtime}.containerd.runtimes");
+        for (name, runtime_type, runtime_path, options) in &entries {
+            out += &runtime_entry(&runtimes, name, runtime_type, *runtime_path, options);
+        }
         out += &format!(
             r#"
 # NRI would listen on the global /var/run/nri/nri.sock (1.6 ignores this).
@@ -212,9 +186,11 @@ impl CriConfig {
 
 # Else /opt/containerd.
 [{opt}]
-  path = "{}"
+  path = "{path}"
 "#,
-            self.dir.join("root/opt").display()
+            nri = plugin("io.containerd.nri.v1.nri"),
+            opt = plugin("io.containerd.internal.v1.opt"),
+            path = self.dir.join("root/opt").display()
         );
         out
     }

@@ -21,16 +21,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::bundle::{default_config, Bundle, MARKER_VAR};
-use crate::leaks::{self, Leaks, Scope};
+use crate::leaks::{self, Leaks, TestDir};
 use crate::output::{assert_ok, describe};
 use crate::paths::bin_dir;
-use crate::process::{require_root, run_captured};
+use crate::process::run_captured;
 use crate::rootfs::{build_rootfs, busybox_bin};
 
 /// How long one runtime command may take before the test fails.
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 
-static ENV_COUNTER: AtomicUsize = AtomicUsize::new(0);
 static CG_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The runtime binary under test.
@@ -58,8 +57,7 @@ pub struct TestEnv {
     /// Work directory (bundles, io capture, logs). The state root lives here
     /// too, so that a path escaping it by `..` stays inside the work dir.
     pub work: PathBuf,
-    tmp: Option<tempfile::TempDir>,
-    scope: Scope,
+    dir: TestDir,
     counter: AtomicUsize,
     containers: Mutex<Vec<String>>,
     stdout_files: Mutex<HashMap<String, PathBuf>>,
@@ -69,7 +67,7 @@ impl TestEnv {
     /// A new environment for the test `name`; fails the test unless run as root with the
     /// runtime and busybox present.
     pub fn new(name: &str) -> TestEnv {
-        require_root();
+        let mut dir = TestDir::new("youki-it", name);
         let runtime = runtime_bin();
         assert!(
             runtime.exists(),
@@ -81,30 +79,20 @@ impl TestEnv {
             "{} does not exist: install Debian's busybox-static (scripts/setup.sh)",
             busybox_bin().display()
         );
-        let n = ENV_COUNTER.fetch_add(1, Ordering::SeqCst);
-        let marker = format!("youki-it-{}-{}", std::process::id(), n);
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!("{marker}-{name}-"))
-            .tempdir()
-            .expect("create the test's temp dir");
-        let work = tmp.path().canonicalize().unwrap();
+        // The runtime commands name the work dir: see Scope::commands_in_work.
+        dir.scope.commands_in_work = false;
+        let (marker, work) = (dir.scope.marker.clone(), dir.scope.work.clone());
+        dir.scope.env = Some(format!("{MARKER_VAR}={marker}"));
         let state_root = work.join("state");
         fs::create_dir_all(&state_root).unwrap();
         fs::create_dir_all(work.join("io")).unwrap();
-        let scope = Scope {
-            work: work.clone(),
-            marker: marker.clone(),
-            env: Some(format!("{MARKER_VAR}={marker}")),
-            commands_in_work: false,
-        };
         TestEnv {
             name: name.to_string(),
             marker,
-            scope,
+            dir,
             runtime,
             state_root,
             work,
-            tmp: Some(tmp),
             counter: AtomicUsize::new(0),
             containers: Mutex::new(Vec::new()),
             stdout_files: Mutex::new(HashMap::new()),
@@ -312,7 +300,7 @@ impl TestEnv {
     pub fn leaks(&self) -> Leaks {
         Leaks {
             state_entries: self.state_entries(),
-            ..self.scope.leaks(&[])
+            ..self.dir.scope.leaks(&[])
         }
     }
 
@@ -335,15 +323,11 @@ impl Drop for TestEnv {
         if leaks.is_empty() {
             return;
         }
-        self.scope.clean();
+        self.dir.scope.clean();
         for e in &leaks.state_entries {
             let _ = fs::remove_dir_all(self.state_root.join(e));
         }
-        leaks::finish(
-            &self.scope,
-            &mut self.tmp,
-            &format!("test {}", self.name),
-            &leaks,
-        );
+        let what = format!("test {}", self.name);
+        self.dir.finish(&what, &leaks);
     }
 }

@@ -1,21 +1,22 @@
 //! What a test left on the host, and its removal: one check for every harness.
 //!
-//! A test owns a temp dir and a marker (e.g. `youki-it-<pid>-<n>`) that names its
-//! cgroups and appears on its processes' command lines. Its [`Scope`] finds, on the
-//! whole host: processes rooted in or running from the temp dir, naming the marker (or
-//! the temp dir) on their command line, in a cgroup naming the marker or carrying the test's
-//! environment entry; mounts under the temp dir; cgroups naming the marker (and all
-//! below them). Each harness adds what is its own (runtime state, a shim's socket) and
-//! reports through [`finish`] when it is dropped.
+//! A test owns a [`TestDir`]: a temp dir and a marker (e.g. `youki-it-<pid>-<n>`) that
+//! names its cgroups and appears on its processes' command lines. Its [`Scope`] finds,
+//! on the whole host: processes rooted in or running from the temp dir, naming the
+//! marker (or the temp dir) on their command line, in a cgroup naming the marker, or
+//! carrying the test's environment entry; mounts under the temp dir; cgroups naming the
+//! marker, and all below them. Each harness adds what is its own (runtime state, a
+//! shim's socket) and reports through [`TestDir::finish`] when it is dropped.
 
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cgroups::{self, cgroup_hierarchies};
-use crate::mounts::{self, mount_points};
-use crate::process::{all_pids, cmdline, kill9, pid_alive, poll, wait_pid_gone};
+use crate::mounts;
+use crate::process::{all_pids, cmdline, kill9, pid_alive, poll, require_root, wait_pid_gone};
 
 /// How deep below a hierarchy's root a test's cgroup is looked for (its own cgroups are
 /// at the root, containerd's at `/<namespace>/<id>`, systemd's in a slice).
@@ -23,6 +24,9 @@ const CGROUP_DEPTH: usize = 3;
 
 /// How long the kernel gets to tear down what exited just now before a leak counts.
 const SETTLE: Duration = Duration::from_secs(5);
+
+/// Numbers the markers of this test process.
+static MARKERS: AtomicUsize = AtomicUsize::new(0);
 
 /// Does `text` name `marker`: hold it not followed by a digit? (Marker `x-1` is a prefix
 /// of marker `x-10`, another test's.)
@@ -148,14 +152,6 @@ impl Scope {
             });
         }
     }
-
-    /// After [`Scope::clean`]: whether mounts remain under the temp dir (then it must be
-    /// kept: removing it would go through them).
-    pub fn still_mounted(&self) -> bool {
-        mount_points()
-            .iter()
-            .any(|m| Path::new(m).starts_with(&self.work))
-    }
 }
 
 /// `find` at most `depth` levels below `dir`: cgroups naming `marker` and everything
@@ -249,23 +245,56 @@ pub fn settle(mut check: impl FnMut() -> Leaks) -> Leaks {
     leaks
 }
 
-/// The end of a harness's drop, after it cleaned up: keeps the temp dir when mounts
-/// remain under it (removing it would go through them), and fails the test with
-/// `what` and the leaks, or, when the test failed already, prints them.
-pub fn finish(scope: &Scope, tmp: &mut Option<tempfile::TempDir>, what: &str, leaks: &Leaks) {
-    if scope.still_mounted() {
-        if let Some(t) = tmp.take() {
-            eprintln!("keeping {} (mounts remain)", t.keep().display());
+/// A test's temp dir and its [`Scope`], which a harness owns and checks when dropped.
+pub struct TestDir {
+    /// What belongs to the test.
+    pub scope: Scope,
+    /// None once kept (see [`TestDir::finish`]).
+    tmp: Option<tempfile::TempDir>,
+}
+
+impl TestDir {
+    /// A new temp dir, `<marker>-<kind>-XXXXXX`, for the marker `<prefix>-<pid>-<n>`;
+    /// fails the test unless it runs as root. The scope's `env` is None, its
+    /// `commands_in_work` true.
+    pub fn new(prefix: &str, kind: &str) -> TestDir {
+        require_root();
+        let n = MARKERS.fetch_add(1, Ordering::SeqCst);
+        let marker = format!("{prefix}-{}-{n}", std::process::id());
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("{marker}-{kind}-"))
+            .tempdir()
+            .expect("create the test's temp dir");
+        let work = tmp.path().canonicalize().expect("canonical temp dir");
+        TestDir {
+            scope: Scope {
+                work,
+                marker,
+                env: None,
+                commands_in_work: true,
+            },
+            tmp: Some(tmp),
         }
     }
-    if leaks.is_empty() {
-        return;
-    }
-    let msg = format!("{what} left behind:\n{leaks}");
-    if std::thread::panicking() {
-        eprintln!("{msg}");
-    } else {
-        panic!("{msg}");
+
+    /// The end of a harness's drop, after it cleaned up: keeps the temp dir when mounts
+    /// remain under it (removing it would go through them), and fails the test with
+    /// `what` and the leaks, or, when the test failed already, prints them.
+    pub fn finish(&mut self, what: &str, leaks: &Leaks) {
+        if !self.scope.mounts().is_empty() {
+            if let Some(t) = self.tmp.take() {
+                eprintln!("keeping {} (mounts remain)", t.keep().display());
+            }
+        }
+        if leaks.is_empty() {
+            return;
+        }
+        let msg = format!("{what} left behind:\n{leaks}");
+        if std::thread::panicking() {
+            eprintln!("{msg}");
+        } else {
+            panic!("{msg}");
+        }
     }
 }
 

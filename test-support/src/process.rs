@@ -66,8 +66,8 @@ pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     }
 }
 
-/// Runs `cmd` with stdin from /dev/null and stdout and stderr into `out` and `out` with
-/// the extension `err` (files, not pipes: a daemon or detached container it leaves
+/// Runs `cmd` with stdin from /dev/null, stdout into the file `out` and stderr into `out`
+/// with the extension `err` (files, not pipes: a daemon or detached container it leaves
 /// behind cannot hold a pipe open and hang the test). Fails the test after `timeout`.
 pub fn run_captured(cmd: &mut Command, out: &Path, timeout: Duration) -> Output {
     let err = out.with_extension("err");

@@ -23,9 +23,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::env::runtime_bin;
-use crate::leaks::{self, Leaks, Scope};
+use crate::leaks::{self, Leaks, TestDir};
 use crate::output::describe;
-use crate::process::{require_root, run_captured};
+use crate::process::run_captured;
 
 /// How long one client command may take before the test fails.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,8 +33,6 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// PATH inside the busybox containers.
 pub const CONTAINER_PATH: &str =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-static WORLDS: AtomicUsize = AtomicUsize::new(0);
 
 /// A client binary (podman, ctr, containerd, conmon). The test fails, never skips, when
 /// it is missing: its Debian package is in scripts/debian-packages.txt.
@@ -79,8 +77,7 @@ pub struct World {
     pub marker: String,
     /// The temp directory (canonical path).
     pub work: PathBuf,
-    tmp: Option<tempfile::TempDir>,
-    scope: Scope,
+    dir: TestDir,
     counter: AtomicUsize,
     /// Cgroup paths (relative to a hierarchy's root) the client creates and never
     /// removes; removed by the check, not reported.
@@ -92,26 +89,13 @@ pub struct World {
 impl World {
     /// A new world; `kind` goes into its temp dir's name. Fails the test unless root.
     pub fn new(kind: &str) -> World {
-        require_root();
-        let n = WORLDS.fetch_add(1, Ordering::SeqCst);
-        let marker = format!("youki-e2e-{}-{n}", std::process::id());
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!("{marker}-{kind}-"))
-            .tempdir()
-            .expect("create the test's temp dir");
-        let work = tmp.path().canonicalize().unwrap();
+        let dir = TestDir::new("youki-e2e", kind);
+        let (marker, work) = (dir.scope.marker.clone(), dir.scope.work.clone());
         fs::create_dir_all(work.join("io")).unwrap();
-        let scope = Scope {
-            work: work.clone(),
-            marker: marker.clone(),
-            env: None,
-            commands_in_work: true,
-        };
         World {
             marker,
             work,
-            scope,
-            tmp: Some(tmp),
+            dir,
             counter: AtomicUsize::new(0),
             allowed_cgroups: Mutex::new(vec![]),
             must_vanish: Mutex::new(vec![]),
@@ -217,7 +201,7 @@ impl World {
                 .filter(|p| p.exists())
                 .map(|p| p.display().to_string())
                 .collect(),
-            ..self.scope.leaks(&allowed)
+            ..self.dir.scope.leaks(&allowed)
         }
     }
 }
@@ -226,12 +210,12 @@ impl Drop for World {
     fn drop(&mut self) {
         let leaks = leaks::settle(|| self.check());
         // Also when nothing leaked: the allowed cgroups go.
-        self.scope.clean();
+        self.dir.scope.clean();
         for p in self.must_vanish.lock().unwrap().iter() {
             let _ = fs::remove_dir_all(p);
         }
         let what = format!("end-to-end test {}", self.marker);
-        leaks::finish(&self.scope, &mut self.tmp, &what, &leaks);
+        self.dir.finish(&what, &leaks);
     }
 }
 

@@ -25,7 +25,7 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -41,8 +41,8 @@ use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::shim_sync::{create_events, Events, TaskClient};
 use containerd_shim_protos::topics;
 use containerd_shim_protos::ttrpc::{self, context, Client, Code, TtrpcContext};
-use youki_test_support::leaks::{self, Leaks, Scope};
-use youki_test_support::process::{cmdline, kill9, require_root};
+use youki_test_support::leaks::{self, Leaks, TestDir};
+use youki_test_support::process::{cmdline, kill9, run_captured};
 
 /// The shim under test, built by cargo for this test.
 pub const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-youki-v2");
@@ -53,8 +53,6 @@ pub const RPC_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Bound on the `start` command and on the shim's exit after Shutdown.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
-
-static HARNESSES: AtomicUsize = AtomicUsize::new(0);
 
 /// A context bounded by `t`: a shim that hangs fails the test instead of hanging it.
 pub fn ctx_for(t: Duration) -> context::Context {
@@ -356,8 +354,7 @@ pub struct Harness {
     pub marker: String,
     /// The temp dir (canonical path).
     pub work: PathBuf,
-    tmp: Option<tempfile::TempDir>,
-    scope: Scope,
+    dir: TestDir,
     /// The events the shim published.
     pub events: Arc<Recorder>,
     events_server: Option<ttrpc::Server>,
@@ -375,14 +372,8 @@ pub struct Harness {
 impl Harness {
     /// A temp dir and an events server; no shim yet.
     pub fn new(kind: &str) -> Harness {
-        require_root();
-        let n = HARNESSES.fetch_add(1, Ordering::SeqCst);
-        let marker = format!("shim-ttrpc-{}-{n}", std::process::id());
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!("{marker}-{kind}-"))
-            .tempdir()
-            .expect("create the test's temp dir");
-        let work = tmp.path().canonicalize().expect("canonical temp dir");
+        let dir = TestDir::new("shim-ttrpc", kind);
+        let (marker, work) = (dir.scope.marker.clone(), dir.scope.work.clone());
         let recorder = Arc::new(Recorder {
             namespace: marker.clone(),
             lines: Mutex::new(Vec::new()),
@@ -394,17 +385,10 @@ impl Harness {
             .expect("bind the events socket")
             .register_service(create_events(Arc::new(EventsService(recorder.clone()))));
         server.start().expect("start the events server");
-        let scope = Scope {
-            work: work.clone(),
-            marker: marker.clone(),
-            env: None,
-            commands_in_work: true,
-        };
         Harness {
             marker,
             work,
-            tmp: Some(tmp),
-            scope,
+            dir,
             events: recorder,
             events_server: Some(server),
             events_socket,
@@ -443,8 +427,6 @@ impl Harness {
     pub fn start_shim(&mut self, id: &str) {
         let bundle = self.bundles.get(id).expect("make the bundle first").clone();
         self.log = Some(LogReader::start(&bundle.join("log")));
-        let out_path = self.work.join("start.out");
-        let err_path = self.work.join("start.err");
         let mut cmd = Command::new(SHIM);
         cmd.current_dir(&bundle)
             .env("TTRPC_ADDRESS", &self.events_socket)
@@ -456,29 +438,14 @@ impl Harness {
                 "/nonexistent/containerd",
                 "-debug",
                 "start",
-            ])
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&out_path).expect("create start.out"))
-            .stderr(fs::File::create(&err_path).expect("create start.err"));
-        let mut child = cmd.spawn().expect("spawn the shim's start command");
-        let deadline = Instant::now() + PROCESS_TIMEOUT;
-        let status = loop {
-            if let Some(s) = child.try_wait().expect("wait for the start command") {
-                break s;
-            }
-            if Instant::now() > deadline {
-                // The process this test spawned, by its pid.
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("`{SHIM} start` did not return within {PROCESS_TIMEOUT:?}");
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        let printed = fs::read_to_string(&out_path).unwrap_or_default();
+            ]);
+        let o = run_captured(&mut cmd, &self.work.join("start.out"), PROCESS_TIMEOUT);
+        let printed = String::from_utf8_lossy(&o.stdout).into_owned();
         assert!(
-            status.success(),
-            "`{SHIM} start`: {status}\nstdout: {printed}\nstderr: {}",
-            fs::read_to_string(&err_path).unwrap_or_default()
+            o.status.success(),
+            "`{SHIM} start`: {}\nstdout: {printed}\nstderr: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
         );
         // Task API v2: a bare address (containerd trims the output and dials it), not v3's
         // JSON or protobuf reply.
@@ -560,7 +527,7 @@ impl Harness {
     /// Everything of this test still on the host: the shim (process and socket), the
     /// shared check's processes, mounts and cgroups, and runtime state in the bundles.
     pub fn leaks(&self) -> Leaks {
-        let mut leaks = self.scope.leaks(&[]);
+        let mut leaks = self.dir.scope.leaks(&[]);
         if let Some(s) = &self.shim {
             if pid_alive(s.pid) {
                 leaks
@@ -594,7 +561,7 @@ impl Harness {
                 poll(Duration::from_secs(5), || !pid_alive(s.pid));
             }
         }
-        self.scope.clean();
+        self.dir.scope.clean();
         if let Some(s) = &self.shim {
             let _ = fs::remove_file(&s.socket);
         }
@@ -617,6 +584,6 @@ impl Drop for Harness {
         }
         self.log = None;
         let what = format!("test {}", self.marker);
-        leaks::finish(&self.scope, &mut self.tmp, &what, &leaks);
+        self.dir.finish(&what, &leaks);
     }
 }
