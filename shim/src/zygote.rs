@@ -8,15 +8,22 @@
 //! waitpid calls of those operations (the intermediate process, hooks) away from the
 //! server, whose reaper is the only one that waits there.
 //!
-//! The first zygote is forked by the server at start-up, while it still has a single
-//! thread: it shares the server's pages (an exec'd one relocates the binary again and maps
-//! more of its text: measured ~300 kB more RSS once it has served a request). When the
-//! reaper sees the zygote exit (the OOM killer may choose it; issue 14), it logs it and
-//! starts a new one at once, without forking the multi-threaded server: posix_spawn of
-//! /proc/self/exe (the file this server runs, even if the binary was replaced on disk
-//! since) with the server's arguments and the action `zygote`; its end of the channel is
-//! fd 3, the shim's log fd 4, stdio /dev/null. Every zygote's exit is reaped by the
-//! server's reaper like any other child's, never by a `wait` here.
+//! The zygote lives only while there is work: after [`IDLE`] without a request it leaves
+//! (exit status 0), and the next request starts a new one. An idle shim is then one
+//! process: its server (issue 14: the zygote was 2.7 MB of an idle shim's 5.8 MB RSS). It
+//! leaves without racing a request: it first refuses new ones (a send to it fails with
+//! EPIPE, and the server starts a successor for that request), then answers one that was
+//! already queued. The first zygote is forked by the server at start-up, while it still
+//! has a single thread: it shares the server's pages and serves the first create at once.
+//! The others are started on demand, by the thread of the request that needs one, without
+//! forking the multi-threaded server: posix_spawn of /proc/self/exe (the file this server
+//! runs, even if the binary was replaced on disk since) with the server's arguments and the
+//! action `zygote`; its end of the channel is fd 3, the shim's log fd 4, stdio /dev/null.
+//! A zygote that dies (the OOM killer may choose it; issue 14) is logged when the reaper
+//! sees its exit and replaced the same way, at the next request. Every zygote's exit is
+//! reaped by the server's reaper like any other child's, never by a `wait` here. No
+//! parent-death signal: it would fire when the request thread that spawned the zygote
+//! ends. A zygote whose server died reads end-of-file on its channel and exits.
 //!
 //! The server and the zygote talk over a SOCK_SEQPACKET socketpair: one JSON message per
 //! packet, `{seq, body}`, with the process's stdio (or its console socket) and an exec's
@@ -286,6 +293,12 @@ impl Channel {
         let _ = shutdown(self.sock.as_raw_fd(), Shutdown::Both);
     }
 
+    /// Takes no more packets: the other end's sends fail with EPIPE from now on, while
+    /// those already queued can still be received (then end-of-file).
+    fn refuse_more(&self) {
+        let _ = shutdown(self.sock.as_raw_fd(), Shutdown::Read);
+    }
+
     fn send_json<T: Serialize>(
         &self,
         seq: u64,
@@ -310,8 +323,16 @@ const LOG_FD: RawFd = 4;
 /// Descriptors handed to a new zygote are first copied at or above this number, so that
 /// the spawn's dup2 onto 3 and 4 never overwrites one of them or is a no-op.
 const HIGH_FD: RawFd = 10;
-/// How long a request whose zygote has died waits for its successor.
+/// How long a request whose zygote is leaving (or died) waits for the reaper to see its
+/// exit before starting a successor.
 const RESPAWN_WAIT: Duration = Duration::from_secs(5);
+/// How long a zygote waits for a request before it leaves, unless [`IDLE_ENV`] says
+/// otherwise: a container's create and start, and a pod's containers, come well within
+/// it; a kubelet exec probe (every 10 s by default) starts one, a few ms.
+pub const IDLE: Duration = Duration::from_secs(5);
+/// Seconds a zygote waits for a request before it leaves; 0: it stays as long as the
+/// server. Read from the server's environment (containerd's).
+pub const IDLE_ENV: &str = "YOUKI_SHIM_ZYGOTE_IDLE";
 /// A zygote that exits sooner than this after its start counts as a failed start ...
 const QUICK_EXIT: Duration = Duration::from_secs(1);
 /// ... and after this many in a row the server stops starting new ones (no spawn loop).
@@ -356,7 +377,9 @@ struct Live {
 #[derive(Debug)]
 enum State {
     Running(Generation),
-    /// No zygote, and why.
+    /// None now (it left, idle, or died): the next request starts one.
+    Idle,
+    /// None, and none will start: why.
     Down(String),
 }
 
@@ -435,13 +458,14 @@ impl Zygote {
         }
     }
 
-    /// A zygote that is `first` (or why there is none), replaced by `spawn`.
+    /// A zygote that is `first` (or none if that failed: the first request tries again),
+    /// its successors started by `spawn`.
     fn with_spawner(first: Result<(Pid, Channel)>, spawn: Box<SpawnFn>) -> Zygote {
         let state = match first.map(Generation::new) {
             Ok(g) => State::Running(g),
             Err(e) => {
                 log::error!("starting the zygote: {e}");
-                State::Down(format!("starting it: {e}"))
+                State::Idle
             }
         };
         Zygote {
@@ -460,9 +484,10 @@ impl Zygote {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends `req` (with `fds`) and waits at most `timeout` for its reply. A request that
-    /// could not be sent because the zygote had died goes, once, to the one that replaces
-    /// it. Every error names the operation.
+    /// Sends `req` (with `fds`) and waits at most `timeout` for its reply, starting a
+    /// zygote if there is none. A request that could not be sent because the zygote had
+    /// left or died goes, once, to the one that replaces it. Every error names the
+    /// operation.
     pub fn call(&self, req: &Request, fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Reply> {
         let op = req.name();
         let unavailable =
@@ -516,8 +541,9 @@ impl Zygote {
         }
     }
 
-    /// The running zygote; with `after`, one other than that (dead) one, waiting at most
-    /// [`RESPAWN_WAIT`] for the reaper to replace it. `Err`: why there is none.
+    /// The running zygote, started now if there is none; with `after`, one other than that
+    /// (leaving or dead) one, waiting at most [`RESPAWN_WAIT`] for the reaper to see its
+    /// exit. `Err`: why there is none.
     fn current(&self, after: Option<Pid>) -> std::result::Result<Generation, String> {
         let deadline = Instant::now() + RESPAWN_WAIT;
         let mut live = self.live();
@@ -527,12 +553,20 @@ impl Zygote {
             }
             match &live.state {
                 State::Down(why) => return Err(format!("no zygote: {why}")),
+                State::Idle => {
+                    let g = spawn_with_retries(&*self.spawn)
+                        .map_err(|e| format!("starting a zygote: {e}"))?;
+                    log::debug!("zygote {} started", g.pid);
+                    live.state = State::Running(g.clone());
+                    return Ok(g);
+                }
                 State::Running(g) if Some(g.pid) != after => return Ok(g.clone()),
                 State::Running(g) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(format!(
-                            "zygote {} is gone and no new one started within {RESPAWN_WAIT:?}",
+                            "zygote {} refuses requests but has not exited within \
+                             {RESPAWN_WAIT:?}",
                             g.pid
                         ));
                     }
@@ -546,10 +580,10 @@ impl Zygote {
         }
     }
 
-    /// Called by the reaper for every exit: if `pid` is the zygote, logs it, starts a new
-    /// one (unless the server is stopping, or zygotes keep dying at once) and returns true.
-    /// Runs on the reaper's thread, which lives as long as the server: the new zygote's
-    /// parent-death signal is tied to the thread that started it.
+    /// Called by the reaper for every exit: if `pid` is the zygote, notes that there is none
+    /// (the next request starts one) and returns true. Status 0 is a zygote that left,
+    /// idle; any other is logged, and after [`MAX_QUICK_EXITS`] zygotes in a row that died
+    /// at once none is started again (no spawn loop).
     pub fn exited(&self, pid: i32, status: u32) -> bool {
         let mut live = self.live();
         let gen = match &live.state {
@@ -559,40 +593,36 @@ impl Zygote {
         // A request in flight reads end-of-file now, also while a container's init (forked
         // by the zygote, waiting for start) still holds a copy of the zygote's end.
         gen.chan.shutdown();
-        if live.closed {
-            log::debug!("zygote {pid} exited with status {status}");
-            live.state = State::Down("the shim is shutting down".into());
-            self.changed.notify_all();
-            return true;
-        }
         let lived = gen.started.elapsed();
-        live.quick_exits = if lived < QUICK_EXIT {
-            live.quick_exits + 1
+        live.state = if live.closed {
+            log::debug!("zygote {pid} exited with status {status}");
+            State::Down("the shim is shutting down".into())
+        } else if status == 0 {
+            log::debug!("zygote {pid} left after {lived:?}, idle");
+            live.quick_exits = 0;
+            State::Idle
         } else {
-            0
-        };
-        if live.quick_exits >= MAX_QUICK_EXITS {
-            log::error!(
-                "zygote {pid} exited with status {status} {lived:?} after its start, the \
-                 {MAX_QUICK_EXITS}th in a row: no new zygote"
-            );
-            live.state = State::Down(format!(
-                "{MAX_QUICK_EXITS} zygotes in a row exited within {QUICK_EXIT:?} of their \
-                 start, the last ({pid}) with status {status}"
-            ));
-        } else {
-            log::error!("zygote {pid} exited with status {status}: starting a new one");
-            live.state = match spawn_with_retries(&*self.spawn) {
-                Ok(g) => {
-                    log::info!("zygote {} replaces zygote {pid}", g.pid);
-                    State::Running(g)
-                }
-                Err(e) => {
-                    log::error!("starting a zygote to replace {pid}: {e}");
-                    State::Down(format!("starting one to replace zygote {pid}: {e}"))
-                }
+            live.quick_exits = if lived < QUICK_EXIT {
+                live.quick_exits + 1
+            } else {
+                0
             };
-        }
+            if live.quick_exits >= MAX_QUICK_EXITS {
+                log::error!(
+                    "zygote {pid} exited with status {status} {lived:?} after its start, the \
+                     {MAX_QUICK_EXITS}th in a row: no new zygote"
+                );
+                State::Down(format!(
+                    "{MAX_QUICK_EXITS} zygotes in a row exited within {QUICK_EXIT:?} of their \
+                     start, the last ({pid}) with status {status}"
+                ))
+            } else {
+                log::error!(
+                    "zygote {pid} exited with status {status}: the next request starts a new one"
+                );
+                State::Idle
+            }
+        };
         self.changed.notify_all();
         true
     }
@@ -787,12 +817,6 @@ fn forked_main(chan: Channel, log: Option<OwnedFd>, debug: bool) -> i32 {
 fn undo_server() -> std::result::Result<(), Errno> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
-    // The parent-death signal set by [`setup`] would be lost if the server died before it.
-    let parent = nix::unistd::getppid();
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-    if nix::unistd::getppid() != parent {
-        return Err(Errno::ESRCH);
-    }
     // SIGPIPE stays ignored as in any Rust program (writes report EPIPE instead);
     // runtime-core resets every signal for the container's process.
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
@@ -820,7 +844,8 @@ fn undo_server() -> std::result::Result<(), Errno> {
 }
 
 /// A zygote's life once it has its channel: set up, then serve requests until the server
-/// closes the channel (or dies). Returns the process's exit code.
+/// closes the channel (or dies), or none came for the idle time. Returns the process's
+/// exit code: 0 tells the server it left in order.
 fn run(chan: Channel, log: Option<OwnedFd>, debug: bool) -> i32 {
     if let Some(log) = log {
         init_log(log, debug);
@@ -829,8 +854,27 @@ fn run(chan: Channel, log: Option<OwnedFd>, debug: bool) -> i32 {
         log::error!("zygote: setting up: {e}");
         return 1;
     }
-    serve(&chan, handle);
+    serve(
+        &chan,
+        idle_time(std::env::var(IDLE_ENV).ok().as_deref()),
+        handle,
+    );
     0
+}
+
+/// The idle time [`IDLE_ENV`]'s `value` asks for (seconds, 0: none), else [`IDLE`].
+fn idle_time(value: Option<&str>) -> Option<Duration> {
+    let Some(value) = value else {
+        return Some(IDLE);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(0) => None,
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => {
+            log::warn!("zygote: {IDLE_ENV}={value:?} is not a number of seconds; using {IDLE:?}");
+            Some(IDLE)
+        }
+    }
 }
 
 /// Logs to `fd` as the server's logger does (format, level, the runtime's name).
@@ -845,12 +889,7 @@ fn init_log(fd: OwnedFd, debug: bool) {
 /// Makes this process a proper zygote.
 fn setup() -> std::result::Result<(), Errno> {
     use nix::sys::prctl;
-    use nix::sys::signal::Signal;
 
-    // Die with the server (its main thread forked this process, or its reaper thread
-    // spawned it: both live as long as the server). If the server died already, the
-    // channel reads end-of-file at once.
-    prctl::set_pdeathsig(Signal::SIGKILL)?;
     // Exec'ing /proc/self/exe named the process "exe": `ps` and the OOM killer's report
     // should show the zygote as the shim it belongs to (the kernel keeps 15 bytes).
     let arg0 = std::env::args_os().next().unwrap_or_default();
@@ -867,12 +906,24 @@ fn setup() -> std::result::Result<(), Errno> {
     Ok(())
 }
 
-/// Answers requests one by one until the channel closes.
-fn serve(chan: &Channel, mut handler: impl FnMut(Request, Vec<OwnedFd>) -> Reply) {
+/// Answers requests one by one until the channel closes, or none came for `idle`: then it
+/// refuses more and answers those already sent (the server sends one at a time).
+fn serve(
+    chan: &Channel,
+    idle: Option<Duration>,
+    mut handler: impl FnMut(Request, Vec<OwnedFd>) -> Reply,
+) {
+    let mut leaving = false;
     loop {
-        let (bytes, fds) = match chan.recv(None) {
+        let wait = if leaving { None } else { idle };
+        let (bytes, fds) = match chan.recv(wait) {
             Ok(Some(m)) => m,
             Ok(None) => return,
+            Err(Errno::ETIMEDOUT) => {
+                chan.refuse_more();
+                leaving = true;
+                continue;
+            }
             Err(e) => {
                 log::error!("zygote: receiving a request: {e}");
                 return;
@@ -1187,7 +1238,7 @@ mod tests {
     fn serve_answers_each_request_with_its_seq() {
         let (server_end, zygote_end) = Channel::pair().unwrap();
         let t = std::thread::spawn(move || {
-            serve(&zygote_end, |req, fds| match req {
+            serve(&zygote_end, None, |req, fds| match req {
                 Request::Create { id, .. } if fds.len() == 3 => Reply::Created {
                     pid: id.len() as i32,
                 },
@@ -1239,7 +1290,7 @@ mod tests {
 
     fn fake(chan: Channel, pid: i32, how: Fake) {
         match how {
-            Fake::Serve => serve(&chan, |_, _| Reply::Created { pid }),
+            Fake::Serve => serve(&chan, None, |_, _| Reply::Created { pid }),
             Fake::DieOnRequest => drop(chan.recv(None)),
             Fake::Hang => while let Ok(Some(_)) = chan.recv(None) {},
         }
@@ -1289,7 +1340,7 @@ mod tests {
             format!("zygote: delete: zygote {FIRST} exited before answering")
         );
         // The reaper has not seen it yet: the next request cannot be sent, and waits for
-        // the successor the reaper starts.
+        // the reaper to see the exit, then starts a successor.
         let reaper = {
             let z = z.clone();
             std::thread::spawn(move || {
@@ -1339,8 +1390,13 @@ mod tests {
         let (z, n) = fake_zygote(&[Fake::Serve]);
         for i in 0..MAX_QUICK_EXITS as i32 {
             assert!(z.exited(FIRST + i, 137));
+            if i + 1 < MAX_QUICK_EXITS as i32 {
+                // Each death is noted; the next request starts a successor.
+                let r = z.call(&delete_req(), &[], Duration::from_secs(5)).unwrap();
+                assert_eq!(r, Reply::Created { pid: FIRST + i + 1 });
+            }
         }
-        // The first and MAX - 1 successors; the last death starts none.
+        // The first and MAX - 1 successors; the last death leaves none to start.
         assert_eq!(starts(&n), MAX_QUICK_EXITS as usize);
         let e = z
             .call(&delete_req(), &[], Duration::from_secs(5))
@@ -1364,8 +1420,63 @@ mod tests {
         assert_eq!(e.kind, Kind::Unavailable);
         assert_eq!(
             e.message,
-            "zygote: delete: no zygote: starting it: spawn: EAGAIN"
+            "zygote: delete: starting a zygote: spawn: EAGAIN"
         );
+    }
+
+    #[test]
+    fn a_zygote_that_left_idle_is_started_again_by_the_next_request() {
+        let (z, n) = fake_zygote(&[Fake::Serve]);
+        // Left in order (status 0), as often as it likes: never a spawn loop, no error.
+        for i in 0..2 * MAX_QUICK_EXITS as i32 {
+            assert!(z.exited(FIRST + i, 0));
+            assert_eq!(starts(&n), i as usize + 1, "started only on demand");
+            let r = z.call(&delete_req(), &[], Duration::from_secs(5)).unwrap();
+            assert_eq!(r, Reply::Created { pid: FIRST + i + 1 });
+        }
+    }
+
+    #[test]
+    fn a_channel_that_refuses_more_still_gives_what_was_queued() {
+        let (server_end, zygote_end) = Channel::pair().unwrap();
+        server_end.send(b"queued", &[]).unwrap();
+        zygote_end.refuse_more();
+        assert_eq!(server_end.send(b"late", &[]), Err(Errno::EPIPE));
+        let (bytes, _) = zygote_end.recv(None).unwrap().unwrap();
+        assert_eq!(bytes, b"queued");
+        assert!(zygote_end.recv(None).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_idle_zygote_answers_then_leaves_refusing_more() {
+        let (server_end, zygote_end) = Channel::pair().unwrap();
+        let zygote_end = Arc::new(zygote_end);
+        let req = delete_req();
+        let z = zygote_end.clone();
+        let zygote = std::thread::spawn(move || {
+            let mut n = 0;
+            serve(&z, Some(Duration::from_millis(200)), |_, _| {
+                n += 1;
+                Reply::Done
+            });
+            n
+        });
+        let r = exchange(&server_end, 1, &req, &[], Duration::from_secs(5));
+        assert!(matches!(r, Ok(Reply::Done)), "{r:?}");
+        // No request for its idle time: it returns, its end still open (held here) but
+        // refusing: a request fails to send (EPIPE: the server starts a successor).
+        assert_eq!(zygote.join().unwrap(), 1);
+        let r = exchange(&server_end, 2, &req, &[], Duration::from_secs(5));
+        assert!(matches!(r, Err(Lost::NotSent(Errno::EPIPE))), "{r:?}");
+        drop(zygote_end);
+    }
+
+    #[test]
+    fn the_idle_time_comes_from_the_environment() {
+        assert_eq!(idle_time(None), Some(IDLE));
+        assert_eq!(idle_time(Some("30")), Some(Duration::from_secs(30)));
+        assert_eq!(idle_time(Some("0")), None);
+        assert_eq!(idle_time(Some("soon")), Some(IDLE));
     }
 
     #[test]
