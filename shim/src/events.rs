@@ -1,15 +1,19 @@
 //! Events to containerd (TaskCreate, TaskStart, TaskExit, TaskDelete, TaskExecAdded,
 //! TaskExecStarted, TaskPaused, TaskResumed, TaskOOM), published in the
 //! order they were queued by one thread, so that a slow containerd never blocks an RPC or
-//! the reaper, and a TaskExit can never overtake the TaskStart queued before it.
+//! the reaper, and a TaskExit can never overtake the TaskStart queued before it. The
+//! thread lives only while there are events: it ends [`LINGER`] after the last one, with
+//! its connection, and the next event starts another (an idle shim has no events thread;
+//! issue 14). A thread ends only with its queue empty, under the lock senders take, so
+//! two never publish at once.
 //!
 //! Events are encoded when queued, with their type name given explicitly: the generated
 //! encoders need no protobuf reflection, whose descriptor tables (built on first use by
 //! the crate's own publisher) would cost the shim a few hundred kB of heap for good.
 
 use std::os::fd::RawFd;
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,6 +40,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// Bound on one forward call to containerd.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the publishing thread waits for another event before it ends: the events of
+/// one operation (TaskExit, then TaskDelete) share a thread and a connection.
+const LINGER: Duration = Duration::from_millis(500);
 
 /// An event message and the name containerd knows its type by.
 pub trait Event: Message {
@@ -102,18 +109,19 @@ impl std::fmt::Display for PublishError {
 }
 
 /// Something that delivers an event to containerd.
-pub trait Publish: Send + 'static {
+pub trait Publish: Send + Sync + 'static {
     /// Delivers one event.
     fn publish(&self, namespace: &str, item: &Item) -> Result<(), PublishError>;
 
-    /// Told when the queue is empty: resources held between events can go.
+    /// Told when the publishing thread ends, its queue empty: resources held between
+    /// events can go.
     fn idle(&self) {}
 }
 
 /// Forwards events to containerd's ttrpc events service (`TTRPC_ADDRESS`). It dials on
 /// first use, again after a failed connection (a restarted containerd listens anew), and
-/// again after each idle time: a ttrpc client holds two threads while connected, and a
-/// shim spends nearly all its life with no event to send.
+/// again after each idle time (its publishing thread ended): a ttrpc client holds two
+/// threads while connected, and a shim spends nearly all its life with no event to send.
 pub struct Publisher {
     address: String,
     client: Mutex<Option<EventsClient>>,
@@ -196,29 +204,46 @@ pub fn encode<E: Event>(topic: &'static str, event: &E) -> Result<Item, String> 
     })
 }
 
-/// The queue and its publishing thread.
+/// The queue and its publishing thread, started by the first event after an idle time.
 pub struct Events {
-    tx: Mutex<Option<Sender<Item>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    publisher: Box<dyn Publish>,
+    namespace: String,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// The running thread's queue; None while no thread runs.
+    tx: Option<Sender<Item>>,
+    /// The running (or last) thread.
+    thread: Option<JoinHandle<()>>,
+    /// Flushed: no more events.
+    closed: bool,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Events {
-    /// Starts the publishing thread for `namespace`.
+    /// Events for `namespace`, published through `publisher`.
     pub fn start(publisher: impl Publish, namespace: String) -> Events {
-        let (tx, rx) = mpsc::channel::<Item>();
-        let thread = thread::Builder::new()
-            .name("events".into())
-            .stack_size(128 * 1024)
-            .spawn(move || run(publisher, &namespace, rx))
-            .map_err(|e| log::error!("starting the events thread: {e}"))
-            .ok();
         Events {
-            tx: Mutex::new(Some(tx)),
-            thread: Mutex::new(thread),
+            shared: Arc::new(Shared {
+                publisher: Box::new(publisher),
+                namespace,
+                queue: Mutex::new(Queue::default()),
+            }),
         }
     }
 
-    /// Queues an event.
+    /// Queues an event, starting the publishing thread if none runs.
     pub fn send<E: Event>(&self, topic: &'static str, event: &E) {
         let item = match encode(topic, event) {
             Ok(i) => i,
@@ -227,17 +252,54 @@ impl Events {
                 return;
             }
         };
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        match tx.as_ref() {
-            Some(tx) if tx.send(item).is_ok() => {}
-            _ => log::warn!("event {topic} dropped: the shim is shutting down"),
+        let mut q = self.shared.queue();
+        if q.closed {
+            log::warn!("event {topic} dropped: the shim is shutting down");
+            return;
+        }
+        // A thread that is gone (it panicked) gives the item back: start another.
+        let item = match &q.tx {
+            Some(tx) => match tx.send(item) {
+                Ok(()) => return,
+                Err(mpsc::SendError(item)) => item,
+            },
+            None => item,
+        };
+        let (tx, rx) = mpsc::channel::<Item>();
+        let shared = self.shared.clone();
+        let spawned = thread::Builder::new()
+            .name("events".into())
+            .stack_size(128 * 1024)
+            .spawn(move || run(&shared, rx));
+        match spawned {
+            Ok(handle) => {
+                // Cannot fail: the thread holds the receiver.
+                let _ = tx.send(item);
+                q.tx = Some(tx);
+                q.thread = Some(handle);
+            }
+            Err(e) => {
+                // Published here rather than lost; under the lock, so still in order.
+                log::warn!("starting the events thread: {e}; publishing {topic} inline");
+                publish_with_retries(
+                    &*self.shared.publisher,
+                    &self.shared.namespace,
+                    &item,
+                    RETRY_FOR,
+                );
+            }
         }
     }
 
     /// Stops taking events and waits (at most `timeout`) until the queued ones are out.
     pub fn flush(&self, timeout: Duration) {
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(handle) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        let handle = {
+            let mut q = self.shared.queue();
+            q.closed = true;
+            q.tx.take();
+            q.thread.take()
+        };
+        let Some(handle) = handle else {
             return;
         };
         let (done_tx, done_rx) = mpsc::channel();
@@ -251,20 +313,31 @@ impl Events {
     }
 }
 
-fn run(publisher: impl Publish, namespace: &str, rx: Receiver<Item>) {
+/// The publishing thread: publishes what comes on `rx` until none came for [`LINGER`] (or
+/// the queue is closed), then ends.
+fn run(shared: &Shared, rx: Receiver<Item>) {
     loop {
-        let item = match rx.try_recv() {
+        let item = match rx.recv_timeout(LINGER) {
             Ok(item) => item,
-            Err(TryRecvError::Empty) => {
-                publisher.idle();
-                match rx.recv() {
+            Err(RecvTimeoutError::Timeout) => {
+                let mut q = shared.queue();
+                // Senders hold the lock: what is not queued now goes to a new thread.
+                match rx.try_recv() {
                     Ok(item) => item,
-                    Err(_) => return,
+                    Err(_) => {
+                        q.tx = None;
+                        drop(q);
+                        shared.publisher.idle();
+                        return;
+                    }
                 }
             }
-            Err(TryRecvError::Disconnected) => return,
+            Err(RecvTimeoutError::Disconnected) => {
+                shared.publisher.idle();
+                return;
+            }
         };
-        publish_with_retries(&publisher, namespace, &item, RETRY_FOR);
+        publish_with_retries(&*shared.publisher, &shared.namespace, &item, RETRY_FOR);
     }
 }
 
@@ -275,7 +348,7 @@ const REFUSED_ATTEMPTS: u32 = 3;
 /// is unreachable, [`REFUSED_ATTEMPTS`] times if it refuses it. Later events wait behind
 /// it: they must not overtake it.
 fn publish_with_retries(
-    publisher: &impl Publish,
+    publisher: &dyn Publish,
     namespace: &str,
     item: &Item,
     retry_for: Duration,
@@ -362,21 +435,35 @@ mod tests {
     }
 
     #[test]
-    fn the_publisher_is_told_when_the_queue_runs_empty() {
+    fn the_thread_ends_when_idle_and_the_next_event_starts_another() {
         let rec = Recorder::default();
         let events = Events::start(rec.clone(), "ns".into());
         let idle_after = || rec.idle_after.lock().unwrap().clone();
-        // Before the first event, then after it was delivered.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while idle_after().is_empty() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(idle_after(), [0]);
+        let wait_for = |n: usize| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while idle_after().len() < n && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+        };
+        let thread_ended = || {
+            let q = events.shared.queue();
+            q.tx.is_none() && q.thread.as_ref().is_some_and(|t| t.is_finished())
+        };
+        // No thread before the first event.
+        assert!(events.shared.queue().thread.is_none());
         events.send("/tasks/start", &TaskStart::default());
-        while idle_after().len() < 2 && Instant::now() < deadline {
+        wait_for(1);
+        // It delivered the event, told the publisher, and ended.
+        assert_eq!(idle_after(), [1]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !thread_ended() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(idle_after(), [0, 1]);
+        assert!(thread_ended(), "the events thread is still there");
+        // The next event has a thread of its own.
+        events.send("/tasks/exit", &TaskExit::default());
+        wait_for(2);
+        assert_eq!(idle_after(), [1, 2]);
         events.flush(Duration::from_secs(10));
     }
 
