@@ -15,6 +15,8 @@
 //! - [`cri_config`]: that containerd's CRI config, for the tests and for the benchmark;
 //! - `cri` (feature `cri`): containerd with CRI, CNI and local images, driven as kubelet
 //!   drives it.
+//! - [`output`], [`criu`], [`systemd`], [`paths`]: commands' results, CRIU, systemd, and
+//!   where the scripts and the build's binaries are.
 //!
 //! Everything here runs as root on the real host and panics with a clear message when
 //! something is wrong: it is test code.
