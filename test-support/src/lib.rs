@@ -7,7 +7,7 @@
 //!   state), found by the test's temp dir and marker, and its removal;
 //! - [`process`], [`mounts`], [`cgroups`]: the host as those checks and the tests see it;
 //! - [`rootfs`], [`bundle`]: busybox root filesystems and OCI bundles;
-//! - [`env`]: [`env::TestEnv`], one runtime test's state root, bundles and leak check;
+//! - [`env`](mod@env): [`env::TestEnv`], one runtime test's state root, bundles and leak check;
 //! - [`world`]: [`world::World`], one end-to-end test's temp dir and leak check, and its
 //!   clients' commands;
 //! - [`containerd`]: a private containerd (own config, root, state and sockets in the

@@ -142,7 +142,7 @@ pub fn kill9(pid: i32) {
     }
 }
 
-/// The namespace link of a process, e.g. "net:[4026531992]" (`pid` may be "self").
+/// The namespace link of a process, e.g. `net:[4026531992]` (`pid` may be "self").
 pub fn ns_of(pid: impl std::fmt::Display, kind: &str) -> String {
     fs::read_link(format!("/proc/{pid}/ns/{kind}"))
         .unwrap_or_else(|e| panic!("readlink /proc/{pid}/ns/{kind}: {e}"))
