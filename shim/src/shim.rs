@@ -8,17 +8,19 @@
 //! - no command: the server, [`serve`]: the crate's bootstrap for it, with this shim's
 //!   ttrpc server (ttrpc_server.rs) in place of ttrpc's, which keeps six threads per
 //!   connection. [`YoukiShim::new`] forks the zygote while the process still has its
-//!   only thread, sets up logging, then the Task service is served until
-//!   [`YoukiShim::wait`] returns. A zygote that dies is replaced by an exec of this
-//!   binary (zygote.rs).
+//!   only thread, sets up logging, then the main thread serves the Task service until
+//!   the [`ExitSignal`]. Later zygotes are exec'd on demand (zygote.rs).
 //! - `zygote` (after the server's own arguments): the zygote, dispatched in main.rs.
 
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use containerd_shim::api::DeleteResponse;
 use containerd_shim::publisher::RemotePublisher;
-use containerd_shim::{Config, ExitSignal, Flags, StartOpts};
+use containerd_shim::{Config, Flags, StartOpts};
 use containerd_shim_protos::shim::shim_ttrpc::create_task;
 
 use crate::events::{Events, Publisher};
@@ -27,6 +29,53 @@ use crate::ttrpc_server;
 use crate::zygote::Zygote;
 
 pub(crate) mod logger;
+
+/// The server's signal to stop (Shutdown with no task left): wakes [`ExitSignal::wait`] and
+/// makes [`ExitSignal::fd`] readable, so that the thread serving ttrpc needs no other
+/// thread to watch for it.
+#[derive(Default)]
+pub struct ExitSignal {
+    signalled: Mutex<bool>,
+    cond: Condvar,
+    /// A socket pair: the first end is polled, the second written at the signal.
+    wake: OnceLock<Result<(UnixStream, UnixStream), String>>,
+}
+
+impl ExitSignal {
+    /// Tells the server to stop.
+    pub fn signal(&self) {
+        *self.signalled.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cond.notify_all();
+        if let Some(Ok((_, w))) = self.wake.get() {
+            // A full socket is readable already.
+            let _ = (&*w).write(&[1]);
+        }
+    }
+
+    /// Waits for the signal.
+    pub fn wait(&self) {
+        let mut signalled = self.signalled.lock().unwrap_or_else(|p| p.into_inner());
+        while !*signalled {
+            signalled = self.cond.wait(signalled).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// A descriptor that is readable once the signal is given (made on first use).
+    pub fn fd(&self) -> Result<BorrowedFd<'_>, String> {
+        let pair = self.wake.get_or_init(|| {
+            let (r, w) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+            w.set_nonblocking(true)
+                .map_err(|e| format!("socketpair: {e}"))?;
+            Ok((r, w))
+        });
+        let (r, _) = pair.as_ref().map_err(Clone::clone)?;
+        // Given before the pair existed: make it readable now.
+        if *self.signalled.lock().unwrap_or_else(|p| p.into_inner()) {
+            self.signal();
+        }
+        Ok(r.as_fd())
+    }
+}
 
 /// The shim.
 pub struct YoukiShim {
@@ -166,16 +215,20 @@ pub fn serve(runtime_id: &str, flags: Flags) -> Result<(), String> {
         }
         Err(e) => return Err(format!("listening on {}: {e}", flags.socket)),
     };
+    let exit = shim.exit.clone();
+    let stop = exit
+        .fd()
+        .map_err(|e| format!("the server's exit signal: {e}"))?;
     let service = shim.task_service();
     // Wait lasts as long as its process: no thread of its own (service.rs).
     let deferred = ttrpc_server::DeferredMethods::from([(
         "/containerd.task.v2.Task/Wait".to_string(),
         Box::new(service.wait_rpc()) as Box<dyn ttrpc_server::Deferred>,
     )]);
-    let server = ttrpc_server::Server::start(listener, create_task(Arc::new(service)), deferred)
-        .map_err(|e| format!("starting the ttrpc server: {e}"))?;
+    let server = ttrpc_server::Server::new(create_task(Arc::new(service)), deferred);
     started()?;
     log::info!("shim serving on {}", flags.socket);
+    server.run(&listener, stop);
     containerd_shim::Shim::wait(&mut shim);
     server.drain(DRAIN_TIMEOUT);
     Ok(())

@@ -1,5 +1,6 @@
-//! The server's ttrpc listener: one thread polls the listening socket and every
-//! connection, and each request runs on a thread of its own that ends with it (a Create
+//! The server's ttrpc listener: one thread (the server's main thread, [`Server::run`])
+//! polls the listening socket and every connection until it is told to stop, and each
+//! request runs on a thread of its own that ends with it (a Create
 //! lasts as long as the container's start). A [`Deferred`] method (Wait, which lasts as
 //! long as its process) holds no thread: the polling thread hands it a [`Reply`] that
 //! answers later, from whichever thread sees the answer.
@@ -13,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -77,8 +78,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running server.
 pub struct Server {
-    /// Requests being handled, to let the last answers out before the process ends.
-    in_flight: Arc<(Mutex<usize>, Condvar)>,
+    handlers: Handlers,
 }
 
 /// One client connection: read by the polling thread, written by the request threads.
@@ -88,30 +88,28 @@ struct Connection {
 }
 
 impl Server {
-    /// Serves `methods` on `listener` from a thread of its own.
-    pub fn start(
-        listener: UnixListener,
-        methods: Methods,
-        deferred: DeferredMethods,
-    ) -> std::io::Result<Server> {
-        let in_flight = Arc::new((Mutex::new(0), Condvar::new()));
-        let handlers = Handlers {
-            methods: Arc::new(methods),
-            deferred,
-            in_flight: in_flight.clone(),
-        };
-        thread::Builder::new()
-            .name("ttrpc".into())
-            .stack_size(128 * 1024)
-            .spawn(move || serve(&listener, &handlers))?;
-        Ok(Server { in_flight })
+    /// A server of `methods` and `deferred`; [`Server::run`] serves them.
+    pub fn new(methods: Methods, deferred: DeferredMethods) -> Server {
+        Server {
+            handlers: Handlers {
+                methods: Arc::new(methods),
+                deferred,
+                in_flight: Arc::new((Mutex::new(0), Condvar::new())),
+            },
+        }
+    }
+
+    /// Serves on `listener` from the calling thread until `stop` is readable. Answers still
+    /// being written go on ([`Server::drain`] waits for them).
+    pub fn run(&self, listener: &UnixListener, stop: BorrowedFd<'_>) {
+        serve(listener, stop, &self.handlers)
     }
 
     /// Waits (at most `timeout`) until no request is being handled: Shutdown's answer
     /// goes out before the process ends.
     pub fn drain(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        let (count, idle) = &*self.in_flight;
+        let (count, idle) = &*self.handlers.in_flight;
         let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
         while *n > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -135,11 +133,19 @@ struct Handlers {
     in_flight: Arc<(Mutex<usize>, Condvar)>,
 }
 
-fn serve(listener: &UnixListener, handlers: &Handlers) {
+/// Index of the listener among the polled descriptors (then `stop`, then connections).
+const LISTENER: usize = 0;
+/// Index of `stop`.
+const STOP: usize = 1;
+
+fn serve(listener: &UnixListener, stop: BorrowedFd<'_>, handlers: &Handlers) {
     let mut conns: Vec<Connection> = Vec::new();
     loop {
         let ready: Vec<PollFlags> = {
-            let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+            let mut fds = vec![
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                PollFd::new(stop, PollFlags::POLLIN),
+            ];
             fds.extend(
                 conns
                     .iter()
@@ -158,9 +164,12 @@ fn serve(listener: &UnixListener, handlers: &Handlers) {
                 }
             }
         };
+        if !ready[STOP].is_empty() {
+            return;
+        }
         // Connections first, newest last: indexes stay valid while some are dropped.
         for i in (0..conns.len()).rev() {
-            if ready[i + 1].is_empty() {
+            if ready[i + 2].is_empty() {
                 continue;
             }
             if let Err(e) = read_request(&conns[i], handlers) {
@@ -168,7 +177,7 @@ fn serve(listener: &UnixListener, handlers: &Handlers) {
                 conns.swap_remove(i);
             }
         }
-        if !ready[0].is_empty() {
+        if !ready[LISTENER].is_empty() {
             match accept(listener) {
                 Ok(c) => conns.push(c),
                 Err(e) => {
@@ -394,7 +403,15 @@ mod tests {
             "/test.Svc/Later".to_string(),
             Box::new(later.clone()) as Box<dyn Deferred>,
         )]);
-        let server = Server::start(listener, methods, deferred).expect("server");
+        let server = Arc::new(Server::new(methods, deferred));
+        let (stop, stop_peer) = UnixStream::pair().expect("socketpair");
+        let serving = {
+            let server = server.clone();
+            thread::Builder::new()
+                .name("ttrpc".into())
+                .spawn(move || server.run(&listener, stop_peer.as_fd()))
+                .expect("server thread")
+        };
         let address = format!("unix://{}", path.display());
         let clients: Vec<Client> = (0..3)
             .map(|_| Client::connect(&address).expect("connect"))
@@ -439,6 +456,9 @@ mod tests {
         let res = waiting.join().unwrap().expect("Later");
         assert_eq!(res.payload, encoded);
         server.drain(Duration::from_secs(10));
-        assert_eq!(*server.in_flight.0.lock().unwrap(), 0);
+        assert_eq!(*server.handlers.in_flight.0.lock().unwrap(), 0);
+        // Told to stop, the loop returns.
+        (&stop).write_all(b"x").expect("stop");
+        serving.join().expect("the serving thread");
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use containerd_shim::ExitSignal;
+use crate::shim::ExitSignal;
 use containerd_shim_protos::api::StateRequest;
 use containerd_shim_protos::events::task::TaskCreate;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
