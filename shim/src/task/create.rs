@@ -24,7 +24,7 @@ use crate::zygote::{self, Reply, Request, Zygote};
 
 use super::process::Proc;
 use super::table::Container;
-use super::{borrowed, expect_done, state_root, Tasks};
+use super::{borrowed, expect_done, state_root, unexpected, Tasks};
 
 impl Tasks {
     /// Create: a container created (or restored from a checkpoint), its init waiting for
@@ -256,11 +256,7 @@ fn spawn_container(
     let pid = match reply.map_err(|e| e.context(format!("{what} {id}")))? {
         Reply::Created { pid } => pid,
         Reply::Failed(e) => return Err(e.context(format!("{what} {id}"))),
-        other => {
-            return Err(ShimError::other(format!(
-                "zygote: unexpected reply {other:?}"
-            )))
-        }
+        other => return Err(unexpected(other)),
     };
     // The container holds its own copies now: the copies see end-of-file when it (and
     // not the shim) closes them.

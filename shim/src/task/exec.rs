@@ -20,7 +20,7 @@ use crate::zygote::{self, Reply, Request, Zygote};
 use super::exits::DRAIN_TIMEOUT;
 use super::process::{ExecProc, Proc, ProcId};
 use super::table::exec_not_found;
-use super::{borrowed, state_root, timestamp, Tasks};
+use super::{borrowed, state_root, timestamp, unexpected, Tasks};
 
 impl Tasks {
     /// Exec: adds exec `exec_id` to a live task, created; Start runs it.
@@ -199,11 +199,7 @@ fn spawn_exec(
     let pid = match reply? {
         Reply::Spawned { pid } => pid,
         Reply::Failed(e) => return Err(e),
-        other => {
-            return Err(ShimError::other(format!(
-                "zygote: unexpected reply {other:?}"
-            )))
-        }
+        other => return Err(unexpected(other)),
     };
     match prepared.finish() {
         Ok(io) => Ok((pid, io)),

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use crate::shim::ExitSignal;
+use containerd_shim::ExitSignal;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
 
@@ -117,8 +117,11 @@ fn expect_done(reply: Reply) -> Result<()> {
     match reply {
         Reply::Done => Ok(()),
         Reply::Failed(e) => Err(e),
-        other => Err(ShimError::other(format!(
-            "zygote: unexpected reply {other:?}"
-        ))),
+        other => Err(unexpected(other)),
     }
+}
+
+/// A zygote's reply that its request does not expect.
+fn unexpected(reply: Reply) -> ShimError {
+    ShimError::other(format!("zygote: unexpected reply {reply:?}"))
 }
