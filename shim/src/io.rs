@@ -1,10 +1,12 @@
 //! The container's stdio, as containerd gives it: fifo paths (or `fifo://`), `file:///path`
-//! and `binary:///path?args` log URIs. Plain threads with blocking std I/O copy the data (no
-//! async runtime: a blocking FIFO read inside one parks its worker threads forever).
+//! and `binary:///path?args` log URIs. No async runtime (a blocking FIFO read inside one
+//! parks its worker threads forever).
 //!
-//! - stdout/stderr to a fifo or a file: the container writes to a pipe; a thread copies the
-//!   pipe to the fifo or appends it to the file (`file://`: parent directories are created;
-//!   one file for both streams when both name it).
+//! - stdout/stderr to a fifo or a file: the container writes to a pipe; the shim's one
+//!   copy thread (a poll loop over every process's pipes, [`Copier`]: a pod's shim does
+//!   not grow by two threads per container) copies the pipe to the fifo or appends it to
+//!   the file (`file://`: parent directories are created; one file for both streams when
+//!   both name it).
 //! - A fifo's reader is the client (containerd, ctr, dockerd through containerd), which
 //!   may go away and come back: a containerd or dockerd restart, Docker's live-restore.
 //!   As containerd's runc shim does (its process/io.go opens each output fifo `O_WRONLY`
@@ -34,7 +36,7 @@
 //!   process gets /dev/null from here, which the caller replaces.
 //!
 //! Output is complete: the shim publishes an exit only after [`Drain::wait`], which waits
-//! until the copy threads have put everything the container wrote into the fifos or files
+//! until the copies have put everything the container wrote into the fifos or files
 //! (and for a logging binary to exit).
 
 use std::ffi::{CString, OsStr};
@@ -61,7 +63,7 @@ const FIFO_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 const LINGER_POLL_MAX: Duration = Duration::from_millis(100);
 /// Copy buffer size.
 const BUF_SIZE: usize = 32 * 1024;
-/// Stack of a copy thread: the buffer lives on the heap, the rest is small.
+/// Stack of the copy thread (and a logging binary's watcher): buffers live on the heap.
 const COPY_STACK: usize = 64 * 1024;
 /// How long a logging binary gets to exec and to close fd 5 (ready).
 const LOGGER_READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,7 +88,7 @@ pub struct ContainerStdio {
     pub stderr: OwnedFd,
 }
 
-/// Counts the outputs not completely forwarded yet (copy threads that have not put all the
+/// Counts the outputs not completely forwarded yet (copies that have not put all the
 /// container wrote into their fifo or file, logging binaries still running); waiting on
 /// it waits for the output of the container to be completely forwarded.
 #[derive(Debug, Default)]
@@ -159,7 +161,7 @@ impl Stop {
 }
 
 /// Opens the fifos or files, or starts the logging binary, makes the pipes and starts the
-/// copy threads, for a process of container `id` (a logging binary's `CONTAINER_ID`).
+/// copies, for a process of container `id` (a logging binary's `CONTAINER_ID`).
 /// `owner` (uid, gid) owns the container's pipe ends (runc's `io_uid`/`io_gid`, for user
 /// namespaces). Returns when a logging binary is ready; the [`Stop`] is to be dropped at
 /// the task's end.
@@ -240,10 +242,18 @@ fn output(
         Some(sink) => {
             let (r, w) = pipe()?;
             drain.add();
-            let d = drain.clone();
-            let stopped = stopped.clone();
-            let started = spawn(name, move || forward(r.into(), sink, &d, stopped.as_fd()));
-            if let Err(e) = started {
+            let added = copier().map(|c| {
+                c.add(Copy {
+                    name,
+                    pipe: r.into(),
+                    sink: Some(sink),
+                    pending: Vec::new(),
+                    drain: drain.clone(),
+                    stopped: stopped.clone(),
+                    lingering: None,
+                })
+            });
+            if let Err(e) = added {
                 drain.finish();
                 return Err(e);
             }
@@ -900,101 +910,234 @@ fn poll_for(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> std::result::R
     }
 }
 
-/// How a copy ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// The pipe's end-of-file: every writer is gone and everything was read.
-    Eof,
-    /// The [`Stop`] was dropped: the task's end.
-    Stopped,
+/// One output copy (module doc): from the container's pipe to its sink, then, for a
+/// fifo, lingering while the fifo holds what no client has read.
+struct Copy {
+    /// stdout or stderr, for the log.
+    name: &'static str,
+    pipe: File,
+    /// None once writing failed: the rest is read and dropped, so that the container never
+    /// blocks on it for good.
+    sink: Option<Sink>,
+    /// Read from the pipe, not yet written: the fifo is full (the client is away or slow).
+    /// The pipe is not read meanwhile, so the container's writes wait: nothing is dropped.
+    pending: Vec<u8>,
+    drain: Arc<Drain>,
+    stopped: Stopped,
+    /// After the pipe's end, for a fifo sink: when to look at the fifo again and the pause
+    /// after that (no poll event says "empty").
+    lingering: Option<(Instant, Duration)>,
 }
 
-/// What ended a [`wait`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wake {
-    /// The descriptor is ready (or has an error or hang-up, which the next call reports).
-    Ready,
-    /// The [`Stop`] was dropped.
-    Stopped,
-    /// The timeout ran out.
-    TimedOut,
+/// What a copy waits for.
+enum Want {
+    Read,
+    Write,
+    /// Nothing but its stop and the time of its next look.
+    Linger(Instant),
 }
 
-/// Waits until `fd` is ready for its events, or the [`Stop`] behind `stop` is dropped
-/// (which wins), at most `timeout` (None: no bound). Without `fd`, waits for the stop.
-fn wait(
-    fd: Option<(BorrowedFd<'_>, PollFlags)>,
-    stop: BorrowedFd<'_>,
-    timeout: Option<Duration>,
-) -> std::result::Result<Wake, Errno> {
-    let (watched, events) = fd.unwrap_or((stop, PollFlags::POLLIN));
-    let mut fds = [
-        PollFd::new(stop, PollFlags::POLLIN),
-        PollFd::new(watched, events),
-    ];
-    let n = if fd.is_some() { 2 } else { 1 };
-    if poll_for(&mut fds[..n], timeout)? == 0 {
-        return Ok(Wake::TimedOut);
+impl Copy {
+    fn want(&self) -> Want {
+        match self.lingering {
+            Some((at, _)) => Want::Linger(at),
+            None if self.pending.is_empty() => Want::Read,
+            None => Want::Write,
+        }
     }
-    if fds[0].any().unwrap_or(false) {
-        return Ok(Wake::Stopped);
-    }
-    Ok(Wake::Ready)
-}
 
-impl Sink {
-    /// Writes all of `data`, waiting for room in a full fifo; false if the [`Stop`] came
-    /// first (the rest is not written: nobody can read it any more).
-    fn write_all(&mut self, mut data: &[u8], stop: BorrowedFd<'_>) -> std::io::Result<bool> {
-        let fifo = match self {
-            Sink::File(f) => return f.write_all(data).map(|()| true),
-            Sink::Fifo(f) => f,
-        };
-        while !data.is_empty() {
-            match fifo.writer.write(data) {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => data = &data[n..],
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    // Full: the client is away or slow. Its return makes room.
-                    let room = PollFlags::POLLOUT;
-                    match wait(Some((fifo.writer.as_fd(), room)), stop, None)? {
-                        Wake::Ready => {}
-                        Wake::Stopped | Wake::TimedOut => return Ok(false),
-                    }
+    /// Takes one step after a wake-up (`ready`: its pipe or sink is ready); false once the
+    /// copy is over.
+    fn step(&mut self, ready: bool, buf: &mut [u8]) -> bool {
+        match self.want() {
+            Want::Read if ready => match self.pipe.read(buf) {
+                Ok(0) => self.ended(),
+                Ok(n) => {
+                    self.pending.extend_from_slice(&buf[..n]);
+                    self.write();
+                    true
                 }
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == ErrorKind::Interrupted => true,
+                Err(e) => {
+                    log::warn!("stdio copy: reading the container's {}: {e}", self.name);
+                    self.ended()
+                }
+            },
+            Want::Write if ready => {
+                self.write();
+                true
+            }
+            Want::Linger(at) if Instant::now() >= at => self.linger(),
+            _ => true,
+        }
+    }
+
+    /// Writes what is pending, as much as the sink takes now.
+    fn write(&mut self) {
+        let result = match self.sink.as_mut() {
+            None => Ok(self.pending.len()),
+            Some(Sink::File(f)) => f.write_all(&self.pending).map(|()| self.pending.len()),
+            Some(Sink::Fifo(f)) => write_some(&mut f.writer, &self.pending),
+        };
+        match result {
+            Ok(n) => {
+                self.pending.drain(..n);
+            }
+            Err(e) => {
+                log::warn!(
+                    "stdio copy: writing the {}: {e}; dropping further output",
+                    self.name
+                );
+                self.sink = None;
+                self.pending.clear();
             }
         }
-        Ok(true)
+    }
+
+    /// The pipe's end-of-file: everything is in the sink. A fifo still holding unread
+    /// output lingers; anything else is over.
+    fn ended(&mut self) -> bool {
+        self.drain.finish();
+        if !matches!(self.sink, Some(Sink::Fifo(_))) {
+            return false;
+        }
+        self.lingering = Some((Instant::now(), Duration::from_millis(1)));
+        self.linger()
+    }
+
+    /// Keeps the fifo open while it holds bytes no client has read (closing both ends
+    /// would throw them away, and a client that comes back would miss the end of the
+    /// output); false once they are read.
+    fn linger(&mut self) -> bool {
+        let (Some(Sink::Fifo(fifo)), Some((_, pause))) = (&self.sink, self.lingering) else {
+            return false;
+        };
+        match unread(&fifo.reader) {
+            Ok(0) => false,
+            Ok(_) => {
+                self.lingering = Some((Instant::now() + pause, (pause * 2).min(LINGER_POLL_MAX)));
+                true
+            }
+            Err(e) => {
+                log::warn!("stdio copy: FIONREAD on the fifo: {e}");
+                false
+            }
+        }
+    }
+
+    /// Its [`Stop`] was dropped (the task's end): what is left is dropped.
+    fn stop(&self) {
+        if self.lingering.is_none() {
+            self.drain.finish();
+        }
     }
 }
 
-impl FifoSink {
-    /// After the end of the output: keeps the fifo open while it holds bytes no client
-    /// has read, until they are read or the [`Stop`] is dropped. Closing both ends would
-    /// throw them away, and a client that comes back (or is slow) would miss the last of
-    /// the output. No poll event says "empty": this looks again after a pause.
-    fn linger(&self, stop: BorrowedFd<'_>) {
-        let mut pause = Duration::from_millis(1);
+/// Writes what a non-blocking `w` takes of `data` now; how much.
+fn write_some(w: &mut File, mut data: &[u8]) -> std::io::Result<usize> {
+    let total = data.len();
+    while !data.is_empty() {
+        match w.write(data) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total - data.len())
+}
+
+/// The shim's output copier: one thread for every output copy of every process, so that
+/// a pod's shim does not grow by two threads per container.
+struct Copier {
+    added: Mutex<Vec<Copy>>,
+    /// A pipe that wakes the thread when a copy is added (non-blocking both ends).
+    wake: (OwnedFd, OwnedFd),
+}
+
+/// The copier, its thread started on first use.
+fn copier() -> Result<&'static Copier> {
+    static COPIER: OnceLock<std::result::Result<&'static Copier, String>> = OnceLock::new();
+    COPIER
+        .get_or_init(|| {
+            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+                .map_err(|e| format!("pipe: {e}"))?;
+            let c: &'static Copier = Box::leak(Box::new(Copier {
+                added: Mutex::new(Vec::new()),
+                wake: (r, w),
+            }));
+            thread::Builder::new()
+                .name("io-copy".into())
+                .stack_size(COPY_STACK)
+                .spawn(move || c.run())
+                .map(|_| c)
+                .map_err(|e| format!("starting the stdio copy thread: {e}"))
+        })
+        .clone()
+        .map_err(ShimError::other)
+}
+
+impl Copier {
+    fn add(&self, copy: Copy) {
+        self.added
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(copy);
+        // A full pipe is a wake-up already pending.
+        let _ = nix::unistd::write(&self.wake.1, &[1]);
+    }
+
+    fn run(&self) {
+        let mut copies: Vec<Copy> = Vec::new();
+        let mut buf = vec![0u8; BUF_SIZE];
         loop {
-            match unread(&self.reader) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) => {
-                    log::warn!("stdio copy: FIONREAD on the fifo: {e}");
-                    return;
+            copies.append(&mut self.added.lock().unwrap_or_else(|p| p.into_inner()));
+            let now = Instant::now();
+            let timeout = copies
+                .iter()
+                .filter_map(|c| match c.want() {
+                    Want::Linger(at) => Some(at.saturating_duration_since(now)),
+                    _ => None,
+                })
+                .min();
+            // Per copy: its stop, then its pipe or sink (or its stop again while it
+            // lingers, which keeps the indexes regular).
+            let revents: Vec<(bool, bool)> = {
+                let mut fds = vec![PollFd::new(self.wake.0.as_fd(), PollFlags::POLLIN)];
+                for c in &copies {
+                    fds.push(PollFd::new(c.stopped.as_fd(), PollFlags::POLLIN));
+                    fds.push(match (c.want(), &c.sink) {
+                        (Want::Read, _) => PollFd::new(c.pipe.as_fd(), PollFlags::POLLIN),
+                        (Want::Write, Some(Sink::Fifo(f))) => {
+                            PollFd::new(f.writer.as_fd(), PollFlags::POLLOUT)
+                        }
+                        _ => PollFd::new(c.stopped.as_fd(), PollFlags::empty()),
+                    });
                 }
-            }
-            match wait(None, stop, Some(pause)) {
-                Ok(Wake::TimedOut) => {}
-                Ok(_) => return,
-                Err(e) => {
+                if let Err(e) = poll_for(&mut fds, timeout) {
                     log::warn!("stdio copy: poll: {e}");
-                    return;
+                    thread::sleep(Duration::from_millis(10));
+                    continue;
                 }
-            }
-            pause = (pause * 2).min(LINGER_POLL_MAX);
+                let any = |f: &PollFd<'_>| f.any().unwrap_or(false);
+                fds[1..]
+                    .chunks(2)
+                    .map(|p| (any(&p[0]), any(&p[1])))
+                    .collect()
+            };
+            let mut drained = [0u8; 64];
+            while matches!(nix::unistd::read(&self.wake.0, &mut drained), Ok(n) if n > 0) {}
+            let mut i = 0;
+            copies.retain_mut(|c| {
+                let (stopped, ready) = revents[i];
+                i += 1;
+                if stopped {
+                    c.stop();
+                    return false;
+                }
+                c.step(ready, &mut buf)
+            });
         }
     }
 }
@@ -1008,56 +1151,6 @@ fn unread(pipe: &File) -> std::result::Result<usize, Errno> {
         return Err(Errno::last());
     }
     Ok(usize::try_from(n).unwrap_or(0))
-}
-
-/// An output copy thread: [`copy_out`], then [`Drain::finish`] as soon as everything is in
-/// the sink, then [`FifoSink::linger`]. Dropping the sink at the end closes the fifo: the
-/// client reads end-of-file.
-fn forward(pipe: File, sink: Sink, drain: &Drain, stop: BorrowedFd<'_>) {
-    let mut sink = Some(sink);
-    let end = copy_out(pipe, &mut sink, stop);
-    drain.finish();
-    if let (End::Eof, Some(Sink::Fifo(fifo))) = (end, &sink) {
-        fifo.linger(stop);
-    }
-}
-
-/// Copies `pipe` to `sink` until the pipe's end-of-file (every writer gone) or the
-/// [`Stop`]. Everything read is written: a full fifo makes the copy wait (module doc). If
-/// the sink fails all the same (a write error on a file, a full disk), `sink` becomes None
-/// and the rest is read and dropped, so that the container never blocks on it for good.
-fn copy_out(mut pipe: File, sink: &mut Option<Sink>, stop: BorrowedFd<'_>) -> End {
-    let mut buf = vec![0u8; BUF_SIZE];
-    loop {
-        match wait(Some((pipe.as_fd(), PollFlags::POLLIN)), stop, None) {
-            Ok(Wake::Ready) => {}
-            Ok(_) => return End::Stopped,
-            Err(e) => {
-                log::warn!("stdio copy: poll: {e}");
-                return End::Stopped;
-            }
-        }
-        let n = match pipe.read(&mut buf) {
-            Ok(0) => return End::Eof,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => {
-                log::warn!("stdio copy: reading the container's pipe: {e}");
-                return End::Eof;
-            }
-        };
-        let Some(s) = sink.as_mut() else {
-            continue;
-        };
-        match s.write_all(&buf[..n], stop) {
-            Ok(true) => {}
-            Ok(false) => return End::Stopped,
-            Err(e) => {
-                log::warn!("stdio copy: writing the output: {e}; dropping further output");
-                *sink = None;
-            }
-        }
-    }
 }
 
 /// Reads and drops what comes through `pipes`, all at once (a writer blocked on one
@@ -1104,12 +1197,21 @@ mod tests {
         (r.into(), w.into())
     }
 
-    /// A copy of `r` to `sink` on a thread, with a stop that is never dropped.
-    fn copy_thread(r: File, sink: Sink) -> thread::JoinHandle<End> {
-        thread::spawn(move || {
-            let (_stop, stopped) = Stop::new().unwrap();
-            copy_out(r, &mut Some(sink), stopped.as_fd())
-        })
+    /// A copy of `r` to `sink` by the copier; its drain, and its stop (to keep).
+    fn copy(r: File, sink: Sink) -> (Arc<Drain>, Stop) {
+        let (stop, stopped) = Stop::new().unwrap();
+        let drain = Arc::new(Drain::default());
+        drain.add();
+        copier().unwrap().add(Copy {
+            name: "test",
+            pipe: r,
+            sink: Some(sink),
+            pending: Vec::new(),
+            drain: drain.clone(),
+            stopped,
+            lingering: None,
+        });
+        (drain, stop)
     }
 
     /// Opens a fifo for reading as a client does: a non-blocking open (no writer needed),
@@ -1147,7 +1249,7 @@ mod tests {
     fn output_is_complete_after_the_writer_exits() {
         let (r, mut w) = pipe_files();
         let (sink_r, sink_w) = pipe_files();
-        let t = copy_thread(r, Sink::File(sink_w));
+        let (drain, _stop) = copy(r, Sink::File(sink_w));
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let reader = thread::spawn(move || {
             let mut got = vec![];
@@ -1157,7 +1259,7 @@ mod tests {
         });
         w.write_all(&data).unwrap();
         drop(w);
-        assert_eq!(t.join().unwrap(), End::Eof);
+        assert!(drain.wait(Duration::from_secs(10)), "the copy did not end");
         assert_eq!(reader.join().unwrap(), data);
     }
 
@@ -1166,13 +1268,13 @@ mod tests {
         let (r, mut w) = pipe_files();
         let (sink_r, sink_w) = pipe_files();
         drop(sink_r);
-        let t = copy_thread(r, Sink::File(sink_w));
+        let (drain, _stop) = copy(r, Sink::File(sink_w));
         // Far more than a pipe holds: the copy keeps draining after the sink failed.
         for _ in 0..64 {
             w.write_all(&[b'x'; 16 * 1024]).unwrap();
         }
         drop(w);
-        assert_eq!(t.join().unwrap(), End::Eof);
+        assert!(drain.wait(Duration::from_secs(10)), "the copy did not end");
     }
 
     #[test]
