@@ -1,33 +1,33 @@
 //! Terminals: the pty master that runtime-core sends over the console socket when a process
-//! has `terminal: true`, copied to containerd's stdout fifo (and stdin copied to it, see
-//! stdin.rs); ResizePty sets its window size.
+//! has `terminal: true`, copied to containerd's stdout fifo by the shim's copy thread
+//! (io.rs `Job`; stdin is copied to it, see stdin.rs); ResizePty sets its window size.
 //!
 //! The output copy reads the master until every slave descriptor is closed (the read fails
 //! with EIO), so that the exit of a process with a terminal is reported only after its
 //! output went out, as for pipes. It writes into a pipe whose reader is io.rs's copy to
 //! the stdout fifo, which holds its own read end of the fifo: when containerd's reader
 //! goes away (a daemon restart) the output waits in the fifo, then in the pipe, then in
-//! the terminal, and the process's writes block until the client is back; nothing is
-//! dropped. Only when that pipe's reader is gone (the task's end, io.rs's `Stop`) does
-//! this copy read and drop the rest, so that it still reaches the terminal's end. The
-//! stdin copy (stdin.rs) survives the client's writer closing the same way.
+//! the terminal (the master is read only while nothing is pending), and the process's
+//! writes block until the client is back; nothing is dropped. Only when that pipe's
+//! reader is gone (the task's end, io.rs's `Stop`) does this copy read and drop the rest,
+//! so that it still reaches the terminal's end. The stdin copy (stdin.rs) survives the
+//! client's writer closing the same way.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags};
 use runtime_core::syscall::terminal::{set_window_size, Winsize};
 
 use crate::error::{Result, ShimError};
+use crate::io::{run_job, set_nonblocking, write_some, Job};
 
 /// How long to wait for the master once create or exec has returned (it was sent before).
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
-const BUF_SIZE: usize = 32 * 1024;
-const STACK: usize = 64 * 1024;
 
 /// A process's terminal, on the shim's side.
 #[derive(Debug, Clone)]
@@ -37,20 +37,24 @@ pub struct Console {
 
 impl Console {
     /// Takes the master that the process sent over `socket` and starts copying its output
-    /// to `out` (none: the output is read and dropped).
+    /// to `out` (none: the output is read and dropped). Both are made non-blocking: the
+    /// copy thread never waits on them.
     pub fn receive(socket: &UnixStream, out: Option<File>) -> Result<Console> {
         socket
             .set_read_timeout(Some(RECEIVE_TIMEOUT))
             .map_err(|e| ShimError::other(format!("console socket: {e}")))?;
         let master = runtime_core::tty::receive_master(socket.as_fd())
             .map_err(|e| ShimError::other(format!("receiving the terminal: {e}")))?;
+        set_nonblocking(master.as_fd())?;
+        if let Some(o) = &out {
+            set_nonblocking(o.as_fd())?;
+        }
         let master = Arc::new(File::from(master));
-        let reader = master.clone();
-        thread::Builder::new()
-            .name("io-console".into())
-            .stack_size(STACK)
-            .spawn(move || copy_out(&reader, out))
-            .map_err(|e| ShimError::other(format!("starting the console copy thread: {e}")))?;
+        run_job(Box::new(Copy {
+            master: master.clone(),
+            out,
+            pending: Vec::new(),
+        }))?;
         Ok(Console { master })
     }
 
@@ -73,37 +77,66 @@ impl Console {
     }
 }
 
-/// Copies the master to `out` until the terminal is closed on the process's side.
-fn copy_out(master: &File, out: Option<File>) {
-    let mut out = out;
-    let mut buf = vec![0u8; BUF_SIZE];
-    let mut m = master;
-    loop {
-        let n = match m.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            // EIO: no slave descriptor is left open: the normal end.
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
-            Err(e) => {
-                log::warn!("console copy: reading the terminal: {e}");
-                break;
+/// The copy of the master to the output until the terminal is closed on the process's
+/// side. Dropping it drops `out`: containerd's reader sees end-of-file.
+struct Copy {
+    master: Arc<File>,
+    /// None once writing failed (io.rs's copy ended: the task's end, or a failed sink).
+    out: Option<File>,
+    /// Read from the master, not yet written: the master is not read meanwhile.
+    pending: Vec<u8>,
+}
+
+impl Job for Copy {
+    /// The output for room while something is pending, else the master for input.
+    fn interest<'a>(&'a self, fds: &mut Vec<PollFd<'a>>) -> Option<Instant> {
+        match &self.out {
+            Some(o) if !self.pending.is_empty() => {
+                fds.push(PollFd::new(o.as_fd(), PollFlags::POLLOUT))
             }
-        };
-        if let Some(o) = &mut out {
-            if let Err(e) = o.write_all(&buf[..n]) {
-                // io.rs's copy ended: the task's end (or a failed sink).
-                log::warn!("console copy: the output ended ({e}); dropping further output");
-                out = None;
+            _ => fds.push(PollFd::new(self.master.as_fd(), PollFlags::POLLIN)),
+        }
+        None
+    }
+
+    fn step(&mut self, revents: &[PollFlags], buf: &mut [u8]) -> bool {
+        if revents.first().is_none_or(|r| r.is_empty()) {
+            return true;
+        }
+        if self.pending.is_empty() {
+            match (&*self.master).read(buf) {
+                Ok(0) => return false,
+                Ok(n) if self.out.is_some() => self.pending.extend_from_slice(&buf[..n]),
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
+                // EIO: no slave descriptor is left open: the normal end.
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => return false,
+                Err(e) => {
+                    log::warn!("console copy: reading the terminal: {e}");
+                    return false;
+                }
             }
         }
+        if let Some(o) = &self.out {
+            match write_some(o, &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) => {
+                    log::warn!("console copy: the output ended ({e}); dropping further output");
+                    self.out = None;
+                    self.pending.clear();
+                }
+            }
+        }
+        true
     }
-    // Dropping `out` ends the output: containerd's reader sees end-of-file.
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::os::fd::AsRawFd;
 
     #[test]

@@ -3,10 +3,11 @@
 //! parks its worker threads forever).
 //!
 //! - stdout/stderr to a fifo or a file: the container writes to a pipe; the shim's one
-//!   copy thread (a poll loop over every process's pipes, [`Copier`]: a pod's shim does
-//!   not grow by two threads per container) copies the pipe to the fifo or appends it to
-//!   the file (`file://`: parent directories are created; one file for both streams when
-//!   both name it).
+//!   copy thread copies the pipe to the fifo or appends it to the file (`file://`: parent
+//!   directories are created; one file for both streams when both name it). That thread
+//!   ([`Copier`]) is a poll loop over every copy of every process: these, stdin's
+//!   (stdin.rs) and terminals' (console.rs), each a [`Job`] that never blocks; a pod's
+//!   shim does not grow by threads per container.
 //! - A fifo's reader is the client (containerd, ctr, dockerd through containerd), which
 //!   may go away and come back: a containerd or dockerd restart, Docker's live-restore.
 //!   As containerd's runc shim does (its process/io.go opens each output fifo `O_WRONLY`
@@ -242,17 +243,15 @@ fn output(
         Some(sink) => {
             let (r, w) = pipe()?;
             drain.add();
-            let added = copier().map(|c| {
-                c.add(Copy {
-                    name,
-                    pipe: r.into(),
-                    sink: Some(sink),
-                    pending: Vec::new(),
-                    drain: drain.clone(),
-                    stopped: stopped.clone(),
-                    lingering: None,
-                })
-            });
+            let added = run_job(Box::new(Copy {
+                name,
+                pipe: r.into(),
+                sink: Some(sink),
+                pending: Vec::new(),
+                drain: drain.clone(),
+                stopped: stopped.clone(),
+                lingering: None,
+            }));
             if let Err(e) = added {
                 drain.finish();
                 return Err(e);
@@ -946,9 +945,8 @@ impl Copy {
         }
     }
 
-    /// Takes one step after a wake-up (`ready`: its pipe or sink is ready); false once the
-    /// copy is over.
-    fn step(&mut self, ready: bool, buf: &mut [u8]) -> bool {
+    /// One step once its pipe or sink is `ready` (or its time to look came).
+    fn advance(&mut self, ready: bool, buf: &mut [u8]) -> bool {
         match self.want() {
             Want::Read if ready => match self.pipe.read(buf) {
                 Ok(0) => self.ended(),
@@ -1033,8 +1031,46 @@ impl Copy {
     }
 }
 
+impl Job for Copy {
+    /// Its stop, then its pipe (reading) or its fifo (writing), nothing while it lingers.
+    fn interest<'a>(&'a self, fds: &mut Vec<PollFd<'a>>) -> Option<Instant> {
+        fds.push(PollFd::new(self.stopped.as_fd(), PollFlags::POLLIN));
+        match (self.want(), &self.sink) {
+            (Want::Read, _) => fds.push(PollFd::new(self.pipe.as_fd(), PollFlags::POLLIN)),
+            (Want::Write, Some(Sink::Fifo(f))) => {
+                fds.push(PollFd::new(f.writer.as_fd(), PollFlags::POLLOUT))
+            }
+            (Want::Linger(at), _) => return Some(at),
+            // A file takes everything at once: nothing is ever pending for it.
+            (Want::Write, _) => {}
+        }
+        None
+    }
+
+    fn step(&mut self, revents: &[PollFlags], buf: &mut [u8]) -> bool {
+        if revents.first().is_some_and(|r| !r.is_empty()) {
+            self.stop();
+            return false;
+        }
+        let ready = revents.get(1).is_some_and(|r| !r.is_empty());
+        self.advance(ready, buf)
+    }
+}
+
+/// Makes `fd`'s open file non-blocking (for every descriptor of it).
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
+    let flags =
+        fcntl(fd, FcntlArg::F_GETFL).map_err(|e| ShimError::other(format!("F_GETFL: {e}")))?;
+    fcntl(
+        fd,
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )
+    .map(drop)
+    .map_err(|e| ShimError::other(format!("F_SETFL: {e}")))
+}
+
 /// Writes what a non-blocking `w` takes of `data` now; how much.
-fn write_some(w: &mut File, mut data: &[u8]) -> std::io::Result<usize> {
+pub(crate) fn write_some(mut w: impl Write, mut data: &[u8]) -> std::io::Result<usize> {
     let total = data.len();
     while !data.is_empty() {
         match w.write(data) {
@@ -1048,11 +1084,23 @@ fn write_some(w: &mut File, mut data: &[u8]) -> std::io::Result<usize> {
     Ok(total - data.len())
 }
 
-/// The shim's output copier: one thread for every output copy of every process, so that
-/// a pod's shim does not grow by two threads per container.
+/// A copy that the copier's thread runs (module doc): it says what it waits for and takes
+/// a step when woken. It never blocks: its descriptors are non-blocking or polled first.
+pub(crate) trait Job: Send {
+    /// Pushes the descriptors to poll, with their events, onto `fds`; returns when to
+    /// look again without an event (None: only on one).
+    fn interest<'a>(&'a self, fds: &mut Vec<PollFd<'a>>) -> Option<Instant>;
+    /// One step after a poll: `revents` are those of the descriptors [`Job::interest`]
+    /// pushed, in order (woken by its timeout: maybe none set). False once the job is
+    /// over: it is dropped, closing its descriptors.
+    fn step(&mut self, revents: &[PollFlags], buf: &mut [u8]) -> bool;
+}
+
+/// The shim's copier: one thread for every copy of every process (output, stdin,
+/// terminal), so that the shim does not grow by threads per container.
 struct Copier {
-    added: Mutex<Vec<Copy>>,
-    /// A pipe that wakes the thread when a copy is added (non-blocking both ends).
+    added: Mutex<Vec<Box<dyn Job>>>,
+    /// A pipe that wakes the thread when a job is added (non-blocking both ends).
     wake: (OwnedFd, OwnedFd),
 }
 
@@ -1078,65 +1126,59 @@ fn copier() -> Result<&'static Copier> {
         .map_err(ShimError::other)
 }
 
+/// Hands `job` to the copier's thread (started on first use).
+pub(crate) fn run_job(job: Box<dyn Job>) -> Result<()> {
+    copier().map(|c| c.add(job))
+}
+
 impl Copier {
-    fn add(&self, copy: Copy) {
+    fn add(&self, job: Box<dyn Job>) {
         self.added
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(copy);
+            .push(job);
         // A full pipe is a wake-up already pending.
         let _ = nix::unistd::write(&self.wake.1, &[1]);
     }
 
     fn run(&self) {
-        let mut copies: Vec<Copy> = Vec::new();
+        let mut jobs: Vec<Box<dyn Job>> = Vec::new();
         let mut buf = vec![0u8; BUF_SIZE];
         loop {
-            copies.append(&mut self.added.lock().unwrap_or_else(|p| p.into_inner()));
-            let now = Instant::now();
-            let timeout = copies
-                .iter()
-                .filter_map(|c| match c.want() {
-                    Want::Linger(at) => Some(at.saturating_duration_since(now)),
-                    _ => None,
-                })
-                .min();
-            // Per copy: its stop, then its pipe or sink (or its stop again while it
-            // lingers, which keeps the indexes regular).
-            let revents: Vec<(bool, bool)> = {
+            jobs.append(&mut self.added.lock().unwrap_or_else(|p| p.into_inner()));
+            // Every job's events, one after the other; `ends[i]`: where job i's end.
+            let (revents, ends) = {
                 let mut fds = vec![PollFd::new(self.wake.0.as_fd(), PollFlags::POLLIN)];
-                for c in &copies {
-                    fds.push(PollFd::new(c.stopped.as_fd(), PollFlags::POLLIN));
-                    fds.push(match (c.want(), &c.sink) {
-                        (Want::Read, _) => PollFd::new(c.pipe.as_fd(), PollFlags::POLLIN),
-                        (Want::Write, Some(Sink::Fifo(f))) => {
-                            PollFd::new(f.writer.as_fd(), PollFlags::POLLOUT)
-                        }
-                        _ => PollFd::new(c.stopped.as_fd(), PollFlags::empty()),
-                    });
+                let mut ends = Vec::with_capacity(jobs.len());
+                let mut next: Option<Instant> = None;
+                for j in &jobs {
+                    if let Some(at) = j.interest(&mut fds) {
+                        next = Some(next.map_or(at, |n| n.min(at)));
+                    }
+                    ends.push(fds.len() - 1);
                 }
+                let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
                 if let Err(e) = poll_for(&mut fds, timeout) {
                     log::warn!("stdio copy: poll: {e}");
                     thread::sleep(Duration::from_millis(10));
                     continue;
                 }
-                let any = |f: &PollFd<'_>| f.any().unwrap_or(false);
-                fds[1..]
-                    .chunks(2)
-                    .map(|p| (any(&p[0]), any(&p[1])))
-                    .collect()
+                let revents: Vec<PollFlags> = fds[1..]
+                    .iter()
+                    .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+                    .collect();
+                (revents, ends)
             };
             let mut drained = [0u8; 64];
             while matches!(nix::unistd::read(&self.wake.0, &mut drained), Ok(n) if n > 0) {}
             let mut i = 0;
-            copies.retain_mut(|c| {
-                let (stopped, ready) = revents[i];
+            let mut from = 0;
+            jobs.retain_mut(|j| {
+                let to = ends[i];
                 i += 1;
-                if stopped {
-                    c.stop();
-                    return false;
-                }
-                c.step(ready, &mut buf)
+                let keep = j.step(&revents[from..to], &mut buf);
+                from = to;
+                keep
             });
         }
     }
@@ -1202,7 +1244,7 @@ mod tests {
         let (stop, stopped) = Stop::new().unwrap();
         let drain = Arc::new(Drain::default());
         drain.add();
-        copier().unwrap().add(Copy {
+        run_job(Box::new(Copy {
             name: "test",
             pipe: r,
             sink: Some(sink),
@@ -1210,7 +1252,8 @@ mod tests {
             drain: drain.clone(),
             stopped,
             lingering: None,
-        });
+        }))
+        .unwrap();
         (drain, stop)
     }
 

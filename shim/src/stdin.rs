@@ -1,5 +1,5 @@
-//! A process's stdin: containerd's stdin fifo copied to the process by a thread, which
-//! CloseIO can end.
+//! A process's stdin: containerd's stdin fifo copied to the process by the shim's copy
+//! thread (io.rs `Job`), which CloseIO can end.
 //!
 //! The fifo's writer is the client (containerd, ctr, dockerd through containerd), which
 //! may go away and come back (a containerd or dockerd restart, Docker's live-restore): its
@@ -8,6 +8,10 @@
 //! input written after the client's return goes through. containerd's runc shim does the
 //! same: it opens the stdin fifo `O_WRONLY` itself (process/init.go and exec.go,
 //! `openStdin`) besides the reader of its copy, and only CloseIO closes that writer.
+//!
+//! The copy reads the fifo only while nothing it read waits for the process: a process
+//! that does not read its stdin fills the pipe (or the terminal), then the fifo, and the
+//! client's writes block; nothing is dropped.
 //!
 //! Only CloseIO (or the task's end) ends the input:
 //! - To a pipe (no terminal): ending the copy closes the pipe's only write end, so the
@@ -19,27 +23,26 @@
 //!   ^D ends the input and keeps the output.
 //!
 //! The copy also ends when nobody is left on the process's side (no reader of the pipe,
-//! the pty's slave closed), and when the [`Stdin`] is dropped (the task's end): it never
-//! waits on a dead peer. CloseIO before the copy exists (an exec not started yet) is
-//! remembered by the caller, which then gives the process an already closed stdin.
+//! the pty's slave closed), and when the [`Stdin`] is dropped (the task's end), with what
+//! the process takes at once: it never waits on a dead peer. CloseIO before the copy
+//! exists (an exec not started yet) is remembered by the caller, which then gives the
+//! process an already closed stdin.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex};
-use std::thread;
+use std::time::Instant;
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::error::{Result, ShimError};
+use crate::io::{run_job, set_nonblocking, write_some, Job};
 
 /// The terminal's default VEOF character.
 const EOF_CHAR: u8 = 0x04;
-const BUF_SIZE: usize = 32 * 1024;
-const STACK: usize = 64 * 1024;
 
 /// Where the copied input goes.
 pub enum Sink {
@@ -49,9 +52,18 @@ pub enum Sink {
     Console(Arc<File>),
 }
 
+impl Sink {
+    fn file(&self) -> &File {
+        match self {
+            Sink::Pipe(p) => p,
+            Sink::Console(m) => m,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    /// The copy thread still runs.
+    /// The copy still runs.
     running: bool,
     /// CloseIO was called.
     closed: bool,
@@ -60,8 +72,9 @@ struct State {
 /// The handle CloseIO uses.
 pub struct Stdin {
     state: Arc<Mutex<State>>,
-    /// Dropped (or written) to wake the thread: by CloseIO, or with the [`Stdin`].
-    wake: Mutex<Option<OwnedFd>>,
+    /// Written by CloseIO; dropped with the [`Stdin`] (the task's end): the copy polls
+    /// the other end.
+    wake: OwnedFd,
     console: Option<Arc<File>>,
 }
 
@@ -87,9 +100,11 @@ fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl Stdin {
-    /// Starts copying `fifo` to `sink`.
+    /// Starts copying `fifo` to `sink` (made non-blocking: the copy thread never waits
+    /// on it).
     pub fn start(fifo: File, sink: Sink) -> Result<Stdin> {
-        let (wake_r, wake_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        set_nonblocking(sink.file().as_fd())?;
+        let (wake_r, wake_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
             .map_err(|e| ShimError::other(format!("pipe: {e}")))?;
         let state = Arc::new(Mutex::new(State {
             running: true,
@@ -99,27 +114,17 @@ impl Stdin {
             Sink::Console(m) => Some(m.clone()),
             Sink::Pipe(_) => None,
         };
-        let st = state.clone();
-        thread::Builder::new()
-            .name("io-stdin".into())
-            .stack_size(STACK)
-            .spawn(move || {
-                copy(fifo, &sink, wake_r);
-                // Whoever sees `closed` with the other side settled sends ^D: here, or
-                // close() once `running` is false.
-                let eof = {
-                    let mut s = lock(&st);
-                    s.running = false;
-                    s.closed
-                };
-                if let (true, Sink::Console(m)) = (eof, &sink) {
-                    send_eof(m, true);
-                }
-            })
-            .map_err(|e| ShimError::other(format!("starting the stdin copy thread: {e}")))?;
+        run_job(Box::new(Copy {
+            fifo,
+            sink,
+            wake: wake_r,
+            state: state.clone(),
+            pending: Vec::new(),
+            end: End::No,
+        }))?;
         Ok(Stdin {
             state,
-            wake: Mutex::new(Some(wake_w)),
+            wake: wake_w,
             console,
         })
     }
@@ -133,25 +138,24 @@ impl Stdin {
         }
         st.closed = true;
         if st.running {
-            // The thread sees the wake pipe close and finishes the job.
+            // The copy sees the byte and finishes the job. A full pipe is a wake-up
+            // already pending.
             drop(st);
-            self.wake.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let _ = nix::unistd::write(&self.wake, &[1]);
             return;
         }
         drop(st);
         if let Some(m) = &self.console {
-            send_eof(m, false);
+            send_eof(m);
         }
     }
 }
 
-/// Writes ^D to the master; with `block` false only if it can be written at once.
-fn send_eof(master: &File, block: bool) {
-    if !block {
-        let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLOUT)];
-        if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1)) {
-            return;
-        }
+/// Writes ^D to the master if it can be written at once.
+fn send_eof(master: &File) {
+    let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLOUT)];
+    if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1)) {
+        return;
     }
     let mut m = master;
     if let Err(e) = m.write_all(&[EOF_CHAR]) {
@@ -159,91 +163,149 @@ fn send_eof(master: &File, block: bool) {
     }
 }
 
-fn write_sink(sink: &Sink, data: &[u8]) -> std::io::Result<()> {
-    match sink {
-        Sink::Pipe(p) => {
-            let mut p = p;
-            p.write_all(data)
-        }
-        Sink::Console(m) => {
-            let mut m: &File = m;
-            m.write_all(data)
-        }
-    }
+/// How far a copy is from its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Copying.
+    No,
+    /// CloseIO: forwarding what the fifo holds (and then ^D to a terminal), waiting for
+    /// room as long as the process is there.
+    Closing,
+    /// The ^D is pending: over once it is written.
+    EofSent,
 }
 
-/// Forwards what the fifo holds now (it is non-blocking: an empty fifo ends the loop; it
-/// never reads end-of-file, the shim being a writer).
-fn drain(fifo: &mut File, sink: &Sink, buf: &mut [u8]) {
-    loop {
-        match fifo.read(buf) {
-            Ok(0) => return,
-            Ok(n) => {
-                if write_sink(sink, &buf[..n]).is_err() {
-                    return;
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
-    }
+/// The copy of one process's stdin (module doc), run by the copy thread.
+struct Copy {
+    fifo: File,
+    sink: Sink,
+    wake: OwnedFd,
+    state: Arc<Mutex<State>>,
+    /// Read from the fifo, not yet taken by the process: the fifo is not read meanwhile.
+    pending: Vec<u8>,
+    end: End,
 }
 
-fn copy(mut fifo: File, sink: &Sink, wake: OwnedFd) {
-    let mut buf = vec![0u8; BUF_SIZE];
-    let sink_fd = match sink {
-        Sink::Pipe(p) => p.as_fd(),
-        Sink::Console(m) => m.as_fd(),
-    };
-    loop {
-        let (fifo_ev, sink_ev, wake_ev) = {
-            // No events asked on the sink: poll still reports POLLERR (pipe without
-            // reader) or POLLHUP (pty whose slave is closed).
-            let mut fds = [
-                PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
-                PollFd::new(sink_fd, PollFlags::empty()),
-                PollFd::new(wake.as_fd(), PollFlags::POLLIN),
-            ];
-            match poll(&mut fds, PollTimeout::NONE) {
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    log::warn!("stdin copy: poll: {e}");
-                    return;
+impl Copy {
+    /// Moves what is pending, then (`read`) what the fifo holds, to the sink until the
+    /// fifo is empty (true) or the sink is full (false); an error once the process's side
+    /// is gone.
+    fn pump(&mut self, read: bool, buf: &mut [u8]) -> std::io::Result<bool> {
+        loop {
+            if !self.pending.is_empty() {
+                let n = write_some(self.sink.file(), &self.pending)?;
+                self.pending.drain(..n);
+                if !self.pending.is_empty() {
+                    return Ok(false);
                 }
-                Ok(_) => {}
             }
-            let ev = |i: usize| fds[i].revents().unwrap_or(PollFlags::empty());
-            (ev(0), ev(1), ev(2))
+            if !read {
+                return Ok(true);
+            }
+            match self.fifo.read(buf) {
+                // Not while the shim holds its writer.
+                Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(true),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether the [`Stdin`] was dropped (its end of the wake pipe closed); takes
+    /// CloseIO's byte.
+    fn woken(&mut self, revents: PollFlags) -> bool {
+        let mut b = [0u8; 8];
+        while matches!(nix::unistd::read(&self.wake, &mut b), Ok(n) if n > 0) {}
+        if self.end == End::No && lock(&self.state).closed {
+            self.end = End::Closing;
+        }
+        revents.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)
+    }
+
+    /// The copy is over: whoever sees `closed` with the other side settled sends ^D,
+    /// here or [`Stdin::close`] once `running` is false.
+    fn finish(&self) -> bool {
+        let eof = {
+            let mut s = lock(&self.state);
+            s.running = false;
+            s.closed && self.end != End::EofSent
         };
-        if !wake_ev.is_empty() {
-            // CloseIO or the task's end: what the client wrote before is still forwarded.
-            drain(&mut fifo, sink, &mut buf);
-            return;
+        if let (true, Sink::Console(m)) = (eof, &self.sink) {
+            send_eof(m);
         }
-        if sink_ev.intersects(PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL) {
-            return;
+        false
+    }
+}
+
+impl Job for Copy {
+    /// The wake pipe, the sink (for room when something is pending, else only for its
+    /// end: poll reports POLLERR for a pipe without reader, POLLHUP for a pty whose slave
+    /// is closed), the fifo while nothing is pending.
+    fn interest<'a>(&'a self, fds: &mut Vec<PollFd<'a>>) -> Option<Instant> {
+        let sink_events = if self.pending.is_empty() {
+            PollFlags::empty()
+        } else {
+            PollFlags::POLLOUT
+        };
+        let fifo_events = if self.pending.is_empty() {
+            PollFlags::POLLIN
+        } else {
+            PollFlags::empty()
+        };
+        let sink: BorrowedFd<'a> = self.sink.file().as_fd();
+        fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
+        fds.push(PollFd::new(sink, sink_events));
+        fds.push(PollFd::new(self.fifo.as_fd(), fifo_events));
+        None
+    }
+
+    fn step(&mut self, revents: &[PollFlags], buf: &mut [u8]) -> bool {
+        let ev = |i: usize| revents.get(i).copied().unwrap_or(PollFlags::empty());
+        let (wake, sink, fifo) = (ev(0), ev(1), ev(2));
+        let dropped = !wake.is_empty() && self.woken(wake);
+        if sink.intersects(PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL) {
+            return self.finish();
         }
-        if fifo_ev.contains(PollFlags::POLLIN) {
-            match fifo.read(&mut buf) {
-                // Not while the shim holds its writer; if it came, polling again would spin.
-                Ok(0) => return,
-                Ok(n) => {
-                    if write_sink(sink, &buf[..n]).is_err() {
-                        return;
-                    }
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
-                Err(e) => {
-                    log::warn!("stdin copy: reading the fifo: {e}");
-                    return;
-                }
-            }
-        } else if fifo_ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
+        if fifo.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
+            && !fifo.contains(PollFlags::POLLIN)
         {
             // No hang-up while the shim holds its writer (a client's writer closing is
             // not one); anything else here would make the poll spin.
-            log::warn!("stdin copy: the fifo reports {fifo_ev:?}");
-            return;
+            log::warn!("stdin copy: the fifo reports {fifo:?}");
+            return self.finish();
+        }
+        // After the ^D nothing more is read.
+        let emptied = match self.pump(self.end != End::EofSent, buf) {
+            Ok(emptied) => emptied,
+            Err(e) => {
+                if e.kind() != ErrorKind::BrokenPipe {
+                    log::debug!("stdin copy: {e}");
+                }
+                return self.finish();
+            }
+        };
+        if dropped {
+            // The task's end: what the process took at once is all it gets.
+            return self.finish();
+        }
+        if !emptied {
+            // The process has not taken it all: wait for room.
+            return true;
+        }
+        match (self.end, &self.sink) {
+            (End::No, _) => true,
+            (End::Closing, Sink::Pipe(_)) | (End::EofSent, _) => self.finish(),
+            (End::Closing, Sink::Console(_)) => {
+                // The input is all in: ^D, once the terminal has room for it.
+                self.end = End::EofSent;
+                self.pending.push(EOF_CHAR);
+                match self.pump(false, buf) {
+                    Ok(false) => true,
+                    Ok(true) | Err(_) => self.finish(),
+                }
+            }
         }
     }
 }
@@ -252,6 +314,7 @@ fn copy(mut fifo: File, sink: &Sink, wake: OwnedFd) {
 mod tests {
     use super::*;
     use std::path::Path;
+    use std::thread;
     use std::time::{Duration, Instant};
 
     fn mkfifo(path: &Path) {
@@ -360,6 +423,56 @@ mod tests {
         r.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty());
         wait_stopped(&s);
+    }
+
+    /// A process that does not read its stdin holds the client's writes back (its pipe,
+    /// then the fifo, fill up) and then gets all of them, in order: nothing is dropped,
+    /// and the copy thread goes on serving other copies meanwhile.
+    #[test]
+    fn a_full_pipe_holds_the_input_back_without_dropping_any() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdin");
+        mkfifo(&path);
+        let fifo = open_fifo(path.to_str().unwrap()).unwrap().unwrap();
+        let (mut r, w) = pipe();
+        let s = Stdin::start(fifo, Sink::Pipe(w)).unwrap();
+        // Far more than the pipe and the fifo hold together.
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+        let d = data.clone();
+        let p = path.clone();
+        let writer = thread::spawn(move || {
+            let mut w = File::options().write(true).open(&p).unwrap();
+            w.write_all(&d).unwrap();
+        });
+        thread::sleep(Duration::from_millis(300));
+        assert!(!writer.is_finished(), "the input was not held back");
+        // Another process's copy goes through meanwhile.
+        let other = dir.path().join("other");
+        mkfifo(&other);
+        let (mut r2, w2) = pipe();
+        let s2 = Stdin::start(
+            open_fifo(other.to_str().unwrap()).unwrap().unwrap(),
+            Sink::Pipe(w2),
+        )
+        .unwrap();
+        File::options()
+            .write(true)
+            .open(&other)
+            .unwrap()
+            .write_all(b"hi")
+            .unwrap();
+        let mut got2 = [0u8; 2];
+        r2.read_exact(&mut got2).unwrap();
+        assert_eq!(&got2, b"hi");
+        drop(s2);
+        let mut got = vec![0u8; data.len()];
+        r.read_exact(&mut got).unwrap();
+        writer.join().unwrap();
+        assert!(got == data, "the input came through altered");
+        s.close();
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
     }
 
     #[test]

@@ -1076,3 +1076,94 @@ fn copies_that_wait_for_a_client_end_with_the_exec() {
     ok(delete(&t, "c1", ""), "delete c1");
     h.shutdown("c1");
 }
+
+/// The names of the shim's I/O threads (`io-...`).
+fn io_threads(shim: i32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{shim}/task")).expect("the shim's threads");
+    let mut names: Vec<String> = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .filter(|c| c.starts_with("io-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// One thread copies every stream of every process (issue 14: the shim does not grow by
+/// threads per process or per stream): the init's stdin, stdout and stderr, an exec's,
+/// and an exec's terminal, each of which works (what goes into a stdin fifo comes out of
+/// the process's stdout fifo).
+#[test]
+fn one_thread_copies_every_stream_of_every_process() {
+    let mut h = Harness::new("stdio-one");
+    let bundle = h.bundle("c1", &["cat"]);
+    h.start_shim("c1");
+    let t = h.client();
+    let fifos = |name: &str| {
+        let (i, o) = (
+            h.work.join(format!("{name}-stdin")),
+            h.work.join(format!("{name}-stdout")),
+        );
+        mkfifo(&i);
+        mkfifo(&o);
+        (i, o)
+    };
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let mut streams = vec![];
+
+    let (stdin, stdout) = fifos("c1");
+    // The shim waits for the client's reader of stdout at create.
+    let out = open_fifo(&stdout, false);
+    let mut req = create_req("c1", &bundle);
+    (req.stdin, req.stdout, req.stderr) = (path(&stdin), path(&stdout), path(&stdout));
+    ok(t.create(ctx(), &req), "create");
+    ok(start(&t, "c1", ""), "start");
+    streams.push(("c1", stdin, out));
+    for (exec_id, terminal) in [("e1", false), ("e2", true)] {
+        let (stdin, stdout) = fifos(exec_id);
+        let out = open_fifo(&stdout, false);
+        let mut spec = process(&["cat"]);
+        if terminal {
+            let mut json: serde_json::Value = serde_json::from_slice(&spec.value).unwrap();
+            json["terminal"] = true.into();
+            spec.value = json.to_string().into_bytes();
+        }
+        let req = ExecProcessRequest {
+            id: "c1".into(),
+            exec_id: exec_id.into(),
+            spec: Some(spec).into(),
+            terminal,
+            stdin: path(&stdin),
+            stdout: path(&stdout),
+            stderr: if terminal {
+                String::new()
+            } else {
+                path(&stdout)
+            },
+            ..Default::default()
+        };
+        ok(t.exec(ctx(), &req), exec_id);
+        ok(start(&t, "c1", exec_id), exec_id);
+        streams.push((exec_id, stdin, out));
+    }
+    for (name, stdin, out) in &mut streams {
+        write_all(&mut open_fifo(stdin, true), &format!("hello-{name}\n"));
+        let mut text = String::new();
+        assert!(
+            read_until(out, &mut text, &format!("hello-{name}")),
+            "{name}: {text:?}"
+        );
+    }
+    assert_eq!(io_threads(h.shim_pid()), ["io-copy"]);
+
+    for exec_id in ["e1", "e2"] {
+        ok(kill(&t, "c1", exec_id, SIGKILL, false), exec_id);
+        assert_eq!(ok(wait(&t, "c1", exec_id), exec_id).exit_status, KILLED);
+        ok(delete(&t, "c1", exec_id), exec_id);
+    }
+    ok(kill(&t, "c1", "", SIGKILL, false), "kill c1");
+    assert_eq!(ok(wait(&t, "c1", ""), "wait c1").exit_status, KILLED);
+    ok(delete(&t, "c1", ""), "delete c1");
+    h.shutdown("c1");
+}
