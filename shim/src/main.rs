@@ -16,7 +16,6 @@ mod procio;
 mod reaper;
 mod service;
 mod shim;
-mod stdin;
 mod task;
 mod ttrpc_server;
 mod typeurl;

@@ -1,16 +1,16 @@
 //! The I/O of one process (a container's init or an exec): what the process gets, and the
 //! shim's side that copies to and from containerd's fifos.
 //!
-//! - Pipes: stdout and stderr through io.rs; stdin through stdin.rs, so that CloseIO can
-//!   close it. The process gets three descriptors.
+//! - Pipes: stdout and stderr through io::setup_for; stdin through io::stdin, so that
+//!   CloseIO can close it. The process gets three descriptors.
 //! - Terminal: the process gets one end of a console socket, over which runtime-core
 //!   sends the pty master; [`Prepared::finish`] receives it once create or exec returned
-//!   and starts copying the master to the stdout fifo (through io.rs, so that every kind of
-//!   stdout containerd names works) and the stdin fifo to the master.
+//!   and starts copying the master to the stdout fifo (through io::setup_for, so that
+//!   every kind of stdout containerd names works) and the stdin fifo to the master.
 //!
 //! The exit of the process is reported once [`ProcIo::drain`] says its output went out.
 //! Dropping the [`ProcIo`] (the service does at Delete) is the task's end for its copies:
-//! those still waiting for a client that went away end then (io.rs, stdin.rs).
+//! those still waiting for a client that went away end then (io/output.rs, io/stdin.rs).
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -19,10 +19,10 @@ use std::sync::Arc;
 
 use nix::fcntl::OFlag;
 
-use crate::console::Console;
 use crate::error::{Result, ShimError};
+use crate::io::stdin::{self, Sink, Stdin};
+use crate::io::tty::Console;
 use crate::io::{self, Drain, StdioPaths, Stop};
-use crate::stdin::{self, Sink, Stdin};
 
 /// The shim's side of a running process's I/O.
 pub struct ProcIo {
@@ -112,7 +112,7 @@ pub fn prepare(
             }),
         });
     }
-    // stdin is ours (stdin.rs): io.rs gets only the output.
+    // stdin is ours (io::stdin): setup_for gets only the output.
     let out = StdioPaths {
         stdin: String::new(),
         ..paths.clone()
@@ -181,9 +181,7 @@ mod tests {
     use std::os::unix::fs::OpenOptionsExt;
     use std::time::Duration;
 
-    fn mkfifo(path: &std::path::Path) {
-        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    }
+    use crate::io::testing::mkfifo;
 
     /// Opens a fifo for reading the way containerd does before the shim opens its writer.
     fn reader(path: &std::path::Path) -> File {

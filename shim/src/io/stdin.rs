@@ -1,5 +1,5 @@
 //! A process's stdin: containerd's stdin fifo copied to the process by the shim's copy
-//! thread (io.rs `Job`), which CloseIO can end.
+//! thread (copier.rs), which CloseIO can end.
 //!
 //! The fifo's writer is the client (containerd, ctr, dockerd through containerd), which
 //! may go away and come back (a containerd or dockerd restart, Docker's live-restore): its
@@ -38,8 +38,8 @@ use std::time::Instant;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use super::copier::{run_job, set_nonblocking, write_some, Job};
 use crate::error::{Result, ShimError};
-use crate::io::{run_job, set_nonblocking, write_some, Job};
 
 /// The terminal's default VEOF character.
 const EOF_CHAR: u8 = 0x04;
@@ -313,18 +313,10 @@ impl Job for Copy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
     use std::thread;
+
+    use crate::io::testing::{mkfifo, pipe_files as pipe};
     use std::time::{Duration, Instant};
-
-    fn mkfifo(path: &Path) {
-        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    }
-
-    fn pipe() -> (File, File) {
-        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
-        (r.into(), w.into())
-    }
 
     fn wait_stopped(s: &Stdin) {
         let deadline = Instant::now() + Duration::from_secs(5);
