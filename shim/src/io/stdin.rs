@@ -318,6 +318,14 @@ mod tests {
     use crate::io::testing::{mkfifo, pipe_files as pipe};
     use std::time::{Duration, Instant};
 
+    /// A stdin fifo `name` in `dir`, and the shim's end of it.
+    fn stdin_fifo(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, File) {
+        let path = dir.join(name);
+        mkfifo(&path);
+        let fifo = open_fifo(path.to_str().unwrap()).unwrap().unwrap();
+        (path, fifo)
+    }
+
     fn wait_stopped(s: &Stdin) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while lock(&s.state).running {
@@ -329,9 +337,7 @@ mod tests {
     #[test]
     fn close_gives_the_process_eof_while_the_writer_stays() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stdin");
-        mkfifo(&path);
-        let fifo = open_fifo(path.to_str().unwrap()).unwrap().unwrap();
+        let (path, fifo) = stdin_fifo(dir.path(), "stdin");
         let mut writer = File::options().write(true).open(&path).unwrap();
         let (mut r, w) = pipe();
         let s = Stdin::start(fifo, Sink::Pipe(w)).unwrap();
@@ -352,9 +358,7 @@ mod tests {
     #[test]
     fn input_still_in_the_fifo_at_close_is_forwarded() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stdin");
-        mkfifo(&path);
-        let fifo = open_fifo(path.to_str().unwrap()).unwrap().unwrap();
+        let (path, fifo) = stdin_fifo(dir.path(), "stdin");
         let mut writer = File::options().write(true).open(&path).unwrap();
         let (mut r, w) = pipe();
         // Written and closed at once, as ctr does: the copy may not have read any of it.
@@ -423,9 +427,7 @@ mod tests {
     #[test]
     fn a_full_pipe_holds_the_input_back_without_dropping_any() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stdin");
-        mkfifo(&path);
-        let fifo = open_fifo(path.to_str().unwrap()).unwrap().unwrap();
+        let (path, fifo) = stdin_fifo(dir.path(), "stdin");
         let (mut r, w) = pipe();
         let s = Stdin::start(fifo, Sink::Pipe(w)).unwrap();
         // Far more than the pipe and the fifo hold together.
@@ -439,14 +441,9 @@ mod tests {
         thread::sleep(Duration::from_millis(300));
         assert!(!writer.is_finished(), "the input was not held back");
         // Another process's copy goes through meanwhile.
-        let other = dir.path().join("other");
-        mkfifo(&other);
+        let (other, other_fifo) = stdin_fifo(dir.path(), "other");
         let (mut r2, w2) = pipe();
-        let s2 = Stdin::start(
-            open_fifo(other.to_str().unwrap()).unwrap().unwrap(),
-            Sink::Pipe(w2),
-        )
-        .unwrap();
+        let s2 = Stdin::start(other_fifo, Sink::Pipe(w2)).unwrap();
         File::options()
             .write(true)
             .open(&other)
@@ -470,9 +467,7 @@ mod tests {
     #[test]
     fn dropping_the_handle_ends_the_copy() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stdin");
-        mkfifo(&path);
-        let fifo = open_fifo(path.to_str().unwrap()).unwrap().unwrap();
+        let (_path, fifo) = stdin_fifo(dir.path(), "stdin");
         let (r, w) = pipe();
         let s = Stdin::start(fifo, Sink::Pipe(w)).unwrap();
         let state = s.state.clone();
@@ -488,9 +483,7 @@ mod tests {
     #[test]
     fn close_on_a_terminal_sends_eof_and_keeps_the_master() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stdin");
-        mkfifo(&path);
-        let fifo = open_fifo(path.to_str().unwrap()).unwrap().unwrap();
+        let (path, fifo) = stdin_fifo(dir.path(), "stdin");
         let _writer = File::options().write(true).open(&path).unwrap();
         let pty = runtime_core::tty::open_pty().unwrap();
         let master = Arc::new(File::from(pty.master));
@@ -510,9 +503,7 @@ mod tests {
     #[test]
     fn a_closed_process_side_ends_the_copy() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stdin");
-        mkfifo(&path);
-        let fifo = open_fifo(path.to_str().unwrap()).unwrap().unwrap();
+        let (path, fifo) = stdin_fifo(dir.path(), "stdin");
         let _writer = File::options().write(true).open(&path).unwrap();
         let (r, w) = pipe();
         let s = Stdin::start(fifo, Sink::Pipe(w)).unwrap();
