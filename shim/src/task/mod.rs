@@ -28,12 +28,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use crate::shim::ExitSignal;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
 
 use crate::error::{Kind, Result, ShimError};
 use crate::events::Events;
+use crate::shim::ExitSignal;
 use crate::zygote::{Reply, Zygote};
 
 pub use delete::cleanup_dead_shim;
