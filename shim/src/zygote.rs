@@ -600,6 +600,7 @@ impl Zygote {
         } else if status == 0 {
             log::debug!("zygote {pid} left after {lived:?}, idle");
             live.quick_exits = 0;
+            crate::release_free_memory();
             State::Idle
         } else {
             live.quick_exits = if lived < QUICK_EXIT {
