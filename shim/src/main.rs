@@ -3,7 +3,6 @@
 //! runtime binary is executed per operation.
 
 mod checkpoint;
-mod console;
 mod error;
 mod events;
 mod info;

@@ -17,9 +17,6 @@ use containerd_shim_protos::ttrpc::{self, TtrpcContext};
 use crate::error::{Kind, Result, ShimError};
 use crate::task::{timestamp, Exit, Tasks};
 
-// shim.rs builds the service from these.
-pub use crate::task::{cleanup_dead_shim, Tasks as Shared};
-
 /// The ttrpc Task service.
 #[derive(Clone)]
 pub struct Service {

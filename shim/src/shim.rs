@@ -24,7 +24,8 @@ use containerd_shim::{Config, Flags, StartOpts};
 use containerd_shim_protos::shim::shim_ttrpc::create_task;
 
 use crate::events::{Events, Publisher};
-use crate::service::{self, Service, Shared};
+use crate::service::Service;
+use crate::task::{self, Tasks};
 use crate::ttrpc_server;
 use crate::zygote::Zygote;
 
@@ -86,7 +87,7 @@ pub struct YoukiShim {
     /// The socket this server listens on (`-socket`).
     socket: String,
     zygote: Mutex<Option<std::result::Result<Zygote, String>>>,
-    shared: OnceLock<Arc<Shared>>,
+    tasks: OnceLock<Arc<Tasks>>,
 }
 
 /// Annotations that group containers into one shim, in the order containerd's runc shim
@@ -274,7 +275,7 @@ impl containerd_shim::Shim for YoukiShim {
             bundle: flags.bundle.clone(),
             socket: flags.socket.clone(),
             zygote: Mutex::new(zygote),
-            shared: OnceLock::new(),
+            tasks: OnceLock::new(),
         }
     }
 
@@ -316,13 +317,13 @@ impl containerd_shim::Shim for YoukiShim {
         } else {
             PathBuf::from(&self.bundle)
         };
-        Ok(service::cleanup_dead_shim(&bundle, &self.id))
+        Ok(task::cleanup_dead_shim(&bundle, &self.id))
     }
 
     fn wait(&mut self) {
         self.exit.wait();
-        if let Some(shared) = self.shared.get() {
-            shared.shutdown();
+        if let Some(tasks) = self.tasks.get() {
+            tasks.shutdown();
         }
         // The crate removes the socket named by the bundle's `address` file after this
         // returns, but containerd may have removed the bundle by then (it does so right
@@ -356,8 +357,8 @@ impl YoukiShim {
         }
         let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
         let events = Events::start(Publisher::new(&address), self.namespace.clone());
-        let shared = Shared::new(zygote, events, self.exit.clone());
-        let weak = Arc::downgrade(&shared);
+        let tasks = Tasks::new(zygote, events, self.exit.clone());
+        let weak = Arc::downgrade(&tasks);
         if let Err(e) = crate::reaper::start(move |pid, status| {
             if let Some(s) = weak.upgrade() {
                 s.on_exit(pid, status);
@@ -365,8 +366,8 @@ impl YoukiShim {
         }) {
             log::error!("starting the reaper: {e}");
         }
-        let _ = self.shared.set(shared.clone());
-        Service::new(shared)
+        let _ = self.tasks.set(tasks.clone());
+        Service::new(tasks)
     }
 }
 

@@ -21,8 +21,8 @@ use std::time::SystemTime;
 
 use containerd_shim_protos::types::task::Status;
 
-use crate::console::Console;
 use crate::error::{Result, ShimError};
+use crate::io::tty::Console;
 use crate::io::{Drain, StdioPaths};
 use crate::procio::ProcIo;
 
