@@ -448,11 +448,23 @@ fn finish(c: &Containerd, id: &str) {
 fn ticker_output_survives_the_reader_going_away(rt: Rt, tty: bool) {
     let c = start_for(if tty { "tick-tty" } else { "tick" }, rt);
     let id = c.w.name("tick");
-    // It ticks from SIGUSR1 on: after ctr is gone.
-    let script = "go=; trap 'go=1' USR1; while [ -z \"$go\" ]; do sleep 0.05; done; \
-                  i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.01; done";
-    run_detached(&c, rt, tty, &id, script);
+    // It ticks from SIGUSR1 on: after ctr is gone. /armed-ID says the trap is set: a
+    // SIGUSR1 before that ends sh (seen under load, with runc's shim).
+    let armed = format!("/armed-{id}");
+    let script = format!(
+        "go=; trap 'go=1' USR1; : > {armed}; while [ -z \"$go\" ]; do sleep 0.05; done; \
+         i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.01; done"
+    );
+    run_detached(&c, rt, tty, &id, &script);
     let stdout = fifo(&c, &id, "stdout");
+    let trap_set = poll(Duration::from_secs(20), || {
+        c.rootfs.join(armed.trim_start_matches('/')).exists()
+    });
+    assert!(
+        trap_set,
+        "{rt:?}: the ticker never set its trap\n{}",
+        c.log_tail()
+    );
     c.ctr_ok(&["task", "kill", "-s", "SIGUSR1", &id]);
     // Nobody reads: the lines wait in the fifo.
     std::thread::sleep(Duration::from_secs(1));
