@@ -10,7 +10,8 @@
 #    (--runtime io.containerd.youki.v2) and through containerd-shim-runc-v2 with runc
 #    (io.containerd.runc.v2), interleaved, N runs each: median and p90 in ms and ratios.
 # 3. Memory of idle shims, from /proc/PID/smaps_rollup (RSS and PSS; our shim is its
-#    server and its zygote together): one shim serving one `sleep` container, then 20
+#    server, and its zygote while it has work: idle, once the zygote left after its 5 s
+#    without a request, the server alone): one shim serving one `sleep` container, then 20
 #    containers (20 shims) per runtime, against containerd-shim-runc-v2.
 # 4. Pods through CRI, as kubelet drives them: another private containerd, this one
 #    with its CRI plugin (the tests' config, test-support/src/cri_config.rs, printed by
@@ -23,7 +24,8 @@
 #       pod, one runc pod, ...), N each: median and p90 in ms and ratios.
 #    b. The shim memory of one pod of 3 `sleep` containers (and the sandbox) per
 #       handler (`youki-cri pod-up`), from /proc/PID/smaps_rollup summed over the pod's
-#       shim processes (ours: server + zygote), with their number and threads.
+#       shim processes (ours: the server, once its zygote left), with their number and
+#       threads.
 # 5. Docker: a private dockerd (Docker 28 from sid, scripts/fetch-docker.sh) on a private
 #    containerd 2.1 (sid's, scripts/fetch-containerd.sh), with the runtime `youki`
 #    (runtimeType io.containerd.youki.v2, examples/docker-daemon.json) next to Docker's
@@ -431,7 +433,8 @@ ctr_run() {
 }
 
 # Memory of the shims serving the containers ids $2..: "rss_kB pss_kB processes threads"
-# (smaps_rollup, summed over every process of those shims: for ours, server and zygote).
+# (smaps_rollup, summed over every process of those shims: for ours, the server and its
+# zygote if it has one).
 shim_memory() {
     local bin=$1 id p rss=0 pss=0 procs=0 threads=0 r s t
     shift
@@ -444,6 +447,20 @@ shim_memory() {
         done
     done
     echo "$rss $pss $procs $threads"
+}
+
+# Waits (at most 20 s) until the shims of binary $1 serving ids $2.. are idle, one process
+# each: our zygote leaves after 5 s without work (YOUKI_SHIM_ZYGOTE_IDLE).
+settle_shims() {
+    local bin=$1 m procs
+    shift
+    for _ in $(seq 200); do
+        m=$(shim_memory "$bin" "$@")
+        read -r _ _ procs _ <<< "$m"
+        [ "$procs" -le "$#" ] && return 0
+        sleep 0.1
+    done
+    echo "bench: the shims of $* still have $procs processes after 20 s" >&2
 }
 
 # Starts $2 detached `sleep` containers through runtime $1 (ids mem-<i>-<n>).
@@ -507,6 +524,7 @@ shim_bench() {
         start_sleepers "$i" 1
     done
     sleep 1
+    settle_shims "${shim_bins[0]}" mem-0-0
     for i in 0 1; do
         mem[$i]=$(shim_memory "${shim_bins[$i]}" "mem-$i-0")
     done
@@ -517,6 +535,9 @@ shim_bench() {
         start_sleepers "$i" "$nshims"
     done
     sleep 1
+    ids=()
+    for ((n = 0; n < nshims; n++)); do ids+=("mem-0-$n"); done
+    settle_shims "${shim_bins[0]}" "${ids[@]}"
     for i in 0 1; do
         ids=()
         for ((n = 0; n < nshims; n++)); do ids+=("mem-$i-$n"); done
@@ -527,7 +548,7 @@ shim_bench() {
     done
 
     echo
-    echo "idle shim memory (/proc/PID/smaps_rollup; ours = server + zygote), kB"
+    echo "idle shim memory (/proc/PID/smaps_rollup; ours: the server, its zygote gone idle), kB"
     printf '%-16s %11s %8s %8s %7s %8s %12s %12s\n' "" containers RSS PSS procs threads "RSS/shim" "PSS/shim"
     local row k label count rss pss procs threads
     for row in 0 1 2 3; do
@@ -595,7 +616,8 @@ pod_cycle() {
 }
 
 # Memory of the shims serving pod $2 through shim binary $1: "rss_kB pss_kB processes
-# threads" (smaps_rollup, summed over every process: for ours, server and zygote).
+# threads" (smaps_rollup, summed over every process: for ours, the server and its zygote
+# if it has one).
 pod_shim_memory() {
     local p rss=0 pss=0 procs=0 threads=0 r s t
     for p in $(pids_with "$1" " -address $work/cri/c.sock" " -id $2"); do
@@ -673,8 +695,14 @@ pod_bench() {
             --containers 3 --cgroup-parent "/$pod_cgroup" --name "${pod_prefix}mem-$h" 2>> "$work/stderr") \
             || cri_failed "pod-up ($h)"
     done
-    # Let the shims settle after the starts (as part 3 does).
+    # Let the shims settle after the starts (as part 3 does): ours until its zygote left.
     sleep 1
+    local settled
+    for _ in $(seq 200); do
+        settled=$(pod_shim_memory "${shim_bins[0]}" "${ids[0]}")
+        [ "$(echo "$settled" | cut -d' ' -f3)" -le 1 ] && break
+        sleep 0.1
+    done
     for i in 0 1; do
         mem[$i]=$(pod_shim_memory "${shim_bins[$i]}" "${ids[$i]}")
     done
@@ -683,7 +711,7 @@ pod_bench() {
 
     echo
     echo "shim memory of one pod, sandbox + 3 containers (/proc/PID/smaps_rollup, summed over"
-    echo "the pod's shim processes; ours = server + zygote), kB"
+    echo "the pod's shim processes; ours: the server, its zygote gone idle), kB"
     printf '%-16s %8s %8s %7s %8s\n' handler RSS PSS procs threads
     local rss pss procs threads yr yp yc yt
     for i in 0 1; do
