@@ -11,7 +11,6 @@ mod metrics;
 mod mounts;
 mod oom;
 mod options;
-mod procio;
 mod reaper;
 mod service;
 mod shim;

@@ -1,4 +1,4 @@
-//! TaskOOM: one thread per shim watches every container's runtime-core [`OomWatcher`]
+//! TaskOOM: one thread per shim watches every container's runtime-core [`cgroups::OomWatcher`]
 //! (v1: the memory.oom_control eventfd, v2: inotify on memory.events) and reports each
 //! OOM kill. One thread, not one per container, so that a pod's shim does not grow by a
 //! thread per container. It waits on every watcher's notifier at once and looks as soon

@@ -7,7 +7,7 @@
 //! - `delete`: cleans up after a dead shim from the bundle.
 //! - no command: the server, [`serve`]: the crate's bootstrap for it, with this shim's
 //!   ttrpc server (ttrpc_server.rs) in place of ttrpc's, which keeps six threads per
-//!   connection. [`YoukiShim::new`] forks the zygote while the process still has its
+//!   connection. `YoukiShim::new` forks the zygote while the process still has its
 //!   only thread, sets up logging, then the main thread serves the Task service until
 //!   the [`ExitSignal`]. Later zygotes are exec'd on demand (zygote.rs).
 //! - `zygote` (after the server's own arguments): the zygote, dispatched in main.rs.
@@ -112,7 +112,7 @@ fn grouping_id(id: &str, config: &[u8]) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
-/// How long the crate gets to stop the server and the process to exit after [`YoukiShim::wait`]
+/// How long the crate gets to stop the server and the process to exit after `YoukiShim::wait`
 /// returned.
 const EXIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 

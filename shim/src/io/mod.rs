@@ -9,6 +9,8 @@
 //! - [`stdin`]: the process's stdin, from containerd's fifo; CloseIO ends it. The process
 //!   gets /dev/null from [`setup_for`], which the caller replaces.
 //! - [`tty`]: a process's terminal: its output and its size.
+//! - [`process`]: one process's I/O put together (pipes or terminal), what create and
+//!   exec hand the zygote and what the task keeps.
 //! - copier.rs: the one thread that runs every copy of every process (output, stdin,
 //!   terminal), a poll loop over copies that never block: a pod's shim does not grow by
 //!   threads per container.
@@ -22,6 +24,7 @@ mod copier;
 mod fifo;
 mod file;
 mod output;
+pub mod process;
 pub mod stdin;
 pub mod tty;
 mod uri;

@@ -15,11 +15,11 @@ use runtime_core::state::Store;
 
 use crate::checkpoint;
 use crate::error::{Result, ShimError};
+use crate::io::process::{self as procio, ProcIo};
 use crate::io::StdioPaths;
 use crate::mounts::{self, Mount};
 use crate::oom::Oom;
 use crate::options;
-use crate::procio::{self, ProcIo};
 use crate::zygote::{self, Reply, Request, Zygote};
 
 use super::process::Proc;

@@ -12,8 +12,8 @@ use containerd_shim_protos::topics::{TASK_EXEC_ADDED_EVENT_TOPIC, TASK_EXEC_STAR
 use oci_spec::runtime::Process;
 
 use crate::error::{Result, ShimError};
+use crate::io::process::{self as procio, ProcIo};
 use crate::io::StdioPaths;
-use crate::procio::{self, ProcIo};
 use crate::typeurl;
 use crate::zygote::{self, Reply, Request, Zygote};
 

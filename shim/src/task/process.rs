@@ -22,9 +22,9 @@ use std::time::SystemTime;
 use containerd_shim_protos::types::task::Status;
 
 use crate::error::{Result, ShimError};
+use crate::io::process::ProcIo;
 use crate::io::tty::Console;
 use crate::io::{Drain, StdioPaths};
-use crate::procio::ProcIo;
 
 /// Which process: the init of task `id` (no `exec_id`) or one of its execs. Displayed as
 /// messages name it: `task ID` or `exec EXEC_ID of task ID`.

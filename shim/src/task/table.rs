@@ -284,8 +284,8 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::process::ProcIo;
     use crate::io::StdioPaths;
-    use crate::procio::ProcIo;
 
     fn created(pid: i32) -> Container {
         let init = Proc::new(pid, StdioPaths::default(), false);

@@ -15,8 +15,8 @@ use containerd_shim_protos::types::task::Status;
 
 use crate::error::Result;
 use crate::events::{Events, Item, Publish};
+use crate::io::process::ProcIo;
 use crate::io::{Drain, StdioPaths};
-use crate::procio::ProcIo;
 
 use super::process::{Exit, Proc, ProcId};
 use super::table::Container;
