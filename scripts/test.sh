@@ -15,7 +15,7 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
-# The shim's tests and the CRI tests (tests/e2e_cri.rs writes a `version = 2` config for
+# The shim's tests and the CRI tests (test-support/src/cri_config.rs writes a `version = 2` config for
 # containerd 1.x and `version = 3` for 2.x).
 shim_tests=()
 for f in tests/e2e_shim*.rs tests/e2e_cri*.rs; do

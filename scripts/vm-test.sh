@@ -277,7 +277,7 @@ for t in "${cli_tests[@]}" e2e_shim e2e_shim_systemd e2e_cri_systemd core_cgroup
 done
 vm_bin=/vm/bin
 if [ "$mode" = systemd ]; then
-    # The CRI test's two images (tests/e2e_support/cri.rs, YOUKI_CRI_IMAGES): made in the
+    # The CRI test's two images (test-support/src/cri.rs, YOUKI_CRI_IMAGES): made in the
     # VM they would cost a minute of TCG (a fork per busybox applet).
     mkdir -p "$run/bin/images"
     scripts/mkimage.sh --pause "$run/bin/images/pause.tar" >/dev/null || die "scripts/mkimage.sh --pause failed"
