@@ -1,5 +1,8 @@
 //! `youki`: an OCI container runtime command line with runc's commands and flags.
 
+// No unsafe code here: the kernel calls that need it live in runtime-core (issue 20).
+#![forbid(unsafe_code)]
+
 mod cli;
 mod commands;
 mod foreground;

@@ -19,6 +19,9 @@
 //! # let _ = api::NamespaceMode::Pod;
 //! ```
 
+// No unsafe code here: the kernel calls that need it live in runtime-core (issue 20).
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -16,6 +16,9 @@
 //! prints how long they took; `pod-up` leaves a pod of `sleep` containers running (to
 //! measure its shim from the host) and prints its id; `pod-down` removes pods.
 
+// No unsafe code here: the kernel calls that need it live in runtime-core (issue 20).
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

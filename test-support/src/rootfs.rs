@@ -56,12 +56,8 @@ pub fn build_rootfs(rootfs: &Path) {
     }
     fs::set_permissions(rootfs.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
     fs::set_permissions(rootfs.join("root"), fs::Permissions::from_mode(0o700)).unwrap();
-    // SAFETY: chown of a path we just created; the CString outlives the call.
-    let home =
-        std::ffi::CString::new(rootfs.join("home/user").as_os_str().as_encoded_bytes()).unwrap();
-    unsafe {
-        libc::chown(home.as_ptr(), 1000, 1000);
-    }
+    std::os::unix::fs::chown(rootfs.join("home/user"), Some(1000), Some(1000))
+        .expect("chown home/user in rootfs");
 
     let bb = busybox_bin();
     fs::copy(&bb, rootfs.join("bin/busybox"))
