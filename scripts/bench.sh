@@ -440,9 +440,10 @@ shim_memory() {
     shift
     for id in "$@"; do
         for p in $(pids_with "$bin -namespace $ns -id $id "); do
-            r=$(awk '/^Rss:/ { print $2 }' "/proc/$p/smaps_rollup")
-            s=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup")
-            t=$(awk '/^Threads:/ { print $2 }' "/proc/$p/status")
+            # A zygote leaving meanwhile is not counted.
+            r=$(awk '/^Rss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
+            s=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
+            t=$(awk '/^Threads:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
             rss=$((rss + r)); pss=$((pss + s)); threads=$((threads + t)); procs=$((procs + 1))
         done
     done
@@ -621,9 +622,10 @@ pod_cycle() {
 pod_shim_memory() {
     local p rss=0 pss=0 procs=0 threads=0 r s t
     for p in $(pids_with "$1" " -address $work/cri/c.sock" " -id $2"); do
-        r=$(awk '/^Rss:/ { print $2 }' "/proc/$p/smaps_rollup")
-        s=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup")
-        t=$(awk '/^Threads:/ { print $2 }' "/proc/$p/status")
+        # A zygote leaving meanwhile is not counted.
+        r=$(awk '/^Rss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
+        s=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
+        t=$(awk '/^Threads:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
         rss=$((rss + r)); pss=$((pss + s)); threads=$((threads + t)); procs=$((procs + 1))
     done
     echo "$rss $pss $procs $threads"
