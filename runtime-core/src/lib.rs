@@ -4,6 +4,9 @@
 //! delete) -> [`process`] (the double fork and the init sequence) -> [`namespaces`],
 //! [`rootfs`], [`cgroups`], [`capabilities`], [`hooks`] -> [`syscall`] (the kernel).
 
+// Unsafe code only in the kernel layer, where each block says why it is sound (issue 20).
+#![deny(unsafe_code)]
+
 pub mod capabilities;
 pub mod cgroups;
 pub mod channel;
@@ -20,5 +23,6 @@ pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod state;
+#[allow(unsafe_code)]
 pub mod syscall;
 pub mod tty;

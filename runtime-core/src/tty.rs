@@ -2,14 +2,14 @@
 //! to the caller over a console socket (as runc does), its slave the process's stdio.
 
 use std::io::IoSlice;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
-use crate::syscall::{terminal, SyscallError};
+use crate::syscall::{fds, terminal, SyscallError};
 
 /// Name sent with the pty master, as runc sends it; receivers only use the descriptor.
 const MASTER_NAME: &str = "/dev/ptmx";
@@ -138,25 +138,13 @@ pub fn send_master(socket: BorrowedFd<'_>, master: BorrowedFd<'_>) -> Result<(),
 /// Receives a pty master sent by [`send_master`].
 pub fn receive_master(socket: BorrowedFd<'_>) -> Result<OwnedFd, TtyError> {
     let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(pty_err("receiving the pty master"))?;
-    for c in msg.cmsgs().map_err(pty_err("reading control messages"))? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just installed this descriptor in our table for us;
-                // nothing else owns it.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    Err(TtyError::NoDescriptor)
+    let msg = fds::recv_with_fds::<1>(socket, &mut buf, MsgFlags::MSG_CMSG_CLOEXEC).map_err(
+        |e| match e {
+            fds::RecvError::Recv(e) => pty_err("receiving the pty master")(e),
+            fds::RecvError::ControlMessages(e) => pty_err("reading control messages")(e),
+        },
+    )?;
+    msg.fds.into_iter().next().ok_or(TtyError::NoDescriptor)
 }
 
 /// Makes the calling process the leader of a new session (and process group), as runc

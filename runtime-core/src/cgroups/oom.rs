@@ -11,13 +11,14 @@
 //!   notification only delays the report.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::{files, stats, CgroupError};
+use crate::syscall::notify;
 
 /// Watches a cgroup for OOM kills. Hold it while streaming events; drop it to stop.
 #[derive(Debug)]
@@ -63,16 +64,8 @@ impl OomWatcher {
                 file: "memory.oom_control".into(),
                 source,
             })?;
-        // SAFETY: eventfd takes no pointers; a non-negative result is a new descriptor we own.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if raw < 0 {
-            return Err(other(
-                dir,
-                format!("eventfd: {}", std::io::Error::last_os_error()),
-            ));
-        }
-        // SAFETY: `raw` was just returned by eventfd and is owned by nobody else.
-        let eventfd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let eventfd = notify::eventfd()
+            .map_err(|e| other(dir, format!("eventfd: {}", std::io::Error::from(e.errno))))?;
         files::write(
             dir,
             "cgroup.event_control",
@@ -91,10 +84,14 @@ impl OomWatcher {
     /// Watches `memory.events` of the v2 cgroup `dir`.
     pub(crate) fn v2(dir: &Path) -> Result<Self, CgroupError> {
         let last = oom_kills_v2(dir)?;
-        let inotify = match inotify_watch(&dir.join("memory.events")) {
+        let inotify = match notify::inotify_watch(&dir.join("memory.events"), libc::IN_MODIFY) {
             Ok(fd) => Some(fd),
             Err(e) => {
-                log::debug!("{}: inotify unavailable, polling: {e}", dir.display());
+                log::debug!(
+                    "{}: inotify unavailable, polling: {}",
+                    dir.display(),
+                    std::io::Error::from(e.errno)
+                );
                 None
             }
         };
@@ -191,25 +188,6 @@ fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
     matches!(poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)), Ok(n) if n > 0)
-}
-
-/// An inotify descriptor watching `path` for modification.
-fn inotify_watch(path: &Path) -> std::io::Result<OwnedFd> {
-    // SAFETY: inotify_init1 takes no pointers; a non-negative result is ours.
-    let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: just created, owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) };
-    if wd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(fd)
 }
 
 /// Reads and discards every pending inotify event.

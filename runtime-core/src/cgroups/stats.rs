@@ -621,13 +621,7 @@ fn hugetlb_sizes(dir: &Path, suffix: &str) -> Vec<String> {
 
 /// Clock ticks per second, the unit of cpuacct.stat.
 fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
+    crate::syscall::clock_ticks().unwrap_or(100)
 }
 
 /// The statistics of a v1 cgroup. `dir(controller)` is the cgroup's directory in the

@@ -1,13 +1,20 @@
 //! The one layer that talks to the kernel directly.
 //!
-//! Every raw syscall and every `unsafe` block of the runtime lives here. The rest of the
-//! runtime goes through the [`Syscall`] trait, so that the order of operations in rootfs
-//! and namespace setup can be unit-tested with [`recording::RecordingSyscall`] without root.
+//! Every raw syscall and every `unsafe` block of the runtime and of the shim lives here,
+//! behind safe functions (lib.rs denies unsafe code everywhere else in the crate; the
+//! front ends forbid it). The rest of the runtime goes through the [`Syscall`] trait, so
+//! that the order of operations in rootfs and namespace setup can be unit-tested with
+//! [`recording::RecordingSyscall`] without root.
 
 pub mod bpf;
+pub mod fds;
+pub mod malloc;
+pub mod notify;
+pub mod pidfd;
 #[cfg(test)]
 pub mod recording;
 pub mod signals;
+pub mod spawn;
 pub mod terminal;
 
 use std::ffi::CString;
@@ -577,8 +584,33 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// The size of `struct clone_args` up to `tls` (CLONE_ARGS_SIZE_VER0), for a clone3 that
+/// needs none of the later fields: it then runs on the first kernels with clone3 (5.3).
+const CLONE_ARGS_SIZE_VER0: usize = 64;
+
 /// clone3's CLONE_INTO_CGROUP (Linux 5.7), which the libc crate does not name.
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// clone3(2) with the first `size` bytes of `args`: the child's 0 or the parent's child
+/// pid, or the errno.
+///
+/// # Safety
+///
+/// `args` must describe a fork (no CLONE_VM, no stack) and every pointer in it be valid
+/// for the kernel to write; the caller's child must only run code that is sound in a copy
+/// of the process taken at this instant: when other threads exist, only async-signal-safe
+/// calls on data prepared before, and it must end in execve(2) or _exit(2).
+unsafe fn clone3(args: &CloneArgs, size: usize) -> std::result::Result<i32, Errno> {
+    debug_assert!(size <= std::mem::size_of::<CloneArgs>());
+    // SAFETY: `args` is a valid clone_args of at least `size` bytes, alive for the call;
+    // what the child may do is the caller's contract (above).
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, args as *const CloneArgs, size) };
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(ret as i32)
+    }
+}
 
 /// fork(2) as [`fork`], but the child is created in the cgroup v2 directory `cgroup`
 /// (clone3 with CLONE_INTO_CGROUP): it never moves, so the kernel takes its global
@@ -596,25 +628,17 @@ pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> Result<Forked> {
     };
     // SAFETY: with no CLONE_VM and no stack, clone3 duplicates the process as fork(2)
     // does, and the process has exactly one thread (checked above), so the child's copy
-    // holds no lock of a vanished thread. `args` is a valid clone_args of the size given,
-    // alive for the call. glibc's fork also refreshes its cached thread id in the child;
-    // the child here runs runtime code that does not use it (no raise(3), no pthread_kill)
-    // and then execs.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match ret {
-        -1 => Err(SyscallError {
+    // holds no lock of a vanished thread. `args` holds no pointer. glibc's fork also
+    // refreshes its cached thread id in the child; the child here runs runtime code that
+    // does not use it (no raise(3), no pthread_kill) and then execs.
+    match unsafe { clone3(&args, std::mem::size_of::<CloneArgs>()) } {
+        Err(errno) => Err(SyscallError {
             call: "clone3",
             target: "CLONE_INTO_CGROUP".into(),
-            errno: Errno::last(),
+            errno,
         }),
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+        Ok(0) => Ok(Forked::Child),
+        Ok(pid) => Ok(Forked::Parent(Pid::from_raw(pid))),
     }
 }
 
@@ -634,6 +658,14 @@ fn single_threaded(call: &'static str) -> Result<()> {
 fn thread_count() -> std::result::Result<usize, Errno> {
     let dir = std::fs::read_dir("/proc/self/task").map_err(|e| io_errno(&e))?;
     Ok(dir.count())
+}
+
+/// Clock ticks per second (sysconf(_SC_CLK_TCK)), the unit of /proc's and cgroup v1's CPU
+/// times; None if the C library does not know it.
+pub fn clock_ticks() -> Option<u64> {
+    // SAFETY: sysconf takes an integer only and has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(t).ok().filter(|t| *t > 0)
 }
 
 /// The errno inside an io::Error, EIO when it has none.
@@ -718,6 +750,12 @@ pub fn close_in_child(fd: std::os::fd::RawFd) {
 /// Ends a forked child at once with `code`, without running atexit handlers or destructors
 /// that belong to the parent's copy of the process state.
 pub fn exit_child(code: i32) -> ! {
+    exit_now(code)
+}
+
+/// Ends the process at once with `code` (_exit(2)): no atexit handler, destructor or
+/// buffered output is run or flushed, and no lock of another thread is waited for.
+pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is async-signal-safe and takes no pointers.
     unsafe { libc::_exit(code) }
 }
