@@ -2,6 +2,9 @@
 //! speak it, and 2.x accepts) that runs containers in-process with runtime-core: no
 //! runtime binary is executed per operation.
 
+// Unsafe code lives in runtime-core's kernel layer only (issue 20).
+#![forbid(unsafe_code)]
+
 mod checkpoint;
 mod error;
 mod events;
@@ -20,7 +23,9 @@ mod typeurl;
 mod zygote;
 
 use containerd_shim::Config;
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::Signal;
+use runtime_core::syscall::malloc;
+use runtime_core::syscall::signals::{self, Action};
 
 /// The runtime name containerd resolves to this binary.
 const RUNTIME_ID: &str = "io.containerd.youki.v2";
@@ -29,9 +34,7 @@ const RUNTIME_ID: &str = "io.containerd.youki.v2";
 /// (its zygote left), after the work of a create or exec left holes in the heap that
 /// malloc's own trimming (only the heap's top) keeps.
 pub(crate) fn release_free_memory() {
-    // SAFETY: malloc_trim only returns free pages of malloc's arenas to the kernel; it is
-    // thread-safe and touches no memory in use.
-    unsafe { libc::malloc_trim(0) };
+    malloc::trim();
 }
 
 fn is_version_flag(arg: &str) -> bool {
@@ -70,12 +73,9 @@ fn main() {
     let _ = nix::sys::prctl::set_thp_disable(true);
     // One malloc arena instead of one per thread (request, copy and watcher threads, all
     // lightly loaded): a few hundred kB of RSS.
-    // SAFETY: mallopt only sets a malloc tunable; no allocation is in flight.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    let _ = malloc::set_arena_max(1);
     // The reaper relies on exits staying waitable: an inherited SIG_IGN would auto-reap.
-    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    // SAFETY: installing SIG_DFL runs none of our code in signal context.
-    let _ = unsafe { sigaction(Signal::SIGCHLD, &dfl) };
+    let _ = signals::set_action(Signal::SIGCHLD, Action::Default);
     // The server starts its zygote as this binary with the action `zygote`: it only
     // serves the server's requests (zygote.rs), nothing of the containerd-shim crate runs.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -104,22 +104,14 @@ fn main() {
     }
 }
 
-extern "C" fn ignore(_: libc::c_int) {}
-
 /// The server outlives SIGTERM and SIGINT (containerd ends it with Shutdown), as under the
 /// crate's bootstrap, which caught them to log them. Caught by a handler that does
 /// nothing, not ignored: the programs the server starts (binary:// loggers) get the
 /// default back at exec, as an ignored signal would not.
 fn quiet_signals() {
-    let noop = SigAction::new(
-        SigHandler::Handler(ignore),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
     for sig in [Signal::SIGTERM, Signal::SIGINT] {
-        // SAFETY: the handler does nothing, which is async-signal-safe.
-        if let Err(e) = unsafe { sigaction(sig, &noop) } {
-            eprintln!("{RUNTIME_ID}: catching {sig}: {e}");
+        if let Err(e) = signals::set_action(sig, Action::Discard) {
+            eprintln!("{RUNTIME_ID}: catching {sig}: {}", e.errno);
         }
     }
 }

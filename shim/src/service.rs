@@ -103,8 +103,7 @@ impl containerd_shim::Task for Service {
         };
         let r = answer("start", &req.id, r);
         // The shim mostly idles after a start: give back what create and start freed.
-        // SAFETY: malloc_trim only releases free heap memory.
-        unsafe { libc::malloc_trim(0) };
+        crate::release_free_memory();
         r
     }
 

@@ -125,10 +125,9 @@ fn exit_watchdog() {
         .stack_size(64 * 1024)
         .spawn(|| {
             std::thread::sleep(EXIT_DEADLINE);
-            // Nothing is logged here: a blocked logger may be what holds the exit up.
-            // SAFETY: _exit(2) ends the process at once; the shim's state is on disk and
-            // its socket removed, nothing else needs to run.
-            unsafe { libc::_exit(0) }
+            // Nothing is logged here: a blocked logger may be what holds the exit up. The
+            // shim's state is on disk and its socket removed, nothing else needs to run.
+            runtime_core::syscall::exit_now(0)
         });
     if let Err(e) = spawned {
         log::warn!("starting the exit watchdog: {e}");

@@ -34,8 +34,8 @@
 //! could not even be sent (the zygote had died) goes to its successor.
 
 use std::ffi::{CString, OsString};
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -45,10 +45,11 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    recvmsg, sendmsg, shutdown, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
-    MsgFlags, Shutdown, SockFlag, SockType,
+    sendmsg, shutdown, socketpair, AddressFamily, ControlMessage, MsgFlags, Shutdown, SockFlag,
+    SockType,
 };
 use nix::unistd::Pid;
+use runtime_core::syscall::fds;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -251,29 +252,16 @@ impl Channel {
                 Ok(_) => {}
             }
             let mut buf = vec![0u8; MAX_MESSAGE];
-            let mut cmsg = nix::cmsg_space!([RawFd; 8]);
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let msg = match recvmsg::<()>(
-                self.sock.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
+            let msg = match fds::recv_with_fds::<8>(
+                self.sock.as_fd(),
+                &mut buf,
                 MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
             ) {
-                Err(Errno::EINTR) | Err(Errno::EAGAIN) => continue,
-                Err(e) => return Err(e),
+                Err(fds::RecvError::Recv(Errno::EINTR | Errno::EAGAIN)) => continue,
+                Err(e) => return Err(e.errno()),
                 Ok(m) => m,
             };
-            let mut fds = vec![];
-            for c in msg.cmsgs()? {
-                if let ControlMessageOwned::ScmRights(raw) = c {
-                    // SAFETY: the kernel just installed these descriptors in our table; nothing
-                    // else owns them.
-                    fds.extend(
-                        raw.into_iter()
-                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                    );
-                }
-            }
+            let fds = msg.fds;
             let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
             let n = msg.bytes;
             if n == 0 && fds.is_empty() {
@@ -665,9 +653,7 @@ struct ExecSpawner {
 
 /// Copies `fd` to a new close-on-exec descriptor numbered [`HIGH_FD`] or above.
 fn dup_high(fd: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
-    let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(HIGH_FD))?;
-    // SAFETY: F_DUPFD_CLOEXEC just created descriptor `raw`; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    fds::dup_from(fd, HIGH_FD).map_err(|e| e.errno)
 }
 
 /// The bytes of `s` as a C string (arguments and environment never hold a NUL).
@@ -771,20 +757,13 @@ pub fn is_zygote(args: &[OsString]) -> Option<bool> {
     (flags.action == ACTION).then_some(flags.debug)
 }
 
-/// Takes descriptor `fd`, which the server's spawn placed in this process, if it is open.
-fn inherited(fd: RawFd) -> Option<OwnedFd> {
-    std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).ok()?;
-    // SAFETY: `fd` is open (its /proc entry exists) and has no owner yet: this runs once
-    // per descriptor, first thing in the zygote, and the server's spawn put it there.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// The life of an exec'd zygote: take the descriptors the server's spawn placed, then
 /// [`run`]. Returns the process's exit code.
 pub fn main(debug: bool) -> i32 {
     use nix::sys::socket::{getsockopt, sockopt};
 
-    let Some(sock) = inherited(CHANNEL_FD) else {
+    // Taken before this process opens anything: fds::take_inherited's contract.
+    let Some(sock) = fds::take_inherited(CHANNEL_FD) else {
         eprintln!("{ACTION}: no channel on fd {CHANNEL_FD}: only the shim starts zygotes");
         return 2;
     };
@@ -792,7 +771,7 @@ pub fn main(debug: bool) -> i32 {
         eprintln!("{ACTION}: fd {CHANNEL_FD} is not the shim's channel");
         return 2;
     }
-    let log = inherited(LOG_FD);
+    let log = fds::take_inherited(LOG_FD);
     // Neither goes to the containers and hooks the zygote forks.
     for fd in [Some(&sock), log.as_ref()].into_iter().flatten() {
         let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
@@ -816,23 +795,20 @@ fn forked_main(chan: Channel, log: Option<OwnedFd>, debug: bool) -> i32 {
 /// quiet_signals) and its stdout (the pipe `start` reads the address from until
 /// end-of-file).
 fn undo_server() -> std::result::Result<(), Errno> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    use nix::sys::signal::Signal;
+    use runtime_core::syscall::signals::{set_action, Action};
 
     // SIGPIPE stays ignored as in any Rust program (writes report EPIPE instead);
     // runtime-core resets every signal for the container's process.
-    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     for sig in [
         Signal::SIGTERM,
         Signal::SIGINT,
         Signal::SIGCHLD,
         Signal::SIGHUP,
     ] {
-        // SAFETY: installing SIG_DFL runs none of our code in signal context.
-        unsafe { sigaction(sig, &dfl) }?;
+        set_action(sig, Action::Default).map_err(|e| e.errno)?;
     }
-    // SAFETY: as above, SIG_IGN.
-    unsafe { sigaction(Signal::SIGPIPE, &ign) }?;
+    set_action(Signal::SIGPIPE, Action::Ignore).map_err(|e| e.errno)?;
     let null = nix::fcntl::open(
         "/dev/null",
         OFlag::O_RDWR | OFlag::O_CLOEXEC,
@@ -1113,8 +1089,7 @@ fn driver(systemd_cgroup: bool) -> runtime_core::cgroups::Driver {
 fn done(result: Result<Reply>) -> Reply {
     let reply = result.unwrap_or_else(Reply::Failed);
     // The zygote idles between requests: give back what the operation allocated.
-    // SAFETY: malloc_trim only releases free heap memory.
-    unsafe { libc::malloc_trim(0) };
+    crate::release_free_memory();
     reply
 }
 

@@ -13,7 +13,7 @@
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -21,8 +21,9 @@ use std::thread;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg};
 use nix::poll::{PollFd, PollFlags};
+use runtime_core::syscall::spawn::{self, ChildFds, Program};
+use runtime_core::syscall::{fds, pidfd, signals};
 
 use super::uri::LogBinary;
 use super::{null, pipe, poll_for, Drain, BUF_SIZE, COPY_STACK};
@@ -42,7 +43,7 @@ const LOGGER_TERM_GRACE: Duration = Duration::from_secs(2);
 const LOGGER_KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Where a logging binary's descriptors start: stdout pipe, stderr pipe, ready pipe.
-const LOGGER_FIRST_FD: RawFd = 3;
+const LOGGER_FIRST_FD: RawFd = spawn::FIRST_FD;
 
 /// The containerd namespace of this shim (its `-namespace` flag): a logging binary's
 /// `CONTAINER_NAMESPACE`.
@@ -125,20 +126,6 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
         .map_err(|e| ShimError::other(format!("starting the {name} thread: {e}")))
 }
 
-/// clone3(2)'s arguments (linux/sched.h, the first version of the struct).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-}
-
 /// A running logging binary: the shim's child, seen through a pidfd. Its exit status
 /// belongs to the shim's reaper; only the pidfd says whether it has exited.
 #[derive(Debug)]
@@ -154,10 +141,8 @@ fn cstring(s: &OsStr) -> Result<CString> {
 /// A copy of `fd` numbered `LOGGER_FIRST_FD + 3` or above (close-on-exec), so that moving
 /// the copies onto 3, 4 and 5 in the child never overwrites one of them.
 fn high_dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
-    fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(LOGGER_FIRST_FD + 3))
-        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-        .map_err(|e| ShimError::other(format!("dup: {e}")))
+    fds::dup_from(fd, LOGGER_FIRST_FD + 3)
+        .map_err(|e| ShimError::other(format!("dup: {}", e.errno)))
 }
 
 impl Logger {
@@ -182,16 +167,7 @@ impl Logger {
             .iter()
             .map(|e| cstring(e.as_ref()))
             .collect::<Result<Vec<_>>>()?;
-        let argv: Vec<*const libc::c_char> = c_args
-            .iter()
-            .map(|a| a.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect();
-        let envp: Vec<*const libc::c_char> = c_env
-            .iter()
-            .map(|a| a.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect();
+        let program = Program::new(c_path, c_args, c_env);
         let srcs = [high_dup(fds[0])?, high_dup(fds[1])?, high_dup(fds[2])?];
         let devnull = high_dup(null()?.as_fd())?;
         let (err_r, err_w) = {
@@ -199,72 +175,37 @@ impl Logger {
             (r, high_dup(w.as_fd())?)
         };
         let child = ChildFds {
-            srcs: [
-                srcs[0].as_raw_fd(),
-                srcs[1].as_raw_fd(),
-                srcs[2].as_raw_fd(),
-            ],
-            devnull: devnull.as_raw_fd(),
-            err: err_w.as_raw_fd(),
+            null: devnull.as_fd(),
+            fds: [srcs[0].as_fd(), srcs[1].as_fd(), srcs[2].as_fd()],
+            report: err_w.as_fd(),
         };
-
-        let exec = || -> ! {
-            // SAFETY: in the forked child, which only runs `exec_child` on the data prepared
-            // above: async-signal-safe calls.
-            unsafe { exec_child(c_path.as_ptr(), argv.as_ptr(), envp.as_ptr(), &child) }
-        };
-        let mut pidfd: libc::c_int = -1;
         let cloned = if clone3 {
-            let mut cl = CloneArgs {
-                flags: libc::CLONE_PIDFD as u64,
-                pidfd: &mut pidfd as *mut libc::c_int as u64,
-                exit_signal: libc::SIGCHLD as u64,
-                ..Default::default()
-            };
-            // SAFETY: clone3 without CLONE_VM is a fork that also returns a pidfd; the child
-            // only runs `exec`.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_clone3,
-                    &mut cl as *mut CloneArgs,
-                    std::mem::size_of::<CloneArgs>(),
-                )
-            };
-            if r < 0 {
-                Err(Errno::last())
-            } else {
-                Ok(r as i32)
-            }
+            spawn::clone3_pidfd(&program, &child).map_err(|e| e.errno)
         } else {
             Err(Errno::ENOSYS)
         };
         let (pid, pidfd) = match cloned {
-            Ok(0) => exec(),
-            // SAFETY: the kernel stored a new pidfd that nothing else owns.
-            Ok(p) => (p, unsafe { OwnedFd::from_raw_fd(pidfd) }),
+            Ok(started) => started,
             Err(Errno::ENOSYS | Errno::EPERM) => {
                 // clone3 filtered (seccomp profiles answer ENOSYS): fork, then pidfd_open.
                 // Until the reaper takes its exit, the pid cannot be reused.
-                // SAFETY: as above; the child only runs `exec`.
-                match unsafe { libc::fork() } {
-                    0 => exec(),
-                    p if p > 0 => match pidfd_open(p) {
-                        Ok(fd) => (p, fd),
-                        Err(e) => {
-                            // ESRCH: already exited and reaped. Else it is alive or a
-                            // zombie: its pid is still its own.
-                            if Errno::last() != Errno::ESRCH {
-                                // SAFETY: kill(2) of our unreaped child.
-                                unsafe { libc::kill(p, libc::SIGKILL) };
-                            }
-                            return Err(e);
+                let p = spawn::fork(&program, &child)
+                    .map_err(|e| ShimError::other(format!("fork: {}", e.errno)))?;
+                match pidfd::open(p) {
+                    Ok(fd) => (p, fd),
+                    Err(e) => {
+                        // ESRCH: already exited and reaped. Else it is alive or a
+                        // zombie: its pid is still its own.
+                        if e.errno != Errno::ESRCH {
+                            let _ = signals::kill(p, libc::SIGKILL);
                         }
-                    },
-                    _ => return Err(ShimError::other(format!("fork: {}", Errno::last()))),
+                        return Err(ShimError::other(format!("pidfd_open {p}: {}", e.errno)));
+                    }
                 }
             }
             Err(e) => return Err(ShimError::other(format!("clone3: {e}"))),
         };
+        let pid = pid.as_raw();
         drop(err_w);
         drop(srcs);
         drop(devnull);
@@ -416,80 +357,9 @@ impl Logger {
     }
 }
 
-/// The descriptors the child moves into place.
-struct ChildFds {
-    srcs: [RawFd; 3],
-    devnull: RawFd,
-    err: RawFd,
-}
-
-/// In the forked child: stdio from /dev/null, the three descriptors on 3, 4, 5, everything
-/// above close-on-exec, default signal handling, exec. Only async-signal-safe calls.
-unsafe fn exec_child(
-    path: *const libc::c_char,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
-    fds: &ChildFds,
-) -> ! {
-    let fail = |err: RawFd| -> ! {
-        let e = *libc::__errno_location();
-        let b = e.to_ne_bytes();
-        libc::write(err, b.as_ptr().cast(), b.len());
-        libc::_exit(127)
-    };
-    // Rust ignores SIGPIPE and exec keeps ignored signals ignored: give the default back.
-    let mut dfl: libc::sigaction = std::mem::zeroed();
-    dfl.sa_sigaction = libc::SIG_DFL;
-    libc::sigaction(libc::SIGPIPE, &dfl, std::ptr::null_mut());
-    let mut set: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut set);
-    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    for target in 0..3 {
-        if libc::dup2(fds.devnull, target) < 0 {
-            fail(fds.err);
-        }
-    }
-    for (i, src) in fds.srcs.iter().enumerate() {
-        if libc::dup2(*src, LOGGER_FIRST_FD + i as RawFd) < 0 {
-            fail(fds.err);
-        }
-    }
-    // Whatever the shim inherited without close-on-exec (containerd's socket) stays out.
-    libc::syscall(
-        libc::SYS_close_range,
-        (LOGGER_FIRST_FD + 3) as libc::c_uint,
-        libc::c_uint::MAX,
-        libc::CLOSE_RANGE_CLOEXEC,
-    );
-    libc::execve(path, argv, envp);
-    fail(fds.err)
-}
-
-fn pidfd_open(pid: i32) -> Result<OwnedFd> {
-    // SAFETY: pidfd_open(2) returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(ShimError::other(format!(
-            "pidfd_open {pid}: {}",
-            Errno::last()
-        )));
-    }
-    // SAFETY: a new descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
 fn pidfd_signal(pidfd: &OwnedFd, sig: libc::c_int) {
-    // SAFETY: pidfd_send_signal(2) on a pidfd we own; a process already reaped is ESRCH,
-    // never another process.
-    unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        );
-    }
+    // A process already reaped is ESRCH, never another process: nothing to do.
+    let _ = pidfd::send_signal(pidfd.as_fd(), sig);
 }
 
 /// Reads and drops what comes through `pipes`, all at once (a writer blocked on one

@@ -12,7 +12,7 @@
 //! (closing both ends would throw it away), or until the task's end (output.rs).
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::thread;
@@ -63,13 +63,7 @@ pub(super) fn open(path: &Path) -> Result<FifoSink> {
 
 /// The number of bytes a pipe or fifo holds (FIONREAD).
 pub(super) fn unread(pipe: &File) -> std::result::Result<usize, Errno> {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD stores an int through the pointer, which points to `n`.
-    let r = unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) };
-    if r < 0 {
-        return Err(Errno::last());
-    }
-    Ok(usize::try_from(n).unwrap_or(0))
+    runtime_core::syscall::fds::unread(pipe.as_fd()).map_err(|e| e.errno)
 }
 
 #[cfg(test)]
