@@ -81,17 +81,21 @@ pub fn recv_with_fds<const N: usize>(
     })
 }
 
-/// The descriptor numbers (below 64) already taken by [`take_inherited`].
+/// The descriptor numbers (3 to 63) already taken by [`take_inherited`].
 static TAKEN: AtomicU64 = AtomicU64::new(0);
 
-/// Takes ownership of descriptor `fd` (below 64), which this process inherited through
+/// Takes ownership of descriptor `fd` (3 to 63), which this process inherited through
 /// execve(2) from the one that started it: Some if it is open and not close-on-exec.
 ///
-/// Each number is given out once per process. A descriptor this process opened itself is
+/// Each number is given out once per process; 0, 1 and 2 never (the standard library's
+/// stdin, stdout and stderr use them without owning them). A descriptor this process opened itself is
 /// close-on-exec (the standard library and the runtime open every one so) and is refused;
 /// what remains for the caller is not to have taken the number otherwise, e.g. with
 /// `OwnedFd::from_raw_fd` elsewhere: call this first thing in `main`.
 pub fn take_inherited(fd: RawFd) -> Option<OwnedFd> {
+    if fd < 3 {
+        return None;
+    }
     let bit = 1u64.checked_shl(u32::try_from(fd).ok()?)?;
     // SAFETY: F_GETFD on an integer only reads the descriptor's flags; one that is not open
     // is EBADF.
@@ -210,6 +214,7 @@ mod tests {
         assert_eq!(taken.as_raw_fd(), inherited);
         assert!(take_inherited(inherited).is_none(), "taken twice");
         assert!(take_inherited(1000).is_none(), "out of range");
+        assert!(take_inherited(0).is_none(), "stdin, std's");
     }
 
     #[test]
