@@ -30,13 +30,6 @@ use runtime_core::syscall::signals::{self, Action};
 /// The runtime name containerd resolves to this binary.
 const RUNTIME_ID: &str = "io.containerd.youki.v2";
 
-/// Gives the memory malloc holds free back to the kernel: called when the server goes idle
-/// (its zygote left), after the work of a create or exec left holes in the heap that
-/// malloc's own trimming (only the heap's top) keeps.
-pub(crate) fn release_free_memory() {
-    malloc::trim();
-}
-
 fn is_version_flag(arg: &str) -> bool {
     matches!(arg, "-v" | "--v" | "-version" | "--version")
 }

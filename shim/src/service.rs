@@ -103,7 +103,7 @@ impl containerd_shim::Task for Service {
         };
         let r = answer("start", &req.id, r);
         // The shim mostly idles after a start: give back what create and start freed.
-        crate::release_free_memory();
+        runtime_core::syscall::malloc::trim();
         r
     }
 

@@ -588,7 +588,6 @@ impl Zygote {
         } else if status == 0 {
             log::debug!("zygote {pid} left after {lived:?}, idle");
             live.quick_exits = 0;
-            crate::release_free_memory();
             State::Idle
         } else {
             live.quick_exits = if lived < QUICK_EXIT {
@@ -612,7 +611,13 @@ impl Zygote {
                 State::Idle
             }
         };
+        let idle = matches!(live.state, State::Idle) && status == 0;
         self.changed.notify_all();
+        drop(live);
+        if idle {
+            // The server goes idle: give back the heap the work freed (malloc keeps holes).
+            runtime_core::syscall::malloc::trim();
+        }
         true
     }
 
@@ -1089,7 +1094,7 @@ fn driver(systemd_cgroup: bool) -> runtime_core::cgroups::Driver {
 fn done(result: Result<Reply>) -> Reply {
     let reply = result.unwrap_or_else(Reply::Failed);
     // The zygote idles between requests: give back what the operation allocated.
-    crate::release_free_memory();
+    runtime_core::syscall::malloc::trim();
     reply
 }
 
