@@ -12,6 +12,7 @@ pub mod cgroups;
 pub mod channel;
 pub mod checkpoint;
 pub mod container;
+pub mod deadline;
 pub mod features;
 pub mod hooks;
 pub mod mountinfo;
