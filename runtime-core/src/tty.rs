@@ -1,13 +1,12 @@
 //! Terminals of container processes: a pty created inside the container, its master sent
 //! to the caller over a console socket (as runc does), its slave the process's stdio.
 
-use std::io::IoSlice;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use nix::sys::socket::MsgFlags;
 
 use crate::syscall::{fds, terminal, SyscallError};
 
@@ -127,10 +126,7 @@ pub fn set_first_size(pty: &Pty, size: Option<&oci_spec::runtime::Box>) -> Resul
 
 /// Sends the pty master over the console socket with SCM_RIGHTS.
 pub fn send_master(socket: BorrowedFd<'_>, master: BorrowedFd<'_>) -> Result<(), TtyError> {
-    let fds = [master.as_raw_fd()];
-    let cmsg = [ControlMessage::ScmRights(&fds)];
-    let iov = [IoSlice::new(MASTER_NAME.as_bytes())];
-    sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+    fds::send_with_fds(socket, MASTER_NAME.as_bytes(), &[master], MsgFlags::empty())
         .map(drop)
         .map_err(pty_err("sending the pty master"))
 }

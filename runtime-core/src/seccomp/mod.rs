@@ -35,21 +35,23 @@
 mod enosys;
 pub mod lsm;
 
-use std::io::{IoSlice, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+use nix::sys::socket::MsgFlags;
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, Spec,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::syscall::fds;
 
 /// Every action of the spec, in the order `features` lists them.
 const ACTIONS: [LinuxSeccompAction; 9] = [
@@ -873,7 +875,7 @@ impl Prepared {
         };
         // The program must not hold its own notify descriptor (it could answer for
         // itself): `fd` is closed when this returns.
-        send_to_listener(&listener, fd.as_raw_fd())
+        send_to_listener(&listener, fd.as_fd())
     }
 }
 
@@ -894,22 +896,18 @@ fn process_state(pid: i32, metadata: Option<String>, state: Value) -> Vec<u8> {
 
 /// One message: the state as the payload, the descriptor as SCM_RIGHTS; the rest of the
 /// payload, if the stream took only part of it, follows.
-fn send_to_listener(listener: &Listener, notify_fd: RawFd) -> Result<(), String> {
+fn send_to_listener(listener: &Listener, notify_fd: BorrowedFd<'_>) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| {
         format!(
             "linux.seccomp.listenerPath: sending the seccomp state to {}: {e}",
             listener.path.display()
         )
     };
-    let fds = [notify_fd];
-    let cmsg = [ControlMessage::ScmRights(&fds)];
-    let iov = [IoSlice::new(&listener.message)];
-    let sent = sendmsg::<UnixAddr>(
-        listener.socket.as_raw_fd(),
-        &iov,
-        &cmsg,
+    let sent = fds::send_with_fds(
+        listener.socket.as_fd(),
+        &listener.message,
+        &[notify_fd],
         MsgFlags::MSG_NOSIGNAL,
-        None,
     )
     .map_err(|e| err(&e))?;
     let mut socket = &listener.socket;

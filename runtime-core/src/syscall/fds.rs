@@ -1,12 +1,13 @@
-//! File descriptors: owning the ones the kernel hands over (SCM_RIGHTS, an exec's
-//! inheritance, a copy), and what a pipe holds.
+//! File descriptors: passing them over a socket (SCM_RIGHTS, both ways), owning the ones the
+//! kernel hands over (a receive, an exec's inheritance, a copy), and what a pipe holds.
 
+use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 
 use super::{err, Result};
 
@@ -17,6 +18,26 @@ pub fn dup_from(fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd> {
         fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(min)).map_err(err("fcntl(F_DUPFD_CLOEXEC)", min))?;
     // SAFETY: F_DUPFD_CLOEXEC just created descriptor `raw`; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// sendmsg(2) of `bytes` on `sock` with `fds` passed along (SCM_RIGHTS; none: no control
+/// message), retried on EINTR; the number of bytes sent (a stream socket may take only
+/// part of them, the descriptors then go with the first byte).
+pub fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+    flags: MsgFlags,
+) -> std::result::Result<usize, Errno> {
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &rights };
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &[IoSlice::new(bytes)], cmsgs, flags, None) {
+            Err(Errno::EINTR) => continue,
+            r => return r,
+        }
+    }
 }
 
 /// One message received by [`recv_with_fds`].
@@ -123,12 +144,9 @@ pub fn unread(fd: BorrowedFd<'_>) -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::IoSlice;
     use std::os::fd::AsFd;
 
-    use nix::sys::socket::{
-        sendmsg, socketpair, AddressFamily, ControlMessage, SockFlag, SockType,
-    };
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
     use super::*;
 
@@ -142,17 +160,9 @@ mod tests {
         .expect("socketpair")
     }
 
-    fn send(sock: &OwnedFd, bytes: &[u8], fds: &[RawFd]) {
-        let cmsg = [ControlMessage::ScmRights(fds)];
-        let cmsg: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
-        sendmsg::<()>(
-            sock.as_raw_fd(),
-            &[IoSlice::new(bytes)],
-            cmsg,
-            MsgFlags::empty(),
-            None,
-        )
-        .expect("sendmsg");
+    fn send(sock: &OwnedFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) {
+        let n = send_with_fds(sock.as_fd(), bytes, fds, MsgFlags::empty()).expect("sendmsg");
+        assert_eq!(n, bytes.len());
     }
 
     /// Two descriptors and the bytes arrive; the copies are close-on-exec and refer to the
@@ -161,7 +171,7 @@ mod tests {
     fn descriptors_and_bytes_arrive_owned() {
         let (a, b) = pair();
         let (r, w) = nix::unistd::pipe().expect("pipe");
-        send(&a, b"hello", &[r.as_raw_fd(), w.as_raw_fd()]);
+        send(&a, b"hello", &[r.as_fd(), w.as_fd()]);
         let mut buf = [0u8; 16];
         let got =
             recv_with_fds::<2>(b.as_fd(), &mut buf, MsgFlags::MSG_CMSG_CLOEXEC).expect("recv");
@@ -189,7 +199,7 @@ mod tests {
     fn too_many_descriptors_is_an_error() {
         let (a, b) = pair();
         let (r, w) = nix::unistd::pipe().expect("pipe");
-        send(&a, b"x", &[r.as_raw_fd(), w.as_raw_fd(), r.as_raw_fd()]);
+        send(&a, b"x", &[r.as_fd(), w.as_fd(), r.as_fd()]);
         let mut buf = [0u8; 4];
         let e = recv_with_fds::<1>(b.as_fd(), &mut buf, MsgFlags::MSG_CMSG_CLOEXEC)
             .expect_err("three descriptors, room for one");
