@@ -14,13 +14,15 @@ use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::Hook;
+
+use crate::deadline::Deadline;
 
 /// How long one round of the supervision loop waits for I/O before checking the hook's exit
 /// and the deadline again.
@@ -131,7 +133,7 @@ pub fn run_hook(hook: &Hook, state_json: &[u8]) -> Result<(), HookError> {
         path: path.clone(),
         source,
     })?;
-    let deadline = timeout.map(|secs| Instant::now() + Duration::from_secs(secs.unsigned_abs()));
+    let deadline = Deadline::within(timeout.map(|secs| Duration::from_secs(secs.unsigned_abs())));
 
     let outcome = supervise(&mut child, state_json, deadline);
     let (status, stdout, stderr) = match outcome {
@@ -225,7 +227,7 @@ struct Pipes<'a> {
 fn supervise(
     child: &mut Child,
     input: &[u8],
-    deadline: Option<Instant>,
+    deadline: Deadline,
 ) -> Result<Supervised, (&'static str, io::Error)> {
     let mut pipes = Pipes {
         stdin: child.stdin.take(),
@@ -261,7 +263,7 @@ fn supervise(
             Ok(None) => {}
             Err(e) => return Err(("waiting for the hook", e)),
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.expired() {
             return Ok(Supervised::DeadlinePassed);
         }
     }
@@ -418,6 +420,7 @@ pub fn supported_kinds() -> Vec<&'static str> {
 mod tests {
     use super::*;
     use std::fs;
+    use std::time::Instant;
 
     /// Builds a hook from config.json-style JSON.
     fn hook(json: serde_json::Value) -> Hook {

@@ -15,7 +15,7 @@ use std::os::fd::RawFd;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::events::task::{
     TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskPaused,
@@ -29,6 +29,7 @@ use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::ttrpc::context::Context;
 use containerd_shim_protos::ttrpc::Client;
 use containerd_shim_protos::EventsClient;
+use runtime_core::deadline::Deadline;
 
 /// How long one event is retried before it is given up (and logged): long enough for
 /// containerd to restart (an upgrade), so that an exit while it was away still reaches
@@ -353,7 +354,7 @@ fn publish_with_retries(
     item: &Item,
     retry_for: Duration,
 ) {
-    let deadline = Instant::now() + retry_for;
+    let deadline = Deadline::after(retry_for);
     let mut pause = RETRY_PAUSE;
     let mut attempt = 1;
     loop {
@@ -365,7 +366,7 @@ fn publish_with_retries(
                 return;
             }
             Err(e)
-                if Instant::now() + pause < deadline
+                if deadline.remaining().is_none_or(|left| pause < left)
                     && !matches!(e, PublishError::Refused(_) if attempt >= REFUSED_ATTEMPTS) =>
             {
                 log::debug!("publishing {} (attempt {attempt}): {e}", item.topic);
@@ -440,8 +441,8 @@ mod tests {
         let events = Events::start(rec.clone(), "ns".into());
         let idle_after = || rec.idle_after.lock().unwrap().clone();
         let wait_for = |n: usize| {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while idle_after().len() < n && Instant::now() < deadline {
+            let deadline = Deadline::after(Duration::from_secs(10));
+            while idle_after().len() < n && !deadline.expired() {
                 thread::sleep(Duration::from_millis(5));
             }
         };
@@ -455,8 +456,8 @@ mod tests {
         wait_for(1);
         // It delivered the event, told the publisher, and ended.
         assert_eq!(idle_after(), [1]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !thread_ended() && Instant::now() < deadline {
+        let deadline = Deadline::after(Duration::from_secs(10));
+        while !thread_ended() && !deadline.expired() {
             thread::sleep(Duration::from_millis(5));
         }
         assert!(thread_ended(), "the events thread is still there");

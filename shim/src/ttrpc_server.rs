@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::ttrpc::proto::{
@@ -108,19 +108,13 @@ impl Server {
     /// Waits (at most `timeout`) until no request is being handled: Shutdown's answer
     /// goes out before the process ends.
     pub fn drain(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
         let (count, idle) = &*self.handlers.in_flight;
-        let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
-        while *n > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                log::warn!("{} request(s) still in flight at exit", *n);
-                return;
-            }
-            n = idle
-                .wait_timeout(n, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+        let n = count.lock().unwrap_or_else(|p| p.into_inner());
+        let (n, _) = idle
+            .wait_timeout_while(n, timeout, |n| *n > 0)
+            .unwrap_or_else(|p| p.into_inner());
+        if *n > 0 {
+            log::warn!("{} request(s) still in flight at exit", *n);
         }
     }
 }
@@ -441,8 +435,8 @@ mod tests {
         let client = Arc::new(Client::connect(&address).expect("connect"));
         let c2 = client.clone();
         let waiting = thread::spawn(move || request(&c2, "Later", b"w"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while later.0.lock().unwrap().is_empty() && Instant::now() < deadline {
+        let deadline = runtime_core::deadline::Deadline::after(Duration::from_secs(10));
+        while later.0.lock().unwrap().is_empty() && !deadline.expired() {
             thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(request(&client, "Echo", b"e").expect("Echo").payload, b"e");

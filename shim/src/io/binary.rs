@@ -22,11 +22,12 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
+use runtime_core::deadline::Deadline;
 use runtime_core::syscall::spawn::{self, ChildFds, Program};
 use runtime_core::syscall::{fds, pidfd, signals};
 
 use super::uri::LogBinary;
-use super::{null, pipe, poll_for, Drain, BUF_SIZE, COPY_STACK};
+use super::{null, pipe, Drain, BUF_SIZE, COPY_STACK};
 use crate::error::{Kind, Result, ShimError};
 
 /// How long a logging binary gets to exec and to close fd 5 (ready).
@@ -212,7 +213,7 @@ impl Logger {
         let logger = Logger { pid, pidfd };
         // The exec's outcome: end-of-file (exec'd, the pipe closed on exec) or an errno.
         let mut fds = [PollFd::new(err_r.as_fd(), PollFlags::POLLIN)];
-        if !matches!(poll_for(&mut fds, Some(timeout)), Ok(n) if n > 0) {
+        if !matches!(Deadline::after(timeout).poll(&mut fds), Ok(n) if n > 0) {
             logger.signal(libc::SIGKILL);
             return Err(ShimError::new(
                 Kind::DeadlineExceeded,
@@ -235,7 +236,7 @@ impl Logger {
             PollFd::new(ready.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
         ];
-        match poll_for(&mut fds, Some(timeout)) {
+        match Deadline::after(timeout).poll(&mut fds) {
             Ok(0) => {
                 return Err(ShimError::new(
                     Kind::DeadlineExceeded,
@@ -280,7 +281,7 @@ impl Logger {
     /// Whether the binary has exited, waiting at most `timeout` for it.
     fn exited(&self, timeout: Duration) -> bool {
         let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
-        matches!(poll_for(&mut fds, Some(timeout)), Ok(n) if n > 0)
+        matches!(Deadline::after(timeout).poll(&mut fds), Ok(n) if n > 0)
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -307,7 +308,7 @@ impl Logger {
                         .filter_map(|i| pipes[*i].as_ref())
                         .map(|p| PollFd::new(p.as_fd(), PollFlags::empty())),
                 );
-                if let Err(e) = poll_for(&mut fds, None) {
+                if let Err(e) = Deadline::never().poll(&mut fds) {
                     log::warn!("{name}: poll: {e}");
                     return;
                 }
@@ -372,7 +373,7 @@ fn discard(mut pipes: Vec<File>) {
                 .iter()
                 .map(|p| PollFd::new(p.as_fd(), PollFlags::POLLIN))
                 .collect();
-            if let Err(e) = poll_for(&mut fds, None) {
+            if let Err(e) = Deadline::never().poll(&mut fds) {
                 log::warn!("stdio drain: poll: {e}");
                 return;
             }

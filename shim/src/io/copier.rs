@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{PollFd, PollFlags};
+use runtime_core::deadline::Deadline;
 
-use super::{poll_for, BUF_SIZE, COPY_STACK};
+use super::{BUF_SIZE, COPY_STACK};
 use crate::error::{Result, ShimError};
 
 /// Makes `fd`'s open file non-blocking (for every descriptor of it).
@@ -114,8 +115,9 @@ impl Copier {
                     }
                     ends.push(fds.len() - 1);
                 }
-                let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
-                if let Err(e) = poll_for(&mut fds, timeout) {
+                let deadline =
+                    Deadline::within(next.map(|at| at.saturating_duration_since(Instant::now())));
+                if let Err(e) = deadline.poll(&mut fds) {
                     log::warn!("stdio copy: poll: {e}");
                     thread::sleep(Duration::from_millis(10));
                     continue;

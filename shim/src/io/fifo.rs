@@ -16,9 +16,10 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
+use runtime_core::deadline::Deadline;
 
 use crate::error::{Result, ShimError};
 
@@ -37,7 +38,7 @@ pub(super) struct FifoSink {
 /// Opens an output fifo for writing, waiting (bounded) for its reader, and for reading.
 pub(super) fn open(path: &Path) -> Result<FifoSink> {
     let open_err = |e: std::io::Error| ShimError::other(format!("opening {}: {e}", path.display()));
-    let deadline = Instant::now() + FIFO_OPEN_TIMEOUT;
+    let deadline = Deadline::after(FIFO_OPEN_TIMEOUT);
     let writer = loop {
         // Non-blocking: a blocking open waits forever if no reader ever comes.
         match File::options()
@@ -46,7 +47,7 @@ pub(super) fn open(path: &Path) -> Result<FifoSink> {
             .open(path)
         {
             Ok(f) => break f,
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && !deadline.expired() => {
                 thread::sleep(Duration::from_millis(5));
             }
             Err(e) => return Err(open_err(e)),

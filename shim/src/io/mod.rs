@@ -32,11 +32,9 @@ mod uri;
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollTimeout};
 
 use crate::error::{Result, ShimError};
 use uri::{parse_uri, Target};
@@ -82,20 +80,12 @@ impl Drain {
 
     /// Waits until every output is forwarded, at most `timeout`; true if they are.
     pub fn wait(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut n = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        while *n > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            n = self
-                .done
-                .wait_timeout(n, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        true
+        let n = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let (n, _) = self
+            .done
+            .wait_timeout_while(n, timeout, |n| *n > 0)
+            .unwrap_or_else(|p| p.into_inner());
+        *n == 0
     }
 }
 
@@ -212,25 +202,6 @@ fn null() -> Result<OwnedFd> {
         .open("/dev/null")
         .map(OwnedFd::from)
         .map_err(|e| ShimError::other(format!("/dev/null: {e}")))
-}
-
-/// poll(2) with a bound (none: forever), retried on EINTR; the number of ready entries.
-fn poll_for(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> std::result::Result<i32, Errno> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        let wait = match deadline {
-            None => PollTimeout::NONE,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
-                    .unwrap_or(PollTimeout::MAX)
-            }
-        };
-        match poll(fds, wait) {
-            Err(Errno::EINTR) => continue,
-            r => return r,
-        }
-    }
 }
 
 /// Helpers for the tests of this module's parts.
