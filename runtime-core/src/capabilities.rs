@@ -6,6 +6,8 @@ use std::str::FromStr;
 use caps::{CapSet, Capability as Cap, CapsHashSet};
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
 
+use crate::syscall::{Syscall, SyscallError};
+
 /// Errors applying capabilities, naming the set and capability.
 #[derive(Debug, thiserror::Error)]
 pub enum CapabilityError {
@@ -20,13 +22,13 @@ pub enum CapabilityError {
         /// The capability.
         cap: String,
     },
-    /// The kernel refused a change.
+    /// The kernel refused a change (or a read of the bounding set).
     #[error("setting capability set {set}: {source}")]
     Apply {
         /// Which set.
         set: &'static str,
-        /// The caps crate's error.
-        source: caps::errors::CapsError,
+        /// The call and its errno.
+        source: SyscallError,
     },
 }
 
@@ -57,7 +59,10 @@ pub struct CapabilitySets {
 impl CapabilitySets {
     /// Resolves the spec's sets (absent means empty) and checks that each requested
     /// capability is in the calling process's bounding set: the kernel could not grant more.
-    pub fn from_spec(spec: Option<&LinuxCapabilities>) -> Result<Self, CapabilityError> {
+    pub fn from_spec(
+        sys: &impl Syscall,
+        spec: Option<&LinuxCapabilities>,
+    ) -> Result<Self, CapabilityError> {
         let Some(c) = spec else {
             return Ok(Self::default());
         };
@@ -68,8 +73,9 @@ impl CapabilitySets {
             inheritable: convert(c.inheritable())?,
             ambient: convert(c.ambient())?,
         };
-        let available =
-            caps::read(None, CapSet::Bounding).map_err(|source| CapabilityError::Apply {
+        let available = sys
+            .bounding_set()
+            .map_err(|source| CapabilityError::Apply {
                 set: "bounding",
                 source,
             })?;
@@ -90,24 +96,23 @@ impl CapabilitySets {
 
     /// Drops from the bounding set everything not asked for; needs CAP_SETPCAP, so it runs
     /// before the process changes user.
-    pub fn drop_bounding(&self) -> Result<(), CapabilityError> {
-        for cap in caps::all() {
-            if !self.bounding.contains(&cap)
-                && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false)
-            {
-                caps::drop(None, CapSet::Bounding, cap).map_err(|source| {
-                    CapabilityError::Apply {
-                        set: "bounding",
-                        source,
-                    }
-                })?;
-            }
+    pub fn drop_bounding(&self, sys: &impl Syscall) -> Result<(), CapabilityError> {
+        let err = |source| CapabilityError::Apply {
+            set: "bounding",
+            source,
+        };
+        let held = sys.bounding_set().map_err(err)?;
+        // In the kernel's order, so that a failure names the same capability every time.
+        let mut drop: Vec<Cap> = held.difference(&self.bounding).copied().collect();
+        drop.sort_by_key(|c| c.index());
+        for cap in drop {
+            sys.drop_bounding(cap).map_err(err)?;
         }
         Ok(())
     }
 
     /// Sets permitted, inheritable, effective and ambient, after the user change.
-    pub fn apply(&self) -> Result<(), CapabilityError> {
+    pub fn apply(&self, sys: &impl Syscall) -> Result<(), CapabilityError> {
         // capset(2) requires effective to stay within permitted at every step, and new
         // inheritable caps to come from permitted: so narrow inheritable and effective
         // while permitted is still full, and permitted last.
@@ -116,24 +121,25 @@ impl CapabilitySets {
             ("effective", CapSet::Effective, &self.effective),
             ("permitted", CapSet::Permitted, &self.permitted),
         ] {
-            caps::set(None, set, value)
+            sys.set_capabilities(set, value)
                 .map_err(|source| CapabilityError::Apply { set: name, source })?;
         }
         // Ambient capabilities are raised one by one, and only where the kernel allows
         // (present in both permitted and inheritable), as runc does.
-        caps::clear(None, CapSet::Ambient).map_err(|source| CapabilityError::Apply {
+        let ambient = |source| CapabilityError::Apply {
             set: "ambient",
             source,
-        })?;
-        for cap in &self.ambient {
-            if self.permitted.contains(cap) && self.inheritable.contains(cap) {
-                caps::raise(None, CapSet::Ambient, *cap).map_err(|source| {
-                    CapabilityError::Apply {
-                        set: "ambient",
-                        source,
-                    }
-                })?;
-            }
+        };
+        sys.clear_ambient().map_err(ambient)?;
+        let mut raise: Vec<Cap> = self
+            .ambient
+            .iter()
+            .filter(|cap| self.permitted.contains(cap) && self.inheritable.contains(cap))
+            .copied()
+            .collect();
+        raise.sort_by_key(|c| c.index());
+        for cap in raise {
+            sys.raise_ambient(cap).map_err(ambient)?;
         }
         Ok(())
     }
@@ -157,7 +163,7 @@ mod tests {
 
     #[test]
     fn absent_capabilities_mean_none() {
-        let s = CapabilitySets::from_spec(None).unwrap();
+        let s = CapabilitySets::from_spec(&crate::syscall::LinuxSyscall, None).unwrap();
         assert!(s.permitted.is_empty() && s.bounding.is_empty());
     }
 }

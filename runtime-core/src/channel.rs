@@ -32,8 +32,8 @@ pub enum Message {
     RuntimeHooksDone,
     /// init -> main: the container is created and waits for start.
     Ready,
-    /// any child -> main: setup failed, with the reason.
-    Error(String),
+    /// any child -> main (or main -> init): setup failed, with the step, errno and reason.
+    Error(crate::process::Failure),
 }
 
 /// What went wrong on a channel.
@@ -85,12 +85,12 @@ pub enum ChannelError {
         source: serde_json::Error,
     },
     /// The peer reported an error of its own.
-    #[error("{peer}: {msg}")]
+    #[error("{peer}: {failure}")]
     Remote {
         /// Which process.
         peer: &'static str,
-        /// Its error text.
-        msg: String,
+        /// Its failure: the step, the errno and the text.
+        failure: crate::process::Failure,
     },
     /// A message arrived, but not the one expected.
     #[error("unexpected message {got:?} from {peer} while waiting for {waiting_for}")]
@@ -194,9 +194,9 @@ impl Channel {
                         }
                     })?;
                     return match msg {
-                        Message::Error(msg) => Err(ChannelError::Remote {
+                        Message::Error(failure) => Err(ChannelError::Remote {
                             peer: self.peer,
-                            msg,
+                            failure,
                         }),
                         m => Ok(m),
                     };

@@ -8,6 +8,7 @@
 
 use containerd_shim_protos::ttrpc::{self, Code};
 use runtime_core::container::ContainerError;
+use runtime_core::process::ProcessError;
 use runtime_core::state::StateError;
 use serde::{Deserialize, Serialize};
 
@@ -114,7 +115,35 @@ impl From<&ContainerError> for Kind {
             ContainerError::Spec(_) => Kind::InvalidArgument,
             ContainerError::WrongStatus { .. } => Kind::FailedPrecondition,
             ContainerError::Unsupported(_) => Kind::Unimplemented,
+            ContainerError::Process(p) => Kind::from(p),
             _ => Kind::Unknown,
+        }
+    }
+}
+
+impl From<&ProcessError> for Kind {
+    /// A step of the container's setup that failed inside its processes (a missing program
+    /// or cwd, a refused capability, user or mount) is Unknown whatever its step and errno,
+    /// as containerd's runc shim reports it: that shim wraps runc's stderr in a plain
+    /// error ("OCI runtime create failed: ...", process/init.go runtimeError; "OCI runtime
+    /// exec failed: ..." for an exec), which errgrpc turns into Unknown. CRI and kubelet
+    /// act on the message there (Docker derives exit codes 126 and 127 from its words),
+    /// so the message is kept and the kind is not made more specific than runc's.
+    fn from(e: &ProcessError) -> Self {
+        // Every variant named, so that a new one gets its kind decided here. The others
+        // are failures runc reports the same way (on its stderr, wrapped as above).
+        match e {
+            ProcessError::Failed { .. }
+            | ProcessError::Channel(_)
+            | ProcessError::Syscall(_)
+            | ProcessError::Namespace(_)
+            | ProcessError::Capability(_)
+            | ProcessError::Rootfs(_)
+            | ProcessError::Cgroup(_)
+            | ProcessError::IdMap { .. }
+            | ProcessError::Hook(_)
+            | ProcessError::Spec(_)
+            | ProcessError::InitOomKilled { .. } => Kind::Unknown,
         }
     }
 }
@@ -219,6 +248,56 @@ mod tests {
             let e = ShimError::from(err);
             assert_eq!(e.kind, kind, "{msg}");
             assert_eq!(e.message, msg);
+        }
+    }
+
+    /// Failures inside the container's processes reach containerd as Unknown, with the
+    /// child's text as the message, as containerd's runc shim reports them (its
+    /// runtimeError wraps runc's stderr in a plain error); the step and errno do not
+    /// change the kind.
+    #[test]
+    fn process_failures_are_unknown_as_from_runcs_shim() {
+        use runtime_core::process::{Failure, Step};
+        let cases = [
+            (
+                Step::ExecLookup,
+                Some(libc::ENOENT),
+                r#"exec: "nosuchcmd": executable file not found in $PATH"#,
+            ),
+            (
+                Step::Cwd,
+                Some(libc::ENOTDIR),
+                "process.cwd /etc/hosts/x: chdir(/etc/hosts/x): ENOTDIR: Not a directory",
+            ),
+            (
+                Step::User,
+                Some(libc::EPERM),
+                "process.user.uid 1000: EPERM: Operation not permitted",
+            ),
+            (
+                Step::Capabilities,
+                Some(libc::EPERM),
+                "setting capability set permitted: capset(Permitted): EPERM",
+            ),
+            (
+                Step::StartContainerHooks,
+                None,
+                "startContainer hook: exit 1",
+            ),
+        ];
+        for (step, errno, detail) in cases {
+            let failure = Failure {
+                step,
+                errno,
+                detail: detail.into(),
+            };
+            let e = ContainerError::Process(ProcessError::Failed {
+                peer: "container init",
+                failure,
+            });
+            let (code, message) = status_of(ShimError::from(e));
+            assert_eq!(code, Code::UNKNOWN, "{step:?}");
+            assert_eq!(message, format!("container init: {detail}"));
         }
     }
 

@@ -54,6 +54,18 @@ pub enum AttrError {
     },
 }
 
+impl AttrError {
+    /// The kernel's errno, if a syscall refused.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            AttrError::Scheduler { errno, .. }
+            | AttrError::IoPriority { errno, .. }
+            | AttrError::Personality { errno, .. } => Some(*errno),
+            AttrError::InitPersonality { .. } => None,
+        }
+    }
+}
+
 /// personality(2)'s PER_LINUX.
 const PER_LINUX: libc::c_ulong = 0;
 /// personality(2)'s PER_LINUX32: `uname -m` says i686 (or the like).

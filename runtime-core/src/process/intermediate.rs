@@ -5,12 +5,13 @@
 use std::os::fd::BorrowedFd;
 
 use nix::sched::CloneFlags;
-use nix::unistd::{setresgid, setresuid, Gid, Uid};
+use nix::unistd::{Gid, Uid};
 
+use super::failure::{At, Failure, Step};
 use super::INTERMEDIATE_TIMEOUT;
 use crate::channel::{Channel, Message};
 use crate::namespaces::{flag, Namespaces};
-use crate::syscall::{self, Forked, LinuxSyscall};
+use crate::syscall::{self, Forked, LinuxSyscall, Syscall};
 
 /// Runs in the intermediate process; returns its exit code. `child` runs in the forked
 /// process with its channel to main and whether it was born in `birth` (a cgroup v2
@@ -46,34 +47,37 @@ fn fork_child(
     to_main: &Channel,
     child_end: Channel,
     child: &dyn Fn(Channel, bool) -> i32,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let sys = LinuxSyscall;
     let user = CloneFlags::CLONE_NEWUSER;
-    ns.enter(&sys, user).map_err(|e| e.to_string())?;
+    ns.enter(&sys, user).at(Step::Namespaces)?;
     if ns.creates(user) {
         to_main
             .send(&Message::UserNamespaceCreated)
-            .map_err(|e| e.to_string())?;
+            .at(Step::Sync)?;
     }
     // main answers once the id maps are written: until then the namespace has no root.
     to_main
         .expect(&Message::Proceed, INTERMEDIATE_TIMEOUT)
-        .map_err(|e| e.to_string())?;
+        .at(Step::Sync)?;
     if ns.has(user) {
         // Become the namespace's root, so that the child holds its capabilities with uid 0.
-        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
-            .map_err(|e| format!("setresgid(0) in the user namespace: {e}"))?;
-        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-            .map_err(|e| format!("setresuid(0) in the user namespace: {e}"))?;
+        let in_userns = |call: &str, e: syscall::SyscallError| {
+            let detail = format!("{call}(0) in the user namespace: {}", e.errno);
+            Failure::with_errno(Step::Namespaces, e.errno, detail)
+        };
+        (sys.setresgid(Gid::from_raw(0))).map_err(|e| in_userns("setresgid", e))?;
+        (sys.setresuid(Uid::from_raw(0))).map_err(|e| in_userns("setresuid", e))?;
     }
     let time = flag(oci_spec::runtime::LinuxNamespaceType::Time);
     ns.enter(&sys, CloneFlags::CLONE_NEWPID | time)
-        .map_err(|e| e.to_string())?;
+        .at(Step::Namespaces)?;
     if ns.creates(time) && !ns.time_offsets.is_empty() {
         // The new time namespace is our children's: its offsets can be set until the first
         // of them enters it. As the namespace's root we hold CAP_SYS_TIME over it.
         std::fs::write("/proc/self/timens_offsets", &ns.time_offsets)
-            .map_err(|e| format!("linux.timeOffsets: writing /proc/self/timens_offsets: {e}"))?;
+            .at(Step::TimeOffsets)
+            .map_err(|f| f.context("linux.timeOffsets: writing /proc/self/timens_offsets"))?;
     }
     // Born in the cgroup if it can be; if not (a kernel before 5.7, clone3 filtered), the
     // child joins it itself.
@@ -86,12 +90,10 @@ fn fork_child(
     });
     let (forked, in_cgroup) = match born {
         Some(forked) => (forked, true),
-        None => (syscall::fork().map_err(|e| e.to_string())?, false),
+        None => (syscall::fork().at(Step::Fork)?, false),
     };
     match forked {
         Forked::Child => syscall::exit_child(child(child_end, in_cgroup)),
-        Forked::Parent(pid) => to_main
-            .send(&Message::InitPid(pid.as_raw()))
-            .map_err(|e| e.to_string()),
+        Forked::Parent(pid) => to_main.send(&Message::InitPid(pid.as_raw())).at(Step::Sync),
     }
 }

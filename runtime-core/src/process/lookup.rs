@@ -64,6 +64,19 @@ pub enum LookupError {
     },
 }
 
+impl LookupError {
+    /// The errno the failure stands for: the kernel's, or the one Go's lookup reports as
+    /// (ENOENT for a name on no PATH directory, EACCES for a file that is not executable).
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            LookupError::NoArgs | LookupError::Nul { .. } => None,
+            LookupError::NotInPath { .. } => Some(Errno::ENOENT),
+            LookupError::NotExecutable { .. } => Some(Errno::EACCES),
+            LookupError::Stat { errno, .. } | LookupError::Access { errno, .. } => Some(*errno),
+        }
+    }
+}
+
 /// An errno as Go (and so runc) spells it: strerror in lower case ("no such file or
 /// directory"). docker/cli matches these phrases case-sensitively.
 fn go_text(errno: Errno) -> String {

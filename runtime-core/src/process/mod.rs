@@ -9,10 +9,12 @@
 
 mod attrs;
 mod exec;
+mod failure;
 mod init;
 mod intermediate;
 mod lookup;
 
+pub use failure::{errno_in, Failure, Step};
 pub use init::{START_FAILED, START_OK};
 
 use std::path::PathBuf;
@@ -37,9 +39,17 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Errors creating a container's processes.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    /// A message exchange with a child failed (the child's own error included).
+    /// A message exchange with a child failed.
     #[error(transparent)]
-    Channel(#[from] ChannelError),
+    Channel(ChannelError),
+    /// A child reported that a step of its setup failed.
+    #[error("{peer}: {failure}")]
+    Failed {
+        /// Which process.
+        peer: &'static str,
+        /// The step, errno and text it reported.
+        failure: Failure,
+    },
     /// A syscall in the main process failed.
     #[error(transparent)]
     Syscall(#[from] SyscallError),
@@ -76,6 +86,17 @@ pub enum ProcessError {
         /// `linux.resources.memory.limit`, if set (-1: unlimited).
         limit: Option<i64>,
     },
+}
+
+impl From<ChannelError> for ProcessError {
+    /// A child's own report becomes [`ProcessError::Failed`], so that callers can match it
+    /// without knowing the channel.
+    fn from(e: ChannelError) -> Self {
+        match e {
+            ChannelError::Remote { peer, failure } => ProcessError::Failed { peer, failure },
+            e => ProcessError::Channel(e),
+        }
+    }
 }
 
 /// ` (memory limit N bytes)` when the spec sets one.
@@ -144,7 +165,7 @@ pub fn spawn(
         .ok_or_else(|| ProcessError::Spec("process: missing".into()))?;
     let mut ns = Namespaces::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
     ns.time_offsets = crate::namespaces::time_offsets_text(setup.spec);
-    let caps = CapabilitySets::from_spec(process.capabilities().as_ref())?;
+    let caps = CapabilitySets::from_spec(&syscall::LinuxSyscall, process.capabilities().as_ref())?;
     // Made here, in the host's user namespace (init could not), inherited by init.
     let bind_trees = crate::rootfs::prepare_bind_trees(&crate::syscall::LinuxSyscall, setup.spec)?;
     let resources = crate::cgroups::with_default_rules(
@@ -173,7 +194,8 @@ pub fn spawn(
         match children.to_child.recv("Ready", INIT_TIMEOUT)? {
             Message::RunRuntimeHooks => {
                 if let Err(e) = runtime_hooks(pid) {
-                    let _ = children.to_child.send(&Message::Error(e.clone()));
+                    let failure = Failure::new(Step::RuntimeHooks, &e);
+                    let _ = children.to_child.send(&Message::Error(failure));
                     return Err(ProcessError::Hook(e));
                 }
                 children.to_child.send(&Message::RuntimeHooksDone)?;
@@ -245,7 +267,10 @@ pub struct ExecSetup<'a> {
 /// pid once it has exec'd the program.
 pub fn spawn_exec(setup: &ExecSetup<'_>) -> Result<Pid, ProcessError> {
     let ns = Namespaces::of_process(setup.init_pid)?;
-    let caps = CapabilitySets::from_spec(setup.process.capabilities().as_ref())?;
+    let caps = CapabilitySets::from_spec(
+        &syscall::LinuxSyscall,
+        setup.process.capabilities().as_ref(),
+    )?;
     let maps = IdMaps { uid: &[], gid: &[] };
     let child = |ch, born| -> i32 { exec::run(setup, &ns, &caps, ch, born) };
     let mut children = double_fork(

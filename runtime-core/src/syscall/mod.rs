@@ -148,6 +148,34 @@ pub trait Syscall {
     /// A new user namespace with these uid_map and gid_map contents, held by the returned
     /// descriptor (see [`new_user_namespace`]).
     fn new_user_namespace(&self, uid_map: &str, gid_map: &str) -> Result<OwnedFd>;
+    /// setrlimit(2) of the resource `resource` (a RLIMIT_* number) of the calling process.
+    fn setrlimit(&self, resource: u32, soft: u64, hard: u64) -> Result<()>;
+    /// setgroups(2): the supplementary groups of the calling process.
+    fn setgroups(&self, groups: &[Gid]) -> Result<()>;
+    /// setresgid(2) with real, effective and saved gid all `gid`.
+    fn setresgid(&self, gid: Gid) -> Result<()>;
+    /// setresuid(2) with real, effective and saved uid all `uid`.
+    fn setresuid(&self, uid: Uid) -> Result<()>;
+    /// prctl(PR_SET_KEEPCAPS): whether permitted capabilities survive a uid change.
+    fn set_keepcaps(&self, keep: bool) -> Result<()>;
+    /// prctl(PR_SET_NO_NEW_PRIVS, 1): execve grants no privileges from now on.
+    fn set_no_new_privs(&self) -> Result<()>;
+    /// dup2(2): `fd` becomes descriptor `target` (0, 1 or 2), without close-on-exec.
+    fn dup2(&self, fd: BorrowedFd<'_>, target: i32) -> Result<()>;
+    /// The capabilities in the calling thread's bounding set.
+    fn bounding_set(&self) -> Result<caps::CapsHashSet>;
+    /// prctl(PR_CAPBSET_DROP): removes `cap` from the calling thread's bounding set.
+    fn drop_bounding(&self, cap: caps::Capability) -> Result<()>;
+    /// capset(2) of one of the permitted, inheritable and effective sets to `value`.
+    fn set_capabilities(&self, set: caps::CapSet, value: &caps::CapsHashSet) -> Result<()>;
+    /// prctl(PR_CAP_AMBIENT_CLEAR_ALL).
+    fn clear_ambient(&self) -> Result<()>;
+    /// prctl(PR_CAP_AMBIENT_RAISE) of `cap`.
+    fn raise_ambient(&self, cap: caps::Capability) -> Result<()>;
+    /// Loads a seccomp filter: see [`seccomp_set_mode_filter`].
+    fn seccomp_load(&self, prog: &[libc::sock_filter], flags: u32) -> Result<Option<OwnedFd>>;
+    /// Marks every descriptor from `first` upwards close-on-exec: see [`cloexec_from`].
+    fn cloexec_from(&self, first: u32) -> Result<()>;
 }
 
 /// The real kernel.
@@ -399,6 +427,75 @@ impl Syscall for LinuxSyscall {
     fn new_user_namespace(&self, uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
         new_user_namespace(uid_map, gid_map)
     }
+
+    fn setrlimit(&self, resource: u32, soft: u64, hard: u64) -> Result<()> {
+        setrlimit(resource, soft, hard)
+    }
+
+    fn setgroups(&self, groups: &[Gid]) -> Result<()> {
+        nix::unistd::setgroups(groups).map_err(err("setgroups", format!("{groups:?}")))
+    }
+
+    fn setresgid(&self, gid: Gid) -> Result<()> {
+        nix::unistd::setresgid(gid, gid, gid).map_err(err("setresgid", gid))
+    }
+
+    fn setresuid(&self, uid: Uid) -> Result<()> {
+        nix::unistd::setresuid(uid, uid, uid).map_err(err("setresuid", uid))
+    }
+
+    fn set_keepcaps(&self, keep: bool) -> Result<()> {
+        nix::sys::prctl::set_keepcaps(keep).map_err(err("prctl", "PR_SET_KEEPCAPS"))
+    }
+
+    fn set_no_new_privs(&self) -> Result<()> {
+        nix::sys::prctl::set_no_new_privs().map_err(err("prctl", "PR_SET_NO_NEW_PRIVS"))
+    }
+
+    fn dup2(&self, fd: BorrowedFd<'_>, target: i32) -> Result<()> {
+        let call = match target {
+            0 => nix::unistd::dup2_stdin(fd),
+            1 => nix::unistd::dup2_stdout(fd),
+            2 => nix::unistd::dup2_stderr(fd),
+            _ => Err(Errno::EBADF),
+        };
+        call.map_err(err("dup2", target))
+    }
+
+    fn bounding_set(&self) -> Result<caps::CapsHashSet> {
+        caps::read(None, caps::CapSet::Bounding).map_err(|_| caps_err("read", "bounding"))
+    }
+
+    fn drop_bounding(&self, cap: caps::Capability) -> Result<()> {
+        caps::drop(None, caps::CapSet::Bounding, cap).map_err(|_| caps_err("prctl", cap))
+    }
+
+    fn set_capabilities(&self, set: caps::CapSet, value: &caps::CapsHashSet) -> Result<()> {
+        caps::set(None, set, value).map_err(|_| caps_err("capset", format!("{set:?}")))
+    }
+
+    fn clear_ambient(&self) -> Result<()> {
+        caps::clear(None, caps::CapSet::Ambient).map_err(|_| caps_err("prctl", "ambient"))
+    }
+
+    fn raise_ambient(&self, cap: caps::Capability) -> Result<()> {
+        caps::raise(None, caps::CapSet::Ambient, cap).map_err(|_| caps_err("prctl", cap))
+    }
+
+    fn seccomp_load(&self, prog: &[libc::sock_filter], flags: u32) -> Result<Option<OwnedFd>> {
+        seccomp_set_mode_filter(prog, flags)
+    }
+
+    fn cloexec_from(&self, first: u32) -> Result<()> {
+        cloexec_from(first)
+    }
+}
+
+/// The error of a failed call of the caps crate: its own error is text only, so the errno
+/// is read right after, before any other call can set it (the crate makes the syscall
+/// last and formats its message from errno without another syscall that fails).
+fn caps_err(call: &'static str, target: impl std::fmt::Display) -> SyscallError {
+    err(call, target)(Errno::last())
 }
 
 /// A new user namespace with these uid_map and gid_map contents, held by the returned

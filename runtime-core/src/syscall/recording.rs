@@ -71,6 +71,32 @@ pub enum Call {
     MoveMount(PathBuf),
     /// A new user namespace with these uid_map and gid_map texts.
     NewUserNamespace(String, String),
+    /// setrlimit: the RLIMIT_* number, soft and hard.
+    Setrlimit(u32, u64, u64),
+    /// setgroups with the groups.
+    Setgroups(Vec<Gid>),
+    /// setresgid with the one gid.
+    Setresgid(Gid),
+    /// setresuid with the one uid.
+    Setresuid(Uid),
+    /// prctl(PR_SET_KEEPCAPS) on or off.
+    Keepcaps(bool),
+    /// prctl(PR_SET_NO_NEW_PRIVS).
+    NoNewPrivs,
+    /// dup2 of the file the descriptor refers to onto 0, 1 or 2.
+    Dup2(PathBuf, i32),
+    /// prctl(PR_CAPBSET_DROP) of a capability.
+    DropBounding(caps::Capability),
+    /// capset of one set (by its name, as `Inheritable`), the capabilities sorted.
+    SetCapabilities(String, Vec<caps::Capability>),
+    /// prctl(PR_CAP_AMBIENT_CLEAR_ALL).
+    ClearAmbient,
+    /// prctl(PR_CAP_AMBIENT_RAISE) of a capability.
+    RaiseAmbient(caps::Capability),
+    /// seccomp(SECCOMP_SET_MODE_FILTER) of a program of this many instructions.
+    SeccompLoad(usize),
+    /// close_range(CLOSE_RANGE_CLOEXEC) from this descriptor up.
+    CloexecFrom(u32),
 }
 
 impl Call {
@@ -103,6 +129,16 @@ impl Call {
             Call::MountSetattrIdmap(_) => "mount_setattr",
             Call::MoveMount(_) => "move_mount",
             Call::NewUserNamespace(..) => "unshare",
+            Call::Setrlimit(..) => "setrlimit",
+            Call::Setgroups(_) => "setgroups",
+            Call::Setresgid(_) => "setresgid",
+            Call::Setresuid(_) => "setresuid",
+            Call::Keepcaps(_) | Call::NoNewPrivs | Call::DropBounding(_) => "prctl",
+            Call::ClearAmbient | Call::RaiseAmbient(_) => "prctl",
+            Call::Dup2(..) => "dup2",
+            Call::SetCapabilities(..) => "capset",
+            Call::SeccompLoad(_) => "seccomp",
+            Call::CloexecFrom(_) => "close_range",
         }
     }
 }
@@ -345,6 +381,52 @@ impl Syscall for RecordingSyscall {
     fn new_user_namespace(&self, uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
         self.push(Call::NewUserNamespace(uid_map.into(), gid_map.into()))?;
         Ok(dev_null())
+    }
+    fn setrlimit(&self, resource: u32, soft: u64, hard: u64) -> Result<()> {
+        self.push(Call::Setrlimit(resource, soft, hard))
+    }
+    fn setgroups(&self, groups: &[Gid]) -> Result<()> {
+        self.push(Call::Setgroups(groups.to_vec()))
+    }
+    fn setresgid(&self, gid: Gid) -> Result<()> {
+        self.push(Call::Setresgid(gid))
+    }
+    fn setresuid(&self, uid: Uid) -> Result<()> {
+        self.push(Call::Setresuid(uid))
+    }
+    fn set_keepcaps(&self, keep: bool) -> Result<()> {
+        self.push(Call::Keepcaps(keep))
+    }
+    fn set_no_new_privs(&self) -> Result<()> {
+        self.push(Call::NoNewPrivs)
+    }
+    fn dup2(&self, fd: BorrowedFd<'_>, target: i32) -> Result<()> {
+        self.push(Call::Dup2(fd_real(fd), target))
+    }
+    fn bounding_set(&self) -> Result<caps::CapsHashSet> {
+        // A fully privileged process: every capability the crate knows is held.
+        Ok(caps::all())
+    }
+    fn drop_bounding(&self, cap: caps::Capability) -> Result<()> {
+        self.push(Call::DropBounding(cap))
+    }
+    fn set_capabilities(&self, set: caps::CapSet, value: &caps::CapsHashSet) -> Result<()> {
+        let mut caps: Vec<caps::Capability> = value.iter().copied().collect();
+        caps.sort_by_key(|c| c.index());
+        self.push(Call::SetCapabilities(format!("{set:?}"), caps))
+    }
+    fn clear_ambient(&self) -> Result<()> {
+        self.push(Call::ClearAmbient)
+    }
+    fn raise_ambient(&self, cap: caps::Capability) -> Result<()> {
+        self.push(Call::RaiseAmbient(cap))
+    }
+    fn seccomp_load(&self, prog: &[libc::sock_filter], _flags: u32) -> Result<Option<OwnedFd>> {
+        self.push(Call::SeccompLoad(prog.len()))?;
+        Ok(None)
+    }
+    fn cloexec_from(&self, first: u32) -> Result<()> {
+        self.push(Call::CloexecFrom(first))
     }
 }
 
