@@ -3,8 +3,7 @@
 use std::os::unix::net::UnixStream;
 
 use anyhow::{Context, Result};
-use nix::unistd::Pid;
-use runtime_core::container::{self, CreateOptions};
+use runtime_core::container::{self, Container, CreateOptions};
 use runtime_core::state::Store;
 
 use crate::foreground::Foreground;
@@ -12,8 +11,7 @@ use crate::foreground::Foreground;
 /// Runs a container; returns its exit code (128+N if killed by signal N).
 pub fn run(store: &Store, mut opts: CreateOptions, detach: bool, keep: bool) -> Result<i32> {
     if detach {
-        container::create(store, &opts)?;
-        start_or_destroy(store, &opts.id)?;
+        start_or_destroy(container::create(store, &opts)?)?;
         return Ok(0);
     }
     let fg = Foreground::prepare()?;
@@ -24,11 +22,10 @@ pub fn run(store: &Store, mut opts: CreateOptions, detach: bool, keep: bool) -> 
         opts.console = Some(theirs.into());
         relay_end = Some(ours);
     }
-    let c = container::create(store, &opts)?;
-    start_or_destroy(store, &opts.id)?;
-    let code = fg.wait(Pid::from_raw(c.state.pid), relay_end)?;
+    let c = start_or_destroy(container::create(store, &opts)?)?;
+    let code = fg.wait(c.pid(), relay_end)?;
     if !keep {
-        container::delete(store, &opts.id, true)?;
+        c.delete(true)?;
     }
     Ok(code)
 }
@@ -45,12 +42,14 @@ fn wants_terminal(opts: &CreateOptions) -> bool {
     config["process"]["terminal"].as_bool().unwrap_or(false)
 }
 
-fn start_or_destroy(store: &Store, id: &str) -> Result<()> {
-    if let Err(e) = container::start(store, id) {
-        if let Err(de) = container::delete(store, id, true) {
+/// Starts the container just created, or deletes it if it cannot start.
+fn start_or_destroy(mut c: Container) -> Result<Container> {
+    if let Err(e) = c.start() {
+        let id = c.id().to_string();
+        if let Err(de) = c.delete(true) {
             log::warn!("deleting {id} after failed start: {de}");
         }
         return Err(e.into());
     }
-    Ok(())
+    Ok(c)
 }

@@ -193,7 +193,7 @@ pub fn restore(
         cgroup_driver: driver,
         ..Default::default()
     };
-    Ok(checkpoint::restore(store, &opts)?.state.pid)
+    Ok(checkpoint::restore(store, &opts)?.state().pid)
 }
 
 impl From<CheckpointError> for ShimError {

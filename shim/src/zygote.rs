@@ -97,7 +97,7 @@ pub enum Request {
         /// The process has a terminal: the descriptor is a console socket.
         terminal: bool,
     },
-    /// runtime_core::container::exec; descriptors: a memfd holding the process spec's
+    /// runtime_core's Container::exec; descriptors: a memfd holding the process spec's
     /// JSON, then the stdio or the console socket as for create.
     Exec {
         /// Container id.
@@ -107,7 +107,7 @@ pub enum Request {
         /// The process has a terminal.
         terminal: bool,
     },
-    /// runtime_core::container::start (poststart hooks included).
+    /// runtime_core's Container::start (poststart hooks included).
     Start {
         /// Container id.
         id: String,
@@ -977,7 +977,7 @@ fn read_process(fd: OwnedFd) -> Result<oci_spec::runtime::Process> {
 
 /// Performs one request in the zygote.
 fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
-    use runtime_core::container::{self, CreateOptions, ExecOptions};
+    use runtime_core::container::{self, Container, CreateOptions, ExecOptions};
     use runtime_core::state::Store;
 
     let result = match req {
@@ -1005,7 +1005,7 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
             // The descriptors are dropped with `opts` when this returns: only the
             // container keeps them.
             container::create(&Store::new(state_root), &opts)
-                .map(|c| Reply::Created { pid: c.state.pid })
+                .map(|c| Reply::Created { pid: c.state().pid })
         }
         Request::Exec {
             id,
@@ -1027,11 +1027,14 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
                 console,
                 ..Default::default()
             };
-            container::exec(&Store::new(state_root), &id, &opts)
+            Container::load(&Store::new(state_root), &id)
+                .and_then(|mut c| c.exec(&opts))
                 .map(|pid| Reply::Spawned { pid: pid.as_raw() })
         }
         Request::Start { id, state_root } => {
-            container::start(&Store::new(state_root), &id).map(|()| Reply::Done)
+            Container::load(&Store::new(state_root), &id)
+                .and_then(|mut c| c.start())
+                .map(|()| Reply::Done)
         }
         Request::Delete {
             id,

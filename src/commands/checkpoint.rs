@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::{recv, MsgFlags};
-use nix::unistd::Pid;
 use runtime_core::cgroups::Driver;
 use runtime_core::checkpoint::{self, proto::CgMode, CheckpointOptions, CriuFlags, RestoreOptions};
-use runtime_core::container;
 use runtime_core::state::Store;
 
 use crate::foreground::Foreground;
@@ -167,8 +165,8 @@ pub fn restore(store: &Store, criu: &Path, driver: Driver, a: &RestoreArgs) -> R
         relay_end = Some(ours);
     }
     let c = checkpoint::restore(store, &opts).with_context(|| format!("restore {}", a.id))?;
-    let code = fg.wait(Pid::from_raw(c.state.pid), relay_end.filter(master_sent))?;
-    container::delete(store, &a.id, true)?;
+    let code = fg.wait(c.pid(), relay_end.filter(master_sent))?;
+    c.delete(true)?;
     Ok(code)
 }
 

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Capabilities, Capability, Process};
-use runtime_core::container::{self, ExecOptions};
+use runtime_core::container::{Container, ExecOptions};
 use runtime_core::state::Store;
 
 use crate::cli::ExecArgs;
@@ -67,12 +67,15 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
         }
         (None, false, _) => {}
     }
+    let mut c = Container::load(store, &args.id)?;
     if args.detach {
-        container::exec(store, &args.id, &opts)?;
+        c.exec(&opts)?;
         return Ok(0);
     }
     let fg = Foreground::prepare()?;
-    let pid = container::exec(store, &args.id, &opts)?;
+    let pid = c.exec(&opts)?;
+    // The process runs: other commands may act on the container while we wait.
+    c.unlock();
     fg.wait(pid, relay_end)
 }
 
@@ -81,8 +84,8 @@ fn process_from_flags(store: &Store, args: &ExecArgs) -> Result<Process> {
     if args.command.is_empty() {
         bail!("exec {}: no command given (and no --process)", args.id);
     }
-    let c = container::state(store, &args.id)?;
-    let spec = runtime_core::spec::load(&c.state.bundle)?;
+    let c = Container::peek(store, &args.id)?;
+    let spec = runtime_core::spec::load(&c.state().bundle)?;
     let mut p = spec.process().clone().unwrap_or_default();
     p.set_args(Some(args.command.clone()));
     p.set_terminal(Some(args.tty));

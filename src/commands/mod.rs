@@ -8,6 +8,7 @@ mod resources;
 use anyhow::{bail, Context, Result};
 use runtime_core::cgroups::Driver;
 use runtime_core::container::{self, Container, CreateOptions};
+use runtime_core::state::Status;
 use runtime_core::state::Store;
 
 use crate::cli::{Cli, Command, CreateArgs, ListFormat};
@@ -33,19 +34,19 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Create(args) => {
             container::create(&store, &create_options(&args, driver)?)?;
         }
-        Command::Start { id } => container::start(&store, &id)?,
+        Command::Start { id } => Container::load(&store, &id)?.start()?,
         Command::Run {
             create,
             detach,
             keep,
         } => return crate::run::run(&store, create_options(&create, driver)?, detach, keep),
         Command::State { id } => {
-            let c = container::state(&store, &id)?;
+            let c = Container::peek(&store, &id)?;
             println!("{}", serde_json::to_string_pretty(&state_json(&c))?);
         }
         Command::Kill { id, signal, all } => {
             let sig = runtime_core::signal::parse(&signal)?;
-            container::kill(&store, &id, sig, all)?;
+            Container::load(&store, &id)?.kill(sig, all)?;
         }
         Command::Delete { id, force } => container::delete(&store, &id, force)?,
         Command::List { format, quiet } => list(&store, format, quiet)?,
@@ -108,10 +109,11 @@ fn connect_console(p: Option<&std::path::Path>) -> Result<Option<std::os::fd::Ow
 
 /// The OCI state plus runc's extra fields (`rootfs`, `created`, `owner`).
 fn state_json(c: &Container) -> serde_json::Value {
-    let mut v = c.state.oci_json(c.status);
+    let st = c.state();
+    let mut v = st.oci_json(c.status());
     v["created"] =
-        rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.state.created)).into();
-    v["owner"] = owner_name(c.state.owner).into();
+        rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(st.created)).into();
+    v["owner"] = owner_name(st.owner).into();
     v
 }
 
@@ -124,7 +126,7 @@ fn list(store: &Store, format: ListFormat, quiet: bool) -> Result<()> {
     let containers = container::list(store)?;
     if quiet {
         for c in &containers {
-            println!("{}", c.state.id);
+            println!("{}", c.id());
         }
         return Ok(());
     }
@@ -144,16 +146,16 @@ fn list(store: &Store, format: ListFormat, quiet: bool) -> Result<()> {
             ]];
             for c in &containers {
                 let j = state_json(c);
-                let pid = if c.status == runtime_core::state::Status::Stopped {
+                let pid = if c.status() == Status::Stopped {
                     0
                 } else {
-                    c.state.pid
+                    c.state().pid
                 };
                 rows.push([
-                    c.state.id.clone(),
+                    c.id().to_string(),
                     pid.to_string(),
-                    c.status.to_string(),
-                    c.state.bundle.display().to_string(),
+                    c.status().to_string(),
+                    c.state().bundle.display().to_string(),
                     j["created"].as_str().unwrap_or_default().to_string(),
                     j["owner"].as_str().unwrap_or_default().to_string(),
                 ]);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::LinuxResources;
 use runtime_core::cgroups::Stats;
-use runtime_core::container::resources::{self, Event};
+use runtime_core::container::{Container, Event};
 use runtime_core::state::Store;
 use serde_json::{json, Value};
 
@@ -15,17 +15,18 @@ use crate::cli::{ListFormat, UpdateArgs};
 
 /// `pause`: of a created container too, as runc's.
 pub fn pause(store: &Store, id: &str) -> Result<()> {
-    Ok(resources::pause_created_too(store, id)?)
+    Ok(Container::load(store, id)?.pause_created_too()?)
 }
 
 /// `resume`.
 pub fn resume(store: &Store, id: &str) -> Result<()> {
-    Ok(resources::resume(store, id)?)
+    Ok(Container::load(store, id)?.resume()?)
 }
 
 /// `ps`: the container's processes, as pids (json) or as `ps`'s own table, filtered.
 pub fn ps(store: &Store, id: &str, format: ListFormat, ps_args: &[String]) -> Result<()> {
-    let pids: Vec<i32> = resources::pids(store, id)?
+    let pids: Vec<i32> = Container::load(store, id)?
+        .pids()?
         .into_iter()
         .map(|p| p.as_raw())
         .collect();
@@ -112,8 +113,9 @@ fn print_event(out: &mut impl Write, id: &str, ev: &Event) -> std::io::Result<()
 pub fn events(store: &Store, id: &str, stats: bool, interval: &str) -> Result<()> {
     let interval = parse_interval(interval).context("--interval")?;
     let mut stdout = std::io::stdout().lock();
+    let mut c = Container::load(store, id)?;
     if stats {
-        let s = resources::stats(store, id)?;
+        let s = c.stats()?;
         return match print_event(&mut stdout, id, &Event::Stats(Box::new(s))) {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                 Err(e).context("writing the statistics")
@@ -122,13 +124,11 @@ pub fn events(store: &Store, id: &str, stats: bool, interval: &str) -> Result<()
         };
     }
     let mut write_error = None;
-    resources::events(store, id, interval, |ev| {
-        match print_event(&mut stdout, id, &ev) {
-            Ok(()) => true,
-            Err(e) => {
-                write_error = Some(e);
-                false
-            }
+    c.events(interval, |ev| match print_event(&mut stdout, id, &ev) {
+        Ok(()) => true,
+        Err(e) => {
+            write_error = Some(e);
+            false
         }
     })?;
     match write_error {
@@ -163,7 +163,7 @@ pub fn update(store: &Store, args: &UpdateArgs) -> Result<()> {
         }
         None => resources_from_flags(args)?,
     };
-    Ok(resources::update(store, &args.id, &r)?)
+    Ok(Container::load(store, &args.id)?.update(&r)?)
 }
 
 /// The LinuxResources that runc's individual `update` flags describe.

@@ -17,7 +17,7 @@ use nix::mount::{MntFlags, MsFlags};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::cgroups::{self, CgroupError};
-use crate::container::{self, ContainerError};
+use crate::container::{self, Container, ContainerError};
 use crate::hooks::{self, HookError};
 use crate::rootfs::{self, RootfsError};
 use crate::spec::{self, SpecError};
@@ -293,19 +293,12 @@ pub fn checkpoint(
     id: &str,
     opts: &CheckpointOptions,
 ) -> Result<(), CheckpointError> {
-    let current = container::state(store, id)?;
-    if !matches!(current.status, Status::Running | Status::Paused) {
-        return Err(ContainerError::WrongStatus {
-            id: id.into(),
-            status: current.status,
-            what: "only a running or paused container can be checkpointed",
-        }
-        .into());
-    }
-    let entry = store.open(id)?;
-    let st = entry
-        .load()?
-        .ok_or_else(|| StateError::NotFound(id.to_string()))?;
+    let c = Container::load(store, id)?;
+    c.require(
+        &[Status::Running, Status::Paused],
+        "only a running or paused container can be checkpointed",
+    )?;
+    let st = c.state();
     let mut spec = spec::load(&st.bundle)?;
     spec::bind_sources_in_bundle(&mut spec, &st.bundle);
     let rootfs = spec::rootfs_path(&st.bundle, &spec)?;
@@ -317,7 +310,7 @@ pub fn checkpoint(
         .mode(0o700)
         .create(images)
         .map_err(io_err(images))?;
-    if let Err(e) = dump(&st, &spec, &rootfs, opts) {
+    if let Err(e) = dump(st, c.cgroup()?, &spec, &rootfs, opts) {
         if made_images {
             remove_images(images);
         }
@@ -326,8 +319,7 @@ pub fn checkpoint(
     if !opts.leave_running && !opts.pre_dump {
         // CRIU killed the processes: what is left is the container's cgroup and state. The
         // checkpoint is done whatever happens to them: a failure is a warning, as in runc.
-        drop(entry);
-        if let Err(e) = container::delete(store, id, true) {
+        if let Err(e) = c.delete(true) {
             log::warn!("deleting {id} after its checkpoint: {e}");
         }
     }
@@ -337,6 +329,7 @@ pub fn checkpoint(
 /// The dump (or pre-dump) of the container `st` into the images directory, which exists.
 fn dump(
     st: &State,
+    cgroup: &dyn cgroups::CgroupManager,
     spec: &Spec,
     rootfs: &Path,
     opts: &CheckpointOptions,
@@ -347,7 +340,6 @@ fn dump(
     let images_dir = open_dir(images)?;
     let work_dir = c.work_path.as_deref().map(make_and_open_dir).transpose()?;
 
-    let cgroup = cgroups::manager(&st.cgroup_path)?;
     let cgroup_mounts = cgroup.mounts();
     let mounts = external::mounts(spec, rootfs, &cgroup_mounts);
     let mut criu_opts = CriuOpts {
@@ -397,10 +389,7 @@ fn dump(
 /// Restores a container from the images in `opts.criu.image_path` as `opts.id`, with the
 /// bundle's config. The restored init is our child (CRIU restores it as its sibling);
 /// returns the new container.
-pub fn restore(
-    store: &Store,
-    opts: &RestoreOptions,
-) -> Result<container::Container, CheckpointError> {
+pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<Container, CheckpointError> {
     state::validate_id(&opts.id)?;
     let c = &opts.criu;
     // Everything about the images and the bundle is checked before anything is created.
@@ -440,10 +429,7 @@ pub fn restore(
         cgroup,
     };
     match restore_into(&entry, &mut st, &prepared, opts) {
-        Ok(()) => Ok(container::Container {
-            state: st,
-            status: Status::Running,
-        }),
+        Ok(()) => Ok(Container::made(store, st, prepared.cgroup)),
         Err(e) => {
             // As after a failed create: whatever was restored is killed, the cgroup and
             // state go (the rootfs bind went already).

@@ -18,7 +18,7 @@ use containerd_shim_protos::shim::shim::{
 use containerd_shim_protos::topics::{TASK_PAUSED_EVENT_TOPIC, TASK_RESUMED_EVENT_TOPIC};
 use containerd_shim_protos::types::task::ProcessInfo;
 use oci_spec::runtime::LinuxResources;
-use runtime_core::container::resources;
+use runtime_core::container::Container;
 use runtime_core::state::Store;
 
 use crate::checkpoint;
@@ -65,7 +65,7 @@ impl Tasks {
         }
         // kill(2) does not fork: it runs here, in the server.
         let store = Store::new(state_root(&bundle));
-        match runtime_core::container::kill(&store, id, signal, req.all) {
+        match Container::load(&store, id).and_then(|mut c| c.kill(signal, req.all)) {
             Ok(()) => Ok(Empty::new()),
             Err(e) => {
                 let gone = self.lock().containers.get(id).is_none_or(|c| c.init.gone());
@@ -117,7 +117,7 @@ impl Tasks {
             (c.bundle.clone(), execs)
         };
         let store = Store::new(state_root(&bundle));
-        let pids = match resources::pids(&store, id) {
+        let pids = match Container::load(&store, id).and_then(|mut c| c.pids()) {
             Ok(p) => p,
             Err(e) => {
                 let e = ShimError::from(e);
@@ -165,11 +165,17 @@ impl Tasks {
     pub fn set_paused(&self, id: &str, paused: bool) -> Result<Empty> {
         let bundle = self.live_bundle(id)?;
         let store = Store::new(state_root(&bundle));
-        let (what, result) = if paused {
-            ("pause", resources::pause(&store, id))
-        } else {
-            ("resume", resources::resume(&store, id))
-        };
+        let what = if paused { "pause" } else { "resume" };
+        let result =
+            Container::load(&store, id).and_then(
+                |mut c| {
+                    if paused {
+                        c.pause()
+                    } else {
+                        c.resume()
+                    }
+                },
+            );
         result.map_err(|e| ShimError::from(e).context(format!("{what} {id}")))?;
         if let Some(c) = self.lock().containers.get_mut(id) {
             c.paused = paused;
@@ -228,7 +234,8 @@ impl Tasks {
             typeurl::spec_json(req.resources.as_ref(), "LinuxResources")
                 .map_err(|e| e.context(format!("update {id}")))?;
         let bundle = self.live_bundle(id)?;
-        resources::update(&Store::new(state_root(&bundle)), id, &resources)
+        Container::load(&Store::new(state_root(&bundle)), id)
+            .and_then(|mut c| c.update(&resources))
             .map_err(|e| ShimError::from(e).context(format!("update {id}")))?;
         Ok(Empty::new())
     }
@@ -237,7 +244,8 @@ impl Tasks {
     pub fn stats(&self, req: &StatsRequest) -> Result<StatsResponse> {
         let id = req.id.as_str();
         let bundle = self.live_bundle(id)?;
-        let stats = resources::stats(&Store::new(state_root(&bundle)), id)
+        let stats = Container::load(&Store::new(state_root(&bundle)), id)
+            .and_then(|mut c| c.stats())
             .map_err(|e| ShimError::from(e).context(format!("stats {id}")))?;
         let unified = *self.unified.get_or_init(metrics::unified_host);
         Ok(StatsResponse {

@@ -11,6 +11,7 @@ use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::topics::{
     TASK_CREATE_EVENT_TOPIC, TASK_OOM_EVENT_TOPIC, TASK_START_EVENT_TOPIC,
 };
+use runtime_core::container::Container as Handle;
 use runtime_core::state::Store;
 
 use crate::checkpoint;
@@ -105,9 +106,8 @@ impl Tasks {
         container.io_owner = opts.io_owner;
         container.restored = restore.is_some();
         container.oom = self.watch_oom(id, &bundle);
-        container.shares_pid_ns =
-            runtime_core::container::state(&Store::new(state_root(&bundle)), id)
-                .is_ok_and(|c| c.state.shares_pid_ns);
+        container.shares_pid_ns = Handle::peek(&Store::new(state_root(&bundle)), id)
+            .is_ok_and(|c| c.state().shares_pid_ns);
         let event = TaskCreate {
             container_id: id.to_string(),
             bundle: req.bundle.clone(),
@@ -132,12 +132,12 @@ impl Tasks {
 
     /// Starts the OOM watch of a created container (none if it cannot be watched).
     fn watch_oom(self: &Arc<Self>, id: &str, bundle: &Path) -> Option<Oom> {
-        let st = runtime_core::container::state(&Store::new(state_root(bundle)), id)
+        let st = Handle::peek(&Store::new(state_root(bundle)), id)
             .map_err(|e| log::warn!("task {id}: no OOM events: {e}"))
             .ok()?;
         let weak = Arc::downgrade(self);
         let cid = id.to_string();
-        Oom::start(id, st.state.cgroup_path, move || {
+        Oom::start(id, st.state().cgroup_path.clone(), move || {
             if let Some(s) = weak.upgrade() {
                 s.events.send(
                     TASK_OOM_EVENT_TOPIC,

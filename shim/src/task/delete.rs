@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use containerd_shim_protos::api::DeleteResponse;
 use containerd_shim_protos::events::task::TaskDelete;
 use containerd_shim_protos::topics::TASK_DELETE_EVENT_TOPIC;
+use runtime_core::container::Container;
 use runtime_core::state::Store;
 
 use crate::error::{Kind, Result, ShimError};
@@ -107,9 +108,9 @@ impl Tasks {
 /// hooks, which fork and wait for their process, as only the zygote may.
 fn delete_without_zygote(id: &str, bundle: &Path, force: bool, why: ShimError) -> Result<()> {
     let store = Store::new(state_root(bundle));
-    let hooks = runtime_core::container::state(&store, id)
+    let hooks = Container::peek(&store, id)
         .ok()
-        .and_then(|c| c.state.hooks)
+        .and_then(|c| c.state().hooks.clone())
         .is_some_and(|h| h.poststop().as_ref().is_some_and(|l| !l.is_empty()));
     if hooks {
         return Err(why.context("poststop hooks to run"));
@@ -122,8 +123,8 @@ fn delete_without_zygote(id: &str, bundle: &Path, force: bool, why: ShimError) -
 /// what is left, removes the cgroup and state, unmounts the rootfs.
 pub fn cleanup_dead_shim(bundle: &Path, id: &str) -> DeleteResponse {
     let store = Store::new(state_root(bundle));
-    let pid = runtime_core::container::state(&store, id)
-        .map(|c| c.state.pid)
+    let pid = Container::peek(&store, id)
+        .map(|c| c.state().pid)
         .unwrap_or(0);
     match runtime_core::container::delete(&store, id, true) {
         Ok(()) => {}

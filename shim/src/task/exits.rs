@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use containerd_shim_protos::events::task::TaskExit;
 use containerd_shim_protos::topics::TASK_EXIT_EVENT_TOPIC;
+use runtime_core::container::Container;
 use runtime_core::state::Store;
 
 use crate::error::{Kind, Result, ShimError};
@@ -170,7 +171,7 @@ impl Tasks {
         };
         let sigkill = nix::sys::signal::Signal::SIGKILL as i32;
         let store = Store::new(state_root(&bundle));
-        match runtime_core::container::kill(&store, id, sigkill, true) {
+        match Container::load(&store, id).and_then(|mut c| c.kill(sigkill, true)) {
             Ok(()) => {}
             Err(e) if Kind::from(&e) == Kind::NotFound => {}
             Err(e) => log::warn!("{id}: killing what is left after init's exit: {e}"),
