@@ -31,6 +31,7 @@ use containerd_shim_protos::shim::oci::CheckpointOptions as RuncCheckpointOption
 use runtime_core::cgroups::Driver;
 use runtime_core::checkpoint::proto::CgMode;
 use runtime_core::checkpoint::{self, CheckpointError, CheckpointOptions, CriuFlags};
+use runtime_core::container::Container;
 use runtime_core::state::Store;
 use serde::{Deserialize, Serialize};
 
@@ -161,7 +162,7 @@ pub struct Restore {
 /// Restores container `id` of `store` from `r`, with the bundle's config, in this process
 /// (a child of the zygote, which exits after: see the module's doc). `stdio` becomes this
 /// process's stdio first: CRIU reconnects the restored pipes to the descriptors of the
-/// same numbers. Returns the restored init's pid.
+/// same numbers. Returns the restored container.
 pub fn restore(
     store: &Store,
     id: &str,
@@ -170,7 +171,7 @@ pub fn restore(
     driver: Driver,
     stdio: Option<runtime_core::process::Stdio>,
     console: Option<OwnedFd>,
-) -> Result<i32> {
+) -> Result<Container> {
     if let Some(s) = stdio {
         let taken = s
             .stdin
@@ -193,7 +194,7 @@ pub fn restore(
         cgroup_driver: driver,
         ..Default::default()
     };
-    Ok(checkpoint::restore(store, &opts)?.state().pid)
+    Ok(checkpoint::restore(store, &opts)?)
 }
 
 impl From<CheckpointError> for ShimError {

@@ -18,7 +18,7 @@
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -46,31 +46,11 @@ pub struct Oom {
 }
 
 struct Inner {
-    /// memory.oom_control or memory.events; None if not found.
-    counter: Option<PathBuf>,
+    /// The cgroup's count of OOM kills (v1 memory.oom_control, v2 memory.events).
+    counter: Option<cgroups::OomCounter>,
     stop: AtomicBool,
     counts: Mutex<Counts>,
     report: Box<dyn Fn() + Send + Sync>,
-}
-
-/// The file that counts the cgroup's OOM kills (`oom_kill`): v1's memory.oom_control in
-/// the memory hierarchy, v2's memory.events.
-fn counter_file(m: &dyn cgroups::CgroupManager) -> Option<PathBuf> {
-    m.mounts().into_iter().find_map(|d| {
-        ["memory.oom_control", "memory.events"]
-            .into_iter()
-            .map(|f| d.source.join(f))
-            .find(|p| p.exists())
-    })
-}
-
-/// The `oom_kill` count in a counter file.
-fn oom_kills(file: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines().find_map(|l| {
-        let v = l.strip_prefix("oom_kill ")?;
-        v.trim().parse().ok()
-    })
 }
 
 impl Inner {
@@ -93,19 +73,19 @@ impl Oom {
     /// cgroup has no memory controller to watch (logged).
     pub fn start(
         id: &str,
-        cgroup: PathBuf,
+        cgroup: &Path,
         report: impl Fn() + Send + Sync + 'static,
     ) -> Option<Oom> {
-        let watched = cgroups::manager(&cgroup).and_then(|m| Ok((m.oom_watcher()?, m)));
-        let (watcher, manager) = match watched {
+        let watcher = match cgroups::manager(cgroup).and_then(|m| m.oom_watcher()) {
             Ok(w) => w,
             Err(e) => {
                 log::info!("task {id}: no OOM events: {e}");
                 return None;
             }
         };
-        let counter = counter_file(manager.as_ref());
-        let base = counter.as_deref().and_then(oom_kills).unwrap_or(0);
+        let counter = watcher.counter();
+        let base = counter.kills().unwrap_or(0);
+        let counter = Some(counter);
         let oom = Oom {
             inner: Arc::new(Inner {
                 counter,
@@ -139,7 +119,7 @@ impl Oom {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .base;
-        let now = self.inner.counter.as_deref().and_then(oom_kills);
+        let now = self.inner.counter.as_ref().and_then(|c| c.kills());
         if let Some(now) = now {
             self.inner.settle(now.saturating_sub(base));
         }
@@ -281,23 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn the_counter_is_oom_kill() {
-        let dir = tempfile::tempdir().unwrap();
-        let v1 = dir.path().join("memory.oom_control");
-        std::fs::write(&v1, "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n").unwrap();
-        assert_eq!(oom_kills(&v1), Some(3));
-        let v2 = dir.path().join("memory.events");
-        std::fs::write(
-            &v2,
-            "low 0\nhigh 0\nmax 9\noom 2\noom_kill 1\noom_group_kill 0\n",
-        )
-        .unwrap();
-        assert_eq!(oom_kills(&v2), Some(1));
-        assert_eq!(oom_kills(&dir.path().join("absent")), None);
-    }
-
-    #[test]
     fn no_memory_cgroup_no_watch() {
-        assert!(Oom::start("x", "/youki-shim-no-such-cgroup/x".into(), || {}).is_none());
+        assert!(Oom::start("x", Path::new("/youki-shim-no-such-cgroup/x"), || {}).is_none());
     }
 }

@@ -166,14 +166,35 @@ impl Request {
     }
 }
 
+/// What the server keeps of a container the zygote created (or restored), so that it
+/// never reads back from disk what its own zygote made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    /// Init's pid.
+    pub pid: i32,
+    /// The container's cgroup, for the OOM watch.
+    pub cgroup_path: PathBuf,
+    /// No pid namespace of its own: what is left in its cgroup is killed when init exits.
+    pub shares_pid_ns: bool,
+}
+
+impl Created {
+    /// What the server keeps of `c`.
+    fn of(c: &runtime_core::container::Container) -> Created {
+        let st = c.state();
+        Created {
+            pid: st.pid,
+            cgroup_path: st.cgroup_path.clone(),
+            shares_pid_ns: st.shares_pid_ns,
+        }
+    }
+}
+
 /// The zygote's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
     /// The container exists; its init waits for start (or, restored, runs).
-    Created {
-        /// Init's pid.
-        pid: i32,
-    },
+    Created(Created),
     /// The exec'd process runs.
     Spawned {
         /// Its pid.
@@ -1005,7 +1026,7 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
             // The descriptors are dropped with `opts` when this returns: only the
             // container keeps them.
             container::create(&Store::new(state_root), &opts)
-                .map(|c| Reply::Created { pid: c.state().pid })
+                .map(|c| Reply::Created(Created::of(&c)))
         }
         Request::Exec {
             id,
@@ -1031,11 +1052,9 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
                 .and_then(|mut c| c.exec(&opts))
                 .map(|pid| Reply::Spawned { pid: pid.as_raw() })
         }
-        Request::Start { id, state_root } => {
-            Container::load(&Store::new(state_root), &id)
-                .and_then(|mut c| c.start())
-                .map(|()| Reply::Done)
-        }
+        Request::Start { id, state_root } => Container::load(&Store::new(state_root), &id)
+            .and_then(|mut c| c.start())
+            .map(|()| Reply::Done),
         Request::Delete {
             id,
             state_root,
@@ -1074,7 +1093,7 @@ fn handle(req: Request, mut fds: Vec<OwnedFd>) -> Reply {
                     stdio,
                     console,
                 )
-                .map(|pid| Reply::Created { pid })
+                .map(|c| Reply::Created(Created::of(&c)))
             }));
         }
     };
@@ -1153,6 +1172,15 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
 
+    /// A create's reply with init's `pid`.
+    fn created(pid: i32) -> Reply {
+        Reply::Created(Created {
+            pid,
+            cgroup_path: "/youki/c".into(),
+            shares_pid_ns: false,
+        })
+    }
+
     #[test]
     fn messages_and_descriptors_cross_the_channel() {
         let (a, b) = Channel::pair().unwrap();
@@ -1195,11 +1223,9 @@ mod tests {
         assert!(matches!(r, Err(Lost::Timeout)), "{r:?}");
         // The zygote answers #1 late, then #2: the client must take #2 only.
         zygote_end.send_json(1, &Reply::Done, &[]).unwrap();
-        zygote_end
-            .send_json(2, &Reply::Created { pid: 42 }, &[])
-            .unwrap();
+        zygote_end.send_json(2, &created(42), &[]).unwrap();
         let r = exchange(&server_end, 2, &req, &[], Duration::from_secs(5)).unwrap();
-        assert_eq!(r, Reply::Created { pid: 42 });
+        assert_eq!(r, created(42));
         // Both requests arrived, in order.
         for want in [1, 2] {
             let (bytes, _) = zygote_end
@@ -1223,9 +1249,7 @@ mod tests {
         let (server_end, zygote_end) = Channel::pair().unwrap();
         let t = std::thread::spawn(move || {
             serve(&zygote_end, None, |req, fds| match req {
-                Request::Create { id, .. } if fds.len() == 3 => Reply::Created {
-                    pid: id.len() as i32,
-                },
+                Request::Create { id, .. } if fds.len() == 3 => created(id.len() as i32),
                 Request::Create { .. } => Reply::Failed(ShimError::invalid("fds")),
                 _ => Reply::Failed(ShimError::not_found("x".repeat(MAX_ERROR_MESSAGE * 2))),
             })
@@ -1242,7 +1266,7 @@ mod tests {
         let fds = [null.as_fd(), null.as_fd(), null.as_fd()];
         let five = Duration::from_secs(5);
         let r = exchange(&server_end, 1, &create, &fds, five).unwrap();
-        assert_eq!(r, Reply::Created { pid: 3 });
+        assert_eq!(r, created(3));
         let r = exchange(&server_end, 2, &create, &[], five).unwrap();
         assert!(matches!(r, Reply::Failed(e) if e.kind == Kind::InvalidArgument));
         let start = Request::Start {
@@ -1274,7 +1298,7 @@ mod tests {
 
     fn fake(chan: Channel, pid: i32, how: Fake) {
         match how {
-            Fake::Serve => serve(&chan, None, |_, _| Reply::Created { pid }),
+            Fake::Serve => serve(&chan, None, |_, _| created(pid)),
             Fake::DieOnRequest => drop(chan.recv(None)),
             Fake::Hang => while let Ok(Some(_)) = chan.recv(None) {},
         }
@@ -1333,7 +1357,7 @@ mod tests {
             })
         };
         let r = z.call(&delete_req(), &[], five).unwrap();
-        assert_eq!(r, Reply::Created { pid: FIRST + 1 });
+        assert_eq!(r, created(FIRST + 1));
         reaper.join().unwrap();
         assert_eq!(starts(&n), 2);
         // An exit that is not the zygote's is not its business.
@@ -1365,7 +1389,7 @@ mod tests {
         reaper.join().unwrap();
         // Its successor serves the next one.
         let r = z.call(&delete_req(), &[], Duration::from_secs(5)).unwrap();
-        assert_eq!(r, Reply::Created { pid: FIRST + 1 });
+        assert_eq!(r, created(FIRST + 1));
         assert_eq!(starts(&n), 2);
     }
 
@@ -1377,7 +1401,7 @@ mod tests {
             if i + 1 < MAX_QUICK_EXITS as i32 {
                 // Each death is noted; the next request starts a successor.
                 let r = z.call(&delete_req(), &[], Duration::from_secs(5)).unwrap();
-                assert_eq!(r, Reply::Created { pid: FIRST + i + 1 });
+                assert_eq!(r, created(FIRST + i + 1));
             }
         }
         // The first and MAX - 1 successors; the last death leaves none to start.
@@ -1416,7 +1440,7 @@ mod tests {
             assert!(z.exited(FIRST + i, 0));
             assert_eq!(starts(&n), i as usize + 1, "started only on demand");
             let r = z.call(&delete_req(), &[], Duration::from_secs(5)).unwrap();
-            assert_eq!(r, Reply::Created { pid: FIRST + i + 1 });
+            assert_eq!(r, created(FIRST + i + 1));
         }
     }
 

@@ -39,7 +39,7 @@ use oci_spec::runtime::LinuxResources;
 pub use devices::{check as check_device_rules, with_default_rules, DeviceError};
 use files::FileWrite;
 use mountinfo::{CgroupFsMount, FsKind};
-pub use oom::OomWatcher;
+pub use oom::{OomCounter, OomWatcher};
 pub use rootless::use_rootless_cgroups;
 pub use stats::Stats;
 pub use systemd::SystemdError;

@@ -48,6 +48,27 @@ enum Inner {
     },
 }
 
+/// A cgroup's count of OOM kills (`oom_kill`), read on demand: for a caller that hands
+/// its [`OomWatcher`] to another thread and still reads the count itself.
+#[derive(Debug, Clone)]
+pub struct OomCounter {
+    /// The cgroup's memory directory (v1) or the cgroup directory (v2).
+    dir: PathBuf,
+    v1: bool,
+}
+
+impl OomCounter {
+    /// The OOM kills the cgroup has counted since it was made; None if it cannot be read
+    /// (the cgroup is gone, or a v1 kernel before 4.13 does not count them).
+    pub fn kills(&self) -> Option<u64> {
+        if self.v1 {
+            oom_kills_v1(&self.dir)
+        } else {
+            oom_kills_v2(&self.dir).ok()
+        }
+    }
+}
+
 fn other(dir: &Path, msg: String) -> CgroupError {
     CgroupError::Other {
         path: dir.to_path_buf(),
@@ -102,6 +123,20 @@ impl OomWatcher {
                 last,
             },
         })
+    }
+
+    /// The counter this watcher reads, to read apart from it.
+    pub fn counter(&self) -> OomCounter {
+        match &self.inner {
+            Inner::V1 { dir, .. } => OomCounter {
+                dir: dir.clone(),
+                v1: true,
+            },
+            Inner::V2 { dir, .. } => OomCounter {
+                dir: dir.clone(),
+                v1: false,
+            },
+        }
     }
 
     /// The descriptor that turns readable when the kernel notifies (the v1 eventfd, the v2
@@ -221,6 +256,8 @@ mod tests {
         assert!(wait_readable(notifier.as_fd(), Duration::from_secs(5)));
         assert_eq!(w.wait(Duration::ZERO).expect("wait"), 2);
         assert_eq!(w.wait(Duration::ZERO).expect("wait"), 0);
+        // The counter reads the cgroup's total, whatever the watcher reported.
+        assert_eq!(w.counter().kills(), Some(3));
         // The cgroup removed: nothing more, and no error.
         drop(dir);
         assert_eq!(w.wait(Duration::ZERO).expect("gone"), 0);
@@ -249,6 +286,7 @@ mod tests {
         .expect("write");
         assert_eq!(w.wait(Duration::ZERO).expect("wait"), 1);
         assert_eq!(w.wait(Duration::ZERO).expect("wait"), 0);
+        assert_eq!(w.counter().kills(), Some(1));
         let err = OomWatcher::v1(&d.join("absent")).expect_err("no cgroup");
         assert!(err.to_string().contains("memory.oom_control"), "{err}");
     }

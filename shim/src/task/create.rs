@@ -11,8 +11,6 @@ use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::topics::{
     TASK_CREATE_EVENT_TOPIC, TASK_OOM_EVENT_TOPIC, TASK_START_EVENT_TOPIC,
 };
-use runtime_core::container::Container as Handle;
-use runtime_core::state::Store;
 
 use crate::checkpoint;
 use crate::error::{Result, ShimError};
@@ -21,7 +19,7 @@ use crate::io::StdioPaths;
 use crate::mounts::{self, Mount};
 use crate::oom::Oom;
 use crate::options;
-use crate::zygote::{self, Reply, Request, Zygote};
+use crate::zygote::{self, Created, Reply, Request, Zygote};
 
 use super::process::Proc;
 use super::table::Container;
@@ -88,16 +86,17 @@ impl Tasks {
             if r.is_err() && mounted {
                 mounts::unmount_rootfs(&rootfs);
             }
-            r.map(|(pid, io)| (pid, io, mounted))
+            r.map(|(created, io)| (created, io, mounted))
         });
 
-        let (pid, io, rootfs_mounted) = match result {
+        let (created, io, rootfs_mounted) = match result {
             Ok(r) => r,
             Err(e) => {
                 let _ = std::fs::remove_dir(state_root(&bundle));
                 return Err(fail(e));
             }
         };
+        let pid = created.pid;
         let mut container = Container::new(
             bundle.clone(),
             Proc::new(pid, stdio.clone(), req.terminal).with_io(io),
@@ -105,9 +104,8 @@ impl Tasks {
         );
         container.io_owner = opts.io_owner;
         container.restored = restore.is_some();
-        container.oom = self.watch_oom(id, &bundle);
-        container.shares_pid_ns = Handle::peek(&Store::new(state_root(&bundle)), id)
-            .is_ok_and(|c| c.state().shares_pid_ns);
+        container.oom = self.watch_oom(id, &created.cgroup_path);
+        container.shares_pid_ns = created.shares_pid_ns;
         let event = TaskCreate {
             container_id: id.to_string(),
             bundle: req.bundle.clone(),
@@ -131,13 +129,10 @@ impl Tasks {
     }
 
     /// Starts the OOM watch of a created container (none if it cannot be watched).
-    fn watch_oom(self: &Arc<Self>, id: &str, bundle: &Path) -> Option<Oom> {
-        let st = Handle::peek(&Store::new(state_root(bundle)), id)
-            .map_err(|e| log::warn!("task {id}: no OOM events: {e}"))
-            .ok()?;
+    fn watch_oom(self: &Arc<Self>, id: &str, cgroup: &Path) -> Option<Oom> {
         let weak = Arc::downgrade(self);
         let cid = id.to_string();
-        Oom::start(id, st.state().cgroup_path.clone(), move || {
+        Oom::start(id, cgroup, move || {
             if let Some(s) = weak.upgrade() {
                 s.events.send(
                     TASK_OOM_EVENT_TOPIC,
@@ -216,7 +211,7 @@ impl Tasks {
 }
 
 /// Sets up the I/O and has the zygote create the container, or restore it from the
-/// checkpoint `restore`; returns init's pid.
+/// checkpoint `restore`; returns what the server keeps of it.
 fn spawn_container(
     zygote: &Zygote,
     id: &str,
@@ -225,7 +220,7 @@ fn spawn_container(
     terminal: bool,
     opts: &options::TaskOptions,
     restore: Option<&checkpoint::Restore>,
-) -> Result<(i32, ProcIo)> {
+) -> Result<(Created, ProcIo)> {
     let prepared = procio::prepare(id, stdio, terminal, false, opts.io_owner)?;
     let (req, timeout) = match restore {
         None => (
@@ -253,15 +248,15 @@ fn spawn_container(
     };
     let what = req.name();
     let reply = zygote.call(&req, &borrowed(&prepared.child), timeout);
-    let pid = match reply.map_err(|e| e.context(format!("{what} {id}")))? {
-        Reply::Created { pid } => pid,
+    let created = match reply.map_err(|e| e.context(format!("{what} {id}")))? {
+        Reply::Created(c) => c,
         Reply::Failed(e) => return Err(e.context(format!("{what} {id}"))),
         other => return Err(unexpected(other)),
     };
     // The container holds its own copies now: the copies see end-of-file when it (and
     // not the shim) closes them.
     match prepared.finish() {
-        Ok(io) => Ok((pid, io)),
+        Ok(io) => Ok((created, io)),
         Err(e) => {
             // No way to reach its terminal: the container goes.
             let del = Request::Delete {
