@@ -217,6 +217,30 @@ mod tests {
     }
 
     #[test]
+    fn a_childs_report_becomes_process_error_failed_with_the_same_text() {
+        use super::super::ProcessError;
+        use crate::channel::ChannelError;
+        let failure = Failure::with_errno(Step::ExecLookup, Errno::ENOENT, "exec: \"x\": ...");
+        let remote = ChannelError::Remote {
+            peer: "exec process",
+            failure: failure.clone(),
+        };
+        let text = remote.to_string();
+        let e = ProcessError::from(remote);
+        assert_eq!(e.to_string(), text);
+        assert!(
+            matches!(&e, ProcessError::Failed { peer: "exec process", failure: f } if *f == failure),
+            "{e:?}"
+        );
+        // Every other channel error stays one.
+        let gone = ChannelError::PeerGone {
+            peer: "container init",
+            waiting_for: "Ready".into(),
+        };
+        assert!(matches!(ProcessError::from(gone), ProcessError::Channel(_)));
+    }
+
+    #[test]
     fn the_errno_is_found_in_the_causes() {
         let sys = SyscallError {
             call: "chdir",

@@ -67,7 +67,7 @@ fn try_build(
         let path = setup.exec_fifo.display();
         Failure::with_errno(Step::ExecFifo, e, format!("open {path}: {e}"))
     })?;
-    let host_pid = host_pid().map_err(|e| Failure::new(Step::Proc, e))?;
+    let host_pid = host_pid()?;
     // Compiled, and its notify listener connected, while host paths still resolve.
     let mut listener_state = setup.state.clone();
     listener_state.pid = host_pid;
@@ -433,15 +433,16 @@ fn reopen_dev_null(sys: &impl Syscall) -> Result<(), Failure> {
 
 /// This process's pid in the runtime's pid namespace: the first NSpid entry in the host's
 /// /proc (still mounted, since this runs before pivot_root).
-fn host_pid() -> Result<i32, String> {
+fn host_pid() -> Result<i32, Failure> {
     let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|e| format!("reading /proc/self/status: {e}"))?;
+        .at(Step::Proc)
+        .map_err(|f| f.context("reading /proc/self/status"))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("NSpid:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| "no NSpid in /proc/self/status".to_string())
+        .ok_or_else(|| Failure::new(Step::Proc, "no NSpid in /proc/self/status"))
 }
 
 /// Whether init, now with the process's user and capabilities, may open the fifo for
