@@ -141,7 +141,7 @@ impl From<&str> for Failure {
 
 /// The first errno in `e` or its causes: a syscall's, an I/O error's, or one the runtime's
 /// own errors hold as a field.
-pub fn errno_in(e: &(dyn Error + 'static)) -> Option<i32> {
+fn errno_in(e: &(dyn Error + 'static)) -> Option<i32> {
     use crate::syscall::SyscallError;
     use nix::errno::Errno;
     let mut next = Some(e);

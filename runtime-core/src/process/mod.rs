@@ -14,7 +14,7 @@ mod init;
 mod intermediate;
 mod lookup;
 
-pub use failure::{errno_in, Failure, Step};
+pub use failure::{Failure, Step};
 pub use init::{START_FAILED, START_OK};
 
 use std::path::PathBuf;
