@@ -851,6 +851,30 @@ mod tests {
     }
 
     #[test]
+    fn stdio_is_set_in_order_and_a_refused_dup2_names_the_stream() {
+        let null = || Some(OwnedFd::from(File::open("/dev/null").expect("/dev/null")));
+        let stdio = super::super::Stdio {
+            stdin: null(),
+            stdout: None,
+            stderr: null(),
+        };
+        let sys = RecordingSyscall::default();
+        set_stdio(&sys, &stdio).expect("set_stdio");
+        let dev_null = PathBuf::from("/dev/null");
+        assert_eq!(
+            sys.calls(),
+            [Call::Dup2(dev_null.clone(), 0), Call::Dup2(dev_null, 2)]
+        );
+
+        let sys = RecordingSyscall::default();
+        sys.fail_when(|c| matches!(c, Call::Dup2(_, 0)), Errno::EBADF);
+        let f = set_stdio(&sys, &stdio).unwrap_err();
+        assert_eq!((f.step, f.errno), (Step::Detach, Some(libc::EBADF)));
+        assert_eq!(f.detail, "setting stdin: dup2: EBADF: Bad file number");
+        assert_eq!(sys.calls().len(), 1, "stderr was set after stdin failed");
+    }
+
+    #[test]
     fn a_missing_program_fails_after_the_user_change_and_before_the_filter() {
         let sys = RecordingSyscall::default();
         let Err(f) = prepare(&sys, &process(true, "/nonexistent-program")) else {
