@@ -11,7 +11,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::termios::{self, SetArg, Termios};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use runtime_core::syscall::terminal;
+use runtime_core::os::terminal;
 
 /// Signals passed on to the container instead of acting on the runtime.
 const FORWARDED: [Signal; 8] = [
@@ -80,7 +80,7 @@ impl Foreground {
                 // Our terminal changed size: the process's terminal follows.
                 (Signal::SIGWINCH, Some(r)) => r.resize(),
                 _ => {
-                    if let Err(e) = runtime_core::syscall::signals::kill(pid, sig as i32) {
+                    if let Err(e) = runtime_core::os::signals::kill(pid, sig as i32) {
                         log::warn!("forwarding {sig} to the container: {e}");
                     }
                 }
@@ -98,7 +98,7 @@ struct Relay {
 
 impl Relay {
     fn start(console: &UnixStream) -> Result<Self> {
-        let master = runtime_core::tty::receive_master(console.as_fd())?;
+        let master = runtime_core::os::receive_master(console.as_fd())?;
         // Our terminal goes raw so that keys reach the process as typed; restored after.
         let stdin = std::io::stdin();
         let saved = termios::tcgetattr(&stdin).ok();

@@ -647,7 +647,7 @@ fn console_receiver(sock: &Path) -> std::thread::JoinHandle<std::os::fd::OwnedFd
     let listener = std::os::unix::net::UnixListener::bind(sock).unwrap();
     std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        runtime_core::tty::receive_master(std::os::fd::AsFd::as_fd(&conn)).unwrap()
+        runtime_core::os::receive_master(std::os::fd::AsFd::as_fd(&conn)).unwrap()
     })
 }
 

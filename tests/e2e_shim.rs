@@ -22,7 +22,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use runtime_core::syscall::terminal::{set_window_size, Winsize};
+use runtime_core::os::terminal::{set_window_size, Winsize};
 
 use common::{assert_ok, describe, pid_alive, poll, stderr_of, stdout_of};
 use e2e_support::containerd::*;
@@ -819,7 +819,7 @@ struct PtySession {
 
 impl PtySession {
     fn spawn(cmd: Command, rows: u16, cols: u16) -> PtySession {
-        let pty = runtime_core::tty::open_pty().unwrap();
+        let pty = runtime_core::os::open_pty().unwrap();
         set_window_size(pty.master.as_fd(), &size(rows, cols)).unwrap();
         let slave = || Stdio::from(pty.slave.try_clone().unwrap());
         let prog = cmd.get_program().to_owned();

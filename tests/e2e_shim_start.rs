@@ -96,7 +96,7 @@ fn rt_flags(c: &Containerd, rt: &Rt, id: &str) -> Vec<String> {
 /// Runs a ctr command whose stdio is a terminal of ours (`-t` needs one) until it exits,
 /// and asserts it succeeded.
 fn ctr_on_pty(c: &Containerd, mut cmd: Command) {
-    let pty = runtime_core::tty::open_pty().expect("openpty");
+    let pty = runtime_core::os::open_pty().expect("openpty");
     let io = || Stdio::from(pty.slave.try_clone().expect("dup pty slave"));
     cmd.stdin(io()).stdout(io()).stderr(io());
     let shown = format!("{cmd:?}");

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use runtime_core::syscall::terminal::{set_window_size, Winsize};
-use runtime_core::tty;
+use runtime_core::os::terminal::{set_window_size, Winsize};
+use runtime_core::os::{open_pty, receive_master};
 
 use common::*;
 
@@ -61,7 +61,7 @@ fn console_socket_receives_a_working_master() {
     let listener = UnixListener::bind(&sock).unwrap();
     let receiver = std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        tty::receive_master(conn.as_fd()).unwrap()
+        receive_master(conn.as_fd()).unwrap()
     });
     let id = env.id();
     let o = env.try_create_with(&id, &b, &["--console-socket", sock.to_str().unwrap()]);
@@ -101,7 +101,7 @@ struct PtySession {
 
 impl PtySession {
     fn spawn(env: &TestEnv, args: &[&str]) -> Self {
-        let pty = tty::open_pty().unwrap();
+        let pty = open_pty().unwrap();
         set_window_size(pty.master.as_fd(), &size(24, 80)).unwrap();
         let slave = || Stdio::from(pty.slave.try_clone().unwrap());
         // setsid --ctty: a new session whose controlling terminal is stdin, the pty.
@@ -211,7 +211,7 @@ fn console_receiver(sock: &std::path::Path) -> std::thread::JoinHandle<OwnedFd> 
     let listener = UnixListener::bind(sock).unwrap();
     std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        tty::receive_master(conn.as_fd()).unwrap()
+        receive_master(conn.as_fd()).unwrap()
     })
 }
 

@@ -17,7 +17,7 @@ pub const OCI_VERSION: &str = "1.2.0";
 /// Name of the state file in a container's directory.
 const STATE_FILE: &str = "state.json";
 /// Name of the fifo `start` opens to release the init process.
-pub const EXEC_FIFO: &str = "exec.fifo";
+pub(crate) const EXEC_FIFO: &str = "exec.fifo";
 /// Longest accepted container id.
 const MAX_ID_LEN: usize = 1024;
 /// How long a command waits for another command on the same container to finish. Only a
@@ -147,7 +147,7 @@ pub struct State {
     pub oci_version: String,
     /// Container id.
     pub id: String,
-    /// Status when last written; commands derive the live status with [`Store::status`].
+    /// Status when last written; the live one is [`crate::container::Container::status`].
     pub status: Status,
     /// Init process pid as seen from the runtime's pid namespace.
     pub pid: i32,
@@ -180,7 +180,7 @@ pub struct State {
 impl State {
     /// The state of container `id` of `bundle` as its create (or restore) begins: status
     /// creating, no pid yet, what the operations after it need from `spec`.
-    pub fn creating(
+    pub(crate) fn creating(
         id: &str,
         bundle: &Path,
         spec: &oci_spec::runtime::Spec,
@@ -205,7 +205,7 @@ impl State {
     }
 
     /// The state of a container whose create stopped before it wrote any: only its id.
-    pub fn unfinished(id: &str) -> State {
+    pub(crate) fn unfinished(id: &str) -> State {
         State {
             oci_version: OCI_VERSION.to_string(),
             id: id.to_string(),
@@ -242,7 +242,7 @@ impl State {
 }
 
 /// Seconds since the epoch, for `created`.
-pub fn now_secs() -> u64 {
+fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -251,11 +251,11 @@ pub fn now_secs() -> u64 {
 
 /// A container's state read without its lock.
 #[derive(Debug)]
-pub struct Peek {
+pub(crate) struct Peek {
     /// state.json; `None` if the create that made the directory has not written it.
-    pub state: Option<State>,
+    pub(crate) state: Option<State>,
     /// Another command holds the lock: a create still at work, or any other command.
-    pub busy: bool,
+    pub(crate) busy: bool,
 }
 
 /// Reads `dir`'s state.json; `None` if there is none.
@@ -272,7 +272,7 @@ fn read_state(dir: &Path) -> Result<Option<State>, StateError> {
 
 /// A container's directory under the state root, with its lock held while this lives.
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     dir: PathBuf,
     id: String,
     lock: Flock<File>,
@@ -296,7 +296,7 @@ impl Store {
     }
 
     /// Creates and locks the directory of a new container; fails if the id exists.
-    pub fn create(&self, id: &str) -> Result<Entry, StateError> {
+    pub(crate) fn create(&self, id: &str) -> Result<Entry, StateError> {
         validate_id(id)?;
         fs::DirBuilder::new()
             .recursive(true)
@@ -314,7 +314,7 @@ impl Store {
     }
 
     /// Opens and locks an existing container's directory.
-    pub fn open(&self, id: &str) -> Result<Entry, StateError> {
+    pub(crate) fn open(&self, id: &str) -> Result<Entry, StateError> {
         validate_id(id)?;
         let dir = self.root.join(id);
         if !dir.is_dir() {
@@ -361,7 +361,7 @@ impl Store {
 
     /// Reads a container's state without waiting for its lock, for `state` and `list`,
     /// which must answer while another command (a slow create) works on the container.
-    pub fn peek(&self, id: &str) -> Result<Peek, StateError> {
+    pub(crate) fn peek(&self, id: &str) -> Result<Peek, StateError> {
         validate_id(id)?;
         let dir = self.root.join(id);
         let f = match File::open(&dir) {
@@ -380,7 +380,7 @@ impl Store {
     }
 
     /// Ids of every container in the store, sorted.
-    pub fn ids(&self) -> Result<Vec<String>, StateError> {
+    pub(crate) fn ids(&self) -> Result<Vec<String>, StateError> {
         let rd = match fs::read_dir(&self.root) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             r => r.map_err(io(&self.root))?,
@@ -398,22 +398,22 @@ impl Store {
 
 impl Entry {
     /// The container's directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// The container id.
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         &self.id
     }
 
     /// The exec fifo's path.
-    pub fn fifo(&self) -> PathBuf {
+    pub(crate) fn fifo(&self) -> PathBuf {
         self.dir.join(EXEC_FIFO)
     }
 
     /// Reads state.json; a container whose create stopped early has none.
-    pub fn load(&self) -> Result<Option<State>, StateError> {
+    pub(crate) fn load(&self) -> Result<Option<State>, StateError> {
         read_state(&self.dir)
     }
 
@@ -422,12 +422,12 @@ impl Entry {
     /// that ends normally unlocks it for all (dropping the lock), but one that is killed
     /// does not, and a container's init that kept its copy (waiting for `start`) would
     /// then hold the lock for ever.
-    pub fn lock_fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn lock_fd(&self) -> BorrowedFd<'_> {
         self.lock.as_fd()
     }
 
     /// Writes state.json atomically (temp file + rename), so readers never see half of it.
-    pub fn save(&self, state: &State) -> Result<(), StateError> {
+    pub(crate) fn save(&self, state: &State) -> Result<(), StateError> {
         let path = self.dir.join(STATE_FILE);
         let tmp = self.dir.join(".state.json.tmp");
         let bytes = serde_json::to_vec(state).map_err(|source| StateError::Json {
@@ -449,7 +449,7 @@ impl Entry {
     /// bind of the rootfs, left by a runtime killed midway) is detached first: removing
     /// through it would delete the rootfs's files. One that cannot be detached stops the
     /// removal.
-    pub fn remove(self) -> Result<(), StateError> {
+    pub(crate) fn remove(self) -> Result<(), StateError> {
         self.detach_mounts()?;
         match fs::remove_dir_all(&self.dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -485,15 +485,15 @@ const MOUNTINFO: &str = "/proc/self/mountinfo";
 
 /// What /proc says about a pid: its start time, and whether it is a zombie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcStat {
+pub(crate) struct ProcStat {
     /// Start time in clock ticks since boot (field 22 of /proc/PID/stat).
-    pub start_time: u64,
+    pub(crate) start_time: u64,
     /// State letter (field 3), `Z` for a zombie.
-    pub state: char,
+    pub(crate) state: char,
 }
 
 /// Parses /proc/PID/stat; `None` if the process does not exist.
-pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+pub(crate) fn proc_stat(pid: i32) -> Option<ProcStat> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(&text)
 }
@@ -510,7 +510,7 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
 
 /// Whether the container's init process still exists (same pid, same start time, not a
 /// zombie: an exited init whose parent has not reaped it has stopped).
-pub fn init_alive(state: &State) -> bool {
+pub(crate) fn init_alive(state: &State) -> bool {
     matches!(proc_stat(state.pid), Some(s) if s.start_time == state.init_start_time && s.state != 'Z')
 }
 

@@ -169,7 +169,7 @@ pub fn restore(
     bundle: &Path,
     r: &Restore,
     driver: Driver,
-    stdio: Option<runtime_core::process::Stdio>,
+    stdio: Option<runtime_core::os::Stdio>,
     console: Option<OwnedFd>,
 ) -> Result<Container> {
     if let Some(s) = stdio {

@@ -24,8 +24,8 @@ mod zygote;
 
 use containerd_shim::Config;
 use nix::sys::signal::Signal;
-use runtime_core::syscall::malloc;
-use runtime_core::syscall::signals::{self, Action};
+use runtime_core::os::malloc;
+use runtime_core::os::signals::{self, Action};
 
 /// The runtime name containerd resolves to this binary.
 const RUNTIME_ID: &str = "io.containerd.youki.v2";

@@ -19,7 +19,7 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use runtime_core::syscall::{fd_path, LinuxSyscall, Syscall};
+use runtime_core::os::{fd_path, LinuxSyscall, Syscall};
 
 use crate::error::{Result, ShimError};
 
@@ -226,9 +226,9 @@ fn mount_one(m: &Mount, target: &Path) -> Result<()> {
     let mut p = parse_options(&m.options)?;
     let userns = match &p.idmap {
         Some(maps) => Some(
-            runtime_core::syscall::new_user_namespace(&maps.uid_map, &maps.gid_map).map_err(
-                |e| ShimError::other(format!("mount {} ({}): id mapping: {e}", m.source, m.kind)),
-            )?,
+            runtime_core::os::new_user_namespace(&maps.uid_map, &maps.gid_map).map_err(|e| {
+                ShimError::other(format!("mount {} ({}): id mapping: {e}", m.source, m.kind))
+            })?,
         ),
         None => None,
     };

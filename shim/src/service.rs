@@ -103,7 +103,7 @@ impl containerd_shim::Task for Service {
         };
         let r = answer("start", &req.id, r);
         // The shim mostly idles after a start: give back what create and start freed.
-        runtime_core::syscall::malloc::trim();
+        runtime_core::os::malloc::trim();
         r
     }
 

@@ -958,7 +958,7 @@ fn serve(
 }
 
 /// The process's stdio, or its console socket with `terminal`.
-type ProcessIo = (Option<runtime_core::process::Stdio>, Option<OwnedFd>);
+type ProcessIo = (Option<runtime_core::os::Stdio>, Option<OwnedFd>);
 
 fn process_io(what: &str, fds: Vec<OwnedFd>, terminal: bool) -> Result<ProcessIo> {
     if terminal {
@@ -976,7 +976,7 @@ fn process_io(what: &str, fds: Vec<OwnedFd>, terminal: bool) -> Result<ProcessIo
             v.len()
         ))
     })?;
-    let stdio = runtime_core::process::Stdio {
+    let stdio = runtime_core::os::Stdio {
         stdin: Some(stdin),
         stdout: Some(stdout),
         stderr: Some(stderr),
@@ -1116,7 +1116,7 @@ fn driver(systemd_cgroup: bool) -> runtime_core::cgroups::Driver {
 fn done(result: Result<Reply>) -> Reply {
     let reply = result.unwrap_or_else(Reply::Failed);
     // The zygote idles between requests: give back what the operation allocated.
-    runtime_core::syscall::malloc::trim();
+    runtime_core::os::malloc::trim();
     reply
 }
 
@@ -1124,7 +1124,7 @@ fn done(result: Result<Reply>) -> Reply {
 /// CRIU restores are children of the process that runs it, and the zygote's children stay
 /// its own; the child's go to the server, the subreaper, when it exits.
 fn in_child(op: impl FnOnce() -> Result<Reply>) -> Result<Reply> {
-    use runtime_core::syscall::{exit_child, fork, Forked};
+    use runtime_core::os::{exit_child, fork, Forked};
     let (ours, theirs) = Channel::pair()?;
     match fork().map_err(|e| ShimError::other(format!("zygote: {e}")))? {
         Forked::Child => {

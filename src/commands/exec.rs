@@ -55,7 +55,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     };
     let mut relay_end = None;
     match (&args.console_socket, terminal, args.detach) {
-        (Some(path), _, _) => opts.console = Some(runtime_core::tty::connect(path)?),
+        (Some(path), _, _) => opts.console = Some(runtime_core::os::connect(path)?),
         (None, true, false) => {
             // Interactive: the terminal's master comes back to us and we relay it.
             let (ours, theirs) = UnixStream::pair().context("console socketpair")?;

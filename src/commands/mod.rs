@@ -104,7 +104,7 @@ fn absolute_pid_file(p: Option<&std::path::Path>) -> Result<Option<std::path::Pa
 
 /// `--console-socket` connected, before anything is created.
 fn connect_console(p: Option<&std::path::Path>) -> Result<Option<std::os::fd::OwnedFd>> {
-    Ok(p.map(runtime_core::tty::connect).transpose()?)
+    Ok(p.map(runtime_core::os::connect).transpose()?)
 }
 
 /// The OCI state plus runc's extra fields (`rootfs`, `created`, `owner`).

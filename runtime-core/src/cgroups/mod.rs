@@ -36,7 +36,8 @@ use std::time::Duration;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
-pub use devices::{check as check_device_rules, with_default_rules, DeviceError};
+pub use devices::DeviceError;
+pub(crate) use devices::{check as check_device_rules, with_default_rules};
 use files::FileWrite;
 use mountinfo::{CgroupFsMount, FsKind};
 pub use oom::{OomCounter, OomWatcher};
@@ -45,7 +46,7 @@ pub use stats::Stats;
 pub use systemd::SystemdError;
 
 /// How long freeze and thaw wait for the kernel to report the new state.
-pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the kernel lists this process's mounts.
 const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -269,7 +270,7 @@ impl Driver {
 /// The cgroup path of a container: `cgroupsPath` if absolute, else under `/youki`; with the
 /// systemd driver, `cgroupsPath` as it is (`slice:prefix:name`), by default
 /// `system.slice:youki:<id>`; rootless on pure v2, by default beside the caller's cgroup.
-pub fn cgroup_path(spec_path: Option<&Path>, id: &str, driver: Driver) -> PathBuf {
+pub(crate) fn cgroup_path(spec_path: Option<&Path>, id: &str, driver: Driver) -> PathBuf {
     let spec_path = spec_path.filter(|p| !p.as_os_str().is_empty());
     if driver.systemd_for(spec_path) {
         return match spec_path {
@@ -291,7 +292,10 @@ pub fn cgroup_path(spec_path: Option<&Path>, id: &str, driver: Driver) -> PathBu
 
 /// The manager of a new container's cgroup at `path` (from [`cgroup_path`] with the same
 /// `driver`); with the systemd driver, a path not in the systemd form is an error.
-pub fn new_manager(path: &Path, driver: Driver) -> Result<Box<dyn CgroupManager>, CgroupError> {
+pub(crate) fn new_manager(
+    path: &Path,
+    driver: Driver,
+) -> Result<Box<dyn CgroupManager>, CgroupError> {
     let systemd = driver.systemd_for(Some(path));
     with_mountinfo(|text| manager_from_mountinfo(path, text, systemd))
 }

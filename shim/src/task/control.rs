@@ -57,7 +57,7 @@ impl Tasks {
         if !who.is_init() {
             // An exec is our own child (not reaped yet): signal it directly.
             let pid = nix::unistd::Pid::from_raw(pid);
-            return match runtime_core::syscall::signals::kill(pid, signal) {
+            return match runtime_core::os::signals::kill(pid, signal) {
                 Ok(()) => Ok(Empty::new()),
                 Err(e) if e.errno == nix::errno::Errno::ESRCH => Err(finished(who)),
                 Err(e) => Err(ShimError::other(format!("kill {who}: {e}"))),
