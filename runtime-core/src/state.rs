@@ -6,11 +6,13 @@ use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
+
+use crate::deadline::Deadline;
 
 /// The OCI spec version this runtime implements, reported in state.
 pub const OCI_VERSION: &str = "1.2.0";
@@ -24,6 +26,8 @@ const MAX_ID_LEN: usize = 1024;
 /// runtime process that is still alive can hold a lock (the container's processes never
 /// do: see [`Entry::lock_fd`]), so this only bounds a hung one.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a command waiting for the lock tries again.
+const LOCK_RETRY: Duration = Duration::from_millis(5);
 
 /// Errors about stored state, naming the container or path.
 #[derive(Debug, thiserror::Error)]
@@ -324,21 +328,21 @@ impl Store {
     }
 
     fn lock(dir: PathBuf, id: &str) -> Result<Entry, StateError> {
-        let start = Instant::now();
+        let deadline = Deadline::after(LOCK_TIMEOUT);
         let mut f = File::open(&dir).map_err(io(&dir))?;
         // Never an unbounded wait: a holder that hangs must not hang every later command.
         let lock = loop {
             match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => break lock,
                 Err((back, Errno::EWOULDBLOCK | Errno::EINTR)) => {
-                    if start.elapsed() > LOCK_TIMEOUT {
+                    if deadline.expired() {
                         return Err(StateError::Busy {
                             id: id.to_string(),
                             waited: LOCK_TIMEOUT,
                         });
                     }
                     f = back;
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(LOCK_RETRY);
                 }
                 Err((_, errno)) => {
                     return Err(StateError::Lock {

@@ -247,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_create_leaves_no_state() {
+    fn a_terminal_without_a_console_is_refused_before_anything_is_made() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::new(tmp.path().join("root"));
         let bundle = tmp.path().join("bundle");

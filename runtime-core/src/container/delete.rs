@@ -60,7 +60,5 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError
         entry.remove()?;
         return Ok(());
     };
-    let mut c = Container::new(store, state, Some(entry));
-    c.refresh();
-    c.delete(force)
+    Container::new(store, state, Some(entry)).delete(force)
 }

@@ -347,3 +347,80 @@ pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<(), ContainerError
 fn oci_state_bytes(st: &State, status: Status) -> Vec<u8> {
     serde_json::to_vec(&st.oci_json(status)).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state of container `id` whose "init" is `pid`, in a cgroup that does not exist.
+    fn stored(store: &Store, id: &str, pid: i32) {
+        let mut st = State::unfinished(id);
+        st.pid = pid;
+        st.init_start_time = state::proc_stat(pid).map_or(0, |s| s.start_time);
+        st.status = Status::Running;
+        st.cgroup_path = format!("/youki-core-test-no-such-cgroup/{id}").into();
+        store.create(id).unwrap().save(&st).unwrap();
+    }
+
+    #[test]
+    fn a_loaded_handle_holds_the_lock_until_unlocked_then_locks_per_operation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        // This test process stands for the init: alive, so the container runs.
+        stored(&store, "c1", std::process::id() as i32);
+        let mut c = Container::load(&store, "c1").unwrap();
+        assert_eq!(c.status(), Status::Running);
+        assert!(store.peek("c1").unwrap().busy);
+        c.unlock();
+        assert!(!store.peek("c1").unwrap().busy);
+        // Another command writes the state meanwhile: the next operation reads it anew.
+        let mut other = Container::load(&store, "c1").unwrap();
+        other.state.annotations.insert("k".into(), "v".into());
+        other.save().unwrap();
+        drop(other);
+        c.kill(0, false).unwrap();
+        assert_eq!(
+            c.state().annotations.get("k").map(String::as_str),
+            Some("v")
+        );
+        assert!(
+            !store.peek("c1").unwrap().busy,
+            "the operation let go of the lock"
+        );
+    }
+
+    #[test]
+    fn a_stopped_container_refuses_what_needs_it_alive_and_deletes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        // No such process: init has exited.
+        stored(&store, "c2", i32::MAX);
+        let mut c = Container::load(&store, "c2").unwrap();
+        assert_eq!(c.status(), Status::Stopped);
+        let refused = |r: Result<(), ContainerError>| {
+            assert!(
+                matches!(
+                    r,
+                    Err(ContainerError::WrongStatus {
+                        status: Status::Stopped,
+                        ..
+                    })
+                ),
+                "{r:?}"
+            )
+        };
+        refused(c.kill(9, false));
+        refused(c.start());
+        refused(c.pause());
+        refused(c.resume());
+        refused(c.stats().map(drop));
+        refused(c.update(&Default::default()));
+        // Its cgroup is gone already: delete removes the state.
+        c.delete(false).unwrap();
+        assert!(store.ids().unwrap().is_empty());
+        assert!(matches!(
+            Container::load(&store, "c2"),
+            Err(ContainerError::State(StateError::NotFound(_)))
+        ));
+    }
+}
