@@ -18,12 +18,12 @@ use oci_spec::runtime::{
 use serde_json::Value;
 
 /// The oldest runtime-spec version whose configs this runtime accepts.
-pub const OCI_VERSION_MIN: &str = "1.0.0";
+pub(crate) const OCI_VERSION_MIN: &str = "1.0.0";
 /// The newest runtime-spec version this runtime implements.
 pub const OCI_VERSION_MAX: &str = "1.2.0";
 
 /// Annotation naming this runtime's version in the Features structure.
-pub const VERSION_ANNOTATION: &str = "org.youki-shim.version";
+pub(crate) const VERSION_ANNOTATION: &str = "org.youki-shim.version";
 
 /// The Features structure of this build.
 pub fn features() -> Features {

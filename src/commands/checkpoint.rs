@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::{recv, MsgFlags};
 use runtime_core::cgroups::Driver;
-use runtime_core::checkpoint::{self, proto::CgMode, CheckpointOptions, CriuFlags, RestoreOptions};
+use runtime_core::checkpoint::{self, CgMode, CheckpointOptions, CriuFlags, RestoreOptions};
 use runtime_core::state::Store;
 
 use crate::foreground::Foreground;

@@ -5,7 +5,7 @@
 //! `kill` and `delete` work on it.
 
 mod external;
-pub mod proto;
+mod proto;
 mod swrk;
 
 use std::fs::File;
@@ -23,10 +23,11 @@ use crate::rootfs::{self, RootfsError};
 use crate::spec::{self, SpecError};
 use crate::state::{self, Entry, State, StateError, Status, Store};
 use crate::syscall::{LinuxSyscall, Syscall, SyscallError};
-use proto::{CgMode, CriuOpts, CriuReq, Features, ReqType};
+use proto::{CriuOpts, CriuReq, Features, ReqType};
 use swrk::{Notify, Swrk};
 
-pub use external::DESCRIPTORS;
+pub(crate) use external::DESCRIPTORS;
+pub use proto::CgMode;
 
 /// CRIU's log verbosity: 4 is everything, which the error excerpts need.
 const LOG_LEVEL: i32 = 4;
