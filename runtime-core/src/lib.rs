@@ -41,12 +41,13 @@ pub mod syscall;
 // Public until shim/src/io takes what it uses from `os`.
 pub mod tty;
 
-/// What the front ends need of the process and kernel layers, and nothing more: a
-/// process's stdio, terminals, signals, the heap, a fork for the shim's zygote and a spawn
-/// for its logger, descriptor passing, the mounts of idmapped layers.
+/// What the front ends need of the process and kernel layers, and nothing more: the
+/// errors an operation's failure carries, a process's stdio, terminals, signals, the heap,
+/// a fork for the shim's zygote and a spawn for its logger, descriptor passing, the mounts
+/// of idmapped layers.
 pub mod os {
     pub use crate::hooks::HookError;
-    pub use crate::process::{ProcessError, Stdio};
+    pub use crate::process::{Failure, ProcessError, Stdio, Step};
     pub use crate::rootfs::RootfsError;
     pub use crate::syscall::{
         exit_child, exit_now, fd_path, fork, new_user_namespace, Forked, LinuxSyscall, Syscall,
