@@ -25,16 +25,17 @@
 //! parent-death signal: it would fire when the request thread that spawned the zygote
 //! ends. A zygote whose server died reads end-of-file on its channel and exits.
 //!
-//! The server and the zygote talk over a SOCK_SEQPACKET socketpair: one JSON message per
-//! packet, `{seq, body}`, with the process's stdio (or its console socket) and an exec's
-//! process spec (in a memfd: it can be larger than a packet) passed by SCM_RIGHTS. One request is
-//! in flight at a time; every wait for a reply is bounded, a reply whose `seq` is not the
-//! current one (the late answer to a request that timed out) is dropped, and a zygote that
-//! died is an error (Unavailable) that names the operation, never a hang. A request that
-//! could not even be sent (the zygote had died) goes to its successor.
+//! The server and the zygote talk over a runtime-core channel (a SOCK_SEQPACKET
+//! socketpair, as between a container's processes): one JSON message per packet,
+//! `{seq, body}`, requests one way and replies the other, with the process's stdio (or its
+//! console socket) and an exec's process spec (in a memfd: it can be larger than a packet)
+//! passed by SCM_RIGHTS. One request is in flight at a time; every wait for a reply is
+//! bounded, a reply whose `seq` is not the current one (the late answer to a request that
+//! timed out) is dropped, and a zygote that died is an error (Unavailable) that names the
+//! operation, never a hang. A request that could not even be sent (the zygote had died)
+//! goes to its successor.
 
 use std::ffi::{CString, OsString};
-use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -43,20 +44,15 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{
-    sendmsg, shutdown, socketpair, AddressFamily, ControlMessage, MsgFlags, Shutdown, SockFlag,
-    SockType,
-};
+use nix::sys::socket::SockType;
 use nix::unistd::Pid;
-use runtime_core::syscall::fds;
-use serde::de::DeserializeOwned;
+use runtime_core::channel::{self, Channel, ChannelError};
+use runtime_core::deadline::Deadline;
+use runtime_core::os::fds;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Kind, Result, ShimError};
 
-/// Largest message either side sends (requests are paths and ids, replies short errors).
-const MAX_MESSAGE: usize = 64 * 1024;
 /// Bound on one create: runtime-core's own waits (10 s intermediate, 120 s init) + hooks.
 pub const CREATE_TIMEOUT: Duration = Duration::from_secs(180);
 /// Bound on start: runtime-core waits 30 s for init, then poststart hooks run.
@@ -75,6 +71,17 @@ const MAX_ERROR_MESSAGE: usize = 16 * 1024;
 struct Envelope<T> {
     seq: u64,
     body: T,
+}
+
+/// The server's end of a zygote's channel: requests out, replies in.
+type ServerEnd = Channel<Envelope<Request>, Envelope<Reply>>;
+/// The zygote's end: requests in, replies out.
+type ZygoteEnd = Channel<Envelope<Reply>, Envelope<Request>>;
+
+/// A server's channel to a new zygote: (the server's end, the zygote's).
+fn zygote_channel() -> Result<(ServerEnd, ZygoteEnd)> {
+    channel::pair("zygote", "shim server")
+        .map_err(|e| ShimError::other(format!("zygote channel: {e}")))
 }
 
 /// What the server asks the zygote to do.
@@ -206,123 +213,6 @@ pub enum Reply {
     Failed(ShimError),
 }
 
-/// One received packet: its bytes and the descriptors that came with it.
-pub type Packet = (Vec<u8>, Vec<OwnedFd>);
-
-/// One end of the socketpair.
-#[derive(Debug)]
-pub struct Channel {
-    sock: OwnedFd,
-}
-
-impl Channel {
-    /// A connected pair of channels.
-    pub fn pair() -> Result<(Channel, Channel)> {
-        let (a, b) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|e| ShimError::other(format!("socketpair: {e}")))?;
-        Ok((Channel { sock: a }, Channel { sock: b }))
-    }
-
-    /// Sends one packet with `fds` attached.
-    pub fn send(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), Errno> {
-        if bytes.len() > MAX_MESSAGE {
-            return Err(Errno::EMSGSIZE);
-        }
-        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        let cmsgs = [ControlMessage::ScmRights(&raw)];
-        let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsgs };
-        loop {
-            match sendmsg::<()>(
-                self.sock.as_raw_fd(),
-                &[IoSlice::new(bytes)],
-                cmsgs,
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ) {
-                Err(Errno::EINTR) => continue,
-                r => return r.map(drop),
-            }
-        }
-    }
-
-    /// Receives one packet, waiting at most `timeout` (forever with `None`).
-    /// `Ok(None)`: the other end is closed.
-    pub fn recv(&self, timeout: Option<Duration>) -> Result<Option<Packet>, Errno> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            let wait = match deadline {
-                None => PollTimeout::NONE,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Errno::ETIMEDOUT);
-                    }
-                    PollTimeout::try_from(left.as_millis().clamp(1, i32::MAX as u128) as i32)
-                        .unwrap_or(PollTimeout::MAX)
-                }
-            };
-            let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, wait) {
-                Err(Errno::EINTR) | Ok(0) => continue,
-                Err(e) => return Err(e),
-                Ok(_) => {}
-            }
-            let mut buf = vec![0u8; MAX_MESSAGE];
-            let msg = match fds::recv_with_fds::<8>(
-                self.sock.as_fd(),
-                &mut buf,
-                MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
-            ) {
-                Err(fds::RecvError::Recv(Errno::EINTR | Errno::EAGAIN)) => continue,
-                Err(e) => return Err(e.errno()),
-                Ok(m) => m,
-            };
-            let fds = msg.fds;
-            let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
-            let n = msg.bytes;
-            if n == 0 && fds.is_empty() {
-                return Ok(None);
-            }
-            if truncated {
-                return Err(Errno::EMSGSIZE);
-            }
-            buf.truncate(n);
-            return Ok(Some((buf, fds)));
-        }
-    }
-
-    /// Shuts both directions down: a `recv` blocked on this end returns end-of-file, and
-    /// the other end reads end-of-file even while other processes hold copies of it.
-    pub fn shutdown(&self) {
-        let _ = shutdown(self.sock.as_raw_fd(), Shutdown::Both);
-    }
-
-    /// Takes no more packets: the other end's sends fail with EPIPE from now on, while
-    /// those already queued can still be received (then end-of-file).
-    fn refuse_more(&self) {
-        let _ = shutdown(self.sock.as_raw_fd(), Shutdown::Read);
-    }
-
-    fn send_json<T: Serialize>(
-        &self,
-        seq: u64,
-        body: &T,
-        fds: &[BorrowedFd<'_>],
-    ) -> Result<(), Errno> {
-        let bytes = serde_json::to_vec(&Envelope { seq, body }).map_err(|_| Errno::EINVAL)?;
-        self.send(&bytes, fds)
-    }
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<Envelope<T>> {
-    serde_json::from_slice(bytes).ok()
-}
-
 /// The action (last argument, after the server's own) that makes the binary a zygote.
 pub const ACTION: &str = "zygote";
 /// The zygote's end of its channel, in the zygote.
@@ -354,7 +244,7 @@ const SPAWN_RETRIES: [Duration; 3] = [
 ];
 
 /// Starts one zygote process: its pid and the server's end of its channel.
-type SpawnFn = dyn Fn() -> Result<(Pid, Channel)> + Send + Sync;
+type SpawnFn = dyn Fn() -> Result<(Pid, ServerEnd)> + Send + Sync;
 
 /// The server's handle on its zygote, which it replaces when it dies.
 pub struct Zygote {
@@ -396,13 +286,13 @@ enum State {
 #[derive(Debug, Clone)]
 struct Generation {
     pid: Pid,
-    chan: Arc<Channel>,
+    chan: Arc<ServerEnd>,
     started: Instant,
 }
 
 impl Generation {
     /// The zygote `pid`, started now, at the other end of `chan`.
-    fn new((pid, chan): (Pid, Channel)) -> Generation {
+    fn new((pid, chan): (Pid, ServerEnd)) -> Generation {
         Generation {
             pid,
             chan: Arc::new(chan),
@@ -411,42 +301,50 @@ impl Generation {
     }
 }
 
-/// How an exchange with a zygote ended without a reply.
-#[derive(Debug)]
-enum Lost {
-    /// The request did not leave: the zygote is gone (EPIPE) or the send failed.
-    NotSent(Errno),
-    /// The zygote closed the channel (it died) before answering.
-    Closed,
-    /// No reply in time.
-    Timeout,
-    /// Receiving failed.
-    Recv(Errno),
-}
-
-/// Sends `req` as request `seq` and waits at most `timeout` for its reply on `chan`.
+/// Sends `req` as request `seq` and waits at most `timeout` for its reply on `chan`; a
+/// reply to an earlier request (the late answer to one that timed out) or one that does
+/// not decode is dropped.
 fn exchange(
-    chan: &Channel,
+    chan: &ServerEnd,
     seq: u64,
     req: &Request,
     fds: &[BorrowedFd<'_>],
     timeout: Duration,
-) -> std::result::Result<Reply, Lost> {
-    chan.send_json(seq, req, fds).map_err(Lost::NotSent)?;
-    let deadline = Instant::now() + timeout;
+) -> std::result::Result<Reply, ChannelError> {
+    let body = req.clone();
+    chan.send_with_fds(&Envelope { seq, body }, fds)?;
+    let deadline = Deadline::after(timeout);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match chan.recv(Some(left)) {
-            Ok(Some((bytes, _fds))) => match decode::<Reply>(&bytes) {
-                Some(env) if env.seq == seq => return Ok(env.body),
-                // The late reply to a request that timed out: not ours.
-                Some(env) => log::warn!("zygote: dropping stale reply #{}", env.seq),
-                None => log::warn!("zygote: dropping an undecodable reply"),
-            },
-            Ok(None) => return Err(Lost::Closed),
-            Err(Errno::ETIMEDOUT) => return Err(Lost::Timeout),
-            Err(e) => return Err(Lost::Recv(e)),
+        match chan.recv_with_fds("the reply", deadline) {
+            Ok((env, _fds)) if env.seq == seq => return Ok(env.body),
+            Ok((env, _fds)) => log::warn!("zygote: dropping stale reply #{}", env.seq),
+            Err(ChannelError::Malformed { .. }) => {
+                log::warn!("zygote: dropping an undecodable reply")
+            }
+            Err(e) => return Err(e),
         }
+    }
+}
+
+/// The error of request `op`, which zygote `pid` did not answer within `timeout`.
+fn unanswered(op: &str, pid: Pid, timeout: Duration, e: ChannelError) -> ShimError {
+    let unavailable =
+        |why: String| ShimError::new(Kind::Unavailable, format!("zygote: {op}: {why}"));
+    match e {
+        ChannelError::Timeout { .. } => ShimError::new(
+            Kind::DeadlineExceeded,
+            format!("zygote: {op}: no reply from zygote {pid} within {timeout:?}"),
+        ),
+        ChannelError::Send { errno, .. } => {
+            unavailable(format!("sending the request to zygote {pid}: {errno}"))
+        }
+        ChannelError::PeerGone { .. } => {
+            unavailable(format!("zygote {pid} exited before answering"))
+        }
+        ChannelError::Recv { errno, .. } => {
+            unavailable(format!("receiving the reply of zygote {pid}: {errno}"))
+        }
+        e => unavailable(format!("zygote {pid}: {e}")),
     }
 }
 
@@ -469,7 +367,7 @@ impl Zygote {
 
     /// A zygote that is `first` (or none if that failed: the first request tries again),
     /// its successors started by `spawn`.
-    fn with_spawner(first: Result<(Pid, Channel)>, spawn: Box<SpawnFn>) -> Zygote {
+    fn with_spawner(first: Result<(Pid, ServerEnd)>, spawn: Box<SpawnFn>) -> Zygote {
         let state = match first.map(Generation::new) {
             Ok(g) => State::Running(g),
             Err(e) => {
@@ -507,11 +405,10 @@ impl Zygote {
         loop {
             *seq += 1;
             match exchange(&gen.chan, *seq, req, fds, timeout) {
-                Ok(reply) => return Ok(reply),
-                Err(Lost::NotSent(e))
-                    if !resent
-                        && matches!(e, Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) =>
-                {
+                Err(ChannelError::Send {
+                    errno: e @ (Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN),
+                    ..
+                }) if !resent => {
                     log::warn!(
                         "zygote {}: sending {op}: {e}; waiting for its successor",
                         gen.pid
@@ -519,33 +416,7 @@ impl Zygote {
                     resent = true;
                     gen = self.current(Some(gen.pid)).map_err(unavailable)?;
                 }
-                Err(Lost::NotSent(e)) => {
-                    return Err(unavailable(format!(
-                        "sending the request to zygote {}: {e}",
-                        gen.pid
-                    )))
-                }
-                Err(Lost::Closed) => {
-                    return Err(unavailable(format!(
-                        "zygote {} exited before answering",
-                        gen.pid
-                    )))
-                }
-                Err(Lost::Timeout) => {
-                    return Err(ShimError::new(
-                        Kind::DeadlineExceeded,
-                        format!(
-                            "zygote: {op}: no reply from zygote {} within {timeout:?}",
-                            gen.pid
-                        ),
-                    ))
-                }
-                Err(Lost::Recv(e)) => {
-                    return Err(unavailable(format!(
-                        "receiving the reply of zygote {}: {e}",
-                        gen.pid
-                    )))
-                }
+                r => return r.map_err(|e| unanswered(op, gen.pid, timeout, e)),
             }
         }
     }
@@ -554,38 +425,29 @@ impl Zygote {
     /// (leaving or dead) one, waiting at most [`RESPAWN_WAIT`] for the reaper to see its
     /// exit. `Err`: why there is none.
     fn current(&self, after: Option<Pid>) -> std::result::Result<Generation, String> {
-        let deadline = Instant::now() + RESPAWN_WAIT;
-        let mut live = self.live();
-        loop {
-            if live.closed {
-                return Err("the shim is shutting down".into());
+        let (mut live, _) = self
+            .changed
+            .wait_timeout_while(self.live(), RESPAWN_WAIT, |live| {
+                !live.closed && matches!(&live.state, State::Running(g) if Some(g.pid) == after)
+            })
+            .unwrap_or_else(|p| p.into_inner());
+        if live.closed {
+            return Err("the shim is shutting down".into());
+        }
+        match &live.state {
+            State::Down(why) => Err(format!("no zygote: {why}")),
+            State::Idle => {
+                let g = spawn_with_retries(&*self.spawn)
+                    .map_err(|e| format!("starting a zygote: {e}"))?;
+                log::debug!("zygote {} started", g.pid);
+                live.state = State::Running(g.clone());
+                Ok(g)
             }
-            match &live.state {
-                State::Down(why) => return Err(format!("no zygote: {why}")),
-                State::Idle => {
-                    let g = spawn_with_retries(&*self.spawn)
-                        .map_err(|e| format!("starting a zygote: {e}"))?;
-                    log::debug!("zygote {} started", g.pid);
-                    live.state = State::Running(g.clone());
-                    return Ok(g);
-                }
-                State::Running(g) if Some(g.pid) != after => return Ok(g.clone()),
-                State::Running(g) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(format!(
-                            "zygote {} refuses requests but has not exited within \
-                             {RESPAWN_WAIT:?}",
-                            g.pid
-                        ));
-                    }
-                    live = self
-                        .changed
-                        .wait_timeout(live, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
-                }
-            }
+            State::Running(g) if Some(g.pid) != after => Ok(g.clone()),
+            State::Running(g) => Err(format!(
+                "zygote {} refuses requests but has not exited within {RESPAWN_WAIT:?}",
+                g.pid
+            )),
         }
     }
 
@@ -637,7 +499,7 @@ impl Zygote {
         drop(live);
         if idle {
             // The server goes idle: give back the heap the work freed (malloc keeps holes).
-            runtime_core::syscall::malloc::trim();
+            runtime_core::os::malloc::trim();
         }
         true
     }
@@ -699,9 +561,9 @@ impl ExecSpawner {
 
     /// Forks a zygote. Must be called while the process has a single thread (runtime-core's
     /// fork refuses otherwise).
-    fn fork(&self) -> Result<(Pid, Channel)> {
-        use runtime_core::syscall::{exit_child, fork, Forked};
-        let (ours, theirs) = Channel::pair()?;
+    fn fork(&self) -> Result<(Pid, ServerEnd)> {
+        use runtime_core::os::{exit_child, fork, Forked};
+        let (ours, theirs) = zygote_channel()?;
         match fork().map_err(|e| ShimError::other(format!("zygote: {e}")))? {
             Forked::Child => {
                 drop(ours);
@@ -714,7 +576,7 @@ impl ExecSpawner {
 
     /// posix_spawn of /proc/self/exe: safe from a multi-threaded process (the child execs
     /// at once), and the file is the one this server runs.
-    fn spawn(&self) -> Result<(Pid, Channel)> {
+    fn spawn(&self) -> Result<(Pid, ServerEnd)> {
         use nix::spawn::{posix_spawn, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
         use nix::sys::signal::SigSet;
         use nix::sys::stat::Mode;
@@ -733,8 +595,8 @@ impl ExecSpawner {
                 c_string(kv.as_bytes(), "the environment")
             })
             .collect::<Result<Vec<_>>>()?;
-        let (ours, theirs) = Channel::pair()?;
-        let theirs = dup_high(theirs.sock.as_fd()).map_err(err("copying its channel"))?;
+        let (ours, theirs) = zygote_channel()?;
+        let theirs = dup_high(theirs.as_fd()).map_err(err("copying its channel"))?;
         let log = dup_high(self.log.as_fd()).map_err(err("copying the log"))?;
         let mut actions = PosixSpawnFileActions::init().map_err(err("file actions"))?;
         actions
@@ -804,11 +666,11 @@ pub fn main(debug: bool) -> i32 {
     }
     // The spawn reset every signal to its default: main() leaves SIGCHLD there, and SIGPIPE
     // is ignored as in any Rust program (writes report EPIPE instead).
-    run(Channel { sock }, log, debug)
+    run(Channel::from_fd(sock, "shim server"), log, debug)
 }
 
 /// The life of the forked zygote: undo what it inherited from the server, then [`run`].
-fn forked_main(chan: Channel, log: Option<OwnedFd>, debug: bool) -> i32 {
+fn forked_main(chan: ZygoteEnd, log: Option<OwnedFd>, debug: bool) -> i32 {
     if let Err(e) = undo_server() {
         // Nothing to log to yet; the server sees the channel close.
         let _ = e;
@@ -822,7 +684,7 @@ fn forked_main(chan: Channel, log: Option<OwnedFd>, debug: bool) -> i32 {
 /// end-of-file).
 fn undo_server() -> std::result::Result<(), Errno> {
     use nix::sys::signal::Signal;
-    use runtime_core::syscall::signals::{set_action, Action};
+    use runtime_core::os::signals::{set_action, Action};
 
     // SIGPIPE stays ignored as in any Rust program (writes report EPIPE instead);
     // runtime-core resets every signal for the container's process.
@@ -849,7 +711,7 @@ fn undo_server() -> std::result::Result<(), Errno> {
 /// A zygote's life once it has its channel: set up, then serve requests until the server
 /// closes the channel (or dies), or none came for the idle time. Returns the process's
 /// exit code: 0 tells the server it left in order.
-fn run(chan: Channel, log: Option<OwnedFd>, debug: bool) -> i32 {
+fn run(chan: ZygoteEnd, log: Option<OwnedFd>, debug: bool) -> i32 {
     if let Some(log) = log {
         init_log(log, debug);
     }
@@ -912,32 +774,33 @@ fn setup() -> std::result::Result<(), Errno> {
 /// Answers requests one by one until the channel closes, or none came for `idle`: then it
 /// refuses more and answers those already sent (the server sends one at a time).
 fn serve(
-    chan: &Channel,
+    chan: &ZygoteEnd,
     idle: Option<Duration>,
     mut handler: impl FnMut(Request, Vec<OwnedFd>) -> Reply,
 ) {
     let mut leaving = false;
     loop {
-        let wait = if leaving { None } else { idle };
-        let (bytes, fds) = match chan.recv(wait) {
-            Ok(Some(m)) => m,
-            Ok(None) => return,
-            Err(Errno::ETIMEDOUT) => {
+        let deadline = if leaving {
+            Deadline::never()
+        } else {
+            Deadline::within(idle)
+        };
+        let (seq, reply) = match chan.recv_with_fds("a request", deadline) {
+            Ok((env, fds)) => (env.seq, handler(env.body, fds)),
+            Err(ChannelError::Malformed { .. }) => (
+                0,
+                Reply::Failed(ShimError::invalid("zygote: undecodable request")),
+            ),
+            Err(ChannelError::PeerGone { .. }) => return,
+            Err(ChannelError::Timeout { .. }) => {
                 chan.refuse_more();
                 leaving = true;
                 continue;
             }
             Err(e) => {
-                log::error!("zygote: receiving a request: {e}");
+                log::error!("zygote: {e}");
                 return;
             }
-        };
-        let (seq, reply) = match decode::<Request>(&bytes) {
-            Some(env) => (env.seq, handler(env.body, fds)),
-            None => (
-                0,
-                Reply::Failed(ShimError::invalid("zygote: undecodable request")),
-            ),
         };
         let reply = match reply {
             Reply::Failed(mut e) if e.message.len() > MAX_ERROR_MESSAGE => {
@@ -950,8 +813,8 @@ fn serve(
             }
             r => r,
         };
-        if let Err(e) = chan.send_json(seq, &reply, &[]) {
-            log::error!("zygote: sending a reply: {e}");
+        if let Err(e) = chan.send(&Envelope { seq, body: reply }) {
+            log::error!("zygote: {e}");
             return;
         }
     }
@@ -1125,24 +988,26 @@ fn done(result: Result<Reply>) -> Reply {
 /// its own; the child's go to the server, the subreaper, when it exits.
 fn in_child(op: impl FnOnce() -> Result<Reply>) -> Result<Reply> {
     use runtime_core::os::{exit_child, fork, Forked};
-    let (ours, theirs) = Channel::pair()?;
+    let (ours, theirs) = channel::pair::<Reply, Reply>("the zygote's child", "the zygote")
+        .map_err(|e| ShimError::other(format!("zygote: {e}")))?;
     match fork().map_err(|e| ShimError::other(format!("zygote: {e}")))? {
         Forked::Child => {
             drop(ours);
             let reply = op().unwrap_or_else(Reply::Failed);
-            let sent = theirs.send_json(0, &reply, &[]);
+            let sent = theirs.send(&reply);
             exit_child(i32::from(sent.is_err()))
         }
         Forked::Parent(pid) => {
             drop(theirs);
             // The child's end closes when it exits: a child that died answers end-of-file.
-            let got = ours.recv(None);
+            let got = ours.recv_with_fds("its reply", Deadline::never());
             let _ = nix::sys::wait::waitpid(pid, None);
             match got {
-                Ok(Some((bytes, _))) => decode::<Reply>(&bytes)
-                    .map(|env| env.body)
-                    .ok_or_else(|| ShimError::other("zygote: undecodable reply of its child")),
-                Ok(None) => Err(ShimError::other(format!(
+                Ok((reply, _)) => Ok(reply),
+                Err(ChannelError::Malformed { .. }) => {
+                    Err(ShimError::other("zygote: undecodable reply of its child"))
+                }
+                Err(ChannelError::PeerGone { .. }) => Err(ShimError::other(format!(
                     "zygote: its child {pid} exited without a reply"
                 ))),
                 Err(e) => Err(ShimError::other(format!(
@@ -1170,7 +1035,10 @@ pub fn process_memfd(process: &oci_spec::runtime::Process) -> Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
+
+    fn five() -> Deadline {
+        Deadline::after(Duration::from_secs(5))
+    }
 
     /// A create's reply with init's `pid`.
     fn created(pid: i32) -> Reply {
@@ -1182,71 +1050,49 @@ mod tests {
     }
 
     #[test]
-    fn messages_and_descriptors_cross_the_channel() {
-        let (a, b) = Channel::pair().unwrap();
-        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-        a.send(b"hello", &[w.as_fd()]).unwrap();
-        drop(w);
-        let (bytes, mut fds) = b.recv(Some(Duration::from_secs(5))).unwrap().unwrap();
-        assert_eq!(bytes, b"hello");
-        assert_eq!(fds.len(), 1);
-        let mut f = std::fs::File::from(fds.pop().unwrap());
-        f.write_all(b"through").unwrap();
-        drop(f);
-        let mut got = String::new();
-        std::fs::File::from(r).read_to_string(&mut got).unwrap();
-        assert_eq!(got, "through");
-    }
-
-    #[test]
-    fn recv_is_bounded_and_sees_a_closed_peer() {
-        let (a, b) = Channel::pair().unwrap();
-        let t = Instant::now();
-        assert_eq!(
-            b.recv(Some(Duration::from_millis(50))).unwrap_err(),
-            Errno::ETIMEDOUT
-        );
-        assert!(t.elapsed() < Duration::from_secs(5));
-        drop(a);
-        assert!(b.recv(Some(Duration::from_secs(5))).unwrap().is_none());
-    }
-
-    #[test]
     fn exchange_drops_stale_replies_and_times_out() {
-        let (server_end, zygote_end) = Channel::pair().unwrap();
+        let (server_end, zygote_end) = zygote_channel().unwrap();
         let req = Request::Start {
             id: "c1".into(),
             state_root: "/nonexistent".into(),
         };
         // No answer: a bounded wait.
         let r = exchange(&server_end, 1, &req, &[], Duration::from_millis(50));
-        assert!(matches!(r, Err(Lost::Timeout)), "{r:?}");
-        // The zygote answers #1 late, then #2: the client must take #2 only.
-        zygote_end.send_json(1, &Reply::Done, &[]).unwrap();
-        zygote_end.send_json(2, &created(42), &[]).unwrap();
+        assert!(matches!(r, Err(ChannelError::Timeout { .. })), "{r:?}");
+        // The zygote answers #1 late, then something that is no reply, then #2: the
+        // client must take #2 only.
+        let reply = |seq, body| Envelope { seq, body };
+        zygote_end.send(&reply(1, Reply::Done)).unwrap();
+        let not_a_reply: Channel<u32> =
+            Channel::from_fd(zygote_end.as_fd().try_clone_to_owned().unwrap(), "");
+        not_a_reply.send(&2).unwrap();
+        zygote_end.send(&reply(2, created(42))).unwrap();
         let r = exchange(&server_end, 2, &req, &[], Duration::from_secs(5)).unwrap();
         assert_eq!(r, created(42));
         // Both requests arrived, in order.
         for want in [1, 2] {
-            let (bytes, _) = zygote_end
-                .recv(Some(Duration::from_secs(5)))
-                .unwrap()
-                .unwrap();
-            let env: Envelope<Request> = decode(&bytes).unwrap();
+            let (env, _) = zygote_end.recv_with_fds("a request", five()).unwrap();
             assert_eq!(env.seq, want);
             assert_eq!(env.body, req);
         }
         // A closed zygote end: not sent, or closed before the answer, never a hang.
-        drop(zygote_end);
+        drop((zygote_end, not_a_reply));
         let t = Instant::now();
         let r = exchange(&server_end, 3, &req, &[], Duration::from_secs(30));
-        assert!(matches!(r, Err(Lost::NotSent(Errno::EPIPE))), "{r:?}");
+        let epipe = matches!(
+            r,
+            Err(ChannelError::Send {
+                errno: Errno::EPIPE,
+                ..
+            })
+        );
+        assert!(epipe, "{r:?}");
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
     fn serve_answers_each_request_with_its_seq() {
-        let (server_end, zygote_end) = Channel::pair().unwrap();
+        let (server_end, zygote_end) = zygote_channel().unwrap();
         let t = std::thread::spawn(move || {
             serve(&zygote_end, None, |req, fds| match req {
                 Request::Create { id, .. } if fds.len() == 3 => created(id.len() as i32),
@@ -1296,11 +1142,12 @@ mod tests {
         Hang,
     }
 
-    fn fake(chan: Channel, pid: i32, how: Fake) {
+    fn fake(chan: ZygoteEnd, pid: i32, how: Fake) {
+        let request = || chan.recv_with_fds("a request", Deadline::never());
         match how {
             Fake::Serve => serve(&chan, None, |_, _| created(pid)),
-            Fake::DieOnRequest => drop(chan.recv(None)),
-            Fake::Hang => while let Ok(Some(_)) = chan.recv(None) {},
+            Fake::DieOnRequest => drop(request()),
+            Fake::Hang => while request().is_ok() {},
         }
     }
 
@@ -1314,7 +1161,7 @@ mod tests {
             let n = counter.fetch_add(1, Ordering::SeqCst);
             let pid = 100_000_000 + n as i32;
             let how = hows[n.min(hows.len() - 1)];
-            let (ours, theirs) = Channel::pair()?;
+            let (ours, theirs) = zygote_channel()?;
             std::thread::spawn(move || fake(theirs, pid, how));
             Ok((Pid::from_raw(pid), ours))
         };
@@ -1445,19 +1292,8 @@ mod tests {
     }
 
     #[test]
-    fn a_channel_that_refuses_more_still_gives_what_was_queued() {
-        let (server_end, zygote_end) = Channel::pair().unwrap();
-        server_end.send(b"queued", &[]).unwrap();
-        zygote_end.refuse_more();
-        assert_eq!(server_end.send(b"late", &[]), Err(Errno::EPIPE));
-        let (bytes, _) = zygote_end.recv(None).unwrap().unwrap();
-        assert_eq!(bytes, b"queued");
-        assert!(zygote_end.recv(None).unwrap().is_none());
-    }
-
-    #[test]
     fn an_idle_zygote_answers_then_leaves_refusing_more() {
-        let (server_end, zygote_end) = Channel::pair().unwrap();
+        let (server_end, zygote_end) = zygote_channel().unwrap();
         let zygote_end = Arc::new(zygote_end);
         let req = delete_req();
         let z = zygote_end.clone();
@@ -1475,7 +1311,16 @@ mod tests {
         // refusing: a request fails to send (EPIPE: the server starts a successor).
         assert_eq!(zygote.join().unwrap(), 1);
         let r = exchange(&server_end, 2, &req, &[], Duration::from_secs(5));
-        assert!(matches!(r, Err(Lost::NotSent(Errno::EPIPE))), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(ChannelError::Send {
+                    errno: Errno::EPIPE,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
         drop(zygote_end);
     }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{recvmsg, send, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 
 use super::{err, Result};
 
@@ -20,9 +20,11 @@ pub fn dup_from(fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-/// sendmsg(2) of `bytes` on `sock` with `fds` passed along (SCM_RIGHTS; none: no control
-/// message), retried on EINTR; the number of bytes sent (a stream socket may take only
-/// part of them, the descriptors then go with the first byte).
+/// sendmsg(2) of `bytes` on `sock` with `fds` passed along (SCM_RIGHTS), retried on EINTR;
+/// the number of bytes sent (a stream socket may take only part of them, the descriptors
+/// then go with the first byte). Without descriptors it is send(2): a container's last
+/// message to the runtime leaves after its seccomp filter is loaded, and the filter must
+/// see the call it always saw, not a sendmsg the profile may refuse.
 pub fn send_with_fds(
     sock: BorrowedFd<'_>,
     bytes: &[u8],
@@ -31,9 +33,19 @@ pub fn send_with_fds(
 ) -> std::result::Result<usize, Errno> {
     let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     let rights = [ControlMessage::ScmRights(&raw)];
-    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &rights };
     loop {
-        match sendmsg::<()>(sock.as_raw_fd(), &[IoSlice::new(bytes)], cmsgs, flags, None) {
+        let sent = if raw.is_empty() {
+            send(sock.as_raw_fd(), bytes, flags)
+        } else {
+            sendmsg::<()>(
+                sock.as_raw_fd(),
+                &[IoSlice::new(bytes)],
+                &rights,
+                flags,
+                None,
+            )
+        };
+        match sent {
             Err(Errno::EINTR) => continue,
             r => return r,
         }
