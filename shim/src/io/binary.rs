@@ -23,8 +23,8 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
 use runtime_core::deadline::Deadline;
-use runtime_core::syscall::spawn::{self, ChildFds, Program};
-use runtime_core::syscall::{fds, pidfd, signals};
+use runtime_core::os::spawn::{self, ChildFds, Program};
+use runtime_core::os::{fds, pidfd, signals};
 
 use super::uri::LogBinary;
 use super::{null, pipe, Drain, BUF_SIZE, COPY_STACK};

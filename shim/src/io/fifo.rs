@@ -64,7 +64,7 @@ pub(super) fn open(path: &Path) -> Result<FifoSink> {
 
 /// The number of bytes a pipe or fifo holds (FIONREAD).
 pub(super) fn unread(pipe: &File) -> std::result::Result<usize, Errno> {
-    runtime_core::syscall::fds::unread(pipe.as_fd()).map_err(|e| e.errno)
+    runtime_core::os::fds::unread(pipe.as_fd()).map_err(|e| e.errno)
 }
 
 #[cfg(test)]

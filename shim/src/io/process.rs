@@ -263,8 +263,8 @@ mod tests {
         assert!(p.terminal());
         assert_eq!(p.child.len(), 1);
         // What runtime-core does in the process: a pty, its master sent over the socket.
-        let pty = runtime_core::tty::open_pty().unwrap();
-        runtime_core::tty::send_master(p.child[0].as_fd(), pty.master.as_fd()).unwrap();
+        let pty = runtime_core::os::open_pty().unwrap();
+        runtime_core::os::send_master(p.child[0].as_fd(), pty.master.as_fd()).unwrap();
         drop(pty.master);
         let io = p.finish().unwrap();
         assert!(io.console.is_some());

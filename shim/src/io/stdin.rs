@@ -485,7 +485,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, fifo) = stdin_fifo(dir.path(), "stdin");
         let _writer = File::options().write(true).open(&path).unwrap();
-        let pty = runtime_core::tty::open_pty().unwrap();
+        let pty = runtime_core::os::open_pty().unwrap();
         let master = Arc::new(File::from(pty.master));
         let s = Stdin::start(fifo, Sink::Console(master.clone())).unwrap();
         s.close();

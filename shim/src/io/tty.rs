@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags};
-use runtime_core::syscall::terminal::{set_window_size, Winsize};
+use runtime_core::os::terminal::{set_window_size, Winsize};
 
 use super::copier::{run_job, set_nonblocking, write_some, Job};
 use crate::error::{Result, ShimError};
@@ -43,7 +43,7 @@ impl Console {
         socket
             .set_read_timeout(Some(RECEIVE_TIMEOUT))
             .map_err(|e| ShimError::other(format!("console socket: {e}")))?;
-        let master = runtime_core::tty::receive_master(socket.as_fd())
+        let master = runtime_core::os::receive_master(socket.as_fd())
             .map_err(|e| ShimError::other(format!("receiving the terminal: {e}")))?;
         set_nonblocking(master.as_fd())?;
         if let Some(o) = &out {
@@ -141,9 +141,9 @@ mod tests {
 
     #[test]
     fn output_resize_and_the_end_of_the_terminal() {
-        let pty = runtime_core::tty::open_pty().unwrap();
+        let pty = runtime_core::os::open_pty().unwrap();
         let (ours, theirs) = UnixStream::pair().unwrap();
-        runtime_core::tty::send_master(theirs.as_fd(), pty.master.as_fd()).unwrap();
+        runtime_core::os::send_master(theirs.as_fd(), pty.master.as_fd()).unwrap();
         drop(pty.master);
         let (mut r, w) = {
             let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
@@ -151,7 +151,7 @@ mod tests {
         };
         let console = Console::receive(&ours, Some(w)).unwrap();
         console.resize(120, 40).unwrap();
-        let ws = runtime_core::syscall::terminal::window_size(pty.slave.as_fd()).unwrap();
+        let ws = runtime_core::os::terminal::window_size(pty.slave.as_fd()).unwrap();
         assert_eq!((ws.ws_row, ws.ws_col), (40, 120));
         let mut slave = File::from(pty.slave);
         slave.write_all(b"hello").unwrap();
