@@ -43,7 +43,7 @@ impl Container {
         self.locked(|c| c.require_live("a stopped container has no events"))?;
         self.unlock();
         let cgroup = self.cgroup()?;
-        let mut oom: Option<OomWatcher> = match cgroup.oom_watcher() {
+        let mut oom: Option<OomWatcher> = match self.oom_watcher() {
             Ok(w) => Some(w),
             Err(e) => {
                 log::warn!("container {}: no OOM notifications: {e}", self.state.id);

@@ -209,7 +209,7 @@ impl Container {
     }
 
     /// The container's cgroup manager, made on first use.
-    pub fn cgroup(&self) -> Result<&dyn CgroupManager, CgroupError> {
+    pub(crate) fn cgroup(&self) -> Result<&dyn CgroupManager, CgroupError> {
         if let Some(m) = self.cgroup.get() {
             return Ok(m.as_ref());
         }
