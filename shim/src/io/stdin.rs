@@ -316,7 +316,8 @@ mod tests {
     use std::thread;
 
     use crate::io::testing::{mkfifo, pipe_files as pipe};
-    use std::time::{Duration, Instant};
+    use runtime_core::deadline::Deadline;
+    use std::time::Duration;
 
     /// A stdin fifo `name` in `dir`, and the shim's end of it.
     fn stdin_fifo(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, File) {
@@ -327,9 +328,9 @@ mod tests {
     }
 
     fn wait_stopped(s: &Stdin) {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Deadline::after(Duration::from_secs(5));
         while lock(&s.state).running {
-            assert!(Instant::now() < deadline, "stdin copy did not end");
+            assert!(!deadline.expired(), "stdin copy did not end");
             thread::sleep(Duration::from_millis(5));
         }
     }
@@ -374,8 +375,7 @@ mod tests {
     /// Reads what `r` gets within `wait`: None for end-of-file, else the bytes (maybe none).
     fn read_within(r: &File, wait: Duration) -> Option<Vec<u8>> {
         let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
-        let ms = PollTimeout::try_from(wait.as_millis() as i32).unwrap();
-        if poll(&mut fds, ms).unwrap() == 0 {
+        if Deadline::after(wait).poll(&mut fds).unwrap() == 0 {
             return Some(vec![]);
         }
         let mut buf = vec![0u8; 4096];
@@ -473,9 +473,9 @@ mod tests {
         let state = s.state.clone();
         drop(s);
         assert_eq!(read_within(&r, Duration::from_secs(5)), None);
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Deadline::after(Duration::from_secs(5));
         while lock(&state).running {
-            assert!(Instant::now() < deadline, "stdin copy did not end");
+            assert!(!deadline.expired(), "stdin copy did not end");
             thread::sleep(Duration::from_millis(5));
         }
     }
