@@ -202,8 +202,10 @@ pub enum FreezerState {
 
 /// One container's cgroup.
 ///
-/// If `create` fails, call `remove` to take away what it made.
-pub trait CgroupManager {
+/// If `create` fails, call `remove` to take away what it made. `Send`: a front end keeps a
+/// container's handle, with its manager, for the container's life (the shim's task table,
+/// shared by its threads).
+pub trait CgroupManager: Send {
     /// Creates the cgroup (parents included) and applies `resources`.
     fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError>;
     /// Applies `resources` to the existing cgroup (`update --resources`).

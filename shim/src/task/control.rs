@@ -18,8 +18,7 @@ use containerd_shim_protos::shim::shim::{
 use containerd_shim_protos::topics::{TASK_PAUSED_EVENT_TOPIC, TASK_RESUMED_EVENT_TOPIC};
 use containerd_shim_protos::types::task::ProcessInfo;
 use oci_spec::runtime::LinuxResources;
-use runtime_core::container::Container;
-use runtime_core::state::Store;
+use runtime_core::container::Container as Handle;
 
 use crate::checkpoint;
 use crate::error::{Kind, Result, ShimError};
@@ -28,7 +27,7 @@ use crate::typeurl;
 use crate::zygote::{self, Request};
 
 use super::process::{finished, ProcId};
-use super::{expect_done, state_root, timestamp, Tasks};
+use super::{expect_done, on_container, state_root, timestamp, HandleSlot, Tasks};
 
 /// The protobuf name of the Pids info of an exec process (containerd's runc options).
 const PROCESS_DETAILS: &str = "containerd.runc.v1.ProcessDetails";
@@ -43,7 +42,7 @@ impl Tasks {
             .ok()
             .filter(|s| (0..=64).contains(s))
             .ok_or_else(|| ShimError::invalid(format!("invalid signal {}", req.signal)));
-        let (bundle, pid) = {
+        let (bundle, handle, pid) = {
             let t = self.lock();
             let c = t.container(id)?;
             let p = c.proc_(id, exec_id)?;
@@ -51,7 +50,7 @@ impl Tasks {
             if req.all && who.is_init() && p.gone() {
                 return Ok(Empty::new());
             }
-            (c.bundle.clone(), p.signal_target(who)?)
+            (c.bundle.clone(), c.handle.clone(), p.signal_target(who)?)
         };
         let signal = signal?;
         if !who.is_init() {
@@ -64,8 +63,7 @@ impl Tasks {
             };
         }
         // kill(2) does not fork: it runs here, in the server.
-        let store = Store::new(state_root(&bundle));
-        match Container::load(&store, id).and_then(|mut c| c.kill(signal, req.all)) {
+        match on_container(&handle, &bundle, id, |c| c.kill(signal, req.all)) {
             Ok(()) => Ok(Empty::new()),
             Err(e) => {
                 let gone = self.lock().containers.get(id).is_none_or(|c| c.init.gone());
@@ -105,7 +103,7 @@ impl Tasks {
     /// Pids: every process in the container's cgroup, execs named.
     pub fn pids(&self, req: &PidsRequest) -> Result<PidsResponse> {
         let id = req.id.as_str();
-        let (bundle, execs) = {
+        let (bundle, handle, execs) = {
             let t = self.lock();
             let c = t.container(id)?;
             let execs: HashMap<i32, String> = c
@@ -114,10 +112,9 @@ impl Tasks {
                 .filter(|(_, e)| e.proc_.pid() != 0)
                 .map(|(x, e)| (e.proc_.pid(), x.clone()))
                 .collect();
-            (c.bundle.clone(), execs)
+            (c.bundle.clone(), c.handle.clone(), execs)
         };
-        let store = Store::new(state_root(&bundle));
-        let pids = match Container::load(&store, id).and_then(|mut c| c.pids()) {
+        let pids = match on_container(&handle, &bundle, id, Handle::pids) {
             Ok(p) => p,
             Err(e) => {
                 let e = ShimError::from(e);
@@ -152,31 +149,26 @@ impl Tasks {
         })
     }
 
-    /// The bundle of a task whose init has not exited (what pause, resume, update and stats
-    /// act on).
-    fn live_bundle(&self, id: &str) -> Result<PathBuf> {
+    /// The bundle and handle of a task whose init has not exited (what pause, resume,
+    /// update and stats act on).
+    fn live_container(&self, id: &str) -> Result<(PathBuf, HandleSlot)> {
         let t = self.lock();
         let c = t.container(id)?;
         c.check_live(id)?;
-        Ok(c.bundle.clone())
+        Ok((c.bundle.clone(), c.handle.clone()))
     }
 
     /// Pause (freeze) or Resume (thaw) the task `id`, then the event containerd expects.
     pub fn set_paused(&self, id: &str, paused: bool) -> Result<Empty> {
-        let bundle = self.live_bundle(id)?;
-        let store = Store::new(state_root(&bundle));
+        let (bundle, handle) = self.live_container(id)?;
         let what = if paused { "pause" } else { "resume" };
-        let result =
-            Container::load(&store, id).and_then(
-                |mut c| {
-                    if paused {
-                        c.pause()
-                    } else {
-                        c.resume()
-                    }
-                },
-            );
-        result.map_err(|e| ShimError::from(e).context(format!("{what} {id}")))?;
+        let op = if paused {
+            Handle::pause
+        } else {
+            Handle::resume
+        };
+        on_container(&handle, &bundle, id, op)
+            .map_err(|e| ShimError::from(e).context(format!("{what} {id}")))?;
         if let Some(c) = self.lock().containers.get_mut(id) {
             c.paused = paused;
         }
@@ -233,9 +225,8 @@ impl Tasks {
         let resources: LinuxResources =
             typeurl::spec_json(req.resources.as_ref(), "LinuxResources")
                 .map_err(|e| e.context(format!("update {id}")))?;
-        let bundle = self.live_bundle(id)?;
-        Container::load(&Store::new(state_root(&bundle)), id)
-            .and_then(|mut c| c.update(&resources))
+        let (bundle, handle) = self.live_container(id)?;
+        on_container(&handle, &bundle, id, |c| c.update(&resources))
             .map_err(|e| ShimError::from(e).context(format!("update {id}")))?;
         Ok(Empty::new())
     }
@@ -243,9 +234,8 @@ impl Tasks {
     /// Stats: the task's cgroup metrics, v1 or v2 as the host is.
     pub fn stats(&self, req: &StatsRequest) -> Result<StatsResponse> {
         let id = req.id.as_str();
-        let bundle = self.live_bundle(id)?;
-        let stats = Container::load(&Store::new(state_root(&bundle)), id)
-            .and_then(|mut c| c.stats())
+        let (bundle, handle) = self.live_container(id)?;
+        let stats = on_container(&handle, &bundle, id, Handle::stats)
             .map_err(|e| ShimError::from(e).context(format!("stats {id}")))?;
         let unified = *self.unified.get_or_init(metrics::unified_host);
         Ok(StatsResponse {

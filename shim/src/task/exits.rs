@@ -15,15 +15,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use containerd_shim_protos::events::task::TaskExit;
 use containerd_shim_protos::topics::TASK_EXIT_EVENT_TOPIC;
-use runtime_core::container::Container;
-use runtime_core::state::Store;
 
 use crate::error::{Kind, Result, ShimError};
 use crate::io::Drain;
 
 use super::process::{Exit, ProcId};
 use super::table::Table;
-use super::{state_root, timestamp, Tasks};
+use super::{on_container, timestamp, Tasks};
 
 /// How long an exit waits for the process's output to drain before it is reported.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -164,14 +162,13 @@ impl Tasks {
     /// runc's shim does; children of init would otherwise keep running, and keep its output
     /// open. (With its own pid namespace the kernel has killed them all already.)
     fn kill_leftovers(&self, id: &str) {
-        let bundle = match self.lock().containers.get(id) {
+        let (bundle, handle) = match self.lock().containers.get(id) {
             // A Delete in progress kills everything itself (and holds the state's lock).
-            Some(c) if c.shares_pid_ns && !c.deleting => c.bundle.clone(),
+            Some(c) if c.shares_pid_ns && !c.deleting => (c.bundle.clone(), c.handle.clone()),
             _ => return,
         };
         let sigkill = nix::sys::signal::Signal::SIGKILL as i32;
-        let store = Store::new(state_root(&bundle));
-        match Container::load(&store, id).and_then(|mut c| c.kill(sigkill, true)) {
+        match on_container(&handle, &bundle, id, |c| c.kill(sigkill, true)) {
             Ok(()) => {}
             Err(e) if Kind::from(&e) == Kind::NotFound => {}
             Err(e) => log::warn!("{id}: killing what is left after init's exit: {e}"),

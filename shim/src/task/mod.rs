@@ -30,6 +30,8 @@ use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
+use runtime_core::container::{Container as Handle, ContainerError};
+use runtime_core::state::Store;
 
 use crate::error::{Kind, Result, ShimError};
 use crate::events::Events;
@@ -49,6 +51,31 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// runtime-core's state root for a bundle.
 fn state_root(bundle: &Path) -> PathBuf {
     bundle.join(STATE_DIR)
+}
+
+/// A task's runtime-core handle, in its table entry.
+type HandleSlot = Arc<Mutex<Option<Handle>>>;
+
+/// Runs `op` on the runtime-core handle in `slot` of container `id` of `bundle`, outside
+/// the table's lock. The server's first operation opens it from the container's state
+/// (written by the zygote, whose create or start it may follow); it is kept without the
+/// container's lock, so each operation takes the lock and re-reads the state, while the
+/// handle's one cgroup manager serves the task's whole life (kubelet asks for statistics
+/// every few seconds).
+fn on_container<T>(
+    slot: &Mutex<Option<Handle>>,
+    bundle: &Path,
+    id: &str,
+    op: impl FnOnce(&mut Handle) -> std::result::Result<T, ContainerError>,
+) -> std::result::Result<T, ContainerError> {
+    let mut handle = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if handle.is_none() {
+        *handle = Some(Handle::peek(&Store::new(state_root(bundle)), id)?);
+    }
+    match handle.as_mut() {
+        Some(h) => op(h),
+        None => Err(runtime_core::state::StateError::NotFound(id.to_string()).into()),
+    }
 }
 
 /// The tasks, shared by the RPC threads, the reaper and the exit threads.

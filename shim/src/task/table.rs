@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Kind, Result, ShimError};
 use crate::oom::Oom;
@@ -32,6 +33,9 @@ pub struct Container {
     pub execs: HashMap<String, ExecProc>,
     /// Its OOM watch, if it could be watched.
     pub oom: Option<Oom>,
+    /// Its runtime-core handle, opened by the server's first operation on it and kept
+    /// (see [`super::on_container`]).
+    pub handle: Arc<Mutex<Option<runtime_core::container::Container>>>,
 }
 
 impl Container {
@@ -48,6 +52,7 @@ impl Container {
             init,
             execs: HashMap::new(),
             oom: None,
+            handle: Arc::default(),
         }
     }
 
