@@ -7,7 +7,8 @@
 //!
 //! The front ends (the youki CLI, the shim) see the operations ([`container`],
 //! [`checkpoint`]), what they read and keep ([`spec`], [`state`], [`cgroups`],
-//! [`features`]), a few shared helpers ([`deadline`], [`passwd`], [`signal`]) and [`os`]:
+//! [`features`]), a few shared helpers ([`deadline`], [`passwd`], [`signal`], [`channel`])
+//! and [`os`]:
 //! the few pieces of the process and kernel layers they need themselves. The layers under
 //! the operations are the crate's own.
 
@@ -16,7 +17,7 @@
 
 pub(crate) mod capabilities;
 pub mod cgroups;
-// Public until the shim's zygote uses it through `os` (issue 20: one channel).
+// The shim's zygote talks to its server over it.
 pub mod channel;
 pub mod checkpoint;
 pub mod container;
@@ -34,12 +35,10 @@ pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod state;
-// Public until shim/src/io, shim.rs and the zygote's channel take what they use from
-// `os`.
+// Public until shim/src/shim.rs takes exit_now from `os`.
 #[allow(unsafe_code)]
 pub mod syscall;
-// Public until shim/src/io takes what it uses from `os`.
-pub mod tty;
+pub(crate) mod tty;
 
 /// What the front ends need of the process and kernel layers, and nothing more: the
 /// errors an operation's failure carries, a process's stdio, terminals, signals, the heap,
