@@ -7,7 +7,7 @@
 //! exec failed: ..." for an exec), so these failures reach containerd, and CRI, as
 //! Unknown; kubelet and Docker act on the words (127 for a program that is not there).
 //! Our shim carries the failed step and errno from the container's init to the shim
-//! (runtime_core::process::Failure) and still reports Unknown with the same words, so
+//! (runtime_core::os::Failure) and still reports Unknown with the same words, so
 //! that no client sees a kind runc's shim would not give.
 
 mod common;

@@ -2,10 +2,10 @@
 //! `youki features` prints it.
 //!
 //! Every list is generated from the code that implements it, so that it cannot drift:
-//! mount options from the rootfs option parser's table, namespaces from [`crate::namespaces`],
-//! capabilities from the `caps` crate (the names [`crate::capabilities`] accepts), hooks from
-//! [`crate::hooks`], seccomp actions, operators, architectures and flags from
-//! [`crate::seccomp`]'s translation tables. The structure describes what is compiled in, not what this host offers.
+//! mount options from the rootfs option parser's table, namespaces from `crate::namespaces`,
+//! capabilities from the `caps` crate (the names `crate::capabilities` accepts), hooks from
+//! `crate::hooks`, seccomp actions, operators, architectures and flags from
+//! `crate::seccomp`'s translation tables. The structure describes what is compiled in, not what this host offers.
 //!
 //! Fields the spec version we claim (`ociVersionMax`) does not define are never emitted, and
 //! `None` ("unknown") fields are left out rather than printed as `null`.

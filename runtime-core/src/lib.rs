@@ -7,8 +7,7 @@
 //!
 //! The front ends (the youki CLI, the shim) see the operations ([`container`],
 //! [`checkpoint`]), what they read and keep ([`spec`], [`state`], [`cgroups`],
-//! [`features`]), a few shared helpers ([`deadline`], [`passwd`], [`signal`], [`channel`])
-//! and [`os`]:
+//! [`features`]), a few shared helpers ([`deadline`], [`passwd`], [`signal`]) and [`os`]:
 //! the few pieces of the process and kernel layers they need themselves. The layers under
 //! the operations are the crate's own.
 
@@ -17,8 +16,7 @@
 
 pub(crate) mod capabilities;
 pub mod cgroups;
-// The shim's zygote talks to its server over it.
-pub mod channel;
+pub(crate) mod channel;
 pub mod checkpoint;
 pub mod container;
 pub mod deadline;
@@ -27,17 +25,14 @@ pub(crate) mod hooks;
 pub(crate) mod mountinfo;
 pub(crate) mod namespaces;
 pub mod passwd;
-// Public until shim/src/error.rs takes its error types from `os`.
-pub mod process;
+pub(crate) mod process;
 pub(crate) mod rootfs;
-// Public until seccomp::Filter::notifies, used by its tests only, is test-only.
-pub mod seccomp;
+pub(crate) mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod state;
-// Public until shim/src/shim.rs takes exit_now from `os`.
 #[allow(unsafe_code)]
-pub mod syscall;
+pub(crate) mod syscall;
 pub(crate) mod tty;
 
 /// What the front ends need of the process and kernel layers, and nothing more: the
@@ -79,6 +74,11 @@ pub mod os {
     /// A child that only execs a program (the shim's logging binary).
     pub mod spawn {
         pub use crate::syscall::spawn::{clone3_pidfd, fork, ChildFds, Program, FIRST_FD};
+    }
+
+    /// The channel the shim's zygote and its server speak (the process protocol's own).
+    pub mod channel {
+        pub use crate::channel::{pair, Channel, ChannelError};
     }
 
     /// Process descriptors.

@@ -480,7 +480,7 @@ const SCHEDULER_FLAG_SPELLINGS: [(&str, &str); 2] = [
 ];
 
 /// Respells, in a raw process document, the scheduler flags that the oci-spec crate knows
-/// under other names (see [`SCHEDULER_FLAG_SPELLINGS`]), so that configs written to the
+/// under other names (see `SCHEDULER_FLAG_SPELLINGS`), so that configs written to the
 /// spec parse. Returns whether it changed anything.
 pub fn scheduler_flag_names(process: Option<&mut Value>) -> bool {
     let Some(flags) = process

@@ -8,7 +8,7 @@
 
 use containerd_shim_protos::ttrpc::{self, Code};
 use runtime_core::container::ContainerError;
-use runtime_core::process::ProcessError;
+use runtime_core::os::ProcessError;
 use runtime_core::state::StateError;
 use serde::{Deserialize, Serialize};
 
@@ -257,7 +257,7 @@ mod tests {
     /// change the kind.
     #[test]
     fn process_failures_are_unknown_as_from_runcs_shim() {
-        use runtime_core::process::{Failure, Step};
+        use runtime_core::os::{Failure, Step};
         let cases = [
             (
                 Step::ExecLookup,

@@ -127,7 +127,7 @@ fn exit_watchdog() {
             std::thread::sleep(EXIT_DEADLINE);
             // Nothing is logged here: a blocked logger may be what holds the exit up. The
             // shim's state is on disk and its socket removed, nothing else needs to run.
-            runtime_core::syscall::exit_now(0)
+            runtime_core::os::exit_now(0)
         });
     if let Err(e) = spawned {
         log::warn!("starting the exit watchdog: {e}");

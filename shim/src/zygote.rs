@@ -46,8 +46,8 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::socket::SockType;
 use nix::unistd::Pid;
-use runtime_core::channel::{self, Channel, ChannelError};
 use runtime_core::deadline::Deadline;
+use runtime_core::os::channel::{self, Channel, ChannelError};
 use runtime_core::os::fds;
 use serde::{Deserialize, Serialize};
 

@@ -14,10 +14,10 @@
 //! What the runtime needs is a few hundred lines of "mkdir, write this value to that file",
 //! which is easier to get right, and to test, by hand.
 //!
-//! Layout: [`mountinfo`] finds the hierarchies, [`v1`] and [`v2`] turn `linux.resources`
-//! into file writes and manage the directories, [`devices`] gives device rules their
-//! meaning (and on v2 the eBPF program enforcing them), [`files`] does the I/O, [`stats`]
-//! reads resource usage and [`oom`] watches for OOM kills.
+//! Layout: `mountinfo` finds the hierarchies, `v1` and `v2` turn `linux.resources`
+//! into file writes and manage the directories, `devices` gives device rules their
+//! meaning (and on v2 the eBPF program enforcing them), `files` does the I/O, `stats`
+//! reads resource usage and `oom` watches for OOM kills.
 
 mod devices;
 mod files;

@@ -1,6 +1,6 @@
 //! Checkpoint and restore of a running container with CRIU, as runc does them: CRIU is
-//! driven through its RPC interface ([`swrk`], [`proto`]) and told what of the container
-//! comes from outside it ([`external`]). A restored container is a container of this
+//! driven through its RPC interface (`swrk`, `proto`) and told what of the container
+//! comes from outside it (`external`). A restored container is a container of this
 //! runtime like any other: its state is stored, it runs in its own cgroup, and `state`,
 //! `kill` and `delete` work on it.
 
@@ -156,7 +156,7 @@ pub enum CheckpointError {
 pub struct CriuLog {
     /// The log file.
     pub path: PathBuf,
-    /// Its last [`LOG_EXCERPT_LINES`] error lines, in order, without their time stamps.
+    /// Its last `LOG_EXCERPT_LINES` error lines, in order, without their time stamps.
     pub errors: Vec<String>,
 }
 

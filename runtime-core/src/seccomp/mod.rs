@@ -743,6 +743,7 @@ impl Filter {
     }
 
     /// Whether loading this filter gives a notify descriptor to pass on.
+    #[cfg(test)]
     pub fn notifies(&self) -> bool {
         self.notifies
     }

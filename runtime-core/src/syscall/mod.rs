@@ -18,7 +18,7 @@ pub mod spawn;
 pub mod terminal;
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -172,9 +172,9 @@ pub trait Syscall {
     fn clear_ambient(&self) -> Result<()>;
     /// prctl(PR_CAP_AMBIENT_RAISE) of `cap`.
     fn raise_ambient(&self, cap: caps::Capability) -> Result<()>;
-    /// Loads a seccomp filter: see [`seccomp_set_mode_filter`].
+    /// Loads a seccomp filter: see `seccomp_set_mode_filter`.
     fn seccomp_load(&self, prog: &[libc::sock_filter], flags: u32) -> Result<Option<OwnedFd>>;
-    /// Marks every descriptor from `first` upwards close-on-exec: see [`cloexec_from`].
+    /// Marks every descriptor from `first` upwards close-on-exec: see `cloexec_from`.
     fn cloexec_from(&self, first: u32) -> Result<()>;
 }
 
@@ -931,14 +931,10 @@ pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<()> {
         .map_err(err("setrlimit", resource))
 }
 
-/// The file descriptor for an `AsFd` value, borrowed.
-pub fn borrow<F: AsFd>(f: &F) -> BorrowedFd<'_> {
-    f.as_fd()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn sched_attr_is_the_kernels_ver1_size() {
