@@ -193,6 +193,7 @@ impl Containerd {
             containerd,
             config: config_path,
             shim_dir: shim.dir.map(Path::to_path_buf),
+            tmp: w.path("tmp"),
         };
         let daemon = daemon_cmd.spawn(&log);
         let ns = ns.to_string();
@@ -405,6 +406,8 @@ struct DaemonCmd {
     config: PathBuf,
     /// Put first on the daemon's PATH, for the shim under test.
     shim_dir: Option<PathBuf>,
+    /// The daemon's temporary directory, inside the world.
+    tmp: PathBuf,
 }
 
 impl DaemonCmd {
@@ -417,8 +420,14 @@ impl DaemonCmd {
                 .open(log)
                 .unwrap()
         };
+        // containerd never removes the directory it unpacks a checkpoint into for a
+        // restore (os.MkdirTemp in $XDG_RUNTIME_DIR, else $TMPDIR: plugins/services/tasks/
+        // local.go, 1.6 to 2.1); in the world's own, it goes with the world.
+        fs::create_dir_all(&self.tmp).unwrap();
         let mut daemon = Command::new(&self.containerd);
         daemon
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("TMPDIR", &self.tmp)
             .arg("--config")
             .arg(&self.config)
             .stdin(Stdio::null())
