@@ -129,6 +129,9 @@ fn only_stdio_and_preserved_fds_reach_container_and_exec_processes() {
     let _ = env.kill(&id, "KILL");
 }
 
+// NOTE: runc 1.1.5 and 1.3.6 FAIL this test on the wording only: they refuse every one of
+// these cwds too, nothing reaches the host, but their message ("current working directory is
+// outside of container mount namespace root") does not name process.cwd.
 #[test]
 fn cwd_through_proc_self_fd_cannot_reach_the_host() {
     // CVE-2024-21626: runc leaked a host directory descriptor into the container's process,
@@ -192,6 +195,10 @@ fn cwd_through_proc_self_fd_cannot_reach_the_host() {
 // ---------------------------------------------------------------------------------------
 // The runtime binary (CVE-2019-5736)
 
+// NOTE: runc 1.1.5 and 1.3.6 FAIL this test by its method, not by a hole: their exec'd
+// process does not call sendto after loading its filter, so the test never holds it there
+// ("did not reach sendto") and the attack is not tried. runc's own defence is to run from a
+// sealed copy of its binary.
 #[test]
 fn runtime_binary_cannot_be_reached_through_proc_exe() {
     // CVE-2019-5736: a container process opened /proc/PID/exe of `runc exec` while it joined
