@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::events::task::TaskExit;
 use containerd_shim_protos::topics::TASK_EXIT_EVENT_TOPIC;
@@ -116,25 +116,18 @@ impl Tasks {
             // once: the exits of its execs go out first (containerd#9719). Every exec is
             // dead by now (with init's pid namespace, or killed by kill_leftovers); their
             // exits are only waiting for the reaper, their output or the lock.
-            let deadline = Instant::now() + EXECS_FIRST_TIMEOUT;
-            let execs_pending = |t: &Table| {
+            let execs_pending = |t: &mut Table| {
                 t.containers
                     .get(id)
                     .is_some_and(|c| c.execs.values().any(|e| e.proc_.exit_pending()))
             };
-            while execs_pending(&t) {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    log::warn!(
-                        "{id}: exec exits still pending {EXECS_FIRST_TIMEOUT:?} after init's"
-                    );
-                    break;
-                }
-                t = self
-                    .changed
-                    .wait_timeout(t, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+            let waited;
+            (t, waited) = self
+                .changed
+                .wait_timeout_while(t, EXECS_FIRST_TIMEOUT, execs_pending)
+                .unwrap_or_else(|p| p.into_inner());
+            if waited.timed_out() {
+                log::warn!("{id}: exec exits still pending {EXECS_FIRST_TIMEOUT:?} after init's");
             }
         }
         if !t
@@ -177,29 +170,27 @@ impl Tasks {
 
     /// Waits until the process's exit is recorded, at most `timeout`.
     pub fn wait_exit(&self, id: &str, exec_id: &str, timeout: Option<Duration>) -> Result<Exit> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut t = self.lock();
-        loop {
-            if let Some(e) = t.proc_(id, exec_id)?.exit() {
-                return Ok(e);
+        // Until recorded, or until the process is gone from the table (an error below).
+        let unrecorded = |t: &mut Table| t.proc_(id, exec_id).is_ok_and(|p| p.exit().is_none());
+        let t = self.lock();
+        let t = match timeout {
+            None => self
+                .changed
+                .wait_while(t, unrecorded)
+                .unwrap_or_else(|p| p.into_inner()),
+            Some(d) => {
+                self.changed
+                    .wait_timeout_while(t, d, unrecorded)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
             }
-            t = match deadline {
-                None => self.changed.wait(t).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(ShimError::new(
-                            Kind::DeadlineExceeded,
-                            format!("{}: no exit within {timeout:?}", ProcId::new(id, exec_id)),
-                        ));
-                    }
-                    self.changed
-                        .wait_timeout(t, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
-        }
+        };
+        t.proc_(id, exec_id)?.exit().ok_or_else(|| {
+            ShimError::new(
+                Kind::DeadlineExceeded,
+                format!("{}: no exit within {timeout:?}", ProcId::new(id, exec_id)),
+            )
+        })
     }
 
     /// Calls `reply` with the exit of `exec_id` of `id` once it is recorded: at once if it

@@ -62,20 +62,27 @@ type HandleSlot = Arc<Mutex<Option<Handle>>>;
 /// container's lock, so each operation takes the lock and re-reads the state, while the
 /// handle's one cgroup manager serves the task's whole life (kubelet asks for statistics
 /// every few seconds).
+///
+/// The handle leaves the slot while `op` runs: `op` may wait for the container's lock as
+/// long as the zygote holds it (a start's hooks, a checkpoint), and another operation on
+/// the task (a stop's kill behind kubelet's stats) must not queue behind that wait; it
+/// opens a handle of its own meanwhile.
 fn on_container<T>(
     slot: &Mutex<Option<Handle>>,
     bundle: &Path,
     id: &str,
     op: impl FnOnce(&mut Handle) -> std::result::Result<T, ContainerError>,
 ) -> std::result::Result<T, ContainerError> {
-    let mut handle = slot.lock().unwrap_or_else(|p| p.into_inner());
-    if handle.is_none() {
-        *handle = Some(Handle::peek(&Store::new(state_root(bundle)), id)?);
-    }
-    match handle.as_mut() {
-        Some(h) => op(h),
-        None => Err(runtime_core::state::StateError::NotFound(id.to_string()).into()),
-    }
+    let kept = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let mut handle = match kept {
+        Some(h) => h,
+        None => Handle::peek(&Store::new(state_root(bundle)), id)?,
+    };
+    let result = op(&mut handle);
+    slot.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert(handle);
+    result
 }
 
 /// The tasks, shared by the RPC threads, the reaper and the exit threads.
