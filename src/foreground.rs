@@ -4,13 +4,14 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::termios::{self, SetArg, Termios};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use runtime_core::deadline::Deadline;
 use runtime_core::os::terminal;
 
 /// Signals passed on to the container instead of acting on the runtime.
@@ -131,8 +132,8 @@ impl Relay {
     /// Drains what the process wrote (reading the master fails with EIO once every slave
     /// descriptor is closed), bounded, then restores our terminal.
     fn finish(self) {
-        let deadline = Instant::now() + DRAIN_TIMEOUT;
-        while !self.output.is_finished() && Instant::now() < deadline {
+        let deadline = Deadline::after(DRAIN_TIMEOUT);
+        while !self.output.is_finished() && !deadline.expired() {
             std::thread::sleep(Duration::from_millis(5));
         }
         if let Some(t) = &self.saved {

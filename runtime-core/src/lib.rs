@@ -37,8 +37,8 @@ pub(crate) mod tty;
 
 /// What the front ends need of the process and kernel layers, and nothing more: the
 /// errors an operation's failure carries, a process's stdio, terminals, signals, the heap,
-/// a fork for the shim's zygote and a spawn for its logger, descriptor passing, the mounts
-/// of idmapped layers.
+/// a fork for the shim's zygote and a spawn for its logger, the channel the zygote speaks,
+/// inherited descriptors, the mounts of idmapped layers.
 pub mod os {
     pub use crate::hooks::HookError;
     pub use crate::process::{Failure, ProcessError, Stdio, Step};
@@ -64,11 +64,9 @@ pub mod os {
         pub use crate::syscall::terminal::{set_window_size, window_size, Winsize};
     }
 
-    /// Descriptors: passed over a socket, inherited, copied, and their unread bytes.
+    /// Descriptors: inherited, copied, and their unread bytes.
     pub mod fds {
-        pub use crate::syscall::fds::{
-            dup_from, recv_with_fds, send_with_fds, take_inherited, unread, Received, RecvError,
-        };
+        pub use crate::syscall::fds::{dup_from, take_inherited, unread};
     }
 
     /// A child that only execs a program (the shim's logging binary).

@@ -4,11 +4,12 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::unistd::Pid;
 
 use super::CgroupError;
+use crate::deadline::Deadline;
 
 /// How long `remove` retries a cgroup that is still busy (its processes are still exiting).
 pub(crate) const REMOVE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -126,7 +127,7 @@ pub(crate) fn mkdir(dir: &Path) -> Result<bool, CgroupError> {
 ///
 /// rmdir of a cgroup fails with EBUSY while processes are still exiting (or a zombie is
 /// still charged to it): retried until `deadline`.
-pub(crate) fn remove_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
+pub(crate) fn remove_tree(dir: &Path, deadline: Deadline) -> Result<(), CgroupError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -153,7 +154,7 @@ pub(crate) fn remove_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupErr
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                if Instant::now() >= deadline {
+                if deadline.expired() {
                     return Err(CgroupError::RemoveBusy {
                         path: dir.to_path_buf(),
                         waited: REMOVE_TIMEOUT,
@@ -237,13 +238,13 @@ pub(crate) fn poll(
     timeout: Duration,
     mut check: impl FnMut() -> Result<bool, CgroupError>,
 ) -> Result<bool, CgroupError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = Deadline::after(timeout);
     let mut pause = Duration::from_millis(1);
     loop {
         if check()? {
             return Ok(true);
         }
-        if Instant::now() >= deadline {
+        if deadline.expired() {
             return Ok(false);
         }
         sleep(pause);
@@ -311,7 +312,7 @@ mod tests {
     #[test]
     fn remove_tree_absent_and_nested() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let deadline = Instant::now() + REMOVE_TIMEOUT;
+        let deadline = Deadline::after(REMOVE_TIMEOUT);
         remove_tree(&dir.path().join("absent"), deadline).expect("absent is fine");
         let cg = dir.path().join("cg");
         fs::create_dir_all(cg.join("a/b")).expect("mkdir");

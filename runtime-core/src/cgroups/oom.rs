@@ -15,9 +15,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{PollFd, PollFlags};
 
 use super::{files, stats, CgroupError};
+use crate::deadline::Deadline;
 use crate::syscall::notify;
 
 /// Watches a cgroup for OOM kills. Hold it while streaming events; drop it to stop.
@@ -218,11 +219,10 @@ fn oom_kills_v2(dir: &Path) -> Result<u64, CgroupError> {
         .unwrap_or(0))
 }
 
-/// Polls `fd` for input for up to `timeout`; an interrupted poll counts as not ready.
+/// Polls `fd` for input for up to `timeout`.
 fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)), Ok(n) if n > 0)
+    matches!(Deadline::after(timeout).poll(&mut fds), Ok(n) if n > 0)
 }
 
 /// Reads and discards every pending inotify event.

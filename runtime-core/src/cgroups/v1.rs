@@ -3,8 +3,8 @@
 //! Each controller lives in its own hierarchy (or shares one, like `cpu,cpuacct`): the
 //! container's cgroup is the same relative path created in every hierarchy.
 
+use crate::deadline::Deadline;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
@@ -506,7 +506,7 @@ impl CgroupManager for V1Manager {
     }
 
     fn remove(&self) -> Result<(), CgroupError> {
-        let deadline = Instant::now() + files::REMOVE_TIMEOUT;
+        let deadline = Deadline::after(files::REMOVE_TIMEOUT);
         let mut first_err = None;
         // Go on after an error: leave as little behind as possible.
         for dir in self.all_dirs() {

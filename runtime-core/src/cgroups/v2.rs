@@ -1,8 +1,8 @@
 //! cgroup v2: one unified hierarchy; controllers are enabled top-down via
 //! `cgroup.subtree_control`.
 
+use crate::deadline::Deadline;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
@@ -419,7 +419,7 @@ impl CgroupManager for V2Manager {
     }
 
     fn remove(&self) -> Result<(), CgroupError> {
-        files::remove_tree(&self.dir(), Instant::now() + files::REMOVE_TIMEOUT)
+        files::remove_tree(&self.dir(), Deadline::after(files::REMOVE_TIMEOUT))
     }
 
     fn mounts(&self) -> Vec<CgroupMount> {

@@ -6,7 +6,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
@@ -16,6 +16,7 @@ use nix::sys::socket::{
 
 use super::proto::{CriuReq, CriuResp, ReqType};
 use super::CheckpointError;
+use crate::deadline::Deadline;
 
 /// Largest message accepted from CRIU; its responses are a few hundred bytes.
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -214,11 +215,11 @@ impl Drop for Swrk {
 
 /// Waits for `child` to exit for at most `bound`; past it, kills and reaps it and says so.
 fn reap_within(child: &mut Child, bound: Duration) -> Result<ExitStatus, String> {
-    let deadline = Instant::now() + bound;
+    let deadline = Deadline::after(bound);
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Ok(status),
-            Ok(None) if Instant::now() < deadline => {
+            Ok(None) if !deadline.expired() => {
                 std::thread::sleep(Duration::from_millis(10));
             }
             Ok(None) => {

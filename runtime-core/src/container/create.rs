@@ -27,7 +27,7 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     /// Where to write the init pid.
     pub pid_file: Option<PathBuf>,
-    /// Connected console socket to send a terminal's master to (see [`crate::tty::connect`]).
+    /// Connected console socket to send a terminal's master to (see [`crate::os::connect`]).
     pub console: Option<OwnedFd>,
     /// File descriptors after stdio to pass to the process.
     pub preserve_fds: u32,
