@@ -302,6 +302,21 @@ pub(crate) fn new_manager(
     with_mountinfo(|text| manager_from_mountinfo(path, text, systemd))
 }
 
+/// The cgroup a new container `id` of `spec` gets ([`cgroup_path`]), and its manager.
+pub(crate) fn for_new_container(
+    spec: &oci_spec::runtime::Spec,
+    id: &str,
+    driver: Driver,
+) -> Result<(PathBuf, Box<dyn CgroupManager>), CgroupError> {
+    let spec_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref());
+    let path = cgroup_path(spec_path, id, driver);
+    let manager = new_manager(&path, driver)?;
+    Ok((path, manager))
+}
+
 /// The manager for the cgroup at `path` (as stored for a container) on this host's cgroup
 /// layout; a systemd-form path (`slice:prefix:name`) gets the systemd driver.
 pub fn manager(path: &Path) -> Result<Box<dyn CgroupManager>, CgroupError> {

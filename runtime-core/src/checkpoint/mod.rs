@@ -410,13 +410,7 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<Container, Checkp
         ));
     }
     let work_dir = c.work_path.as_deref().map(make_and_open_dir).transpose()?;
-    let linux = spec.linux().as_ref();
-    let cgroup_path = cgroups::cgroup_path(
-        linux.and_then(|l| l.cgroups_path().as_deref()),
-        &opts.id,
-        opts.cgroup_driver,
-    );
-    let cgroup = cgroups::new_manager(&cgroup_path, opts.cgroup_driver)?;
+    let (cgroup_path, cgroup) = cgroups::for_new_container(&spec, &opts.id, opts.cgroup_driver)?;
 
     let entry = store.create(&opts.id)?;
     let mut st = State::creating(&opts.id, &bundle, &spec, cgroup_path);

@@ -51,13 +51,8 @@ struct Bundle {
 pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, ContainerError> {
     state::validate_id(&opts.id)?;
     let bundle = check_bundle(opts)?;
-    let linux = bundle.spec.linux().as_ref();
-    let cgroup_path = cgroups::cgroup_path(
-        linux.and_then(|l| l.cgroups_path().as_deref()),
-        &opts.id,
-        opts.cgroup_driver,
-    );
-    let cgroup = cgroups::new_manager(&cgroup_path, opts.cgroup_driver)?;
+    let (cgroup_path, cgroup) =
+        cgroups::for_new_container(&bundle.spec, &opts.id, opts.cgroup_driver)?;
     let entry = store.create(&opts.id)?;
     let state = State::creating(&opts.id, &bundle.path, &bundle.spec, cgroup_path);
     let mut container = Container::new(store, state, Some(entry));
