@@ -148,6 +148,29 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     Ok(spec)
 }
 
+/// A bundle as create, checkpoint and restore use it.
+pub(crate) struct Bundle {
+    /// The bundle directory, canonical.
+    pub path: PathBuf,
+    /// Its config, bind sources made absolute within the bundle.
+    pub spec: Spec,
+    /// The rootfs directory, canonical.
+    pub rootfs: PathBuf,
+}
+
+/// Opens the bundle at `dir`: its config loaded and checked ([`load`]), bind sources
+/// resolved in it ([`bind_sources_in_bundle`]) and its rootfs found ([`rootfs_path`]).
+pub(crate) fn open_bundle(dir: &Path) -> Result<Bundle, SpecError> {
+    let path = fs::canonicalize(dir).map_err(|source| SpecError::Bundle {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut spec = load(&path)?;
+    bind_sources_in_bundle(&mut spec, &path);
+    let rootfs = rootfs_path(&path, &spec)?;
+    Ok(Bundle { path, spec, rootfs })
+}
+
 /// Like [`load`], but returns the warnings instead of logging them.
 pub fn load_with_warnings(bundle: &Path) -> Result<(Spec, Vec<String>), SpecError> {
     let meta = fs::metadata(bundle).map_err(|source| SpecError::Bundle {

@@ -300,9 +300,7 @@ pub fn checkpoint(
         "only a running or paused container can be checkpointed",
     )?;
     let st = c.state();
-    let mut spec = spec::load(&st.bundle)?;
-    spec::bind_sources_in_bundle(&mut spec, &st.bundle);
-    let rootfs = spec::rootfs_path(&st.bundle, &spec)?;
+    let spec::Bundle { spec, rootfs, .. } = spec::open_bundle(&st.bundle)?;
 
     let images = &opts.criu.image_path;
     let made_images = !images.exists();
@@ -396,13 +394,11 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<Container, Checkp
     // Everything about the images and the bundle is checked before anything is created.
     let images_dir = open_dir(&c.image_path)?;
     let descriptors = read_descriptors(&c.image_path.join(DESCRIPTORS))?;
-    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|source| SpecError::Bundle {
-        path: opts.bundle.clone(),
-        source,
-    })?;
-    let mut spec = spec::load(&bundle)?;
-    spec::bind_sources_in_bundle(&mut spec, &bundle);
-    let rootfs = spec::rootfs_path(&bundle, &spec)?;
+    let spec::Bundle {
+        path: bundle,
+        spec,
+        rootfs,
+    } = spec::open_bundle(&opts.bundle)?;
     let joined = external::joined_namespaces(&spec);
     if joined.iter().any(|(k, _)| *k == LinuxNamespaceType::Cgroup) {
         return Err(CheckpointError::Unsupported(

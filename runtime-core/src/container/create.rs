@@ -14,7 +14,7 @@ use crate::cgroups;
 use crate::hooks;
 use crate::process::{self, ContainerSetup};
 use crate::rootfs::HostBinding;
-use crate::spec::{self, SpecError};
+use crate::spec::{self, Bundle};
 use crate::state::{self, State, Status, Store};
 use crate::syscall;
 
@@ -37,13 +37,6 @@ pub struct CreateOptions {
     pub stdio: Option<process::Stdio>,
     /// The cgroup driver.
     pub cgroup_driver: cgroups::Driver,
-}
-
-/// The bundle as checked before anything is made.
-struct Bundle {
-    path: PathBuf,
-    spec: Spec,
-    rootfs: PathBuf,
 }
 
 /// Creates the container: processes built, init waiting for `start`. The handle returned
@@ -71,20 +64,15 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
 
 /// Loads the bundle's config and checks what create can check before making anything.
 fn check_bundle(opts: &CreateOptions) -> Result<Bundle, ContainerError> {
-    let path = std::fs::canonicalize(&opts.bundle).map_err(|source| SpecError::Bundle {
-        path: opts.bundle.clone(),
-        source,
-    })?;
-    let mut spec = spec::load(&path)?;
-    spec::bind_sources_in_bundle(&mut spec, &path);
-    let rootfs = spec::rootfs_path(&path, &spec)?;
-    let terminal = spec
+    let bundle = spec::open_bundle(&opts.bundle)?;
+    let terminal = bundle
+        .spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
     check_console(terminal, opts.console.is_some())?;
-    Ok(Bundle { path, spec, rootfs })
+    Ok(bundle)
 }
 
 /// A container whose create has not finished: dropped while still `armed` (a step
