@@ -94,8 +94,8 @@ fn rt_flags(c: &Containerd, rt: &Rt, id: &str) -> Vec<String> {
 }
 
 /// Runs a ctr command whose stdio is a terminal of ours (`-t` needs one) until it exits,
-/// and asserts it succeeded.
-fn ctr_on_pty(c: &Containerd, mut cmd: Command) {
+/// and asserts it succeeded; returns what ctr wrote to that terminal.
+fn ctr_on_pty(c: &Containerd, mut cmd: Command) -> String {
     let pty = runtime_core::os::open_pty().expect("openpty");
     let io = || Stdio::from(pty.slave.try_clone().expect("dup pty slave"));
     cmd.stdin(io()).stdout(io()).stderr(io());
@@ -104,8 +104,51 @@ fn ctr_on_pty(c: &Containerd, mut cmd: Command) {
     let status = wait_child(&mut child, CLIENT_TIMEOUT)
         .unwrap_or_else(|| panic!("{shown} did not finish\n{}", c.log_tail()));
     // ctr's terminal stays open until it has exited: it never reads an end of input.
+    let shown_output = terminal_output(&pty.master);
     drop(pty);
     assert!(status.success(), "{shown}: {status:?}\n{}", c.log_tail());
+    shown_output
+}
+
+/// What is waiting on a terminal's master, read without blocking.
+fn terminal_output(master: &std::os::fd::OwnedFd) -> String {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(master, FcntlArg::F_GETFL).expect("F_GETFL"));
+    fcntl(master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).expect("F_SETFL");
+    let mut f = fs::File::from(master.try_clone().expect("dup pty master"));
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 1024];
+    // Until empty (EAGAIN) or the slave side is gone (EIO).
+    while let Ok(n @ 1..) = f.read(&mut buf) {
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The first complete line of `text` that starts with "size", without its `\r`.
+fn size_line(text: &str) -> Option<String> {
+    text.split('\n')
+        .find(|l| l.starts_with("size") && text.contains(&format!("{l}\n")))
+        .map(|l| l.trim_end_matches('\r').to_string())
+}
+
+/// The size line of a process started by `ctr -d -t` whose terminal showed `shown` and
+/// whose stdout fifo is `out`: asked for through its stdin, read from the fifo.
+///
+/// With containerd's runc shim, the stdin copy may end with ctr's writer (see
+/// [`ask_size`]): the script's `read` then returns at once and the line may come out while
+/// ctr still copies it, to ctr's own terminal.
+fn asked_size_line(c: &Containerd, rt: &Rt, id: &str, shown: &str) -> String {
+    let out = fifo(c, id, "stdout");
+    // Back on stdout before the line is asked for.
+    let reader = open_output(&out);
+    if !matches!(rt, Rt::Youki) {
+        if let Some(line) = size_line(shown) {
+            return line;
+        }
+    }
+    ask_size(c, rt, id);
+    first_size_line(c, reader, &out)
 }
 
 /// The fifo ctr made for `stream` (stdin, stdout) of process `id` (a task or an exec id).
@@ -119,24 +162,25 @@ fn fifo(c: &Containerd, id: &str, stream: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no fifo {name} under {}", c.fifo_dir.display()))
 }
 
-/// Reads `fifo` (the client coming back to it after ctr -d left) until a line that starts
-/// with "size" is complete; returns that line.
-fn first_size_line(c: &Containerd, fifo: &Path) -> String {
-    // Non-blocking: a fifo that nobody writes reads as empty instead of hanging the test.
-    let mut f = fs::File::options()
+/// Opens `fifo` for reading, as a client coming back after ctr -d left: non-blocking, so
+/// that a fifo nobody writes reads as empty instead of hanging the test.
+fn open_output(fifo: &Path) -> fs::File {
+    fs::File::options()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(fifo)
-        .unwrap_or_else(|e| panic!("{}: {e}", fifo.display()));
+        .unwrap_or_else(|e| panic!("{}: {e}", fifo.display()))
+}
+
+/// Reads `f` (opened by [`open_output`]) until a line that starts with "size" is
+/// complete; returns that line.
+fn first_size_line(c: &Containerd, mut f: fs::File, fifo: &Path) -> String {
     let mut text = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut buf = [0u8; 1024];
     loop {
-        if let Some(line) = text
-            .split('\n')
-            .find(|l| l.starts_with("size") && text.contains(&format!("{l}\n")))
-        {
-            return line.trim_end_matches('\r').to_string();
+        if let Some(line) = size_line(&text) {
+            return line;
         }
         assert!(
             Instant::now() < deadline,
@@ -211,9 +255,8 @@ fn first_terminal_size(rt: Rt) {
             .args(["-d", "-t", "--config"])
             .arg(&config)
             .arg(&id);
-        ctr_on_pty(&c, cmd);
-        ask_size(&c, &rt, &id);
-        let line = first_size_line(&c, &fifo(&c, &id, "stdout"));
+        let shown = ctr_on_pty(&c, cmd);
+        let line = asked_size_line(&c, &rt, &id, &shown);
         assert_eq!(line, format!("size {rows} {cols}"), "run {i} ({rt:?})");
         if let Some(prev) = last.replace(id) {
             remove(&c, &prev);
@@ -226,9 +269,8 @@ fn first_terminal_size(rt: Rt) {
         cmd.args(["task", "exec", "-d", "-t", "--fifo-dir"])
             .arg(&c.fifo_dir)
             .args(["--exec-id", &exec_id, &id, "sh", "-c", SIZE_SCRIPT]);
-        ctr_on_pty(&c, cmd);
-        ask_size(&c, &rt, &exec_id);
-        let line = first_size_line(&c, &fifo(&c, &exec_id, "stdout"));
+        let shown = ctr_on_pty(&c, cmd);
+        let line = asked_size_line(&c, &rt, &exec_id, &shown);
         assert_eq!(line, "size 29 89", "exec {i} ({rt:?})");
     }
     remove(&c, &id);
